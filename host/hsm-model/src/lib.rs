@@ -1,0 +1,15 @@
+//! Data shared by every stage of hsm's pipeline, so that stages agree on what a
+//! location, a diagnostic, a secret and a parameter are without depending on each
+//! other.
+//!
+//! - [`diag`]: source files, spans and the diagnostics every bad input produces.
+//! - [`text`]: strings whose interpolated parts are secret references, never values.
+//! - [`value`]: the parameter trees that registries, projects and plugins exchange.
+
+pub mod diag;
+pub mod text;
+pub mod value;
+
+pub use diag::{Diagnostic, Diagnostics, FileId, Label, Origin, SourceFile, Sources, Span};
+pub use text::{Encoding, NoRefs, Piece, ResolveRefs, SecretId, SecretStore, Sensitive, Text};
+pub use value::Value;

@@ -1,0 +1,307 @@
+//! Text that may hold secrets. From interpolation on, every value that came from the
+//! environment or a `.env` file is a [`Piece::Secret`]: a reference that prints as the
+//! expression the user wrote (`${QDRANT_API_KEY}`), never as its value. Values live
+//! only in a [`SecretStore`] and come out, as [`Sensitive`], at the moment the host
+//! hands them to a container or a process.
+
+use std::fmt;
+
+use serde::{Serialize, Serializer};
+
+/// Index of a secret in a [`SecretStore`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SecretId(pub u32);
+
+/// How a secret's value is written where it is placed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Encoding {
+    /// As it is.
+    #[default]
+    Raw,
+    /// Percent-encoded for a URL's user-info, path or query (RFC 3986 unreserved
+    /// characters stay, every other byte is `%XX`).
+    Url,
+}
+
+/// One part of a [`Text`].
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Piece {
+    /// Text written literally in a file or by a plugin.
+    Lit(String),
+    /// A value from the environment or `.env`, known only to the host.
+    Secret {
+        /// Which secret.
+        id: SecretId,
+        /// The expression the user wrote, such as `${QDRANT_API_KEY}`; what is shown.
+        label: String,
+        /// How the value is written.
+        encoding: Encoding,
+    },
+    /// A secret the host generates and derives again on every run (a database
+    /// password, say), scoped to one service instance; never stored.
+    Generated {
+        /// The secret's name within the service.
+        name: String,
+        /// How the value is written.
+        encoding: Encoding,
+    },
+    /// The host port that a container port of this service is published on; known
+    /// only once the host has chosen it.
+    HostPort {
+        /// The container's name within the service.
+        container: String,
+        /// The port inside the container.
+        port: u16,
+    },
+}
+
+/// A string made of literal parts and references.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Text {
+    pieces: Vec<Piece>,
+}
+
+impl Text {
+    /// A text with no references.
+    pub fn literal(s: impl Into<String>) -> Self {
+        let s = s.into();
+        if s.is_empty() { Self::default() } else { Self { pieces: vec![Piece::Lit(s)] } }
+    }
+
+    /// A text made of these pieces (adjacent literals are joined).
+    pub fn from_pieces(pieces: impl IntoIterator<Item = Piece>) -> Self {
+        let mut t = Self::default();
+        for p in pieces {
+            t.push(p);
+        }
+        t
+    }
+
+    /// Appends a piece.
+    pub fn push(&mut self, piece: Piece) {
+        match (self.pieces.last_mut(), piece) {
+            (_, Piece::Lit(s)) if s.is_empty() => {}
+            (Some(Piece::Lit(last)), Piece::Lit(s)) => last.push_str(&s),
+            (_, p) => self.pieces.push(p),
+        }
+    }
+
+    /// The pieces.
+    pub fn pieces(&self) -> &[Piece] {
+        &self.pieces
+    }
+
+    /// The string, when the text holds no reference of any kind.
+    pub fn as_plain(&self) -> Option<&str> {
+        match self.pieces.as_slice() {
+            [] => Some(""),
+            [Piece::Lit(s)] => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Whether any part of the text is a secret (from the environment or generated).
+    pub fn has_secret(&self) -> bool {
+        self.pieces.iter().any(|p| matches!(p, Piece::Secret { .. } | Piece::Generated { .. }))
+    }
+
+    /// The secrets this text refers to.
+    pub fn secret_ids(&self) -> impl Iterator<Item = SecretId> + '_ {
+        self.pieces.iter().filter_map(|p| match p {
+            Piece::Secret { id, .. } => Some(*id),
+            _ => None,
+        })
+    }
+
+    /// The text as shown to people and in `--json`: literal `$` doubled, secrets as
+    /// the expression the user wrote, generated secrets as `${hsm:generated:NAME}`
+    /// and host ports as `${hsm:port:CONTAINER:PORT}`. Never a secret's value.
+    pub fn display(&self) -> String {
+        let mut out = String::new();
+        for p in &self.pieces {
+            match p {
+                Piece::Lit(s) => out.push_str(&s.replace('$', "$$")),
+                Piece::Secret { label, .. } => out.push_str(label),
+                Piece::Generated { name, .. } => {
+                    out.push_str("${hsm:generated:");
+                    out.push_str(name);
+                    out.push('}');
+                }
+                Piece::HostPort { container, port } => {
+                    out.push_str(&format!("${{hsm:port:{container}:{port}}}"));
+                }
+            }
+        }
+        out
+    }
+
+    /// The text with every reference replaced by its value. Only the host calls this,
+    /// at the moment it hands the value to a container or a process.
+    pub fn expose(&self, secrets: &SecretStore, refs: &dyn ResolveRefs) -> Result<Sensitive, String> {
+        let mut out = String::new();
+        for p in &self.pieces {
+            match p {
+                Piece::Lit(s) => out.push_str(s),
+                Piece::Secret { id, encoding, label } => {
+                    let value = secrets.get(*id).ok_or_else(|| format!("secret `{label}` is not known to this run"))?;
+                    encode_into(&mut out, &value.0, *encoding);
+                }
+                Piece::Generated { name, encoding } => {
+                    let value = refs.generated(name)?;
+                    encode_into(&mut out, &value.0, *encoding);
+                }
+                Piece::HostPort { container, port } => {
+                    out.push_str(&refs.host_port(container, *port)?.to_string());
+                }
+            }
+        }
+        Ok(Sensitive(out))
+    }
+}
+
+fn encode_into(out: &mut String, value: &str, encoding: Encoding) {
+    match encoding {
+        Encoding::Raw => out.push_str(value),
+        Encoding::Url => {
+            for b in value.bytes() {
+                if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+                    out.push(b as char);
+                } else {
+                    out.push_str(&format!("%{b:02X}"));
+                }
+            }
+        }
+    }
+}
+
+impl From<&str> for Text {
+    fn from(s: &str) -> Self {
+        Self::literal(s)
+    }
+}
+
+impl fmt::Display for Text {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.display())
+    }
+}
+
+impl Serialize for Text {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.display())
+    }
+}
+
+/// What [`Text::expose`] needs besides the environment's secrets: the values only the
+/// executing host knows.
+pub trait ResolveRefs {
+    /// The value of a generated secret of the service being executed.
+    fn generated(&self, name: &str) -> Result<Sensitive, String>;
+    /// The host port a container port of the service is published on.
+    fn host_port(&self, container: &str, port: u16) -> Result<u16, String>;
+}
+
+/// A [`ResolveRefs`] for texts that may only hold environment secrets.
+pub struct NoRefs;
+
+impl ResolveRefs for NoRefs {
+    fn generated(&self, name: &str) -> Result<Sensitive, String> {
+        Err(format!("generated secret `{name}` is not available here"))
+    }
+    fn host_port(&self, container: &str, port: u16) -> Result<u16, String> {
+        Err(format!("the host port of `{container}:{port}` is not available here"))
+    }
+}
+
+/// A secret value. It has no `Display`, its `Debug` is redacted, and it is not
+/// `Serialize`: the only way out is [`Sensitive::expose`], which says so at the call site.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Sensitive(String);
+
+impl Sensitive {
+    /// Wraps a value.
+    pub fn new(value: String) -> Self {
+        Self(value)
+    }
+
+    /// The value, for the one place that hands it over (a container's env, a
+    /// process's env).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Consumes the wrapper and returns the value.
+    pub fn into_exposed(self) -> String {
+        self.0
+    }
+}
+
+impl fmt::Debug for Sensitive {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Sensitive(<redacted>)")
+    }
+}
+
+/// The values of the secrets read during one run, by [`SecretId`].
+#[derive(Clone, Debug, Default)]
+pub struct SecretStore {
+    values: Vec<Sensitive>,
+}
+
+impl SecretStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Stores a value and returns its id.
+    pub fn insert(&mut self, value: Sensitive) -> SecretId {
+        self.values.push(value);
+        SecretId(u32::try_from(self.values.len() - 1).expect("fewer than 2^32 secrets"))
+    }
+
+    /// The value of a secret.
+    pub fn get(&self, id: SecretId) -> Option<&Sensitive> {
+        self.values.get(id.0 as usize)
+    }
+
+    /// Every value, for tests that search outputs for leaks.
+    pub fn values(&self) -> impl Iterator<Item = &Sensitive> {
+        self.values.iter()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_shows_references_never_values() {
+        let mut store = SecretStore::new();
+        let id = store.insert(Sensitive::new("s3cr3t".into()));
+        let t = Text::from_pieces([
+            Piece::Lit("https://user:".into()),
+            Piece::Secret { id, label: "${PASS}".into(), encoding: Encoding::Url },
+            Piece::Lit("@host/$x".into()),
+        ]);
+        assert_eq!(t.display(), "https://user:${PASS}@host/$$x");
+        assert_eq!(serde_json::to_string(&t).unwrap(), "\"https://user:${PASS}@host/$$x\"");
+        assert!(!format!("{t:?}").contains("s3cr3t"));
+        assert_eq!(t.expose(&store, &NoRefs).unwrap().expose(), "https://user:s3cr3t@host/$x");
+    }
+
+    #[test]
+    fn url_encoding_escapes_reserved_bytes() {
+        let mut store = SecretStore::new();
+        let id = store.insert(Sensitive::new("p@ss:w/rd é".into()));
+        let t = Text::from_pieces([Piece::Secret { id, label: "${P}".into(), encoding: Encoding::Url }]);
+        assert_eq!(t.expose(&store, &NoRefs).unwrap().expose(), "p%40ss%3Aw%2Frd%20%C3%A9");
+        assert_eq!(format!("{:?}", store.get(id).unwrap()), "Sensitive(<redacted>)");
+    }
+
+    #[test]
+    fn adjacent_literals_join() {
+        let t = Text::from_pieces([Piece::Lit("a".into()), Piece::Lit(String::new()), Piece::Lit("b".into())]);
+        assert_eq!(t.as_plain(), Some("ab"));
+    }
+}
