@@ -1,0 +1,229 @@
+//! The bundled `qdrant` backend: a Qdrant vector database, local or in the cloud.
+//!
+//! Merge unions every package's collection and requires agreeing `version`s.
+//! Managed: one container with a named volume, ready when `/readyz` answers.
+//! External: the profile's URL and API key. Every consumer gets `QDRANT_URL`,
+//! `QDRANT_API_KEY` where one is set, and `QDRANT_COLLECTION` (its own).
+
+use hsm_sdk::*;
+
+/// The plugin.
+pub struct Qdrant;
+
+const PARAMS: &[&str] = &["collection", "version", "image", "port", "api_key"];
+const SETTINGS: &[&str] = &["url", "api_key"];
+const CONTAINER: &str = "server";
+const HTTP: u16 = 6333;
+
+impl Backend for Qdrant {
+    fn describe() -> PluginInfo {
+        PluginInfo::new("qdrant", env!("CARGO_PKG_VERSION"), ["qdrant"])
+            .param("collection", "The collection this package uses", false)
+            .param("version", "The Qdrant version (image tag `v<version>`); all packages must agree", false)
+            .param("image", "The image (a tag is added from `version` when it has none)", false)
+            .param("port", "A fixed host port for the HTTP API (default: chosen by hsm)", false)
+            .param("api_key", "Protect the local server with a generated API key (`true`/`false`)", false)
+            .setting("url", "The server's URL, such as `https://xyz.cloud.qdrant.io:6333`", true)
+            .setting("api_key", "The API key (use a `${VAR}` reference)", false)
+            .capability(Capability::Containers)
+    }
+
+    fn merge(req: MergeRequest) -> Result<Value, MergeError> {
+        if let Some(key) = req.defaults.unknown_keys(PARAMS).first() {
+            return Err(MergeError::invalid(unknown(key), *key, None));
+        }
+        let mut merged = req.defaults.as_map().cloned().unwrap_or_default();
+        let mut collections: Vec<String> = Vec::new();
+        let mut first: Vec<(&str, usize)> = Vec::new();
+        for (i, c) in req.contributions.iter().enumerate() {
+            if let Some(key) = c.params.unknown_keys(PARAMS).first() {
+                return Err(MergeError::invalid(unknown(key), *key, Some(i)));
+            }
+            if let Some(name) = c.params.get("collection") {
+                let name = name.as_str().filter(|n| valid_collection(n)).ok_or_else(|| {
+                    MergeError::invalid(
+                        "`collection` must be a plain name of letters, digits, `-` and `_`",
+                        "collection",
+                        Some(i),
+                    )
+                })?;
+                if !collections.iter().any(|c| c == name) {
+                    collections.push(name.to_string());
+                }
+            }
+            for key in ["version", "image", "port", "api_key"] {
+                let Some(value) = c.params.get(key) else { continue };
+                match first.iter().find(|(k, _)| *k == key) {
+                    Some((_, j)) if req.contributions[*j].params.get(key) != Some(value) => {
+                        return Err(MergeError::conflict(
+                            format!(
+                                "`{key}` differs between {} and {}",
+                                who(&req.contributions[*j].from),
+                                who(&c.from)
+                            ),
+                            key,
+                            [*j as u32, i as u32],
+                        ));
+                    }
+                    Some(_) => {}
+                    None => {
+                        first.push((key, i));
+                        merged.insert(key, value.clone());
+                    }
+                }
+            }
+        }
+        merged.insert("collections", Value::List(collections.into_iter().map(Value::from).collect()));
+        Ok(Value::Map(merged))
+    }
+
+    fn plan(req: PlanRequest) -> Result<Plan, PlanError> {
+        let mut plan = Plan::new();
+        let (url, api_key) = match req.profile.mode {
+            Mode::Managed => {
+                let image = image(&req)?;
+                let with_key = req.param("api_key").and_then(Value::as_bool).unwrap_or(false);
+                let mut server = Container::new(CONTAINER, image).volume("storage", "/qdrant/storage");
+                server = match req.param("port").map(|p| p.as_int().and_then(|p| u16::try_from(p).ok())) {
+                    Some(Some(port)) => server.port_on(HTTP, port),
+                    Some(None) => return Err(PlanError::at("port", "`port` must be a number from 1 to 65535")),
+                    None => server.port(HTTP),
+                };
+                let key = with_key.then(|| Text::generated("api-key"));
+                if let Some(key) = &key {
+                    server = server.env("QDRANT__SERVICE__API_KEY", key.clone());
+                }
+                plan.action(server);
+                plan.action(Wait::new(Probe::Http(HttpProbe {
+                    endpoint: Endpoint::ContainerPort { container: CONTAINER.into(), port: HTTP },
+                    path: "/readyz".into(),
+                    tls: false,
+                    status: None,
+                    headers: Vec::new(),
+                })));
+                (text!("http://", req.host_address.as_str(), ":", Text::host_port(CONTAINER, HTTP)), key)
+            }
+            Mode::External => {
+                let settings = &req.profile.settings;
+                if let Some(key) = settings.unknown_keys(SETTINGS).first() {
+                    return Err(PlanError::at(*key, format!("unknown setting `{key}`; qdrant reads `url`, `api_key`")));
+                }
+                let url = settings.get_text("url").cloned().ok_or_else(|| {
+                    PlanError::at(
+                        "url",
+                        format!("profile `{}` gives no `url` for this qdrant service", req.profile.name),
+                    )
+                })?;
+                (url, settings.get_text("api_key").cloned())
+            }
+        };
+        let default_collection = req
+            .config
+            .get("collections")
+            .and_then(Value::as_list)
+            .and_then(|l| l.first())
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        for consumer in &req.consumers {
+            plan.env(consumer, "QDRANT_URL", url.clone());
+            if let Some(key) = &api_key {
+                plan.env(consumer, "QDRANT_API_KEY", key.clone());
+            }
+            let collection = consumer.params.get_str("collection").map(str::to_string).or(default_collection.clone());
+            if let Some(collection) = collection {
+                plan.env(consumer, "QDRANT_COLLECTION", collection);
+            }
+        }
+        Ok(plan)
+    }
+}
+
+fn image(req: &PlanRequest) -> Result<String, PlanError> {
+    let image = req.param("image").and_then(Value::as_str).unwrap_or("qdrant/qdrant");
+    let last = image.rsplit('/').next().unwrap_or(image);
+    if last.contains(':') || last.contains('@') {
+        return Ok(image.to_string());
+    }
+    let version = req
+        .param("version")
+        .and_then(Value::to_text)
+        .and_then(|t| t.as_plain().map(str::to_string))
+        .ok_or_else(|| PlanError::at("version", "`image` has no tag, so `version` is needed to pick one"))?;
+    Ok(format!("{image}:v{}", version.trim_start_matches('v')))
+}
+
+fn valid_collection(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 255 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+fn unknown(key: &str) -> String {
+    format!(
+        "unknown parameter `{key}`; qdrant reads {}",
+        PARAMS.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+    )
+}
+
+fn who(r: &Requester) -> String {
+    match r {
+        Requester::Project => "the project".into(),
+        Requester::Package(p) => format!("`{p}`"),
+    }
+}
+
+export_plugin!(Qdrant);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hsm_sdk::testing::*;
+
+    fn collection(name: &str) -> Value {
+        Value::map([("collection", name.into())])
+    }
+
+    #[test]
+    fn merge_unions_collections_and_checks_versions() {
+        let req = merge_request("vector-db", "qdrant")
+            .defaults(Value::map([("version", "1.12.4".into())]))
+            .contribution("rag-api", collection("docs"))
+            .contribution("search", collection("docs"))
+            .contribution("ingest", collection("raw"))
+            .build();
+        let merged = Qdrant::merge(req).unwrap();
+        assert_eq!(merged.get("collections"), Some(&Value::from(vec!["docs", "raw"])));
+
+        let req = merge_request("vector-db", "qdrant")
+            .contribution("a", Value::map([("version", "1.12".into())]))
+            .contribution("b", Value::map([("version", "1.11".into())]))
+            .build();
+        assert!(matches!(Qdrant::merge(req), Err(MergeError::Conflict { key, .. }) if key == "version"));
+    }
+
+    #[test]
+    fn managed_runs_one_container_and_hands_out_its_url() {
+        let config = Value::map([("version", "1.12.4".into()), ("collections", Value::from(vec!["docs"]))]);
+        let plan =
+            Qdrant::plan(plan_request("vector-db", "qdrant", config).consumer("rag-api", collection("docs")).build())
+                .unwrap();
+        let Action::EnsureContainer(server) = &plan.actions[0] else { panic!("expected a container") };
+        assert_eq!(server.image, "qdrant/qdrant:v1.12.4");
+        assert!(matches!(&plan.actions[1], Action::Wait(Wait { probe: Probe::Http(h), .. }) if h.path == "/readyz"));
+        let env = plan.env_of(Some("rag-api")).unwrap();
+        assert_eq!(env[0].1.to_string(), "http://127.0.0.1:${hsm:port:server:6333}");
+        assert_eq!(env[1], ("QDRANT_COLLECTION".to_string(), Text::lit("docs")));
+    }
+
+    #[test]
+    fn external_injects_url_and_key_and_starts_nothing() {
+        let settings = Value::map([("url", "https://xyz.cloud.example:6333".into()), ("api_key", secret(2).into())]);
+        let req = plan_request("vector-db", "qdrant", Value::map([("collections", Value::from(vec!["docs"]))]))
+            .external("external-prod", settings)
+            .consumer("rag-api", collection("docs"))
+            .build();
+        let plan = Qdrant::plan(req).unwrap();
+        assert!(plan.actions.is_empty());
+        let env = plan.env_of(Some("rag-api")).unwrap();
+        assert_eq!(env[0].1.to_string(), "https://xyz.cloud.example:6333");
+        assert_eq!(env[1], ("QDRANT_API_KEY".to_string(), secret(2)));
+    }
+}
