@@ -24,6 +24,8 @@
 # HSM_IMAGES_CACHE (default tests/images/.cache), HSM_REBUILD_IMAGES (see above).
 set -euo pipefail
 export LC_ALL=C
+# debootstrap lives in /usr/sbin, which a non-root PATH often lacks.
+export PATH=$PATH:/usr/sbin:/sbin
 # The classic builder: works offline with a local FROM and writes --iidfile.
 export DOCKER_BUILDKIT=0
 
