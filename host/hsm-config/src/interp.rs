@@ -1,0 +1,519 @@
+//! Interpolation with Docker Compose's syntax: `$VAR`, `${VAR}`, `${VAR:-default}`,
+//! `${VAR-default}`, `${VAR:?message}`, `${VAR?message}`, `${VAR:+replacement}`,
+//! `${VAR+replacement}`, nesting in the default, replacement and message, and `$$`
+//! for a literal `$`.
+//!
+//! Parsing and resolving are separate on purpose: every string is parsed when its file
+//! is loaded, so a syntax error anywhere is reported at once, but it is resolved only
+//! when the project uses the value, so a registry profile the project does not select
+//! never needs its variables. Unlike Compose, a variable that is unset and has no
+//! default is an error, not an empty string.
+
+use std::fmt;
+
+/// A parsed string: literal parts and `$` expressions.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Template {
+    parts: Vec<Part>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum Part {
+    Lit(String),
+    Expr(Expr),
+}
+
+/// One `$VAR` or `${…}` expression.
+#[derive(Clone, Debug, PartialEq)]
+struct Expr {
+    /// The expression exactly as written, such as `${DB_PORT:-5432}`.
+    raw: String,
+    /// Byte offset of the `$` in the parsed string.
+    start: usize,
+    name: String,
+    op: Op,
+    arg: Template,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Op {
+    /// `$VAR`, `${VAR}`.
+    Get,
+    /// `${VAR:-x}` (`colon`), `${VAR-x}`.
+    Default { colon: bool },
+    /// `${VAR:?x}` (`colon`), `${VAR?x}`.
+    Required { colon: bool },
+    /// `${VAR:+x}` (`colon`), `${VAR+x}`.
+    Alternative { colon: bool },
+}
+
+/// A syntax error in a template, located by byte offsets in the parsed string.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TemplateError {
+    /// Byte offset of the offending text.
+    pub start: usize,
+    /// Its length in bytes.
+    pub len: usize,
+    /// What is wrong.
+    pub message: String,
+    /// How to fix it.
+    pub hint: String,
+}
+
+/// A resolved part of a template.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Resolved {
+    /// Text written literally (with `$$` already turned into `$`).
+    Lit(String),
+    /// The value of one top-level expression.
+    Expr {
+        /// The expression exactly as written, which is what gets shown instead of the value.
+        label: String,
+        /// The value.
+        value: String,
+    },
+}
+
+/// Why a template could not be resolved.
+#[derive(Debug)]
+pub enum ResolveError<E> {
+    /// A variable used without a default is not set.
+    Unset {
+        /// The variable.
+        name: String,
+        /// Byte offset of its expression in the template's string.
+        start: usize,
+        /// Length of the expression.
+        len: usize,
+    },
+    /// `${VAR:?message}` or `${VAR?message}` with the variable unset (or empty).
+    Required {
+        /// The variable.
+        name: String,
+        /// The message the user wrote (resolved).
+        message: String,
+        /// Whether the variable was set but empty.
+        empty: bool,
+        /// Byte offset of its expression in the template's string.
+        start: usize,
+        /// Length of the expression.
+        len: usize,
+    },
+    /// Looking the variable up failed (a `.env` value that could not be resolved).
+    Lookup(E),
+}
+
+/// Where variables come from.
+pub trait Lookup {
+    /// Why a look-up can fail.
+    type Error;
+    /// The value of `name`, or `None` when it is not set.
+    fn lookup(&self, name: &str) -> Result<Option<String>, Self::Error>;
+}
+
+impl<S: std::hash::BuildHasher> Lookup for std::collections::HashMap<String, String, S> {
+    type Error = std::convert::Infallible;
+    fn lookup(&self, name: &str) -> Result<Option<String>, Self::Error> {
+        Ok(self.get(name).cloned())
+    }
+}
+
+const SYNTAX_HINT: &str = "write `${VAR}`, `${VAR:-default}`, `${VAR-default}`, `${VAR:?message}`, `${VAR?message}`, `${VAR:+replacement}` or `${VAR+replacement}`, and `$$` for a literal `$`";
+
+impl Template {
+    /// Parses `s`.
+    pub fn parse(s: &str) -> Result<Self, TemplateError> {
+        let mut p = Parser { s, pos: 0 };
+        let t = p.template(false)?;
+        debug_assert_eq!(p.pos, s.len());
+        Ok(t)
+    }
+
+    /// A template holding only literal text (no `$` processing).
+    pub fn literal(s: impl Into<String>) -> Self {
+        let s = s.into();
+        if s.is_empty() { Self::default() } else { Self { parts: vec![Part::Lit(s)] } }
+    }
+
+    /// Whether the template has no expression.
+    pub fn is_literal(&self) -> bool {
+        self.parts.iter().all(|p| matches!(p, Part::Lit(_)))
+    }
+
+    /// The names of the variables the template may read, in order.
+    pub fn variables(&self) -> Vec<&str> {
+        let mut out = Vec::new();
+        self.collect_vars(&mut out);
+        out
+    }
+
+    fn collect_vars<'a>(&'a self, out: &mut Vec<&'a str>) {
+        for p in &self.parts {
+            if let Part::Expr(e) = p {
+                out.push(&e.name);
+                e.arg.collect_vars(out);
+            }
+        }
+    }
+
+    /// Resolves every expression against `env`.
+    pub fn resolve<L: Lookup>(&self, env: &L) -> Result<Vec<Resolved>, ResolveError<L::Error>> {
+        let mut out = Vec::with_capacity(self.parts.len());
+        for p in &self.parts {
+            match p {
+                Part::Lit(s) => out.push(Resolved::Lit(s.clone())),
+                Part::Expr(e) => out.push(Resolved::Expr { label: e.raw.clone(), value: e.eval(env)? }),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Resolves to one string.
+    pub fn resolve_string<L: Lookup>(&self, env: &L) -> Result<String, ResolveError<L::Error>> {
+        let mut out = String::new();
+        for p in &self.parts {
+            match p {
+                Part::Lit(s) => out.push_str(s),
+                Part::Expr(e) => out.push_str(&e.eval(env)?),
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl Expr {
+    fn eval<L: Lookup>(&self, env: &L) -> Result<String, ResolveError<L::Error>> {
+        let value = env.lookup(&self.name).map_err(ResolveError::Lookup)?;
+        let present = |colon: bool| match &value {
+            Some(v) => !colon || !v.is_empty(),
+            None => false,
+        };
+        match self.op {
+            Op::Get => value.ok_or_else(|| ResolveError::Unset {
+                name: self.name.clone(),
+                start: self.start,
+                len: self.raw.len(),
+            }),
+            Op::Default { colon } => {
+                if present(colon) {
+                    Ok(value.unwrap_or_default())
+                } else {
+                    self.arg.resolve_string(env)
+                }
+            }
+            Op::Required { colon } => {
+                if present(colon) {
+                    Ok(value.unwrap_or_default())
+                } else {
+                    Err(ResolveError::Required {
+                        name: self.name.clone(),
+                        message: self.arg.resolve_string(env)?,
+                        empty: value.is_some(),
+                        start: self.start,
+                        len: self.raw.len(),
+                    })
+                }
+            }
+            Op::Alternative { colon } => {
+                if present(colon) {
+                    self.arg.resolve_string(env)
+                } else {
+                    Ok(String::new())
+                }
+            }
+        }
+    }
+}
+
+struct Parser<'a> {
+    s: &'a str,
+    pos: usize,
+}
+
+fn is_name_start(c: u8) -> bool {
+    c.is_ascii_alphabetic() || c == b'_'
+}
+
+fn is_name_char(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'_'
+}
+
+impl Parser<'_> {
+    fn peek(&self, ahead: usize) -> Option<u8> {
+        self.s.as_bytes().get(self.pos + ahead).copied()
+    }
+
+    /// Parses until the end, or (inside `${…}`) until the closing `}`, which it leaves.
+    fn template(&mut self, in_braces: bool) -> Result<Template, TemplateError> {
+        let mut parts = Vec::new();
+        let mut lit = String::new();
+        while self.pos < self.s.len() {
+            let c = self.s.as_bytes()[self.pos];
+            if c == b'}' && in_braces {
+                break;
+            }
+            if c != b'$' {
+                let ch = self.s[self.pos..].chars().next().expect("not at end");
+                lit.push(ch);
+                self.pos += ch.len_utf8();
+                continue;
+            }
+            match self.peek(1) {
+                Some(b'$') => {
+                    lit.push('$');
+                    self.pos += 2;
+                }
+                Some(b'{') => {
+                    if !lit.is_empty() {
+                        parts.push(Part::Lit(std::mem::take(&mut lit)));
+                    }
+                    parts.push(Part::Expr(self.braced()?));
+                }
+                Some(c) if is_name_start(c) => {
+                    if !lit.is_empty() {
+                        parts.push(Part::Lit(std::mem::take(&mut lit)));
+                    }
+                    let start = self.pos;
+                    self.pos += 1;
+                    while self.peek(0).is_some_and(is_name_char) {
+                        self.pos += 1;
+                    }
+                    let raw = self.s[start..self.pos].to_string();
+                    parts.push(Part::Expr(Expr {
+                        name: raw[1..].to_string(),
+                        raw,
+                        start,
+                        op: Op::Get,
+                        arg: Template::default(),
+                    }));
+                }
+                _ => {
+                    return Err(TemplateError {
+                        start: self.pos,
+                        len: 1,
+                        message: "a `$` must start a variable reference".into(),
+                        hint: "write `$$` for a literal `$`, or `${VAR}` to use a variable".into(),
+                    });
+                }
+            }
+        }
+        if !lit.is_empty() {
+            parts.push(Part::Lit(lit));
+        }
+        Ok(Template { parts })
+    }
+
+    /// Parses `${…}` starting at the `$`.
+    fn braced(&mut self) -> Result<Expr, TemplateError> {
+        let start = self.pos;
+        self.pos += 2;
+        let name_start = self.pos;
+        if !self.peek(0).is_some_and(is_name_start) {
+            let (len, message) = match self.peek(0) {
+                Some(b'}') => (3, "empty variable name in `${}`".to_string()),
+                None => (2, "unclosed `${`".to_string()),
+                Some(_) => (self.pos + 1 - start, "expected a variable name after `${`".to_string()),
+            };
+            return Err(TemplateError { start, len, message, hint: SYNTAX_HINT.into() });
+        }
+        while self.peek(0).is_some_and(is_name_char) {
+            self.pos += 1;
+        }
+        let name = self.s[name_start..self.pos].to_string();
+        let colon = self.peek(0) == Some(b':');
+        let op_at = self.pos + usize::from(colon);
+        let op = match self.s.as_bytes().get(op_at) {
+            Some(b'}') if !colon => Op::Get,
+            Some(b'-') => Op::Default { colon },
+            Some(b'?') => Op::Required { colon },
+            Some(b'+') => Op::Alternative { colon },
+            None => return Err(self.unclosed(start)),
+            Some(_) => {
+                let end = self.s[op_at..].find('}').map_or(self.s.len(), |i| op_at + i + 1);
+                let what = &self.s[start..end];
+                return Err(TemplateError {
+                    start,
+                    len: end - start,
+                    message: format!("unsupported interpolation `{what}`"),
+                    hint: SYNTAX_HINT.into(),
+                });
+            }
+        };
+        let arg = if op == Op::Get {
+            Template::default()
+        } else {
+            self.pos = op_at + 1;
+            self.template(true)?
+        };
+        if self.pos >= self.s.len() || (op == Op::Get && self.peek(0) != Some(b'}')) {
+            return Err(self.unclosed(start));
+        }
+        self.pos += 1;
+        Ok(Expr { raw: self.s[start..self.pos].to_string(), start, name, op, arg })
+    }
+
+    fn unclosed(&self, start: usize) -> TemplateError {
+        let end = self.s.len();
+        TemplateError {
+            start,
+            len: end - start,
+            message: "unclosed `${`: no matching `}`".into(),
+            hint: "close the reference with `}`, or write `$$` for a literal `$`".into(),
+        }
+    }
+}
+
+impl fmt::Display for TemplateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} at byte {}", self.message, self.start)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| ((*k).to_string(), (*v).to_string())).collect()
+    }
+
+    fn sub(s: &str, e: &HashMap<String, String>) -> Result<String, String> {
+        let t = Template::parse(s).map_err(|e| format!("syntax: {}", e.message))?;
+        t.resolve_string(e).map_err(|e| match e {
+            ResolveError::Unset { name, .. } => format!("unset: {name}"),
+            ResolveError::Required { name, message, empty, .. } => format!("required: {name} ({message}) empty={empty}"),
+            ResolveError::Lookup(never) => match never {},
+        })
+    }
+
+    // The cases below follow Compose's documentation of interpolation: each modifier,
+    // with the variable set, set but empty, and unset.
+    #[test]
+    fn direct_substitution() {
+        let e = env(&[("VAR", "value"), ("EMPTY", "")]);
+        assert_eq!(sub("${VAR}", &e).unwrap(), "value");
+        assert_eq!(sub("$VAR", &e).unwrap(), "value");
+        assert_eq!(sub("pre-${VAR}-post", &e).unwrap(), "pre-value-post");
+        assert_eq!(sub("$VAR.suffix", &e).unwrap(), "value.suffix");
+        assert_eq!(sub("${EMPTY}", &e).unwrap(), "");
+        // Stricter than Compose: unset without a default is an error.
+        assert_eq!(sub("${UNSET}", &e).unwrap_err(), "unset: UNSET");
+        assert_eq!(sub("$UNSET", &e).unwrap_err(), "unset: UNSET");
+    }
+
+    #[test]
+    fn default_values() {
+        let e = env(&[("VAR", "value"), ("EMPTY", "")]);
+        assert_eq!(sub("${VAR:-default}", &e).unwrap(), "value");
+        assert_eq!(sub("${EMPTY:-default}", &e).unwrap(), "default");
+        assert_eq!(sub("${UNSET:-default}", &e).unwrap(), "default");
+        assert_eq!(sub("${VAR-default}", &e).unwrap(), "value");
+        assert_eq!(sub("${EMPTY-default}", &e).unwrap(), "");
+        assert_eq!(sub("${UNSET-default}", &e).unwrap(), "default");
+        assert_eq!(sub("${UNSET:-}", &e).unwrap(), "");
+        assert_eq!(sub("${UNSET:-a b: c}", &e).unwrap(), "a b: c");
+    }
+
+    #[test]
+    fn required_values() {
+        let e = env(&[("VAR", "value"), ("EMPTY", "")]);
+        assert_eq!(sub("${VAR:?must be set}", &e).unwrap(), "value");
+        assert_eq!(sub("${VAR?must be set}", &e).unwrap(), "value");
+        assert_eq!(sub("${EMPTY?must be set}", &e).unwrap(), "");
+        assert_eq!(sub("${EMPTY:?must be set}", &e).unwrap_err(), "required: EMPTY (must be set) empty=true");
+        assert_eq!(sub("${UNSET:?must be set}", &e).unwrap_err(), "required: UNSET (must be set) empty=false");
+        assert_eq!(sub("${UNSET?must be set}", &e).unwrap_err(), "required: UNSET (must be set) empty=false");
+        assert_eq!(sub("${UNSET?}", &e).unwrap_err(), "required: UNSET () empty=false");
+    }
+
+    #[test]
+    fn alternative_values() {
+        let e = env(&[("VAR", "value"), ("EMPTY", "")]);
+        assert_eq!(sub("${VAR:+replacement}", &e).unwrap(), "replacement");
+        assert_eq!(sub("${EMPTY:+replacement}", &e).unwrap(), "");
+        assert_eq!(sub("${UNSET:+replacement}", &e).unwrap(), "");
+        assert_eq!(sub("${VAR+replacement}", &e).unwrap(), "replacement");
+        assert_eq!(sub("${EMPTY+replacement}", &e).unwrap(), "replacement");
+        assert_eq!(sub("${UNSET+replacement}", &e).unwrap(), "");
+    }
+
+    #[test]
+    fn nesting() {
+        let e = env(&[("B", "b"), ("C", "c")]);
+        assert_eq!(sub("${A:-${B:-x}}", &e).unwrap(), "b");
+        assert_eq!(sub("${A:-${Z:-x}}", &e).unwrap(), "x");
+        assert_eq!(sub("${A:-pre-${B}-${C}}", &e).unwrap(), "pre-b-c");
+        assert_eq!(sub("${B:+${C}!}", &e).unwrap(), "c!");
+        assert_eq!(sub("${A:-${Z:-${C}}}", &e).unwrap(), "c");
+        // A default is only resolved when it is needed.
+        assert_eq!(sub("${B:-${UNSET}}", &e).unwrap(), "b");
+        assert_eq!(sub("${A:-${UNSET}}", &e).unwrap_err(), "unset: UNSET");
+        assert_eq!(sub("${A:?need ${C}}", &e).unwrap_err(), "required: A (need c) empty=false");
+    }
+
+    #[test]
+    fn escapes() {
+        let e = env(&[("VAR", "value")]);
+        assert_eq!(sub("$$", &e).unwrap(), "$");
+        assert_eq!(sub("$${VAR}", &e).unwrap(), "${VAR}");
+        assert_eq!(sub("$$VAR", &e).unwrap(), "$VAR");
+        assert_eq!(sub("$$$VAR", &e).unwrap(), "$value");
+        assert_eq!(sub("a$$b$$", &e).unwrap(), "a$b$");
+        assert_eq!(sub("${UNSET:-$$}", &e).unwrap(), "$");
+        assert_eq!(sub("no refs: {} } {", &e).unwrap(), "no refs: {} } {");
+    }
+
+    #[test]
+    fn syntax_errors_are_located() {
+        let err = |s: &str| Template::parse(s).unwrap_err();
+        let e = err("a ${VAR");
+        assert_eq!((e.start, e.len, e.message.as_str()), (2, 5, "unclosed `${`: no matching `}`"));
+        let e = err("x ${}");
+        assert_eq!((e.start, e.len, e.message.as_str()), (2, 3, "empty variable name in `${}`"));
+        let e = err("${1A}");
+        assert_eq!(e.message, "expected a variable name after `${`");
+        let e = err("cost: 5$");
+        assert_eq!((e.start, e.message.as_str()), (7, "a `$` must start a variable reference"));
+        let e = err("$ 5");
+        assert_eq!(e.start, 0);
+        let e = err("${VAR/a/b}");
+        assert_eq!((e.start, e.len, e.message.as_str()), (0, 10, "unsupported interpolation `${VAR/a/b}`"));
+        let e = err("${VAR:=x}");
+        assert_eq!(e.message, "unsupported interpolation `${VAR:=x}`");
+        let e = err("${A:-${B}");
+        assert_eq!(e.start, 0);
+        let e = err("${A:-$ }");
+        assert_eq!(e.start, 5);
+    }
+
+    #[test]
+    fn labels_are_the_expressions_as_written() {
+        let t = Template::parse("postgres://app:${PASS}@$HOST:${PORT:-5432}/db").unwrap();
+        let e = env(&[("PASS", "s3cr3t"), ("HOST", "h")]);
+        let parts = t.resolve(&e).unwrap();
+        assert_eq!(
+            parts,
+            vec![
+                Resolved::Lit("postgres://app:".into()),
+                Resolved::Expr { label: "${PASS}".into(), value: "s3cr3t".into() },
+                Resolved::Lit("@".into()),
+                Resolved::Expr { label: "$HOST".into(), value: "h".into() },
+                Resolved::Lit(":".into()),
+                Resolved::Expr { label: "${PORT:-5432}".into(), value: "5432".into() },
+                Resolved::Lit("/db".into()),
+            ]
+        );
+        assert_eq!(t.variables(), vec!["PASS", "HOST", "PORT"]);
+    }
+
+    #[test]
+    fn unset_errors_point_at_the_expression() {
+        let t = Template::parse("x ${A:-${B}}").unwrap();
+        match t.resolve(&env(&[])).unwrap_err() {
+            ResolveError::Unset { name, start, len } => assert_eq!((name.as_str(), start, len), ("B", 7, 4)),
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -1,0 +1,30 @@
+//! hsm's input: the `hsm.yaml` project file and the registry files, parsed with their
+//! locations, checked, and merged into one [`Config`]; `.env` files; and Docker
+//! Compose-style interpolation, parsed when files load and resolved only for what a
+//! project uses.
+//!
+//! - [`file`]: the serde model of both formats, which also gives their JSON Schema.
+//! - [`load()`]: reads a project and its registries into a [`Config`].
+//! - [`interp`], [`dotenv`], [`env`]: interpolation and where its variables come from.
+
+pub mod config;
+pub mod dotenv;
+pub mod env;
+pub mod file;
+pub mod interp;
+pub mod load;
+pub mod names;
+pub mod schema;
+pub mod spanned;
+mod yaml_error;
+
+pub use config::{
+    Config, Implies, NameRef, PackageDef, PackageRequest, ParamNode, Params, ProfileDef, ProfileSettings, Project,
+    ServiceDef, ServiceRequest, SourceDef, StrParam,
+};
+pub use env::Environment;
+pub use file::Mode;
+pub use load::{BUNDLED, LoadOptions, PROJECT_FILE, load};
+pub use names::{KindName, PackageName, ProfileName, ProjectName, ServiceName};
+pub use spanned::{Loc, Spanned};
+pub use yaml_error::did_you_mean;

@@ -1,0 +1,583 @@
+//! Reads `hsm.yaml`, its `.env` files and its registries, checks them, and merges the
+//! registries by precedence into one [`Config`]. Every independent problem is
+//! reported in one run: a broken registry file does not hide a broken `.env`.
+//!
+//! Values are not interpolated here (see [`Config::interpolate`]): templates are only
+//! parsed, so syntax errors show up everywhere while missing variables matter only
+//! for what the project uses.
+
+use std::collections::HashMap;
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+
+use hsm_model::{Diagnostic, Diagnostics, FileId, Sources, Span};
+use indexmap::IndexMap;
+use serde::de::DeserializeOwned;
+
+use crate::config::{
+    Config, Implies, NameRef, PackageDef, PackageRequest, ParamNode, Params, ProfileDef, ProfileSettings, Project,
+    ServiceDef, ServiceRequest, SourceDef, StrParam,
+};
+use crate::dotenv;
+use crate::env::Environment;
+use crate::file::{EnvFiles, PackageDecl, PackageEntry, ParamMap, ProjectFile, RawValue, RegistryFile, Version};
+use crate::interp::Template;
+use crate::spanned::Spanned;
+use crate::yaml_error::{self, FileKind};
+
+/// The registry compiled into hsm: `(file name, text)`, read in this order.
+pub const BUNDLED: &[(&str, &str)] = &[
+    ("services.yaml", include_str!("../../../registry/services.yaml")),
+    ("profiles.yaml", include_str!("../../../registry/profiles.yaml")),
+    ("packages.yaml", include_str!("../../../registry/packages.yaml")),
+];
+
+/// The name of the project file.
+pub const PROJECT_FILE: &str = "hsm.yaml";
+
+/// What [`load`] needs.
+#[derive(Clone, Debug, Default)]
+pub struct LoadOptions {
+    /// The folder that holds `hsm.yaml`.
+    pub project_dir: PathBuf,
+    /// The process environment (the CLI passes `std::env::vars()`; tests pass what
+    /// they need).
+    pub env: HashMap<String, String>,
+}
+
+/// Loads the project in `options.project_dir`. Files read are added to `sources`, so
+/// the caller can render the diagnostics.
+pub fn load(options: &LoadOptions, sources: &mut Sources) -> Result<Config, Diagnostics> {
+    let dir = normalize(&std::path::absolute(&options.project_dir).unwrap_or_else(|_| options.project_dir.clone()));
+    let mut loader = Loader { sources, diags: Diagnostics::default(), dir };
+    let config = loader.run(options);
+    match config {
+        Some(c) if loader.diags.is_empty() => Ok(c),
+        _ => Err(loader.diags),
+    }
+}
+
+struct Loader<'a> {
+    sources: &'a mut Sources,
+    diags: Diagnostics,
+    dir: PathBuf,
+}
+
+/// The definitions of one registry, before they are merged with the others.
+#[derive(Default)]
+struct RegistryDefs {
+    packages: IndexMap<String, PackageDef>,
+    services: IndexMap<String, ServiceDef>,
+    profiles: IndexMap<String, ProfileDef>,
+}
+
+impl Loader<'_> {
+    fn run(&mut self, options: &LoadOptions) -> Option<Config> {
+        let path = self.dir.join(PROJECT_FILE);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                self.diags.push(
+                    Diagnostic::new(format!("no `{PROJECT_FILE}` in `{}`", self.dir.display()))
+                        .hint("run hsm in a project folder, or name one with `-C <folder>`"),
+                );
+                return None;
+            }
+            Err(e) => {
+                self.diags.push(Diagnostic::new(format!("cannot read `{}`: {e}", path.display())));
+                return None;
+            }
+        };
+        let (file, text) = self.add_file(PROJECT_FILE.to_string(), Some(&path), text);
+        let project: ProjectFile = self.parse(file, &text, FileKind::Project)?;
+        self.check_version(Some(&project.version), file, true);
+
+        let mut env = Environment::new(options.env.clone());
+        self.env_files(&project, file, &mut env);
+
+        let mut registries = Vec::new();
+        let mut packages = HashMap::new();
+        let mut services = HashMap::new();
+        let mut profiles = HashMap::new();
+        let default = vec![Spanned::new("bundled".to_string(), Default::default())];
+        let explicit = project.registries.is_some();
+        for entry in project.registries.as_ref().unwrap_or(&default) {
+            let span = explicit.then(|| entry.span(file));
+            let Some((name, defs)) = self.registry(&entry.value, span) else { continue };
+            registries.push(name);
+            packages.extend(defs.packages);
+            services.extend(defs.services);
+            profiles.extend(defs.profiles);
+        }
+
+        let mut requests = Vec::new();
+        let mut seen: HashMap<String, Span> = HashMap::new();
+        for entry in &project.packages {
+            let (name, inline) = match &entry.value {
+                PackageEntry::Name(n) => (NameRef { name: n.to_string(), span: entry.span(file) }, None),
+                PackageEntry::Inline(decl) => {
+                    let n = decl.name.as_ref().expect("checked while parsing");
+                    let name = NameRef { name: n.value.to_string(), span: n.span(file) };
+                    let def = self.package(name.clone(), decl, file, &text, Some(&self.dir.clone()));
+                    (name, Some(def))
+                }
+            };
+            if let Some(first) = seen.insert(name.name.clone(), name.span) {
+                self.diags.push(
+                    Diagnostic::new(format!("package `{}` is listed twice", name.name))
+                        .at(name.span, "listed again here")
+                        .also(first, "first listed here")
+                        .hint("keep one entry; a map entry can both override the source and add implications"),
+                );
+                continue;
+            }
+            requests.push(PackageRequest { name, inline });
+        }
+
+        let mut service_requests = Vec::new();
+        for (name, settings) in &project.services {
+            let (profile, params) = match &settings.value {
+                Some(s) => (
+                    s.profile.as_ref().map(|p| NameRef { name: p.value.to_string(), span: p.span(file) }),
+                    self.params(&s.params, Some(settings.span(file)), file, &text),
+                ),
+                None => (None, Params::default()),
+            };
+            service_requests.push(ServiceRequest {
+                name: NameRef { name: name.value.to_string(), span: name.span(file) },
+                profile,
+                params,
+            });
+        }
+
+        let project = Project {
+            name: NameRef { name: project.project.value.to_string(), span: project.project.span(file) },
+            dir: self.dir.clone(),
+            display: PROJECT_FILE.to_string(),
+            profile: project.profile.as_ref().map(|p| NameRef { name: p.value.to_string(), span: p.span(file) }),
+            packages: requests,
+            services: service_requests,
+        };
+        Some(Config { project, registries, packages, services, profiles, env })
+    }
+
+    fn add_file(&mut self, display: String, path: Option<&Path>, text: String) -> (FileId, Arc<str>) {
+        let text: Arc<str> = text.into();
+        let id = self.sources.add(display, path, text.clone());
+        (id, text)
+    }
+
+    fn parse<T: DeserializeOwned>(&mut self, file: FileId, text: &str, kind: FileKind) -> Option<T> {
+        let options = serde_saphyr::options! { with_snippet: false };
+        match serde_saphyr::from_str_with_options::<T>(text, options) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.diags.push(yaml_error::diagnostic(&e, file, text, kind));
+                None
+            }
+        }
+    }
+
+    fn check_version(&mut self, version: Option<&Spanned<Version>>, file: FileId, project: bool) {
+        let Some(v) = version else { return };
+        if v.value.number == Some(1) {
+            return;
+        }
+        let what = if project { "hsm.yaml" } else { "registry file" };
+        self.diags.push(
+            Diagnostic::new(format!("unsupported version `{}`", v.value.written))
+                .at(v.span(file), "this version of hsm reads version 1")
+                .hint(format!("write `version: 1`; a {what} written for a newer hsm needs a newer hsm")),
+        );
+    }
+
+    fn env_files(&mut self, project: &ProjectFile, file: FileId, env: &mut Environment) {
+        let named: Vec<(String, Option<Span>)> = match &project.env_file {
+            None => {
+                if self.dir.join(".env").is_file() {
+                    vec![(".env".to_string(), None)]
+                } else {
+                    Vec::new()
+                }
+            }
+            Some(s) => match &s.value {
+                EnvFiles::One(p) => vec![(p.clone(), Some(s.span(file)))],
+                EnvFiles::Many(list) => list.iter().map(|p| (p.value.clone(), Some(p.span(file)))).collect(),
+            },
+        };
+        for (written, span) in named {
+            let path = normalize(&self.dir.join(&written));
+            let display = self.display(&path);
+            let text = match std::fs::read_to_string(&path) {
+                Ok(t) => t,
+                Err(e) => {
+                    let (msg, hint) = if e.kind() == std::io::ErrorKind::NotFound {
+                        (format!("env file `{written}` does not exist"), "create it, or remove it from `env_file`")
+                    } else {
+                        (format!("cannot read env file `{written}`: {e}"), "check the file's permissions")
+                    };
+                    self.diags.push(Diagnostic::new(msg).at_opt(span, "named here").hint(hint));
+                    continue;
+                }
+            };
+            let (id, text) = self.add_file(display.clone(), Some(&path), text);
+            match dotenv::parse(&text) {
+                Ok(entries) => env.add_dotenv(id, &display, text, entries),
+                Err(e) => {
+                    let mut d = Diagnostic::new(e.message).at(Span::from_range(id, &text, e.start, e.len), "");
+                    if let Some(h) = e.hint {
+                        d = d.hint(h);
+                    }
+                    self.diags.push(d);
+                }
+            }
+        }
+    }
+
+    /// Reads one registry; `span` is where `hsm.yaml` names it.
+    fn registry(&mut self, written: &str, span: Option<Span>) -> Option<(String, RegistryDefs)> {
+        let mut files: Vec<(String, Option<PathBuf>, String)> = Vec::new();
+        let name;
+        if written == "bundled" {
+            name = "bundled".to_string();
+            for (file, text) in BUNDLED {
+                files.push((format!("<bundled>/{file}"), None, (*text).to_string()));
+            }
+        } else {
+            let path = normalize(&self.dir.join(written));
+            name = self.display(&path);
+            if path.is_dir() {
+                let mut paths: Vec<PathBuf> = match std::fs::read_dir(&path) {
+                    Ok(rd) => rd
+                        .filter_map(Result::ok)
+                        .map(|e| e.path())
+                        .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+                        .collect(),
+                    Err(e) => {
+                        self.diags.push(
+                            Diagnostic::new(format!("cannot read registry folder `{written}`: {e}")).at_opt(span, ""),
+                        );
+                        return None;
+                    }
+                };
+                paths.sort();
+                if paths.is_empty() {
+                    self.diags.push(
+                        Diagnostic::new(format!("registry folder `{written}` has no `*.yaml` files"))
+                            .at_opt(span, "named here")
+                            .hint("add registry files to the folder, or remove it from `registries`"),
+                    );
+                    return None;
+                }
+                for p in paths {
+                    match std::fs::read_to_string(&p) {
+                        Ok(t) => files.push((self.display(&p), Some(p), t)),
+                        Err(e) => self.diags.push(Diagnostic::new(format!("cannot read `{}`: {e}", self.display(&p)))),
+                    }
+                }
+            } else if path.is_file() {
+                match std::fs::read_to_string(&path) {
+                    Ok(t) => files.push((self.display(&path), Some(path.clone()), t)),
+                    Err(e) => {
+                        self.diags.push(Diagnostic::new(format!("cannot read registry `{written}`: {e}")).at_opt(span, ""));
+                        return None;
+                    }
+                }
+            } else {
+                let mut d = Diagnostic::new(format!("registry `{written}` does not exist"))
+                    .at_opt(span, "no such file or folder")
+                    .hint("a registry is `bundled`, or a path relative to hsm.yaml to a folder of `*.yaml` files or to one file");
+                if let Some(best) = yaml_error::did_you_mean(written, ["bundled"]) {
+                    d = d.hint(format!("did you mean `{best}`?"));
+                }
+                self.diags.push(d);
+                return None;
+            }
+        }
+        let mut defs = RegistryDefs::default();
+        for (display, path, text) in files {
+            let base = path.as_ref().and_then(|p| p.parent().map(Path::to_path_buf));
+            let (file, text) = self.add_file(display, path.as_deref(), text);
+            let Some(reg) = self.parse::<RegistryFile>(file, &text, FileKind::Registry) else { continue };
+            self.registry_file(reg, file, &text, base.as_deref(), &mut defs);
+        }
+        Some((name, defs))
+    }
+
+    fn registry_file(&mut self, reg: RegistryFile, file: FileId, text: &str, base: Option<&Path>, defs: &mut RegistryDefs) {
+        self.check_version(reg.version.as_ref(), file, false);
+        if let Some(p) = &reg.plugins {
+            self.diags.push(
+                Diagnostic::new("`plugins` is not supported yet")
+                    .at(Span::from_range(file, text, line_start(text, p.loc.line), "plugins".len()), "reserved")
+                    .note("third-party plugins arrive in a later version of hsm; this version only has the bundled ones")
+                    .hint("remove the `plugins` section"),
+            );
+        }
+        for (name, decl) in &reg.packages {
+            let name_ref = NameRef { name: name.value.to_string(), span: name.span(file) };
+            if let Some(n) = &decl.value.name {
+                self.diags.push(
+                    Diagnostic::new("`name` is not a field of a registry package")
+                        .at(n.span(file), "")
+                        .hint(format!("the package's name is its key, `{}`", name.value)),
+                );
+            }
+            let def = self.package(name_ref.clone(), &decl.value, file, text, base);
+            self.define(&mut defs.packages, "package", name_ref, def);
+        }
+        for (name, decl) in &reg.services {
+            let name_ref = NameRef { name: name.value.to_string(), span: name.span(file) };
+            let def = ServiceDef {
+                name: name_ref.clone(),
+                kind: NameRef { name: decl.value.kind.value.to_string(), span: decl.value.kind.span(file) },
+                description: decl.value.description.clone(),
+                params: self.params(&decl.value.params, Some(decl.span(file)), file, text),
+                profile: decl.value.profile.as_ref().map(|p| NameRef { name: p.value.to_string(), span: p.span(file) }),
+            };
+            self.define(&mut defs.services, "service", name_ref, def);
+        }
+        for (name, decl) in &reg.profiles {
+            let name_ref = NameRef { name: name.value.to_string(), span: name.span(file) };
+            let mut services = IndexMap::new();
+            for (svc, settings) in &decl.value.services {
+                let svc_ref = NameRef { name: svc.value.to_string(), span: svc.span(file) };
+                let params = self.params(&settings.value, Some(settings.span(file)), file, text);
+                services.insert(svc_ref.name.clone(), ProfileSettings { name: svc_ref, params });
+            }
+            let def = ProfileDef {
+                name: name_ref.clone(),
+                mode: decl.value.mode.value,
+                description: decl.value.description.clone(),
+                services,
+            };
+            self.define(&mut defs.profiles, "profile", name_ref, def);
+        }
+    }
+
+    /// Adds a definition to one registry, rejecting a second one of the same name.
+    fn define<T>(&mut self, map: &mut IndexMap<String, T>, what: &str, name: NameRef, def: T)
+    where
+        T: HasName,
+    {
+        if let Some(first) = map.get(&name.name) {
+            self.diags.push(
+                Diagnostic::new(format!("{what} `{}` is defined twice in the same registry", name.name))
+                    .at(name.span, "defined again here")
+                    .also(first.name_span(), "first defined here")
+                    .hint("a registry later in `registries` may override an entry; within one registry, define it once"),
+            );
+            return;
+        }
+        map.insert(name.name, def);
+    }
+
+    fn package(&mut self, name: NameRef, decl: &PackageDecl, file: FileId, text: &str, base: Option<&Path>) -> PackageDef {
+        let mut sources: Vec<(&str, &Spanned<String>)> = Vec::new();
+        for (field, value) in [("pypi", &decl.pypi), ("path", &decl.path), ("editable", &decl.editable)] {
+            if let Some(v) = value {
+                sources.push((field, v));
+            }
+        }
+        if sources.len() > 1 {
+            let (first_field, first) = sources[0];
+            let (second_field, second) = sources[1];
+            self.diags.push(
+                Diagnostic::new(format!("package `{}` has more than one source", name.name))
+                    .at(second.span(file), format!("`{second_field}` here"))
+                    .also(first.span(file), format!("`{first_field}` here"))
+                    .hint("keep one of `pypi`, `path` and `editable`"),
+            );
+        }
+        let source = sources.first().and_then(|(field, v)| {
+            let span = v.span(file);
+            if v.value.trim().is_empty() {
+                self.diags.push(Diagnostic::new(format!("empty `{field}`")).at(span, "").hint(match *field {
+                    "pypi" => "write a requirement, such as `auth-service>=1.2`",
+                    _ => "write a folder, relative to this file",
+                }));
+                return None;
+            }
+            if *field == "pypi" {
+                return Some(SourceDef::Pypi { requirement: v.value.trim().to_string(), span });
+            }
+            let Some(base) = base else {
+                self.diags.push(
+                    Diagnostic::new("the bundled registry cannot use local paths").at(span, "").note("this is a bug in hsm"),
+                );
+                return None;
+            };
+            Some(SourceDef::Path {
+                path: normalize(&base.join(&v.value)),
+                written: v.value.clone(),
+                editable: *field == "editable",
+                span,
+            })
+        });
+        let mut implies = Vec::new();
+        for imp in &decl.implies {
+            let span = imp.span(file);
+            match (&imp.value.service, &imp.value.package) {
+                (Some(s), None) => implies.push(Implies::Service {
+                    name: NameRef { name: s.value.to_string(), span: s.span(file) },
+                    params: match &imp.value.params {
+                        Some(p) => self.params(&p.value, Some(p.span(file)), file, text),
+                        None => Params::default(),
+                    },
+                    span,
+                }),
+                (None, Some(p)) => {
+                    if let Some(params) = &imp.value.params {
+                        self.diags.push(
+                            Diagnostic::new("`params` apply to services, not packages")
+                                .at(params.span(file), "")
+                                .also(p.span(file), "this implies a package")
+                                .hint("remove `params`, or imply a `service` instead"),
+                        );
+                    }
+                    implies.push(Implies::Package { name: NameRef { name: p.value.to_string(), span: p.span(file) }, span });
+                }
+                (Some(s), Some(p)) => self.diags.push(
+                    Diagnostic::new("an implication names a `service` or a `package`, not both")
+                        .at(p.span(file), "")
+                        .also(s.span(file), "")
+                        .hint("split it into two entries: `- service: NAME` and `- package: NAME`"),
+                ),
+                (None, None) => self.diags.push(
+                    Diagnostic::new("an implication needs `service` or `package`")
+                        .at(span, "")
+                        .hint("write `- service: postgres` (with optional `params`) or `- package: NAME`"),
+                ),
+            }
+        }
+        PackageDef { name, description: decl.description.clone(), source, implies }
+    }
+
+    fn params(&mut self, map: &ParamMap, span: Option<Span>, file: FileId, text: &str) -> Params {
+        if map.is_empty() {
+            return Params { root: ParamNode::Null, span };
+        }
+        let root = ParamNode::Map(map.iter().map(|(k, v)| (k.value.clone(), self.node(v, file, text))).collect());
+        Params { root, span }
+    }
+
+    fn node(&mut self, v: &Spanned<RawValue>, file: FileId, text: &str) -> ParamNode {
+        match &v.value {
+            RawValue::Null => ParamNode::Null,
+            RawValue::Bool(b) => ParamNode::Bool(*b),
+            RawValue::Int(i) => ParamNode::Int(*i),
+            RawValue::Float(f) => ParamNode::Float(*f),
+            RawValue::List(items) => ParamNode::List(items.iter().map(|i| self.node(i, file, text)).collect()),
+            RawValue::Map(m) => {
+                ParamNode::Map(m.iter().map(|(k, v)| (k.value.clone(), self.node(v, file, text))).collect())
+            }
+            RawValue::Str(s) => {
+                let span = v.span(file);
+                let exact_start = exact_start(text, v.loc.start, v.loc.len, s);
+                match Template::parse(s) {
+                    Ok(template) => ParamNode::Str(StrParam { template, span, exact_start }),
+                    Err(e) => {
+                        let p = StrParam { template: Template::default(), span, exact_start };
+                        let at = p.sub_span(self.sources, e.start, e.len);
+                        self.diags.push(Diagnostic::new(e.message).at(at, "").hint(e.hint));
+                        ParamNode::Null
+                    }
+                }
+            }
+        }
+    }
+
+    /// A path as shown to the user: relative to the project folder where possible.
+    fn display(&self, path: &Path) -> String {
+        display_path(&self.dir, path)
+    }
+}
+
+trait HasName {
+    fn name_span(&self) -> Span;
+}
+
+impl HasName for PackageDef {
+    fn name_span(&self) -> Span {
+        self.name.span
+    }
+}
+
+impl HasName for ServiceDef {
+    fn name_span(&self) -> Span {
+        self.name.span
+    }
+}
+
+impl HasName for ProfileDef {
+    fn name_span(&self) -> Span {
+        self.name.span
+    }
+}
+
+/// Where a scalar's text starts in the file, when its bytes are the string's bytes.
+fn exact_start(text: &str, start: usize, len: usize, value: &str) -> Option<usize> {
+    let slice = text.get(start..start + len)?;
+    if slice == value {
+        return Some(start);
+    }
+    let inner = slice.strip_prefix(['"', '\''])?;
+    let inner = &inner[..inner.len().checked_sub(1)?];
+    (inner == value).then_some(start + 1)
+}
+
+fn line_start(text: &str, line: u32) -> usize {
+    text.split('\n').take(line.saturating_sub(1) as usize).map(|l| l.len() + 1).sum::<usize>().min(text.len())
+}
+
+/// Removes `.` and resolves `..` without touching the file system.
+pub fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    out.push("..");
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// `path` relative to `base` (both absolute and normalized), with `/` separators.
+pub fn display_path(base: &Path, path: &Path) -> String {
+    let b: Vec<_> = base.components().collect();
+    let p: Vec<_> = path.components().collect();
+    let common = b.iter().zip(&p).take_while(|(x, y)| x == y).count();
+    if common == 0 {
+        return path.display().to_string();
+    }
+    let mut parts: Vec<String> = vec!["..".to_string(); b.len() - common];
+    parts.extend(p[common..].iter().map(|c| c.as_os_str().to_string_lossy().into_owned()));
+    if parts.is_empty() { ".".to_string() } else { parts.join("/") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_display_relative_to_the_project() {
+        let base = Path::new("/w/app");
+        assert_eq!(display_path(base, Path::new("/w/app/registry/a.yaml")), "registry/a.yaml");
+        assert_eq!(display_path(base, Path::new("/w/core")), "../core");
+        assert_eq!(display_path(base, Path::new("/w/app")), ".");
+        assert_eq!(normalize(Path::new("/w/app/./x/../y")), PathBuf::from("/w/app/y"));
+    }
+
+    #[test]
+    fn exact_start_maps_plain_and_quoted_scalars() {
+        let text = "a: ${X}\nb: \"${Y}\"\nc: \"a\\tb\"\n";
+        assert_eq!(exact_start(text, 3, 4, "${X}"), Some(3));
+        assert_eq!(exact_start(text, 11, 6, "${Y}"), Some(12));
+        assert_eq!(exact_start(text, 21, 6, "a\tb"), None);
+    }
+}
