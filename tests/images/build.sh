@@ -179,6 +179,14 @@ ensure_image() {
     rm -f "$iidfile"
 }
 
+pids=()
+on_interrupt() {
+    trap - INT TERM
+    [ ${#pids[@]} -eq 0 ] || kill "${pids[@]}" 2> /dev/null || true
+    echo "tests/images/build.sh: interrupted; every tag still names a complete image" >&2
+    exit 130
+}
+
 main() {
     mkdir -p "$cache/logs"
     docker version --format '{{.Server.Version}}' > /dev/null 2>&1 \
@@ -191,14 +199,17 @@ main() {
         flock 9
     fi
 
+    trap on_interrupt INT TERM
     ensure_base
 
     # The images on top of the base build in parallel: the classic builder spends most
     # of its time committing each step, which is mostly waiting, so this is ~2x faster.
-    local name tag pids=() names=() failed=0 i
+    # Each one's report and errors wait in files until all are done, so the output stays
+    # in order and an interrupted run prints no build logs.
+    local name tag names=() failed=0 i
     for name in postgres chunker qdrant redis; do
         tag=HSM_TEST_IMAGE_${name^^}
-        (ensure_image "$name" "${!tag}" > "$cache/$name.out") &
+        ensure_image "$name" "${!tag}" > "$cache/$name.out" 2> "$cache/$name.err" &
         pids+=($!)
         names+=("$name")
     done
@@ -211,8 +222,10 @@ main() {
                 *) reused=$((reused + 1)); say "$(cat "$cache/$name.out")" ;;
             esac
         fi
-        rm -f "$cache/$name.out"
+        cat "$cache/$name.err" >&2
+        rm -f "$cache/$name.out" "$cache/$name.err"
     done
+    pids=()
     [ "$failed" = 0 ] || exit 1
 
     if [ "$built" -gt 0 ]; then
