@@ -259,6 +259,7 @@ fn container_to_wit(c: p::Container) -> w::Container {
                     p::Protocol::Udp => w::Protocol::Udp,
                 },
                 host_port: port.host_port,
+                host_ip: port.host_ip,
             })
             .collect(),
         mounts: c

@@ -30,6 +30,9 @@ pub struct Port {
     pub protocol: Protocol,
     /// A fixed host port; `None` lets the host choose one and keep it stable.
     pub host_port: Option<u16>,
+    /// The host address to bind; `None` is 127.0.0.1. The host refuses any other
+    /// address unless the user allowed it for the service.
+    pub host_ip: Option<String>,
 }
 
 /// A mount into a container.
@@ -113,14 +116,14 @@ impl Container {
     /// Publishes a TCP port on a host port the host chooses.
     #[must_use]
     pub fn port(mut self, container_port: u16) -> Self {
-        self.ports.push(Port { container_port, protocol: Protocol::Tcp, host_port: None });
+        self.ports.push(Port { container_port, protocol: Protocol::Tcp, host_port: None, host_ip: None });
         self
     }
 
     /// Publishes a TCP port on a fixed host port.
     #[must_use]
     pub fn port_on(mut self, container_port: u16, host_port: u16) -> Self {
-        self.ports.push(Port { container_port, protocol: Protocol::Tcp, host_port: Some(host_port) });
+        self.ports.push(Port { container_port, protocol: Protocol::Tcp, host_port: Some(host_port), host_ip: None });
         self
     }
 

@@ -1,0 +1,551 @@
+//! Conversions between hsm's own types and the WIT types. Going in, secrets become
+//! per-call handles; coming out, everything a plugin returns is validated (handles
+//! it was given, well-formed trees, names) and counted against the output limit.
+
+use std::collections::BTreeSet;
+
+use hsm_model::text::Encoding;
+use hsm_model::{Piece, SecretId, Text, Value};
+use hsm_plan as plan;
+use indexmap::IndexMap;
+
+use crate::bindings::latest::hsm::plugin::types as w;
+use crate::host::{
+    CallErrorKind, Capability, MergeFailure, MergeInput, ParamSpec, PlanInput, PlannedService, PluginInfo,
+};
+
+/// The secrets handed to a plugin in one call, by handle.
+#[derive(Default)]
+pub(crate) struct Handles {
+    secrets: Vec<(SecretId, String)>,
+}
+
+impl Handles {
+    fn handle(&mut self, id: SecretId, label: &str) -> u32 {
+        if let Some(i) = self.secrets.iter().position(|(s, _)| *s == id) {
+            return i as u32;
+        }
+        self.secrets.push((id, label.to_string()));
+        (self.secrets.len() - 1) as u32
+    }
+
+    fn get(&self, handle: u32) -> Option<&(SecretId, String)> {
+        self.secrets.get(handle as usize)
+    }
+}
+
+/// Counts what a plugin returns against the output limit.
+pub(crate) struct Budget {
+    used: usize,
+    limit: usize,
+}
+
+/// What one node, piece or list entry costs besides its strings.
+const OVERHEAD: usize = 16;
+
+impl Budget {
+    pub(crate) fn new(limit: usize) -> Self {
+        Self { used: 0, limit }
+    }
+
+    fn take(&mut self, n: usize) -> Result<(), CallErrorKind> {
+        self.used = self.used.saturating_add(n);
+        if self.used > self.limit { Err(CallErrorKind::TooLarge(self.limit)) } else { Ok(()) }
+    }
+
+    pub(crate) fn take_str(&mut self, s: &str) -> Result<(), CallErrorKind> {
+        self.take(s.len() + OVERHEAD)
+    }
+}
+
+fn malformed(message: impl Into<String>) -> CallErrorKind {
+    CallErrorKind::Malformed(message.into())
+}
+
+// ---- into the plugin ----
+
+fn encoding_to_wit(e: Encoding) -> w::Encoding {
+    match e {
+        Encoding::Raw => w::Encoding::Raw,
+        Encoding::Url => w::Encoding::Url,
+    }
+}
+
+fn text_to_wit(t: &Text, handles: &mut Handles) -> w::Text {
+    w::Text {
+        pieces: t
+            .pieces()
+            .iter()
+            .map(|p| match p {
+                Piece::Lit(s) => w::Piece::Lit(s.clone()),
+                Piece::Secret { id, label, encoding } => w::Piece::Secret(w::SecretUse {
+                    handle: handles.handle(*id, label),
+                    encoding: encoding_to_wit(*encoding),
+                }),
+                Piece::Generated { name, encoding } => {
+                    w::Piece::Generated(w::GeneratedUse { name: name.clone(), encoding: encoding_to_wit(*encoding) })
+                }
+                Piece::HostPort { container, port } => {
+                    w::Piece::HostPort(w::PortRef { container: container.clone(), port: *port })
+                }
+            })
+            .collect(),
+    }
+}
+
+pub(crate) fn value_to_wit(v: &Value, handles: &mut Handles) -> w::Tree {
+    fn push(nodes: &mut Vec<w::Node>, v: &Value, handles: &mut Handles) -> u32 {
+        let index = nodes.len() as u32;
+        nodes.push(w::Node::Null);
+        let node = match v {
+            Value::Null => w::Node::Null,
+            Value::Bool(b) => w::Node::Boolean(*b),
+            Value::Int(i) => w::Node::Integer(*i),
+            Value::Float(f) => w::Node::Float(*f),
+            Value::Text(t) => w::Node::Text(text_to_wit(t, handles)),
+            Value::List(items) => w::Node::List(items.iter().map(|i| push(nodes, i, handles)).collect()),
+            Value::Map(m) => w::Node::Map(m.iter().map(|(k, i)| (k.clone(), push(nodes, i, handles))).collect()),
+        };
+        nodes[index as usize] = node;
+        index
+    }
+    let mut nodes = Vec::new();
+    push(&mut nodes, v, handles);
+    w::Tree { nodes }
+}
+
+fn requester_to_wit(c: &plan::Consumer) -> w::Requester {
+    match c {
+        plan::Consumer::Project => w::Requester::Project,
+        plan::Consumer::Package(p) => w::Requester::Package(p.clone()),
+    }
+}
+
+pub(crate) fn merge_request_to_wit(input: &MergeInput<'_>, handles: &mut Handles) -> w::MergeRequest {
+    w::MergeRequest {
+        service: input.service.to_string(),
+        kind: input.kind.to_string(),
+        defaults: value_to_wit(input.defaults, handles),
+        contributions: input
+            .contributions
+            .iter()
+            .map(|c| w::Contribution {
+                from: requester_to_wit(&c.from),
+                origin: c.origin.clone(),
+                params: value_to_wit(c.params, handles),
+            })
+            .collect(),
+    }
+}
+
+pub(crate) fn plan_request_to_wit(input: &PlanInput<'_>, handles: &mut Handles) -> w::PlanRequest {
+    w::PlanRequest {
+        project: input.project.to_string(),
+        service: input.service.to_string(),
+        kind: input.kind.to_string(),
+        config: value_to_wit(input.config, handles),
+        profile: w::Profile {
+            name: input.profile.name.to_string(),
+            mode: match input.profile.mode {
+                plan::Mode::Managed => w::Mode::Managed,
+                plan::Mode::External => w::Mode::External,
+            },
+            settings: value_to_wit(input.profile.settings, handles),
+        },
+        consumers: input
+            .consumers
+            .iter()
+            .map(|c| w::Consumer {
+                package: c.consumer.package().map(str::to_string),
+                params: value_to_wit(c.params, handles),
+            })
+            .collect(),
+        host_address: input.host_address.to_string(),
+    }
+}
+
+// ---- out of the plugin ----
+
+fn is_name(s: &str, max: usize) -> bool {
+    !s.is_empty()
+        && s.len() <= max
+        && s.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+pub(crate) fn info_from_wit(info: w::PluginInfo) -> Result<PluginInfo, String> {
+    if !is_name(&info.name, 64) {
+        return Err(format!("its name `{}` is not lowercase letters, digits and `-`", info.name.escape_debug()));
+    }
+    if info.version.is_empty() || info.version.len() > 64 {
+        return Err("it gives no version".into());
+    }
+    if info.kinds.is_empty() {
+        return Err("it serves no service kind".into());
+    }
+    for kind in &info.kinds {
+        if !is_name(kind, 64) {
+            return Err(format!("its kind `{}` is not lowercase letters, digits and `-`", kind.escape_debug()));
+        }
+    }
+    let specs = |specs: Vec<w::ParamSpec>| {
+        specs
+            .into_iter()
+            .map(|s| ParamSpec { name: s.name, description: s.description, required: s.required })
+            .collect()
+    };
+    let capabilities: BTreeSet<Capability> = info
+        .capabilities
+        .into_iter()
+        .map(|c| match c {
+            w::Capability::Containers => Capability::Containers,
+            w::Capability::Exec => Capability::Exec,
+            w::Capability::UvInstall => Capability::UvInstall,
+            w::Capability::Files => Capability::Files,
+            w::Capability::NetworkProbe => Capability::NetworkProbe,
+        })
+        .collect();
+    Ok(PluginInfo {
+        name: info.name,
+        version: info.version,
+        kinds: info.kinds,
+        params: specs(info.params),
+        settings: specs(info.settings),
+        capabilities,
+    })
+}
+
+fn encoding_from_wit(e: w::Encoding) -> Encoding {
+    match e {
+        w::Encoding::Raw => Encoding::Raw,
+        w::Encoding::Url => Encoding::Url,
+    }
+}
+
+fn text_from_wit(t: w::Text, handles: &Handles, budget: &mut Budget) -> Result<Text, CallErrorKind> {
+    let mut out = Text::default();
+    for piece in t.pieces {
+        out.push(match piece {
+            w::Piece::Lit(s) => {
+                budget.take_str(&s)?;
+                Piece::Lit(s)
+            }
+            w::Piece::Secret(s) => {
+                budget.take(OVERHEAD)?;
+                let (id, label) = handles
+                    .get(s.handle)
+                    .ok_or_else(|| malformed(format!("secret handle {} was not given to it in this call", s.handle)))?;
+                Piece::Secret { id: *id, label: label.clone(), encoding: encoding_from_wit(s.encoding) }
+            }
+            w::Piece::Generated(g) => {
+                budget.take_str(&g.name)?;
+                if !is_name(&g.name, 64) {
+                    return Err(malformed(format!(
+                        "generated secret name `{}` is not lowercase letters, digits and `-`",
+                        g.name.escape_debug()
+                    )));
+                }
+                Piece::Generated { name: g.name, encoding: encoding_from_wit(g.encoding) }
+            }
+            w::Piece::HostPort(p) => {
+                budget.take_str(&p.container)?;
+                Piece::HostPort { container: p.container, port: p.port }
+            }
+        });
+    }
+    Ok(out)
+}
+
+/// Rebuilds a tree, refusing what a well-behaved plugin never sends: indices out of
+/// range or pointing backwards (cycles), a node used twice (exponential blow-up),
+/// nesting deeper than 64.
+pub(crate) fn tree_from_wit(tree: w::Tree, handles: &Handles, budget: &mut Budget) -> Result<Value, CallErrorKind> {
+    budget.take(tree.nodes.len().saturating_mul(OVERHEAD))?;
+    let mut nodes: Vec<Option<w::Node>> = tree.nodes.into_iter().map(Some).collect();
+    if nodes.is_empty() {
+        return Ok(Value::Null);
+    }
+    fn build(
+        nodes: &mut [Option<w::Node>],
+        index: u32,
+        parent: Option<u32>,
+        depth: u32,
+        handles: &Handles,
+        budget: &mut Budget,
+    ) -> Result<Value, CallErrorKind> {
+        if depth > 64 {
+            return Err(malformed("a value is nested deeper than 64 levels"));
+        }
+        if parent.is_some_and(|p| index <= p) {
+            return Err(malformed(format!("tree node {index} comes before its parent")));
+        }
+        let node = nodes
+            .get_mut(index as usize)
+            .ok_or_else(|| malformed(format!("tree node {index} does not exist")))?
+            .take()
+            .ok_or_else(|| malformed(format!("tree node {index} is used twice")))?;
+        Ok(match node {
+            w::Node::Null => Value::Null,
+            w::Node::Boolean(b) => Value::Bool(b),
+            w::Node::Integer(i) => Value::Int(i),
+            w::Node::Float(f) => Value::Float(f),
+            w::Node::Text(t) => Value::Text(text_from_wit(t, handles, budget)?),
+            w::Node::List(children) => Value::List(
+                children
+                    .into_iter()
+                    .map(|c| build(nodes, c, Some(index), depth + 1, handles, budget))
+                    .collect::<Result<_, _>>()?,
+            ),
+            w::Node::Map(entries) => {
+                let mut map = IndexMap::new();
+                for (key, child) in entries {
+                    budget.take_str(&key)?;
+                    let value = build(nodes, child, Some(index), depth + 1, handles, budget)?;
+                    if map.insert(key.clone(), value).is_some() {
+                        return Err(malformed(format!("key `{}` appears twice in a map", key.escape_debug())));
+                    }
+                }
+                Value::Map(map)
+            }
+        })
+    }
+    build(&mut nodes, 0, None, 0, handles, budget)
+}
+
+pub(crate) fn merge_error_from_wit(
+    e: w::MergeError,
+    contributions: usize,
+    budget: &mut Budget,
+) -> Result<MergeFailure, CallErrorKind> {
+    let index = |i: u32| {
+        let i = i as usize;
+        if i < contributions { Ok(i) } else { Err(malformed(format!("contribution {i} does not exist"))) }
+    };
+    Ok(match e {
+        w::MergeError::Conflict(c) => {
+            budget.take_str(&c.message)?;
+            budget.take_str(&c.key)?;
+            MergeFailure::Conflict {
+                message: c.message,
+                key: c.key,
+                contributions: c.contributions.into_iter().map(index).collect::<Result<_, _>>()?,
+            }
+        }
+        w::MergeError::Invalid(i) => {
+            budget.take_str(&i.message)?;
+            budget.take_str(&i.key)?;
+            MergeFailure::Invalid {
+                message: i.message,
+                key: i.key,
+                contribution: i.contribution.map(index).transpose()?,
+            }
+        }
+    })
+}
+
+struct Out<'a> {
+    handles: &'a Handles,
+    budget: &'a mut Budget,
+}
+
+impl Out<'_> {
+    fn text(&mut self, t: w::Text) -> Result<Text, CallErrorKind> {
+        text_from_wit(t, self.handles, self.budget)
+    }
+
+    fn string(&mut self, s: String) -> Result<String, CallErrorKind> {
+        self.budget.take_str(&s)?;
+        Ok(s)
+    }
+
+    fn texts(&mut self, ts: Vec<w::Text>) -> Result<Vec<Text>, CallErrorKind> {
+        ts.into_iter().map(|t| self.text(t)).collect()
+    }
+
+    fn vars(&mut self, vars: Vec<w::EnvVar>) -> Result<Vec<(String, Text)>, CallErrorKind> {
+        vars.into_iter().map(|v| Ok((self.string(v.name)?, self.text(v.value)?))).collect()
+    }
+
+    fn exec(&mut self, e: w::Exec) -> Result<plan::Exec, CallErrorKind> {
+        Ok(plan::Exec {
+            container: self.string(e.container)?,
+            command: self.texts(e.command)?,
+            env: self.vars(e.env)?,
+            user: e.user.map(|u| self.string(u)).transpose()?,
+        })
+    }
+
+    fn endpoint(&mut self, e: w::Endpoint) -> Result<plan::Endpoint, CallErrorKind> {
+        Ok(match e {
+            w::Endpoint::ContainerPort(p) => {
+                plan::Endpoint::ContainerPort { container: self.string(p.container)?, port: p.port }
+            }
+            w::Endpoint::Address(a) => plan::Endpoint::Address { host: self.text(a.host)?, port: self.text(a.port)? },
+        })
+    }
+
+    fn container(&mut self, c: w::Container) -> Result<plan::Container, CallErrorKind> {
+        Ok(plan::Container {
+            name: self.string(c.name)?,
+            image: self.string(c.image)?,
+            command: c.command.map(|c| self.texts(c)).transpose()?,
+            env: self.vars(c.env)?,
+            ports: c
+                .ports
+                .into_iter()
+                .map(|p| {
+                    Ok(plan::Port {
+                        container_port: p.container_port,
+                        protocol: match p.protocol {
+                            w::Protocol::Tcp => plan::Protocol::Tcp,
+                            w::Protocol::Udp => plan::Protocol::Udp,
+                        },
+                        host_port: p.host_port,
+                        host_ip: self.string(p.host_ip.unwrap_or_else(|| "127.0.0.1".into()))?,
+                    })
+                })
+                .collect::<Result<_, CallErrorKind>>()?,
+            mounts: c
+                .mounts
+                .into_iter()
+                .map(|m| {
+                    Ok(match m {
+                        w::Mount::Volume(v) => plan::Mount::Volume {
+                            volume: self.string(v.volume)?,
+                            target: self.string(v.target)?,
+                            read_only: v.read_only,
+                        },
+                        w::Mount::Bind(b) => plan::Mount::Bind {
+                            source: self.string(b.source)?,
+                            target: self.string(b.target)?,
+                            read_only: b.read_only,
+                        },
+                    })
+                })
+                .collect::<Result<_, CallErrorKind>>()?,
+            restart: match c.restart {
+                w::RestartPolicy::No => plan::RestartPolicy::No,
+                w::RestartPolicy::OnFailure => plan::RestartPolicy::OnFailure,
+                w::RestartPolicy::UnlessStopped => plan::RestartPolicy::UnlessStopped,
+                w::RestartPolicy::Always => plan::RestartPolicy::Always,
+            },
+        })
+    }
+
+    fn action(&mut self, a: w::Action, plugin: &str) -> Result<plan::Action, CallErrorKind> {
+        self.budget.take(OVERHEAD)?;
+        Ok(match a {
+            w::Action::EnsureContainer(c) => plan::Action::EnsureContainer(self.container(c)?),
+            w::Action::Exec(e) => plan::Action::Exec(self.exec(e)?),
+            w::Action::Wait(wait) => plan::Action::Wait(plan::Wait {
+                probe: match wait.probe {
+                    w::Probe::Tcp(e) => plan::Probe::Tcp { endpoint: self.endpoint(e)? },
+                    w::Probe::Http(h) => plan::Probe::Http {
+                        endpoint: self.endpoint(h.endpoint)?,
+                        path: self.string(h.path)?,
+                        tls: h.tls,
+                        status: h.status,
+                        headers: self.vars(h.headers)?,
+                    },
+                    w::Probe::Exec(e) => plan::Probe::Exec(self.exec(e)?),
+                },
+                timeout_ms: wait.timeout_ms,
+                interval_ms: wait.interval_ms,
+            }),
+            w::Action::UvInstall(packages) => plan::Action::UvInstall {
+                packages: packages
+                    .into_iter()
+                    .map(|p| {
+                        Ok(plan::PythonPackage {
+                            name: self.string(p.name)?,
+                            source: match p.source {
+                                w::PackageSource::Pypi(s) => plan::PackageSource::Pypi(self.string(s)?),
+                                w::PackageSource::Path(s) => plan::PackageSource::Path(self.string(s)?),
+                                w::PackageSource::Editable(s) => plan::PackageSource::Editable(self.string(s)?),
+                            },
+                        })
+                    })
+                    .collect::<Result<_, CallErrorKind>>()?,
+            },
+            w::Action::WriteFile(f) => plan::Action::WriteFile(plan::WriteFile {
+                plugin: plugin.to_string(),
+                path: self.string(f.path)?,
+                contents: self.string(f.contents)?,
+            }),
+        })
+    }
+}
+
+pub(crate) fn plan_from_wit(
+    p: w::ServicePlan,
+    handles: &Handles,
+    budget: &mut Budget,
+    plugin: &str,
+) -> Result<PlannedService, CallErrorKind> {
+    let mut out = Out { handles, budget };
+    let actions = p.actions.into_iter().map(|a| out.action(a, plugin)).collect::<Result<_, _>>()?;
+    let env = p
+        .env
+        .into_iter()
+        .map(|e| {
+            Ok(plan::ConsumerEnv {
+                consumer: match e.package {
+                    None => plan::Consumer::Project,
+                    Some(p) => plan::Consumer::Package(out.string(p)?),
+                },
+                vars: out.vars(e.vars)?,
+            })
+        })
+        .collect::<Result<_, CallErrorKind>>()?;
+    Ok(PlannedService { actions, env })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hsm_model::{SecretStore, Sensitive};
+
+    #[test]
+    fn values_cross_with_secrets_as_handles() {
+        let mut store = SecretStore::new();
+        let id = store.insert(Sensitive::new("hunter2".into()));
+        let value = Value::Map(IndexMap::from([
+            (
+                "password".to_string(),
+                Value::Text(Text::from_pieces([Piece::Secret { id, label: "${P}".into(), encoding: Encoding::Raw }])),
+            ),
+            ("ports".to_string(), Value::List(vec![Value::Int(1), Value::Bool(true)])),
+        ]));
+        let mut handles = Handles::default();
+        let tree = value_to_wit(&value, &mut handles);
+        assert!(!format!("{:?}", tree.nodes).contains("hunter2"));
+        let mut budget = Budget::new(1 << 20);
+        assert_eq!(tree_from_wit(tree, &handles, &mut budget).unwrap(), value);
+    }
+
+    #[test]
+    fn malformed_trees_are_refused() {
+        let handles = Handles::default();
+        let check = |nodes: Vec<w::Node>| tree_from_wit(w::Tree { nodes }, &handles, &mut Budget::new(1 << 20));
+        assert_eq!(check(vec![w::Node::List(vec![0])]), Err(malformed("tree node 0 comes before its parent")));
+        assert_eq!(check(vec![w::Node::List(vec![5])]), Err(malformed("tree node 5 does not exist")));
+        assert_eq!(check(vec![w::Node::List(vec![1, 1]), w::Node::Null]), Err(malformed("tree node 1 is used twice")));
+        let forged = w::Text { pieces: vec![w::Piece::Secret(w::SecretUse { handle: 7, encoding: w::Encoding::Raw })] };
+        assert_eq!(
+            check(vec![w::Node::Text(forged)]),
+            Err(malformed("secret handle 7 was not given to it in this call"))
+        );
+        let deep: Vec<w::Node> = (0..70).map(|i| w::Node::List(if i < 69 { vec![i + 1] } else { vec![] })).collect();
+        assert_eq!(check(deep), Err(malformed("a value is nested deeper than 64 levels")));
+    }
+
+    #[test]
+    fn output_beyond_the_budget_is_refused() {
+        let handles = Handles::default();
+        let big = w::Node::Text(w::Text { pieces: vec![w::Piece::Lit("x".repeat(2000))] });
+        assert_eq!(
+            tree_from_wit(w::Tree { nodes: vec![big] }, &handles, &mut Budget::new(1024)),
+            Err(CallErrorKind::TooLarge(1024))
+        );
+    }
+}

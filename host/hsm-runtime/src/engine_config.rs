@@ -1,0 +1,16 @@
+//! The wasmtime configuration, shared by the runtime and by the build script that
+//! precompiles the bundled plugins: a precompiled component loads only into an
+//! engine configured exactly like the one that compiled it.
+
+/// The engine configuration hsm runs plugins with.
+pub(crate) fn config() -> wasmtime::Config {
+    let mut config = wasmtime::Config::new();
+    config.wasm_component_model(true);
+    // The time limit per call: a ticker thread advances the epoch and each call
+    // gets a deadline a number of ticks away.
+    config.epoch_interruption(true);
+    config.cranelift_opt_level(wasmtime::OptLevel::Speed);
+    // Plugins are small; a deep recursion is a bug we want reported, not a crash.
+    config.max_wasm_stack(1 << 20);
+    config
+}

@@ -1,0 +1,26 @@
+//! The sandbox hsm's backend plugins run in.
+//!
+//! Every service kind is handled by a WebAssembly component (the WIT world
+//! `hsm:plugin/plugin@0.1.0`). This crate loads components into one wasmtime engine
+//! for the process, gives each call a fresh instance with no ambient authority (no
+//! files, no environment, no sockets, a fixed clock and fixed "randomness"), limits
+//! each call's time, memory and output, converts values to and from the WIT types
+//! (secrets become opaque handles that a plugin can place but never read), and checks
+//! every action a plugin returns against the capabilities it declared and was granted.
+//!
+//! The bundled plugins are built for `wasm32-wasip2` by this crate's build script
+//! and precompiled with this engine's configuration, so loading them compiles
+//! nothing.
+
+mod bindings;
+mod check;
+mod convert;
+mod engine_config;
+mod host;
+
+pub use check::{CheckContext, Grants, Refusal, check_plan};
+pub use host::{
+    CallError, CallErrorKind, Capability, ConsumerInput, ContributionInput, Limits, LoadError, MergeFailure,
+    MergeInput, ParamSpec, PlanFailure, PlanInput, PlannedService, Plugin, PluginHost, PluginInfo, PluginSource,
+    ProfileInput, WIT_VERSIONS,
+};
