@@ -1,3 +1,52 @@
-//! The `hsm` command line: parses arguments and renders what the library crates return.
+//! The `hsm` command line: parses arguments, runs one subcommand, renders what the
+//! library crates return (diagnostics on stderr, data on stdout) and maps the outcome
+//! to an exit code: 0 ok, 1 the job failed, 2 bad input or usage.
 
-fn main() {}
+mod cli;
+mod commands;
+mod output;
+mod project;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+use crate::output::Output;
+
+/// How a command can fail.
+pub(crate) enum Failure {
+    /// The input (files, arguments) is wrong; the diagnostics say how.
+    Input(hsm_model::Sources, hsm_model::Diagnostics),
+    /// The job itself failed (writing output, say).
+    Job(String),
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // clap prints help and version to stdout and usage errors to stderr, and
+            // picks the exit code (0 or 2).
+            let _ = e.print();
+            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
+        }
+    };
+    let out = Output::new(&cli.global);
+    let result = match &cli.command {
+        Command::Validate => commands::validate::run(&cli.global, &out),
+        Command::Plan(args) => commands::plan::run(&cli.global, args, &out),
+        Command::Schema(args) => commands::schema::run(args, &out),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Input(sources, diags)) => {
+            out.diagnostics(&sources, &diags);
+            ExitCode::from(2)
+        }
+        Err(Failure::Job(message)) => {
+            out.error(&message);
+            ExitCode::from(1)
+        }
+    }
+}

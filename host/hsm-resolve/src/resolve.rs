@@ -1,0 +1,437 @@
+//! The resolution itself: a walk over package implications (depth first, so the
+//! order is the project's list with each package followed by what it implies), then
+//! one pass per service to choose its profile and interpolate what it uses.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use hsm_config::load::display_path;
+use hsm_config::{Config, Implies, Mode, NameRef, PackageDef, Params, SourceDef, did_you_mean};
+use hsm_model::{Diagnostic, Diagnostics, Origin, SecretStore, Sources, Span, Value};
+
+use crate::{
+    ChosenProfile, Contribution, PackageSource, ProjectInfo, Requester, Resolution, ResolvedPackage, ServiceInstance,
+};
+
+/// What [`resolve`] needs besides the configuration.
+#[derive(Clone, Debug, Default)]
+pub struct ResolveOptions {
+    /// The service kinds that have a plugin.
+    pub known_kinds: BTreeSet<String>,
+}
+
+/// Resolves a loaded configuration, reporting every independent problem at once.
+pub fn resolve(config: &Config, sources: &Sources, options: &ResolveOptions) -> Result<Resolution, Diagnostics> {
+    let mut r = Resolver { config, sources, diags: Diagnostics::default(), secrets: SecretStore::new() };
+    let resolution = r.run(options);
+    r.diags.into_result(resolution)
+}
+
+struct Resolver<'a> {
+    config: &'a Config,
+    sources: &'a Sources,
+    diags: Diagnostics,
+    secrets: SecretStore,
+}
+
+/// What a service instance is made of before interpolation.
+struct Wanted<'a> {
+    contributions: Vec<(Requester, &'a Params, Span)>,
+    consumers: Vec<String>,
+    /// Where the service is first named, for errors about the service itself.
+    first: Span,
+}
+
+impl<'a> Resolver<'a> {
+    fn run(&mut self, options: &ResolveOptions) -> Resolution {
+        let project = &self.config.project;
+        if let Some(p) = &project.profile {
+            self.check_profile(p);
+        }
+
+        // The project's own entries: registry packages, overridden or defined inline.
+        let mut effective: HashMap<&'a str, PackageDef> = HashMap::new();
+        let mut roots = Vec::new();
+        for req in &project.packages {
+            let name = req.name.name.as_str();
+            let def = match (self.config.packages.get(name), &req.inline) {
+                (Some(reg), None) => reg.clone(),
+                (Some(reg), Some(inline)) => {
+                    let mut def = reg.clone();
+                    if inline.source.is_some() {
+                        def.source = inline.source.clone();
+                    }
+                    def.implies.extend(inline.implies.iter().cloned());
+                    def
+                }
+                (None, Some(inline)) if inline.source.is_some() || !inline.implies.is_empty() => inline.clone(),
+                (None, inline) => {
+                    let mut d = self.unknown("package", &req.name, self.config.packages.keys());
+                    if inline.is_some() {
+                        d = d.hint("to define the package here, give it a source: `pypi`, `path` or `editable`");
+                    }
+                    self.diags.push(d);
+                    continue;
+                }
+            };
+            effective.insert(name, def);
+            roots.push(name);
+        }
+
+        let (order, requested_by) = self.walk(&roots, &effective);
+
+        // Packages, with their sources checked.
+        let mut packages = Vec::with_capacity(order.len());
+        for name in &order {
+            let def = self.def(name, &effective).expect("walked packages exist");
+            let source = def.source.as_ref().and_then(|s| self.source(name, s));
+            packages.push(ResolvedPackage {
+                name: (*name).to_string(),
+                source,
+                requested_by: requested_by.get(name).cloned().unwrap_or_default(),
+                origin: self.origin(def.name.span),
+            });
+        }
+
+        // Services, by name: what packages ask of them, then what the project asks.
+        let mut wanted: BTreeMap<&str, Wanted<'_>> = BTreeMap::new();
+        for name in &order {
+            let def = self.def(name, &effective).expect("walked packages exist");
+            for imp in &def.implies {
+                if let Implies::Service { name: svc, params, span } = imp {
+                    let w = wanted.entry(svc.name.as_str()).or_insert_with(|| Wanted {
+                        contributions: Vec::new(),
+                        consumers: Vec::new(),
+                        first: svc.span,
+                    });
+                    w.contributions.push((Requester::Package((*name).to_string()), params, *span));
+                    if !w.consumers.iter().any(|c| c == name) {
+                        w.consumers.push((*name).to_string());
+                    }
+                }
+            }
+        }
+        for req in &project.services {
+            let w = wanted.entry(req.name.name.as_str()).or_insert_with(|| Wanted {
+                contributions: Vec::new(),
+                consumers: Vec::new(),
+                first: req.name.span,
+            });
+            w.contributions.push((Requester::Project, &req.params, req.name.span));
+        }
+
+        let mut services = Vec::new();
+        let mut reported_unknown = HashSet::new();
+        for (name, w) in wanted {
+            let Some(def) = self.config.services.get(name) else {
+                // Report each place that names the unknown service.
+                for (from, _, span) in &w.contributions {
+                    let at = match from {
+                        Requester::Project => *span,
+                        Requester::Package(_) => self.implied_name_span(&effective, from, name).unwrap_or(*span),
+                    };
+                    if reported_unknown.insert(at) {
+                        let named = NameRef { name: name.to_string(), span: at };
+                        let d = self.unknown("service", &named, self.config.services.keys());
+                        self.diags.push(d);
+                    }
+                }
+                continue;
+            };
+            if !options.known_kinds.contains(&def.kind.name) {
+                let known: Vec<String> = options.known_kinds.iter().map(|k| format!("`{k}`")).collect();
+                let mut d = Diagnostic::new(format!("no plugin handles service kind `{}`", def.kind.name))
+                    .at(def.kind.span, format!("kind of service `{name}`"))
+                    .also(w.first, "the service is needed here")
+                    .note(format!("this hsm has plugins for {}", known.join(", ")));
+                if let Some(best) = did_you_mean(&def.kind.name, options.known_kinds.iter().map(String::as_str)) {
+                    d = d.hint(format!("did you mean `{best}`?"));
+                }
+                self.diags.push(d);
+                continue;
+            }
+            let Some(profile) = self.choose_profile(name, def) else { continue };
+            let defaults = self.interpolate(&def.params, || format!("service `{name}` is used by this project"));
+            let contributions = w
+                .contributions
+                .iter()
+                .map(|(from, params, span)| {
+                    let who = match from {
+                        Requester::Project => "hsm.yaml asks for it".to_string(),
+                        Requester::Package(p) => format!("package `{p}` is used by this project"),
+                    };
+                    Contribution {
+                        from: from.clone(),
+                        params: self.interpolate(params, || format!("{who} (service `{name}`)")),
+                        origin: self.origin(*span),
+                    }
+                })
+                .collect();
+            services.push(ServiceInstance {
+                name: name.to_string(),
+                kind: def.kind.name.clone(),
+                defaults,
+                profile,
+                contributions,
+                consumers: w.consumers,
+            });
+        }
+
+        Resolution {
+            project: ProjectInfo {
+                name: project.name.name.clone(),
+                dir: project.dir.clone(),
+                file: project.display.clone(),
+            },
+            packages,
+            services,
+            secrets: std::mem::take(&mut self.secrets),
+        }
+    }
+
+    fn def<'b>(&self, name: &str, effective: &'b HashMap<&'a str, PackageDef>) -> Option<&'b PackageDef>
+    where
+        'a: 'b,
+    {
+        effective.get(name).or_else(|| self.config.packages.get(name))
+    }
+
+    /// Depth-first walk over package implications from the project's packages:
+    /// the packages in first-seen order and who asked for each. Reports unknown
+    /// packages and cycles.
+    fn walk(
+        &mut self,
+        roots: &[&'a str],
+        effective: &HashMap<&'a str, PackageDef>,
+    ) -> (Vec<&'a str>, HashMap<&'a str, Vec<Requester>>) {
+        #[derive(Clone, Copy, PartialEq)]
+        enum State {
+            OnStack,
+            Done,
+        }
+        let mut order: Vec<&'a str> = Vec::new();
+        let mut state: HashMap<&'a str, State> = HashMap::new();
+        let mut requested_by: HashMap<&'a str, Vec<Requester>> = HashMap::new();
+        let mut reported_cycles: HashSet<Vec<&'a str>> = HashSet::new();
+        let mut reported_unknown: HashSet<Span> = HashSet::new();
+
+        for root in roots {
+            requested_by.entry(root).or_default().push(Requester::Project);
+        }
+        for &root in roots {
+            if state.contains_key(root) {
+                continue;
+            }
+            // Frames: package, index of the next implication, span of the edge that led here.
+            let mut stack: Vec<(&'a str, usize, Option<Span>)> = vec![(root, 0, None)];
+            state.insert(root, State::OnStack);
+            order.push(root);
+            while let Some(top) = stack.last_mut() {
+                let (name, idx) = (top.0, top.1);
+                let config = self.config;
+                let def: &PackageDef = match effective.get(name) {
+                    Some(d) => d,
+                    None => &config.packages[name],
+                };
+                let Some(imp) = def.implies.get(idx) else {
+                    state.insert(name, State::Done);
+                    stack.pop();
+                    continue;
+                };
+                top.1 += 1;
+                let Implies::Package { name: child, span } = imp else { continue };
+                let child_name: &'a str = match self.config.packages.get_key_value(child.name.as_str()) {
+                    Some((k, _)) => k.as_str(),
+                    None => match effective.keys().find(|k| **k == child.name) {
+                        Some(k) => k,
+                        None => {
+                            if reported_unknown.insert(child.span) {
+                                let d = self
+                                    .unknown("package", child, self.config.packages.keys())
+                                    .note(format!("implied by package `{name}`"));
+                                self.diags.push(d);
+                            }
+                            continue;
+                        }
+                    },
+                };
+                let by = Requester::Package(name.to_string());
+                let list = requested_by.entry(child_name).or_default();
+                if !list.contains(&by) {
+                    list.push(by);
+                }
+                match state.get(child_name) {
+                    None => {
+                        state.insert(child_name, State::OnStack);
+                        order.push(child_name);
+                        stack.push((child_name, 0, Some(*span)));
+                    }
+                    Some(State::Done) => {}
+                    Some(State::OnStack) => {
+                        let from = stack.iter().position(|f| f.0 == child_name).expect("on the stack");
+                        let cycle: Vec<&'a str> = stack[from..].iter().map(|f| f.0).collect();
+                        let mut key = cycle.clone();
+                        key.sort_unstable();
+                        if reported_cycles.insert(key) {
+                            let path: Vec<&str> = cycle.iter().copied().chain([child_name]).collect();
+                            let mut d = Diagnostic::new(format!("package cycle: {}", path.join(" → ")))
+                                .at(*span, format!("`{name}` implies `{child_name}`, which leads back here"));
+                            for frame in &stack[from + 1..] {
+                                if let Some(s) = frame.2 {
+                                    d = d.also(s, "");
+                                }
+                            }
+                            d = d.hint("remove one of these implications: packages cannot imply themselves");
+                            self.diags.push(d);
+                        }
+                    }
+                }
+            }
+        }
+        (order, requested_by)
+    }
+
+    /// Where a package's implication names `service`, for error messages.
+    fn implied_name_span(
+        &self,
+        effective: &HashMap<&'a str, PackageDef>,
+        from: &Requester,
+        service: &str,
+    ) -> Option<Span> {
+        let Requester::Package(p) = from else { return None };
+        let def = effective.get(p.as_str()).or_else(|| self.config.packages.get(p))?;
+        def.implies.iter().find_map(|i| match i {
+            Implies::Service { name, .. } if name.name == service => Some(name.span),
+            _ => None,
+        })
+    }
+
+    fn source(&mut self, package: &str, source: &SourceDef) -> Option<PackageSource> {
+        match source {
+            SourceDef::Pypi { requirement, .. } => Some(PackageSource::Pypi { requirement: requirement.clone() }),
+            SourceDef::Path { path, written, editable, span } => {
+                let field = if *editable { "editable" } else { "path" };
+                let display = match display_path(&self.config.project.dir, path) {
+                    d if d.starts_with("..") || d.starts_with('/') => d,
+                    d => format!("./{d}"),
+                };
+                let problem = match std::fs::metadata(path) {
+                    Ok(m) if m.is_dir() => None,
+                    Ok(_) => Some((
+                        format!("{field} path `{written}` of package `{package}` is not a folder"),
+                        "point to the folder that holds the package's `pyproject.toml`",
+                    )),
+                    Err(_) => Some((
+                        format!("{field} path `{written}` of package `{package}` does not exist"),
+                        "create the package there, or fix the path (it is relative to the file that names it)",
+                    )),
+                };
+                if let Some((msg, hint)) = problem {
+                    self.diags.push(Diagnostic::new(msg).at(*span, format!("resolves to `{display}`")).hint(hint));
+                    return None;
+                }
+                Some(PackageSource::Path { path: path.clone(), display, editable: *editable })
+            }
+        }
+    }
+
+    /// The profile for a service: hsm.yaml's per-service choice, over hsm.yaml's
+    /// default, over the registry's default for the service.
+    fn choose_profile(&mut self, service: &str, def: &hsm_config::ServiceDef) -> Option<ChosenProfile> {
+        let project = &self.config.project;
+        let per_service = project.services.iter().find(|s| s.name.name == service).and_then(|s| s.profile.as_ref());
+        let Some(choice) = per_service.or(project.profile.as_ref()).or(def.profile.as_ref()) else {
+            self.diags.push(
+                Diagnostic::new(format!("no profile chosen for service `{service}`"))
+                    .at(def.name.span, "defined here without a default `profile`")
+                    .hint(format!(
+                        "set `profile: NAME` in hsm.yaml, or `services: {{ {service}: {{ profile: NAME }} }}`"
+                    )),
+            );
+            return None;
+        };
+        if project.profile.as_ref() == Some(choice) && per_service.is_none() {
+            // The default profile was checked once already.
+            self.config.profiles.get(&choice.name)?;
+        }
+        let Some(profile) = self.config.profiles.get(&choice.name) else {
+            if project.profile.as_ref() != Some(choice) {
+                let d = self.unknown("profile", choice, self.config.profiles.keys());
+                self.diags.push(d);
+            }
+            return None;
+        };
+        let settings = match profile.services.get(service) {
+            Some(s) => {
+                self.interpolate(&s.params, || format!("service `{service}` uses profile `{}`", profile.name.name))
+            }
+            None if profile.mode == Mode::External => {
+                self.diags.push(
+                    Diagnostic::new(format!(
+                        "external profile `{}` has no settings for service `{service}`",
+                        profile.name.name
+                    ))
+                    .at(choice.span, format!("`{service}` uses this profile"))
+                    .also(profile.name.span, "defined here")
+                    .note("an external profile must say how to reach each service that uses it")
+                    .hint(format!(
+                        "add `{service}:` with its connection settings under the profile's `services`, or choose another profile for `{service}` in hsm.yaml"
+                    )),
+                );
+                return None;
+            }
+            None => Value::map(),
+        };
+        Some(ChosenProfile {
+            name: profile.name.name.clone(),
+            mode: profile.mode,
+            settings,
+            chosen_by: self.origin(choice.span),
+        })
+    }
+
+    fn check_profile(&mut self, p: &NameRef) {
+        if !self.config.profiles.contains_key(&p.name) {
+            let d = self.unknown("profile", p, self.config.profiles.keys());
+            self.diags.push(d);
+        }
+    }
+
+    fn interpolate(&mut self, params: &Params, why: impl Fn() -> String) -> Value {
+        match self.config.interpolate(params, self.sources, &mut self.secrets) {
+            Ok(v) => v,
+            Err(ds) => {
+                for d in ds.0 {
+                    self.diags.push(d.note(format!("needed because {}", why())));
+                }
+                Value::Null
+            }
+        }
+    }
+
+    fn unknown<'k>(&self, what: &str, name: &NameRef, known: impl Iterator<Item = &'k String>) -> Diagnostic {
+        let known: Vec<&str> = known.map(String::as_str).collect();
+        let mut d = Diagnostic::new(format!("unknown {what} `{}`", name.name)).at(name.span, "not in any registry");
+        if let Some(best) = did_you_mean(&name.name, known.iter().copied()) {
+            d = d.hint(format!("did you mean `{best}`?"));
+        } else if !known.is_empty() && known.len() <= 12 {
+            let mut sorted = known.clone();
+            sorted.sort_unstable();
+            d = d.note(format!(
+                "known {what}s: {}",
+                sorted.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+            ));
+        }
+        let regs = &self.config.registries;
+        if !regs.is_empty() {
+            d = d.note(format!(
+                "registries read: {}",
+                regs.iter().map(|r| format!("`{r}`")).collect::<Vec<_>>().join(", ")
+            ));
+        }
+        d
+    }
+
+    fn origin(&self, span: Span) -> Origin {
+        span.origin(self.sources)
+    }
+}
