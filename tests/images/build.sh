@@ -18,7 +18,8 @@
 # `docker tag`), so a failed or interrupted run leaves the previous images in place and
 # no half-built image under a tag. Runs are serialised with a lock file. Output: one line
 # per image (built / reused) and the total time; build logs go to .cache/logs/ and their
-# tail is printed when a step fails. -q prints nothing when everything is reused.
+# tail is printed when a step fails. -q prints only what it builds (nothing when all
+# is reused).
 #
 # Environment: HSM_DEBIAN_MIRROR (default http://deb.debian.org/debian),
 # HSM_IMAGES_CACHE (default tests/images/.cache), HSM_REBUILD_IMAGES (see above).
@@ -51,8 +52,8 @@ built=0
 reused=0
 
 say() { [ -n "$quiet" ] || printf '%s\n' "$*"; }
-# Always printed: the run does work, so it is not quiet any more.
-loud() { quiet=; printf '%s\n' "$*"; }
+# Printed even with -q: the run is doing work.
+loud() { printf '%s\n' "$*"; }
 die() { printf 'tests/images/build.sh: %s\n' "$*" >&2; exit 1; }
 since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1fs", b - a }'; }
 
@@ -232,7 +233,11 @@ main() {
         # Images of ours that lost their tag in this or an interrupted run, unless in use.
         docker image prune --force --filter "label=$label" > /dev/null 2>&1 || true
     fi
-    say "test images ready in $(since "$t_start") ($built built, $reused reused)"
+    if [ "$built" -gt 0 ]; then
+        loud "test images ready in $(since "$t_start") ($built built, $reused reused)"
+    else
+        say "test images ready in $(since "$t_start") ($built built, $reused reused)"
+    fi
 }
 
 main "$@"
