@@ -1,1 +1,140 @@
-fn main() {}
+//! The command line's contract: exit codes, streams, colours, verbosity, and how
+//! `.env` and the environment feed interpolation, run through the real binary.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+use std::path::Path;
+
+fn project(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in files {
+        let path = dir.path().join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    dir
+}
+
+fn run_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> support::Run {
+    let d = dir.display().to_string();
+    let mut all = vec!["-C", d.as_str()];
+    all.extend_from_slice(args);
+    support::hsm(&all, env)
+}
+
+const SECRET_PROJECT: &str = "version: 1
+project: app
+registries: [./reg.yaml]
+packages: [p]
+";
+
+const SECRET_REGISTRY: &str = "packages:
+  p:
+    pypi: p
+    implies:
+      - service: db
+        params: { password: \"${DB_PASSWORD}\", url: \"postgres://u:${DB_PASSWORD}@h/${DB_NAME:-main}\" }
+services:
+  db: { kind: postgres, profile: local }
+profiles:
+  local: { mode: managed }
+";
+
+#[test]
+fn usage_errors_exit_2_and_help_exits_0() {
+    let bad = support::hsm(&["frobnicate"], &[]);
+    assert_eq!(bad.code, 2);
+    assert!(bad.stderr.contains("unrecognized subcommand"), "{}", bad.stderr);
+    assert_eq!(bad.stdout, "");
+    let help = support::hsm(&["--help"], &[]);
+    assert_eq!(help.code, 0);
+    assert!(help.stdout.contains("Print the resolved project"), "{}", help.stdout);
+    let version = support::hsm(&["--version"], &[]);
+    assert_eq!((version.code, version.stdout.starts_with("hsm ")), (0, true));
+}
+
+#[test]
+fn a_folder_without_hsm_yaml_is_bad_input() {
+    let dir = project(&[]);
+    let run = run_in(dir.path(), &["validate"], &[]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.starts_with("error: no `hsm.yaml` in"), "{}", run.stderr);
+    assert!(run.stderr.contains("hint: run hsm in a project folder"), "{}", run.stderr);
+}
+
+#[test]
+fn validate_reports_on_stderr_and_quiet_silences_it() {
+    let dir = project(&[("hsm.yaml", "version: 1\nproject: app\npackages: [auth-service]\n")]);
+    let run = run_in(dir.path(), &["validate"], &[]);
+    assert_eq!((run.code, run.stdout.as_str()), (0, ""));
+    assert_eq!(run.stderr, "`app` is valid: 1 package, 1 service\n");
+    let quiet = run_in(dir.path(), &["-q", "validate"], &[]);
+    assert_eq!((quiet.code, quiet.stdout.as_str(), quiet.stderr.as_str()), (0, "", ""));
+}
+
+#[test]
+fn verbose_lists_the_files_read() {
+    let dir = project(&[("hsm.yaml", SECRET_PROJECT), ("reg.yaml", SECRET_REGISTRY), (".env", "DB_PASSWORD=x\n")]);
+    let run = run_in(dir.path(), &["-v", "validate"], &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stderr, "read hsm.yaml\nread .env\nread reg.yaml\n`app` is valid: 1 package, 1 service\n");
+}
+
+#[test]
+fn colours_follow_the_flag_and_no_color() {
+    let dir = project(&[("hsm.yaml", "version: 2\nproject: app\n")]);
+    let always = run_in(dir.path(), &["--color", "always", "validate"], &[]);
+    assert!(always.stderr.contains("\x1b[1;31merror"), "{:?}", always.stderr);
+    let never = run_in(dir.path(), &["--color", "never", "validate"], &[]);
+    assert!(!never.stderr.contains('\x1b'));
+    // Not a terminal: `auto` means no colour, and NO_COLOR changes nothing.
+    let auto = run_in(dir.path(), &["validate"], &[("NO_COLOR", "1")]);
+    assert!(!auto.stderr.contains('\x1b'));
+    assert_eq!(auto.code, 2);
+}
+
+#[test]
+fn dotenv_is_read_and_the_environment_wins() {
+    let dir = project(&[
+        ("hsm.yaml", SECRET_PROJECT),
+        ("reg.yaml", SECRET_REGISTRY),
+        (".env", "# local values\nDB_PASSWORD=from-dotenv-file\nexport DB_NAME=\"from dotenv\"\n"),
+    ]);
+    let run = run_in(dir.path(), &["plan", "--json"], &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(!run.stdout.contains("from-dotenv-file"), "a secret leaked: {}", run.stdout);
+    assert!(!run.stdout.contains("from dotenv"), "a secret leaked: {}", run.stdout);
+    let plan: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let params = &plan["services"][0]["contributions"][0]["params"];
+    assert_eq!(params["password"], "${DB_PASSWORD}");
+    assert_eq!(params["url"], "postgres://u:${DB_PASSWORD}@h/${DB_NAME:-main}");
+    // With the variable in the environment and no `.env`, it resolves as well.
+    std::fs::remove_file(dir.path().join(".env")).unwrap();
+    let run = run_in(dir.path(), &["plan", "--json"], &[("DB_PASSWORD", "from-env")]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(!run.stdout.contains("from-env"));
+}
+
+#[test]
+fn a_missing_variable_is_named_with_its_location() {
+    let dir = project(&[("hsm.yaml", SECRET_PROJECT), ("reg.yaml", SECRET_REGISTRY)]);
+    let run = run_in(dir.path(), &["--color", "never", "plan"], &[]);
+    assert_eq!(run.code, 2);
+    assert_eq!(run.stdout, "");
+    assert!(run.stderr.contains("error: variable `DB_PASSWORD` is not set\n --> reg.yaml:6:30"), "{}", run.stderr);
+    // Both references are reported, and `${DB_NAME:-main}` needs nothing.
+    assert!(run.stderr.contains("reg.yaml:6:66"), "{}", run.stderr);
+    assert!(!run.stderr.contains("DB_NAME`"), "{}", run.stderr);
+    assert!(run.stderr.contains("error: 2 problems found; nothing was run"), "{}", run.stderr);
+}
+
+#[test]
+fn plan_text_goes_to_stdout() {
+    let dir = project(&[("hsm.yaml", "version: 1\nproject: app\npackages: [auth-service]\n")]);
+    let run = run_in(dir.path(), &["--color", "never", "plan"], &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stderr, "");
+    assert!(run.stdout.starts_with("project app (hsm.yaml)\n"), "{}", run.stdout);
+    assert!(run.stdout.contains("  postgres kind postgres\n"), "{}", run.stdout);
+}

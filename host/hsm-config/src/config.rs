@@ -247,7 +247,12 @@ impl Params {
 impl Config {
     /// Resolves a parameter tree: every `$` expression becomes a [`Piece::Secret`]
     /// whose value goes to `secrets` and nowhere else. Every failure is reported.
-    pub fn interpolate(&self, params: &Params, sources: &Sources, secrets: &mut SecretStore) -> Result<Value, Diagnostics> {
+    pub fn interpolate(
+        &self,
+        params: &Params,
+        sources: &Sources,
+        secrets: &mut SecretStore,
+    ) -> Result<Value, Diagnostics> {
         let mut diags = Diagnostics::default();
         let value = match &params.root {
             ParamNode::Null => Value::map(),
@@ -269,7 +274,9 @@ impl Config {
                     Value::Null
                 }
             },
-            ParamNode::List(items) => Value::List(items.iter().map(|i| self.node(i, sources, secrets, diags)).collect()),
+            ParamNode::List(items) => {
+                Value::List(items.iter().map(|i| self.node(i, sources, secrets, diags)).collect())
+            }
             ParamNode::Map(m) => {
                 Value::Map(m.iter().map(|(k, v)| (k.clone(), self.node(v, sources, secrets, diags))).collect())
             }
@@ -292,7 +299,10 @@ impl Config {
             ),
             ResolveError::Required { name, message, empty, start, len } => {
                 let label = if empty { "set but empty".to_string() } else { self.env.searched() };
-                Box::new(Diagnostic::new(required_message(&name, &message, empty)).at(s.sub_span(sources, start, len), label))
+                Box::new(
+                    Diagnostic::new(required_message(&name, &message, empty))
+                        .at(s.sub_span(sources, start, len), label),
+                )
             }
         })?;
         let mut text = Text::default();

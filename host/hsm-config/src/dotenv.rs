@@ -115,13 +115,15 @@ pub fn parse(text: &str) -> Result<Vec<Entry>, Error> {
         let (value, value_start, exact, next) = match b.get(pos) {
             Some(&q @ (b'\'' | b'"')) => {
                 let open = pos;
-                let (raw, close) = quoted(text, pos + 1, q)
-                    .ok_or_else(|| Error {
-                        start: open,
-                        len: line_end(b, open) - open,
-                        message: format!("unterminated {} value", if q == b'"' { "double-quoted" } else { "single-quoted" }),
-                        hint: Some(format!("close the value with `{}`", q as char)),
-                    })?;
+                let (raw, close) = quoted(text, pos + 1, q).ok_or_else(|| Error {
+                    start: open,
+                    len: line_end(b, open) - open,
+                    message: format!(
+                        "unterminated {} value",
+                        if q == b'"' { "double-quoted" } else { "single-quoted" }
+                    ),
+                    hint: Some(format!("close the value with `{}`", q as char)),
+                })?;
                 let after = close + 1;
                 let value_start = open + 1;
                 let (value, exact) = if q == b'\'' {
@@ -141,9 +143,8 @@ pub fn parse(text: &str) -> Result<Vec<Entry>, Error> {
                     p += 1;
                 }
                 if p < b.len() && b[p] != b'\n' && b[p] != b'#' {
-                    return Err(Error::new(p, line_end(b, p) - p, "unexpected text after the closing quote").with_hint(
-                        "put comments after a space and `#`, or quote the whole value",
-                    ));
+                    return Err(Error::new(p, line_end(b, p) - p, "unexpected text after the closing quote")
+                        .with_hint("put comments after a space and `#`, or quote the whole value"));
                 }
                 (value, value_start, exact, line_end(b, p))
             }
@@ -151,7 +152,8 @@ pub fn parse(text: &str) -> Result<Vec<Entry>, Error> {
                 let end = line_end(b, pos);
                 let mut raw = &text[pos..end];
                 // An inline comment starts at a `#` preceded by a blank.
-                if let Some(i) = raw.as_bytes().windows(2).position(|w| (w[0] == b' ' || w[0] == b'\t') && w[1] == b'#') {
+                if let Some(i) = raw.as_bytes().windows(2).position(|w| (w[0] == b' ' || w[0] == b'\t') && w[1] == b'#')
+                {
                     raw = &raw[..i];
                 }
                 let raw = raw.trim_end();

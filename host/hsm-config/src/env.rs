@@ -106,7 +106,11 @@ impl Environment {
 /// The message for a `${VAR:?message}` whose variable is missing.
 pub(crate) fn required_message(var: &str, message: &str, empty: bool) -> String {
     let state = if empty { "is empty" } else { "is not set" };
-    if message.is_empty() { format!("variable `{var}` {state}") } else { format!("variable `{var}` {state}: {message}") }
+    if message.is_empty() {
+        format!("variable `{var}` {state}")
+    } else {
+        format!("variable `{var}` {state}: {message}")
+    }
 }
 
 struct Scoped<'a> {

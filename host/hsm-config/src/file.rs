@@ -18,7 +18,10 @@ use crate::spanned::Spanned;
 /// `hsm.yaml`: what one project needs.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-#[schemars(title = "hsm.yaml", description = "An hsm project: the packages and services it needs and how each service is reached")]
+#[schemars(
+    title = "hsm.yaml",
+    description = "An hsm project: the packages and services it needs and how each service is reached"
+)]
 pub struct ProjectFile {
     /// The version of this file's format. This version of hsm reads `1`.
     pub version: Spanned<Version>,

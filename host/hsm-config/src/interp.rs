@@ -383,7 +383,9 @@ mod tests {
         let t = Template::parse(s).map_err(|e| format!("syntax: {}", e.message))?;
         t.resolve_string(e).map_err(|e| match e {
             ResolveError::Unset { name, .. } => format!("unset: {name}"),
-            ResolveError::Required { name, message, empty, .. } => format!("required: {name} ({message}) empty={empty}"),
+            ResolveError::Required { name, message, empty, .. } => {
+                format!("required: {name} ({message}) empty={empty}")
+            }
             ResolveError::Lookup(never) => match never {},
         })
     }

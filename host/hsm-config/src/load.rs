@@ -48,19 +48,32 @@ pub struct LoadOptions {
 /// Loads the project in `options.project_dir`. Files read are added to `sources`, so
 /// the caller can render the diagnostics.
 pub fn load(options: &LoadOptions, sources: &mut Sources) -> Result<Config, Diagnostics> {
-    let dir = normalize(&std::path::absolute(&options.project_dir).unwrap_or_else(|_| options.project_dir.clone()));
-    let mut loader = Loader { sources, diags: Diagnostics::default(), dir };
-    let config = loader.run(options);
-    match config {
-        Some(c) if loader.diags.is_empty() => Ok(c),
-        _ => Err(loader.diags),
+    match load_lenient(options, sources) {
+        (Some(c), diags) if diags.is_empty() => Ok(c),
+        (_, diags) => Err(diags),
     }
+}
+
+/// Loads the project like [`load`], but also returns the configuration when the only
+/// problems found are local to one value (a template's syntax, a package with two
+/// sources, …), so that resolving it can report the remaining problems in the same
+/// run. The configuration is `None` when a file could not be read or parsed, since
+/// resolving without it would only report the same problem again in other words.
+pub fn load_lenient(options: &LoadOptions, sources: &mut Sources) -> (Option<Config>, Diagnostics) {
+    let dir = normalize(&std::path::absolute(&options.project_dir).unwrap_or_else(|_| options.project_dir.clone()));
+    let mut loader = Loader { sources, diags: Diagnostics::default(), dir, incomplete: false };
+    let config = loader.run(options);
+    let config = if loader.incomplete { None } else { config };
+    (config, loader.diags)
 }
 
 struct Loader<'a> {
     sources: &'a mut Sources,
     diags: Diagnostics,
     dir: PathBuf,
+    /// Set when a file is missing or could not be parsed: the configuration lacks
+    /// what it said, so resolving it would report spurious problems.
+    incomplete: bool,
 }
 
 /// The definitions of one registry, before they are merged with the others.
@@ -173,6 +186,7 @@ impl Loader<'_> {
             Ok(v) => Some(v),
             Err(e) => {
                 self.diags.push(yaml_error::diagnostic(&e, file, text, kind));
+                self.incomplete = true;
                 None
             }
         }
@@ -183,11 +197,12 @@ impl Loader<'_> {
         if v.value.number == Some(1) {
             return;
         }
-        let what = if project { "hsm.yaml" } else { "registry file" };
+        self.incomplete = true;
+        let what = if project { "`hsm.yaml`" } else { "this registry file" };
         self.diags.push(
             Diagnostic::new(format!("unsupported version `{}`", v.value.written))
                 .at(v.span(file), "this version of hsm reads version 1")
-                .hint(format!("write `version: 1`; a {what} written for a newer hsm needs a newer hsm")),
+                .hint(format!("write `version: 1`; if {what} was written for a newer hsm, update hsm")),
         );
     }
 
@@ -217,6 +232,7 @@ impl Loader<'_> {
                         (format!("cannot read env file `{written}`: {e}"), "check the file's permissions")
                     };
                     self.diags.push(Diagnostic::new(msg).at_opt(span, "named here").hint(hint));
+                    self.incomplete = true;
                     continue;
                 }
             };
@@ -229,6 +245,7 @@ impl Loader<'_> {
                         d = d.hint(h);
                     }
                     self.diags.push(d);
+                    self.incomplete = true;
                 }
             }
         }
@@ -257,6 +274,7 @@ impl Loader<'_> {
                         self.diags.push(
                             Diagnostic::new(format!("cannot read registry folder `{written}`: {e}")).at_opt(span, ""),
                         );
+                        self.incomplete = true;
                         return None;
                     }
                 };
@@ -267,19 +285,25 @@ impl Loader<'_> {
                             .at_opt(span, "named here")
                             .hint("add registry files to the folder, or remove it from `registries`"),
                     );
+                    self.incomplete = true;
                     return None;
                 }
                 for p in paths {
                     match std::fs::read_to_string(&p) {
                         Ok(t) => files.push((self.display(&p), Some(p), t)),
-                        Err(e) => self.diags.push(Diagnostic::new(format!("cannot read `{}`: {e}", self.display(&p)))),
+                        Err(e) => {
+                            self.diags.push(Diagnostic::new(format!("cannot read `{}`: {e}", self.display(&p))));
+                            self.incomplete = true;
+                        }
                     }
                 }
             } else if path.is_file() {
                 match std::fs::read_to_string(&path) {
                     Ok(t) => files.push((self.display(&path), Some(path.clone()), t)),
                     Err(e) => {
-                        self.diags.push(Diagnostic::new(format!("cannot read registry `{written}`: {e}")).at_opt(span, ""));
+                        self.diags
+                            .push(Diagnostic::new(format!("cannot read registry `{written}`: {e}")).at_opt(span, ""));
+                        self.incomplete = true;
                         return None;
                     }
                 }
@@ -291,6 +315,7 @@ impl Loader<'_> {
                     d = d.hint(format!("did you mean `{best}`?"));
                 }
                 self.diags.push(d);
+                self.incomplete = true;
                 return None;
             }
         }
@@ -304,13 +329,25 @@ impl Loader<'_> {
         Some((name, defs))
     }
 
-    fn registry_file(&mut self, reg: RegistryFile, file: FileId, text: &str, base: Option<&Path>, defs: &mut RegistryDefs) {
+    fn registry_file(
+        &mut self,
+        reg: RegistryFile,
+        file: FileId,
+        text: &str,
+        base: Option<&Path>,
+        defs: &mut RegistryDefs,
+    ) {
         self.check_version(reg.version.as_ref(), file, false);
         if let Some(p) = &reg.plugins {
             self.diags.push(
                 Diagnostic::new("`plugins` is not supported yet")
-                    .at(Span::from_range(file, text, line_start(text, p.loc.line), "plugins".len()), "reserved")
-                    .note("third-party plugins arrive in a later version of hsm; this version only has the bundled ones")
+                    .at(
+                        Span::from_range(file, text, key_start(text, "plugins", p.loc.line), "plugins".len()),
+                        "reserved",
+                    )
+                    .note(
+                        "third-party plugins arrive in a later version of hsm; this version only has the bundled ones",
+                    )
                     .hint("remove the `plugins` section"),
             );
         }
@@ -365,14 +402,23 @@ impl Loader<'_> {
                 Diagnostic::new(format!("{what} `{}` is defined twice in the same registry", name.name))
                     .at(name.span, "defined again here")
                     .also(first.name_span(), "first defined here")
-                    .hint("a registry later in `registries` may override an entry; within one registry, define it once"),
+                    .hint(
+                        "a registry later in `registries` may override an entry; within one registry, define it once",
+                    ),
             );
             return;
         }
         map.insert(name.name, def);
     }
 
-    fn package(&mut self, name: NameRef, decl: &PackageDecl, file: FileId, text: &str, base: Option<&Path>) -> PackageDef {
+    fn package(
+        &mut self,
+        name: NameRef,
+        decl: &PackageDecl,
+        file: FileId,
+        text: &str,
+        base: Option<&Path>,
+    ) -> PackageDef {
         let mut sources: Vec<(&str, &Spanned<String>)> = Vec::new();
         for (field, value) in [("pypi", &decl.pypi), ("path", &decl.path), ("editable", &decl.editable)] {
             if let Some(v) = value {
@@ -403,7 +449,9 @@ impl Loader<'_> {
             }
             let Some(base) = base else {
                 self.diags.push(
-                    Diagnostic::new("the bundled registry cannot use local paths").at(span, "").note("this is a bug in hsm"),
+                    Diagnostic::new("the bundled registry cannot use local paths")
+                        .at(span, "")
+                        .note("this is a bug in hsm"),
                 );
                 return None;
             };
@@ -435,7 +483,10 @@ impl Loader<'_> {
                                 .hint("remove `params`, or imply a `service` instead"),
                         );
                     }
-                    implies.push(Implies::Package { name: NameRef { name: p.value.to_string(), span: p.span(file) }, span });
+                    implies.push(Implies::Package {
+                        name: NameRef { name: p.value.to_string(), span: p.span(file) },
+                        span,
+                    });
                 }
                 (Some(s), Some(p)) => self.diags.push(
                     Diagnostic::new("an implication names a `service` or a `package`, not both")
@@ -526,8 +577,20 @@ fn exact_start(text: &str, start: usize, len: usize, value: &str) -> Option<usiz
     (inner == value).then_some(start + 1)
 }
 
-fn line_start(text: &str, line: u32) -> usize {
-    text.split('\n').take(line.saturating_sub(1) as usize).map(|l| l.len() + 1).sum::<usize>().min(text.len())
+/// The offset of a top-level `key:` written at or before `line`.
+fn key_start(text: &str, key: &str, line: u32) -> usize {
+    let mut offset = 0;
+    let mut found = 0;
+    for (i, l) in text.split('\n').enumerate() {
+        if i as u32 >= line.max(1) {
+            break;
+        }
+        if l.starts_with(key) && l[key.len()..].trim_start().starts_with(':') {
+            found = offset;
+        }
+        offset += l.len() + 1;
+    }
+    found
 }
 
 /// Removes `.` and resolves `..` without touching the file system.

@@ -35,7 +35,9 @@ pub(crate) fn diagnostic(err: &Error, file: FileId, text: &str, kind: FileKind) 
             if field == "plugins" && kind == FileKind::Project {
                 d = d.note("third-party plugins are declared in registry files, and this version of hsm does not load them yet");
             }
-            d.hint(format!("expected one of {}", list(expected.iter().copied())))
+            // A registry package takes its name from its key, so `name` is not offered.
+            let offered = expected.iter().copied().filter(|f| !(kind == FileKind::Registry && *f == "name"));
+            d.hint(format!("expected one of {}", list(offered)))
         }
         Error::SerdeMissingField { field, .. } => {
             let d = located(Diagnostic::new(format!("missing field `{field}`")), "in this map");
@@ -44,7 +46,9 @@ pub(crate) fn diagnostic(err: &Error, file: FileId, text: &str, kind: FileKind) 
                 ("project", FileKind::Project) => {
                     d.hint("add `project: NAME`; the name is used for the project's containers, networks and volumes")
                 }
-                ("name", _) => d.hint("a package given as a map needs `name`, such as `{ name: core, editable: ../core }`"),
+                ("name", _) => {
+                    d.hint("a package given as a map needs `name`, such as `{ name: core, editable: ../core }`")
+                }
                 ("kind", _) => d.hint("`kind` names the plugin that handles the service, such as `kind: postgres`"),
                 ("mode", _) => d.hint("write `mode: managed` or `mode: external`"),
                 _ => d,
@@ -57,7 +61,8 @@ pub(crate) fn diagnostic(err: &Error, file: FileId, text: &str, kind: FileKind) 
             }
             d.hint(format!("expected one of {}", list(expected.iter().copied())))
         }
-        Error::SerdeInvalidType { unexpected, expected, .. } | Error::SerdeInvalidValue { unexpected, expected, .. } => {
+        Error::SerdeInvalidType { unexpected, expected, .. }
+        | Error::SerdeInvalidValue { unexpected, expected, .. } => {
             located(Diagnostic::new(format!("expected {expected}, found {unexpected}")), "wrong type")
         }
         Error::DuplicateMappingKey { key, .. } => {
@@ -81,14 +86,23 @@ pub(crate) fn diagnostic(err: &Error, file: FileId, text: &str, kind: FileKind) 
             }
         }
         Error::Unexpected { expected, .. } => {
+            let expected = match *expected {
+                "sequence start" => "a list",
+                "mapping start" => "a map",
+                other => other,
+            };
             let found = span.map(|s| found_text(text, s)).unwrap_or_default();
             located(Diagnostic::new(format!("expected {expected}{found}")), "wrong type")
         }
         Error::Eof { .. } => Diagnostic::new("unexpected end of file").at_opt(span, ""),
         Error::InvalidUtf8Input => Diagnostic::new("the file is not valid UTF-8"),
-        Error::UnknownAnchor { .. } => located(Diagnostic::new("unknown YAML anchor"), "no `&anchor` of this name above"),
-        Error::MultipleDocuments { .. } => located(Diagnostic::new("more than one YAML document"), "a second document starts here")
-            .hint("an hsm file holds one document: remove the `---` line or split the file"),
+        Error::UnknownAnchor { .. } => {
+            located(Diagnostic::new("unknown YAML anchor"), "no `&anchor` of this name above")
+        }
+        Error::MultipleDocuments { .. } => {
+            located(Diagnostic::new("more than one YAML document"), "a second document starts here")
+                .hint("an hsm file holds one document: remove the `---` line or split the file")
+        }
         other => syntax(other, file, text, span),
     }
 }
@@ -104,7 +118,47 @@ fn syntax(err: &Error, file: FileId, text: &str, span: Option<Span>) -> Diagnost
             .hint("YAML indentation must use spaces; replace the tab with spaces")
             .note(format!("the YAML parser said: {msg}"));
     }
-    Diagnostic::new(format!("invalid YAML: {msg}")).at_opt(span, "")
+    let mut d = Diagnostic::new(format!("invalid YAML: {msg}")).at_opt(span, "");
+    if let Some(open) = unclosed_bracket(text, span.map_or(text.len(), |s| s.start)) {
+        let b = &text[open..=open];
+        d = d
+            .also(Span::from_range(file, text, open, 1), format!("this `{b}` is never closed"))
+            .hint(format!("close the list or map with `{}`", if b == "[" { "]" } else { "}" }));
+    }
+    d
+}
+
+/// The offset of a `[` or `{` before `until` that is still open there, outside quotes
+/// and comments.
+fn unclosed_bracket(text: &str, until: usize) -> Option<usize> {
+    let mut stack = Vec::new();
+    let mut quote: Option<u8> = None;
+    let b = text.as_bytes();
+    let mut i = 0;
+    while i < until.min(b.len()) {
+        let c = b[i];
+        match quote {
+            Some(q) if c == q => quote = None,
+            Some(b'"') if c == b'\\' => i += 1,
+            Some(_) => {}
+            None => match c {
+                b'"' | b'\'' if i == 0 || matches!(b[i - 1], b' ' | b'[' | b'{' | b',' | b':') => quote = Some(c),
+                b'#' if i == 0 || b[i - 1] == b' ' || b[i - 1] == b'\n' => {
+                    while i < b.len() && b[i] != b'\n' {
+                        i += 1;
+                    }
+                    continue;
+                }
+                b'[' | b'{' => stack.push(i),
+                b']' | b'}' => {
+                    stack.pop();
+                }
+                _ => {}
+            },
+        }
+        i += 1;
+    }
+    stack.first().copied()
 }
 
 /// The first tab used for indentation, on the error's line or before it.
@@ -131,9 +185,21 @@ fn strip_location(s: &str) -> &str {
     }
 }
 
+/// What the text at `span` is, for "expected …, found …".
 fn found_text(text: &str, span: Span) -> String {
     let rest = text.get(span.start..).unwrap_or("");
-    let token: String = rest.chars().take_while(|c| !c.is_whitespace() && *c != ',' && *c != '}' && *c != ']').collect();
+    let line = rest.split('\n').next().unwrap_or("");
+    if line.starts_with('[') || line.starts_with("- ") || line == "-" {
+        return ", found a list".into();
+    }
+    if line.starts_with('{') {
+        return ", found a map".into();
+    }
+    let token: String =
+        line.chars().take_while(|c| !c.is_whitespace() && *c != ',' && *c != '}' && *c != ']').collect();
+    if token.ends_with(':') || line.contains(": ") {
+        return ", found a map".into();
+    }
     if token.is_empty() { String::new() } else { format!(", found `{token}`") }
 }
 
@@ -188,6 +254,13 @@ mod tests {
         assert_eq!(did_you_mean("pipy", ["pypi", "path", "editable"]), Some("pypi"));
         assert_eq!(did_you_mean("auth-servce", ["auth-service", "billing-service"]), Some("auth-service"));
         assert_eq!(did_you_mean("zzz", ["pypi", "path"]), None);
+    }
+
+    #[test]
+    fn unclosed_brackets_are_found() {
+        let text = "a: [x, y\nb: {c: 1}\n";
+        assert_eq!(unclosed_bracket(text, text.len()), Some(3));
+        assert_eq!(unclosed_bracket("a: [x] # [\nb: \"[\"\n", 20), None);
     }
 
     #[test]

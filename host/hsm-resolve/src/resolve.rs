@@ -238,7 +238,8 @@ impl<'a> Resolver<'a> {
                     continue;
                 };
                 top.1 += 1;
-                let Implies::Package { name: child, span } = imp else { continue };
+                let Implies::Package { name: child, .. } = imp else { continue };
+                let span = &child.span;
                 let child_name: &'a str = match self.config.packages.get_key_value(child.name.as_str()) {
                     Some((k, _)) => k.as_str(),
                     None => match effective.keys().find(|k| **k == child.name) {
@@ -309,19 +310,19 @@ impl<'a> Resolver<'a> {
         match source {
             SourceDef::Pypi { requirement, .. } => Some(PackageSource::Pypi { requirement: requirement.clone() }),
             SourceDef::Path { path, written, editable, span } => {
-                let field = if *editable { "editable" } else { "path" };
                 let display = match display_path(&self.config.project.dir, path) {
                     d if d.starts_with("..") || d.starts_with('/') => d,
                     d => format!("./{d}"),
                 };
+                let what = if *editable { "editable path" } else { "path" };
                 let problem = match std::fs::metadata(path) {
                     Ok(m) if m.is_dir() => None,
                     Ok(_) => Some((
-                        format!("{field} path `{written}` of package `{package}` is not a folder"),
+                        format!("{what} `{written}` of package `{package}` is not a folder"),
                         "point to the folder that holds the package's `pyproject.toml`",
                     )),
                     Err(_) => Some((
-                        format!("{field} path `{written}` of package `{package}` does not exist"),
+                        format!("{what} `{written}` of package `{package}` does not exist"),
                         "create the package there, or fix the path (it is relative to the file that names it)",
                     )),
                 };

@@ -162,7 +162,7 @@ mod tests {
         let c = colorize(text);
         assert!(c.starts_with("\x1b[1;31merror\x1b[0m\x1b[1m: bad"));
         assert!(c.contains("\x1b[1;36mhint\x1b[0m: fix it"));
-        assert!(c.contains("\x1b[1;31m^ here"));
+        assert!(c.contains("\x1b[1;31m ^ here"));
         let plain: String = strip_ansi(&c);
         assert_eq!(plain, text);
     }

@@ -20,17 +20,21 @@ pub(crate) fn resolve(global: &GlobalArgs, out: &Output) -> Result<(Sources, Res
         .collect();
     let options = LoadOptions { project_dir: global.project_dir.clone(), env };
     let mut sources = Sources::new();
-    let config = match hsm_config::load(&options, &mut sources) {
-        Ok(c) => c,
-        Err(diags) => return Err(Failure::Input(sources, diags)),
-    };
+    // Problems local to one value do not stop resolution, so one run reports them
+    // together with what resolving finds.
+    let (config, mut diags) = hsm_config::load_lenient(&options, &mut sources);
+    let Some(config) = config else { return Err(Failure::Input(sources, diags)) };
     for (_, file) in sources.iter() {
         out.verbose(&format!("read {}", file.display));
     }
     let resolve_options =
         ResolveOptions { known_kinds: KNOWN_KINDS.iter().map(|k| (*k).to_string()).collect::<BTreeSet<_>>() };
     match hsm_resolve::resolve(&config, &sources, &resolve_options) {
-        Ok(r) => Ok((sources, r)),
-        Err(diags) => Err(Failure::Input(sources, diags)),
+        Ok(r) if diags.is_empty() => Ok((sources, r)),
+        Ok(_) => Err(Failure::Input(sources, diags)),
+        Err(more) => {
+            diags.0.extend(more.0);
+            Err(Failure::Input(sources, diags))
+        }
     }
 }
