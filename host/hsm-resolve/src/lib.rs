@@ -128,3 +128,6 @@ pub struct Contribution {
     /// Where they were written.
     pub origin: Origin,
 }
+
+#[cfg(test)]
+mod tests;
