@@ -2,6 +2,9 @@
 //! requests the host would send, call your [`crate::Backend`] methods, and inspect
 //! the results.
 //!
+//! With the `host` feature, [`component`] builds the plugin for `wasm32-wasip2` and
+//! runs the compiled component in hsm's real runtime with the same requests.
+//!
 //! ```
 //! use hsm_sdk::testing::*;
 //! use hsm_sdk::*;
@@ -11,6 +14,14 @@
 //!     .build();
 //! assert_eq!(default_merge(&req).unwrap().get("db"), Some(&Value::Int(1)));
 //! ```
+
+#[cfg(feature = "host")]
+pub mod component;
+
+#[cfg(not(target_arch = "wasm32"))]
+use std::path::{Path, PathBuf};
+#[cfg(not(target_arch = "wasm32"))]
+use std::process::Command;
 
 use crate::request::{Consumer, Contribution, MergeRequest, Mode, PlanRequest, Profile, Requester};
 use crate::text::{Encoding, Piece, SecretRef, Text};
@@ -125,4 +136,44 @@ impl PlanRequestBuilder {
     pub fn build(self) -> PlanRequest {
         self.0
     }
+}
+
+/// Builds the plugin crate at `manifest_dir` (package `package`) for
+/// `wasm32-wasip2` in release mode and returns the component's path. The build
+/// uses a target folder of its own (`target/hsm-components` next to the crate's
+/// workspace target), so it doesn't contend with the test build that runs it.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn build_plugin(manifest_dir: impl AsRef<Path>, package: &str) -> Result<PathBuf, String> {
+    let manifest_dir = manifest_dir.as_ref();
+    let target_dir = component_target_dir(manifest_dir);
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(manifest_dir)
+        .args(["build", "--release", "--target", "wasm32-wasip2", "-p", package, "--target-dir"])
+        .arg(&target_dir);
+    // Settings meant for the test build (a clippy wrapper, host rustflags) are wrong here.
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy().into_owned();
+        let outer = key.starts_with("CARGO_") && !matches!(key.as_str(), "CARGO_HOME");
+        if outer || matches!(key.as_str(), "RUSTC_WRAPPER" | "RUSTC_WORKSPACE_WRAPPER" | "RUSTFLAGS") {
+            cmd.env_remove(&key);
+        }
+    }
+    let output = cmd.output().map_err(|e| format!("running cargo: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "building `{package}` for wasm32-wasip2 failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    let path = target_dir.join("wasm32-wasip2/release").join(format!("{}.wasm", package.replace('-', "_")));
+    if path.is_file() { Ok(path) } else { Err(format!("cargo built `{package}` but `{}` is missing", path.display())) }
+}
+
+/// `<workspace target>/hsm-components`, found by walking up to the folder that
+/// holds `Cargo.lock`.
+#[cfg(not(target_arch = "wasm32"))]
+fn component_target_dir(manifest_dir: &Path) -> PathBuf {
+    let root = manifest_dir.ancestors().find(|d| d.join("Cargo.lock").is_file()).unwrap_or(manifest_dir);
+    root.join("target/hsm-components")
 }

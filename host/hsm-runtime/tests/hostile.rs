@@ -1,0 +1,279 @@
+//! Hostile components, built from source, against the real runtime: every attack
+//! is stopped within its limit with an error naming the plugin and the call, and
+//! the host keeps working.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use hsm_model::text::Encoding;
+use hsm_model::{Piece, SecretStore, Sensitive, Text, Value};
+use hsm_plan::{Consumer, Mode};
+use hsm_runtime::*;
+
+fn fixture(name: &str) -> Vec<u8> {
+    static BUILT: OnceLock<Vec<(String, PathBuf)>> = OnceLock::new();
+    let built = BUILT.get_or_init(|| {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/plugins");
+        ["hostile", "kind-clash", "future-wit"]
+            .iter()
+            .map(|f| {
+                let path = hsm_sdk::testing::build_plugin(format!("{dir}/{f}"), &format!("hsm-fixture-{f}"))
+                    .unwrap_or_else(|e| panic!("{e}"));
+                (f.to_string(), path)
+            })
+            .collect()
+    });
+    let path = &built.iter().find(|(n, _)| n == name).expect("a fixture of that name").1;
+    std::fs::read(path).unwrap()
+}
+
+fn limits() -> Limits {
+    Limits { call_timeout: Duration::from_millis(300), memory_bytes: 48 << 20, max_result_bytes: 1 << 20 }
+}
+
+fn hostile() -> Plugin {
+    PluginHost::new(limits()).load_component(&fixture("hostile"), PluginSource::File("hostile.wasm".into())).unwrap()
+}
+
+fn merge(plugin: &Plugin, service: &str, params: &Value) -> Result<Value, MergeFailure> {
+    plugin.merge(&MergeInput {
+        service,
+        kind: "hostile",
+        defaults: params,
+        contributions: vec![ContributionInput { from: Consumer::Project, origin: "hsm.yaml:1:1".into(), params }],
+    })
+}
+
+fn call_error(plugin: &Plugin, service: &str) -> CallError {
+    match merge(plugin, service, &Value::Null) {
+        Err(MergeFailure::Call(e)) => e,
+        other => panic!("`{service}` should fail the call, got {other:?}"),
+    }
+}
+
+/// After any failure the same plugin still answers.
+fn still_works(plugin: &Plugin) {
+    assert_eq!(merge(plugin, "ok", &Value::Null).unwrap(), Value::Null);
+}
+
+#[test]
+fn an_endless_loop_is_stopped_at_the_time_limit() {
+    let plugin = hostile();
+    let e = call_error(&plugin, "loop");
+    assert_eq!(e.kind, CallErrorKind::Timeout(Duration::from_millis(300)));
+    assert_eq!(
+        e.to_string(),
+        "plugin `hostile` failed in `merge`: it ran longer than the 300 ms limit and was stopped"
+    );
+    still_works(&plugin);
+}
+
+#[test]
+fn a_memory_bomb_is_stopped_at_the_memory_limit() {
+    let plugin = hostile();
+    let e = call_error(&plugin, "bomb");
+    assert_eq!(e.kind, CallErrorKind::OutOfMemory(48 << 20));
+    assert_eq!(e.to_string(), "plugin `hostile` failed in `merge`: it tried to use more than the 48 MiB memory limit");
+    still_works(&plugin);
+}
+
+#[test]
+fn an_oversized_result_is_refused() {
+    let plugin = hostile();
+    let e = call_error(&plugin, "big");
+    assert_eq!(e.kind, CallErrorKind::TooLarge(1 << 20));
+    assert_eq!(e.to_string(), "plugin `hostile` failed in `merge`: it returned more than the 1024 KiB output limit");
+    still_works(&plugin);
+}
+
+#[test]
+fn a_panic_is_reported_with_its_message() {
+    let plugin = hostile();
+    let e = call_error(&plugin, "trap");
+    let CallErrorKind::Trap { message, stderr } = &e.kind else { panic!("expected a trap, got {e}") };
+    assert!(message.contains("unreachable"), "{message}");
+    assert!(stderr.contains("hostile plugin panics on purpose"), "{stderr}");
+    assert!(e.to_string().starts_with("plugin `hostile` failed in `merge`: it crashed: "));
+    still_works(&plugin);
+}
+
+#[test]
+fn a_stack_overflow_is_a_trap_not_a_crash_of_the_host() {
+    let plugin = hostile();
+    let e = call_error(&plugin, "stack");
+    let CallErrorKind::Trap { message, .. } = &e.kind else { panic!("expected a trap, got {e}") };
+    assert!(message.contains("stack"), "{message}");
+    still_works(&plugin);
+}
+
+#[test]
+fn garbage_results_are_refused() {
+    let plugin = hostile();
+    assert_eq!(
+        call_error(&plugin, "forged-handle").kind,
+        CallErrorKind::Malformed("secret handle 99 was not given to it in this call".into())
+    );
+    assert_eq!(
+        call_error(&plugin, "cycle").kind,
+        CallErrorKind::Malformed("tree node 0 comes before its parent".into())
+    );
+    still_works(&plugin);
+}
+
+fn secret(store: &mut SecretStore, value: &str, label: &str) -> Value {
+    let id = store.insert(Sensitive::new(value.into()));
+    Value::Text(Text::from_pieces([Piece::Secret { id, label: label.into(), encoding: Encoding::Raw }]))
+}
+
+/// A plugin that reports everything it received sees references, never values,
+/// and WASI gives it nothing: no files, no environment, no network, no clock.
+#[test]
+fn a_spy_sees_no_secret_and_no_ambient_authority() {
+    let plugin = hostile();
+    let mut store = SecretStore::new();
+    let params = Value::Map(
+        [
+            ("api_key".to_string(), secret(&mut store, "qk-TOP-SECRET-1", "${QDRANT_API_KEY}")),
+            ("password".to_string(), secret(&mut store, "pw-TOP-SECRET-2", "${DB_PASSWORD:-x}")),
+        ]
+        .into_iter()
+        .collect(),
+    );
+    let report = merge(&plugin, "spy", &params).unwrap();
+    let field = |k: &str| {
+        report.get(k).and_then(Value::as_plain_str).unwrap_or_else(|| panic!("no `{k}` in {report:?}")).to_string()
+    };
+    let received = field("received");
+    assert!(received.contains("Secret(SecretUse { handle: 0"), "{received}");
+    for value in store.values() {
+        assert!(!received.contains(value.expose()), "the plugin saw a secret value");
+        assert!(!format!("{report:?}").contains(value.expose()));
+    }
+    assert!(!received.contains("QDRANT_API_KEY"), "not even the variable's name reaches the plugin");
+    for key in ["read_file", "read_dir_root", "read_dir_cwd", "write_file", "connect_local", "connect_remote", "udp"] {
+        assert!(field(key).starts_with("error: "), "{key}: {}", field(key));
+    }
+    assert_eq!(field("env"), "0 variables");
+    assert_eq!(field("args"), "0 arguments");
+    assert_eq!(field("clock"), "0");
+
+    let settings = params.clone();
+    let planned = plugin
+        .plan(&PlanInput {
+            project: "p",
+            service: "spy",
+            kind: "hostile",
+            config: &params,
+            profile: ProfileInput { name: "external", mode: Mode::External, settings: &settings },
+            consumers: vec![ConsumerInput { consumer: Consumer::Project, params: &params }],
+            host_address: "127.0.0.1",
+        })
+        .unwrap();
+    let seen = planned.env[0].vars[0].1.display();
+    assert!(seen.contains("handle"), "{seen}");
+    for value in store.values() {
+        assert!(!seen.contains(value.expose()));
+    }
+}
+
+fn plan_of(plugin: &Plugin, service: &str) -> PlannedService {
+    plugin
+        .plan(&PlanInput {
+            project: "p",
+            service,
+            kind: "hostile",
+            config: &Value::Null,
+            profile: ProfileInput { name: "managed", mode: Mode::Managed, settings: &Value::Null },
+            consumers: vec![],
+            host_address: "127.0.0.1",
+        })
+        .unwrap()
+}
+
+fn refusal(plugin: &Plugin, service: &str, grants: &Grants) -> Refusal {
+    let planned = plan_of(plugin, service);
+    let ctx = CheckContext { service, consumers: &[], packages: &[] };
+    check_plan(plugin.info(), grants, &ctx, &planned).expect_err("the plan must be refused")
+}
+
+#[test]
+fn actions_outside_what_any_grant_allows_are_refused() {
+    let plugin = hostile();
+    let all = Grants::declared(plugin.info());
+    let cases = [
+        (
+            "bind-root",
+            "plugin `hostile` may not bind-mount `/` at `/host` for service `bind-root`: `/` must stay inside `.hsm/hostile/` (a relative path without `..`)",
+        ),
+        (
+            "foreign-exec",
+            "plugin `hostile` may not exec in container `other-project-postgres-server` for service `foreign-exec`: `other-project-postgres-server` is not one of this service's containers",
+        ),
+        (
+            "wide-port",
+            "plugin `hostile` may not publish port 80 on 0.0.0.0 for service `wide-port`: ports bind to 127.0.0.1 unless hsm.yaml allows `0.0.0.0` for this service",
+        ),
+        (
+            "uv-outside",
+            "plugin `hostile` may not install `passwd` from `/etc` for service `uv-outside`: the project does not ask for that package from that source",
+        ),
+        (
+            "file-outside",
+            "plugin `hostile` may not write `../../etc/cron.d/evil` for service `file-outside`: `../../etc/cron.d/evil` must stay inside `.hsm/hostile/` (a relative path without `..`)",
+        ),
+    ];
+    for (service, message) in cases {
+        assert_eq!(refusal(&plugin, service, &all).to_string(), message);
+    }
+    let mut open = all.clone();
+    open.host_ips.insert("0.0.0.0".into());
+    let planned = plan_of(&plugin, "wide-port");
+    check_plan(plugin.info(), &open, &CheckContext { service: "wide-port", consumers: &[], packages: &[] }, &planned)
+        .expect("0.0.0.0 is fine once the user allows it");
+}
+
+#[test]
+fn an_action_needs_its_capability_granted() {
+    let plugin = hostile();
+    let only_containers = Grants { capabilities: BTreeSet::from([Capability::Containers]), host_ips: BTreeSet::new() };
+    for (service, capability) in
+        [("exec", Capability::Exec), ("files", Capability::Files), ("probe", Capability::NetworkProbe)]
+    {
+        let r = refusal(&plugin, service, &only_containers);
+        assert_eq!(r.missing, Some(capability), "{r}");
+        assert!(r.reason.contains("is not granted to it (grant it in hsm.yaml under `plugins.hostile.grant`)"), "{r}");
+    }
+    let nothing = Grants::default();
+    assert_eq!(refusal(&plugin, "container", &nothing).missing, Some(Capability::Containers));
+}
+
+#[test]
+fn a_plugin_for_an_unknown_wit_version_is_refused() {
+    let err = PluginHost::new(limits())
+        .load_component(&fixture("future-wit"), PluginSource::File("future.wasm".into()))
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "`future.wasm` was built for `hsm:plugin@9.0.0`, which this hsm does not support (it loads `0.1.0`)"
+    );
+}
+
+#[test]
+fn a_malformed_component_is_refused() {
+    let err = PluginHost::new(limits())
+        .load_component(b"\0asm this is not a component", PluginSource::File("junk.wasm".into()))
+        .unwrap_err();
+    assert!(matches!(err, LoadError::Invalid { .. }), "{err}");
+    assert!(err.to_string().starts_with("`junk.wasm` is not a valid WebAssembly component: "), "{err}");
+}
+
+#[test]
+fn a_second_plugin_may_describe_a_kind_already_served() {
+    // Loading works; refusing the clash is the catalogue's job (hsm-cli), tested there.
+    let clash = PluginHost::new(limits())
+        .load_component(&fixture("kind-clash"), PluginSource::File("clash.wasm".into()))
+        .unwrap();
+    assert_eq!(clash.info().kinds, ["postgres"]);
+}
