@@ -1,0 +1,180 @@
+//! The user's secret key, from which hsm derives every generated secret (a managed
+//! database's password, say) and the keyed fingerprints of secret values it
+//! compares between runs. Deriving instead of storing means a generated password is
+//! the same on every run, survives `hsm down --volumes` and a fresh clone, and is
+//! written nowhere: neither in the project nor in hsm's state.
+//!
+//! The key is 32 random bytes in `secret.key` under hsm's data folder
+//! (`$HSM_DATA_DIR`, else `$XDG_DATA_HOME/hsm`, else `~/.local/share/hsm`),
+//! readable by its owner only. It never leaves that file, and only hashes of it do.
+
+use std::fs::{self, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use hmac::{Hmac, KeyInit, Mac};
+use hsm_model::Sensitive;
+use sha2::Sha256;
+
+/// The characters of a generated secret: letters and digits, safe in URLs,
+/// shells and connection strings without quoting.
+const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+
+/// The length of a generated secret (about 190 bits).
+pub const GENERATED_LEN: usize = 32;
+
+/// The user's secret key.
+pub struct UserKey([u8; 32]);
+
+impl std::fmt::Debug for UserKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("UserKey(<redacted>)")
+    }
+}
+
+/// hsm's data folder: `$HSM_DATA_DIR`, else `$XDG_DATA_HOME/hsm`, else
+/// `~/.local/share/hsm`.
+pub fn data_dir() -> io::Result<PathBuf> {
+    if let Some(dir) = std::env::var_os("HSM_DATA_DIR").filter(|d| !d.is_empty()) {
+        return Ok(PathBuf::from(dir));
+    }
+    if let Some(dir) = std::env::var_os("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
+        return Ok(PathBuf::from(dir).join("hsm"));
+    }
+    let home = std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "neither HSM_DATA_DIR nor HOME is set"))?;
+    Ok(PathBuf::from(home).join(".local/share/hsm"))
+}
+
+impl UserKey {
+    /// Reads the key at `path`, creating it (owner-only) when there is none.
+    pub fn load_or_create(path: &Path) -> io::Result<Self> {
+        match Self::read(path) {
+            Ok(key) => return Ok(key),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir)?;
+        }
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes).map_err(|e| io::Error::other(format!("no randomness from the OS: {e}")))?;
+        // `create_new` so that two hsm processes racing here agree on one key.
+        match OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
+            Ok(mut file) => {
+                file.write_all(&bytes)?;
+                file.sync_all()?;
+                Ok(Self(bytes))
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Self::read(path),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The key in the default place.
+    pub fn load_default() -> io::Result<Self> {
+        Self::load_or_create(&data_dir()?.join("secret.key"))
+    }
+
+    fn read(path: &Path) -> io::Result<Self> {
+        let mut file = fs::File::open(path)?;
+        let mode = file.metadata()?.permissions().mode();
+        if mode & 0o077 != 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!("{} is readable by others (mode {:o}); run `chmod 600` on it", path.display(), mode & 0o777),
+            ));
+        }
+        let mut bytes = [0u8; 32];
+        file.read_exact(&mut bytes).map_err(|_| {
+            io::Error::new(io::ErrorKind::InvalidData, format!("{} is not a 32-byte hsm key", path.display()))
+        })?;
+        Ok(Self(bytes))
+    }
+
+    fn mac(&self, parts: &[&[u8]]) -> [u8; 32] {
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.0).expect("HMAC takes any key length");
+        for part in parts {
+            // Length-prefixed, so ("ab","c") and ("a","bc") differ.
+            mac.update(&(part.len() as u64).to_le_bytes());
+            mac.update(part);
+        }
+        mac.finalize().into_bytes().into()
+    }
+
+    /// The generated secret `name` of a service of a project: the same on every run
+    /// for the same user, project folder, service and name.
+    pub fn generated(&self, project_dir: &Path, project: &str, service: &str, name: &str) -> Sensitive {
+        let dir = project_dir.as_os_str().as_encoded_bytes();
+        let mut out = String::with_capacity(GENERATED_LEN);
+        let mut counter = 0u32;
+        while out.len() < GENERATED_LEN {
+            let block = self.mac(&[
+                b"hsm generated secret v1",
+                dir,
+                project.as_bytes(),
+                service.as_bytes(),
+                name.as_bytes(),
+                &counter.to_le_bytes(),
+            ]);
+            // Rejection sampling keeps every character equally likely.
+            for b in block {
+                if (b as usize) < 256 - 256 % ALPHABET.len() && out.len() < GENERATED_LEN {
+                    out.push(ALPHABET[b as usize % ALPHABET.len()] as char);
+                }
+            }
+            counter += 1;
+        }
+        Sensitive::new(out)
+    }
+
+    /// A keyed fingerprint of secret material, for noticing that a value changed
+    /// without storing anything from which it could be recovered.
+    pub fn fingerprint(&self, data: &[u8]) -> String {
+        hex::encode(&self.mac(&[b"hsm fingerprint v1", data])[..16])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_is_created_once_owner_only_and_derives_stable_secrets() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nested/secret.key");
+        let key = UserKey::load_or_create(&path).unwrap();
+        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        let again = UserKey::load_or_create(&path).unwrap();
+        let project = Path::new("/work/app");
+        let a = key.generated(project, "app", "postgres", "password");
+        assert_eq!(a, again.generated(project, "app", "postgres", "password"));
+        assert_eq!(a.expose().len(), GENERATED_LEN);
+        assert!(a.expose().bytes().all(|b| ALPHABET.contains(&b)));
+        assert_ne!(a, key.generated(project, "app", "postgres", "other"));
+        assert_ne!(a, key.generated(Path::new("/work/other"), "app", "postgres", "password"));
+        assert!(!format!("{key:?}").contains(|c: char| c.is_ascii_digit()));
+    }
+
+    #[test]
+    fn a_key_readable_by_others_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secret.key");
+        UserKey::load_or_create(&path).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        let err = UserKey::load_or_create(&path).unwrap_err();
+        assert!(err.to_string().contains("run `chmod 600`"), "{err}");
+    }
+
+    #[test]
+    fn fingerprints_depend_on_the_key_and_the_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let k1 = UserKey::load_or_create(&dir.path().join("a")).unwrap();
+        let k2 = UserKey::load_or_create(&dir.path().join("b")).unwrap();
+        assert_eq!(k1.fingerprint(b"x"), k1.fingerprint(b"x"));
+        assert_ne!(k1.fingerprint(b"x"), k1.fingerprint(b"y"));
+        assert_ne!(k1.fingerprint(b"x"), k2.fingerprint(b"x"));
+    }
+}

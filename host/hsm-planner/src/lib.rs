@@ -1,0 +1,267 @@
+//! The planning stage of the pipeline: for each service of a resolved project, the
+//! plugin serving its kind merges the contributions and plans the service for its
+//! profile and consumers; the host then checks every returned action against the
+//! plugin's capabilities and grants. The result is a [`Plan`]: pure data that
+//! `hsm plan` prints and `hsm sync` executes.
+//!
+//! The project's Python packages are planned the same way, as one service
+//! `python` of kind `uv-package` whose contributions are the packages.
+
+mod catalog;
+
+use hsm_model::{Diagnostic, Diagnostics, Origin, Sources, Span, Value};
+use hsm_plan::{Consumer, Mode, PackageSource, Plan, PythonPackage, ServicePlan};
+use hsm_resolve::{Requester, Resolution, ServiceInstance};
+use hsm_runtime::{
+    CallError, CheckContext, ConsumerInput, ContributionInput, MergeFailure, MergeInput, PlanFailure, PlanInput,
+    ProfileInput, Refusal, check_plan,
+};
+use indexmap::IndexMap;
+
+pub use catalog::{Catalog, LoadedPlugin};
+
+/// The name of the service that installs the project's Python packages.
+pub const PYTHON_SERVICE: &str = "python";
+/// The kind of that service.
+pub const PYTHON_KIND: &str = "uv-package";
+/// The address consumers on this machine reach published ports at.
+pub const HOST_ADDRESS: &str = "127.0.0.1";
+
+/// Why a project could not be planned.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanningError {
+    /// The input is wrong: a conflict between packages, a bad parameter, a missing
+    /// setting. The diagnostics point at the files.
+    #[error("the project's configuration is invalid")]
+    Input(Diagnostics),
+    /// A plugin failed (crashed, looped, returned garbage).
+    #[error(transparent)]
+    Plugin(#[from] CallError),
+    /// A plugin returned an action the host refuses.
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+}
+
+/// Plans every service of a resolved project. Independent problems in several
+/// services are reported together.
+pub fn plan(resolution: &Resolution, catalog: &Catalog, sources: &Sources) -> Result<Plan, PlanningError> {
+    let packages = python_packages(resolution);
+    let mut services = Vec::new();
+    let mut diags = Diagnostics::default();
+    let python = python_service(resolution);
+    for service in resolution.services.iter().chain(python.as_ref()) {
+        match plan_service(resolution, service, catalog, sources, &packages) {
+            Ok(s) => services.push(s),
+            Err(PlanningError::Input(d)) => diags.0.extend(d.0),
+            Err(e) => return Err(e),
+        }
+    }
+    if !diags.is_empty() {
+        return Err(PlanningError::Input(diags));
+    }
+    Ok(Plan { project: resolution.project.name.clone(), services })
+}
+
+fn plan_service(
+    resolution: &Resolution,
+    service: &ServiceInstance,
+    catalog: &Catalog,
+    sources: &Sources,
+    packages: &[PythonPackage],
+) -> Result<ServicePlan, PlanningError> {
+    let loaded = catalog.for_kind(&service.kind).ok_or_else(|| {
+        PlanningError::Input(
+            Diagnostic::new(format!("no plugin serves kind `{}` of service `{}`", service.kind, service.name)).into(),
+        )
+    })?;
+    let plugin = &loaded.plugin;
+    let contributions: Vec<ContributionInput<'_>> = service
+        .contributions
+        .iter()
+        .map(|c| ContributionInput { from: consumer(&c.from), origin: c.origin.to_string(), params: &c.params })
+        .collect();
+    let merge = MergeInput { service: &service.name, kind: &service.kind, defaults: &service.defaults, contributions };
+    let merged = match plugin.merge(&merge) {
+        Ok(v) => v,
+        Err(MergeFailure::Call(e)) => return Err(e.into()),
+        Err(MergeFailure::Conflict { message, key, contributions }) => {
+            let mut d =
+                Diagnostic::new(format!("packages ask conflicting things of service `{}`: {message}", service.name));
+            for (n, i) in contributions.iter().enumerate() {
+                let c = &service.contributions[*i];
+                let label = format!("{} asks this", who(&c.from));
+                if let Some(span) = span_of(&c.origin, sources) {
+                    d = if n == 0 { d.at(span, label) } else { d.also(span, label) };
+                }
+            }
+            let hint = format!("make them agree on `{key}`, or give one of them a service of its own in the registry");
+            return Err(PlanningError::Input(d.hint(hint).into()));
+        }
+        Err(MergeFailure::Invalid { message, key, contribution }) => {
+            let origin = contribution.map(|i| &service.contributions[i].origin);
+            let span = origin.and_then(|o| span_of(o, sources));
+            let mut d = Diagnostic::new(format!("service `{}`: {message}", service.name)).at_opt(span, "");
+            let known: Vec<&str> = plugin.info().params.iter().map(|p| p.name.as_str()).collect();
+            if let Some(best) = hsm_config::did_you_mean(&key, known.iter().copied()) {
+                d = d.hint(format!("did you mean `{best}`?"));
+            }
+            if contribution.is_none() {
+                d = d.note("the registry's defaults for the service are wrong");
+            }
+            return Err(PlanningError::Input(d.into()));
+        }
+    };
+
+    let consumers = consumers(service);
+    let mode = match service.profile.mode {
+        hsm_config::Mode::Managed => Mode::Managed,
+        hsm_config::Mode::External => Mode::External,
+    };
+    let input = PlanInput {
+        project: &resolution.project.name,
+        service: &service.name,
+        kind: &service.kind,
+        config: &merged,
+        profile: ProfileInput { name: &service.profile.name, mode, settings: &service.profile.settings },
+        consumers: consumers.iter().map(|(c, params)| ConsumerInput { consumer: c.clone(), params }).collect(),
+        host_address: HOST_ADDRESS,
+    };
+    let planned = match plugin.plan(&input) {
+        Ok(p) => p,
+        Err(PlanFailure::Call(e)) => return Err(e.into()),
+        Err(PlanFailure::Invalid { message, key }) => {
+            let span = span_of(&service.profile.chosen_by, sources);
+            let d = Diagnostic::new(format!(
+                "service `{}` with profile `{}` ({mode:?}): {message}",
+                service.name, service.profile.name
+            ))
+            .at_opt(span, "profile chosen here");
+            let d = match key {
+                Some(key) if mode == Mode::External => d.hint(format!(
+                    "add `{key}` under `profiles.{}.services.{}` in the registry",
+                    service.profile.name, service.name
+                )),
+                Some(key) => d.hint(format!("check the parameter `{key}` of service `{}`", service.name)),
+                None => d,
+            };
+            return Err(PlanningError::Input(d.into()));
+        }
+    };
+    let who: Vec<Consumer> = consumers.iter().map(|(c, _)| c.clone()).collect();
+    let ctx = CheckContext { service: &service.name, consumers: &who, packages };
+    check_plan(plugin.info(), &loaded.grants, &ctx, &planned)?;
+    Ok(ServicePlan {
+        name: service.name.clone(),
+        kind: service.kind.clone(),
+        plugin: format!("{}@{}", plugin.name(), plugin.info().version),
+        profile: service.profile.name.clone(),
+        mode,
+        merged,
+        actions: planned.actions,
+        env: planned.env,
+    })
+}
+
+/// Who gets a service's environment: the packages that imply it, each with what it
+/// asked, and the project when it lists the service itself.
+fn consumers(service: &ServiceInstance) -> Vec<(Consumer, Value)> {
+    let mut out: Vec<(Consumer, Value)> = Vec::new();
+    for c in &service.contributions {
+        let consumer = consumer(&c.from);
+        let wanted = match &consumer {
+            Consumer::Project => true,
+            Consumer::Package(p) => service.consumers.iter().any(|name| name == p),
+        };
+        if wanted && !out.iter().any(|(existing, _)| *existing == consumer) {
+            out.push((consumer, c.params.clone()));
+        }
+    }
+    out
+}
+
+fn consumer(r: &Requester) -> Consumer {
+    match r {
+        Requester::Project => Consumer::Project,
+        Requester::Package(p) => Consumer::Package(p.clone()),
+    }
+}
+
+fn who(r: &Requester) -> String {
+    match r {
+        Requester::Project => "the project".into(),
+        Requester::Package(p) => format!("`{p}`"),
+    }
+}
+
+/// The packages the project installs, with the sources the uv-package plugin may
+/// install them from (and nothing else).
+pub fn python_packages(resolution: &Resolution) -> Vec<PythonPackage> {
+    resolution
+        .packages
+        .iter()
+        .filter_map(|p| {
+            let source = match p.source.as_ref()? {
+                hsm_resolve::PackageSource::Pypi { requirement } => PackageSource::Pypi(requirement.clone()),
+                hsm_resolve::PackageSource::Path { path, editable: false, .. } => {
+                    PackageSource::Path(path.display().to_string())
+                }
+                hsm_resolve::PackageSource::Path { path, editable: true, .. } => {
+                    PackageSource::Editable(path.display().to_string())
+                }
+            };
+            Some(PythonPackage { name: p.name.clone(), source })
+        })
+        .collect()
+}
+
+/// The synthetic service whose contributions are the project's packages.
+fn python_service(resolution: &Resolution) -> Option<ServiceInstance> {
+    let contributions: Vec<hsm_resolve::Contribution> = python_packages(resolution)
+        .into_iter()
+        .zip(resolution.packages.iter().filter(|p| p.source.is_some()))
+        .map(|(pkg, resolved)| {
+            let (key, value) = match pkg.source {
+                PackageSource::Pypi(s) => ("pypi", s),
+                PackageSource::Path(s) => ("path", s),
+                PackageSource::Editable(s) => ("editable", s),
+            };
+            let params = Value::Map(IndexMap::from([
+                ("name".to_string(), Value::from(pkg.name.as_str())),
+                (key.to_string(), Value::from(value.as_str())),
+            ]));
+            hsm_resolve::Contribution {
+                from: Requester::Package(pkg.name.clone()),
+                params,
+                origin: resolved.origin.clone(),
+            }
+        })
+        .collect();
+    if contributions.is_empty() {
+        return None;
+    }
+    Some(ServiceInstance {
+        name: PYTHON_SERVICE.into(),
+        kind: PYTHON_KIND.into(),
+        defaults: Value::Null,
+        profile: hsm_resolve::ChosenProfile {
+            name: "local".into(),
+            mode: hsm_config::Mode::Managed,
+            settings: Value::Null,
+            chosen_by: Origin { file: resolution.project.file.clone(), line: 1, column: 1 },
+        },
+        contributions,
+        consumers: Vec::new(),
+    })
+}
+
+/// The span an origin points at, for quoting the file in a diagnostic.
+fn span_of(origin: &Origin, sources: &Sources) -> Option<Span> {
+    let (file, source) = sources.iter().find(|(_, f)| f.display == origin.file)?;
+    let line_start: usize =
+        source.text.split_inclusive('\n').take(origin.line.saturating_sub(1) as usize).map(str::len).sum();
+    let line = source.text[line_start..].lines().next().unwrap_or("");
+    let column: usize = line.chars().take(origin.column.saturating_sub(1) as usize).map(char::len_utf8).sum();
+    let start = line_start + column;
+    let len = source.text[start..].find(['\n', ',', '}']).unwrap_or(0).max(1);
+    Some(Span::from_range(file, &source.text, start, len))
+}
