@@ -69,7 +69,7 @@ pub enum PackageEntry {
     /// A package defined in a registry, used as it is.
     Name(PackageName),
     /// A map: overrides a registry package's source, or defines a package inline.
-    Inline(PackageDecl),
+    Inline(Box<PackageDecl>),
 }
 
 /// A package's definition: in a registry (the name is the map key) or inline in
@@ -370,7 +370,7 @@ impl<'de> Deserialize<'de> for PackageEntry {
                 if decl.name.is_none() {
                     return Err(de::Error::missing_field("name"));
                 }
-                Ok(PackageEntry::Inline(decl))
+                Ok(PackageEntry::Inline(Box::new(decl)))
             }
         }
         deserializer.deserialize_any(V)

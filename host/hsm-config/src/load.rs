@@ -76,6 +76,71 @@ struct Loader<'a> {
     incomplete: bool,
 }
 
+/// A registry file read but not parsed yet.
+struct RegistryText {
+    id: FileId,
+    text: Arc<str>,
+    /// The folder paths in the file are relative to (`None` for the bundled registry).
+    base: Option<PathBuf>,
+}
+
+fn parse_options() -> serde_saphyr::Options {
+    serde_saphyr::options! { with_snippet: false }
+}
+
+/// What one registry file defines, checked, with the problems found in it.
+struct FileDefs {
+    packages: Vec<PackageDef>,
+    services: Vec<ServiceDef>,
+    profiles: Vec<ProfileDef>,
+    diags: Vec<Diagnostic>,
+    incomplete: bool,
+}
+
+/// Parses and checks one registry file.
+fn registry_defs(f: &RegistryText) -> FileDefs {
+    let mut cx = FileCtx::new(f.id, &f.text, f.base.as_deref());
+    let defs = match serde_saphyr::from_str_with_options::<RegistryFile>(&f.text, parse_options()) {
+        Ok(reg) => cx.registry_file(reg),
+        Err(e) => {
+            cx.diags.push(yaml_error::diagnostic(&e, f.id, &f.text, FileKind::Registry));
+            cx.incomplete = true;
+            (Vec::new(), Vec::new(), Vec::new())
+        }
+    };
+    FileDefs { packages: defs.0, services: defs.1, profiles: defs.2, diags: cx.diags, incomplete: cx.incomplete }
+}
+
+/// Parses and checks registry files on as many threads as there are cores, keeping
+/// their order. Each file's parse tree is dropped as soon as it is converted.
+fn parse_all(texts: &[&RegistryText]) -> Vec<FileDefs> {
+    let parse = |t: &&RegistryText| registry_defs(t);
+    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get).min(texts.len());
+    if threads <= 1 {
+        return texts.iter().map(parse).collect();
+    }
+    // Files are handed out one at a time, so a large file does not hold up the rest.
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut results: Vec<_> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(t) = texts.get(i) else { break };
+                        done.push((i, parse(t)));
+                    }
+                    done
+                })
+            })
+            .collect();
+        workers.into_iter().flat_map(|w| w.join().expect("a parser thread panicked")).collect()
+    });
+    results.sort_unstable_by_key(|(i, _)| *i);
+    results.into_iter().map(|(_, r)| r).collect()
+}
+
 /// The definitions of one registry, before they are merged with the others.
 #[derive(Default)]
 struct RegistryDefs {
@@ -103,7 +168,10 @@ impl Loader<'_> {
         };
         let (file, text) = self.add_file(PROJECT_FILE.to_string(), Some(&path), text);
         let project: ProjectFile = self.parse(file, &text, FileKind::Project)?;
-        self.check_version(Some(&project.version), file, true);
+        let dir = self.dir.clone();
+        let mut cx = FileCtx::new(file, &text, Some(&dir));
+        cx.check_version(Some(&project.version), true);
+        let project = project;
 
         let mut env = Environment::new(options.env.clone());
         self.env_files(&project, file, &mut env);
@@ -114,10 +182,35 @@ impl Loader<'_> {
         let mut profiles = HashMap::new();
         let default = vec![Spanned::new("bundled".to_string(), Default::default())];
         let explicit = project.registries.is_some();
+        // Read every registry's files first, parse them all in parallel (parsing is
+        // most of the time a large registry takes), then check and merge them in
+        // precedence order, so diagnostics come out in the same order every run.
+        let mut read = Vec::new();
         for entry in project.registries.as_ref().unwrap_or(&default) {
             let span = explicit.then(|| entry.span(file));
-            let Some((name, defs)) = self.registry(&entry.value, span) else { continue };
-            registries.push(name);
+            if let Some(r) = self.registry(&entry.value, span) {
+                read.push(r);
+            }
+        }
+        let texts: Vec<&RegistryText> = read.iter().flat_map(|(_, files)| files.iter()).collect();
+        let mut parsed = parse_all(&texts).into_iter();
+        for (name, files) in &read {
+            let mut defs = RegistryDefs::default();
+            for _ in files {
+                let f = parsed.next().expect("one result per file");
+                self.diags.0.extend(f.diags);
+                self.incomplete |= f.incomplete;
+                for d in f.packages {
+                    self.define(&mut defs.packages, "package", d);
+                }
+                for d in f.services {
+                    self.define(&mut defs.services, "service", d);
+                }
+                for d in f.profiles {
+                    self.define(&mut defs.profiles, "profile", d);
+                }
+            }
+            registries.push(name.clone());
             packages.extend(defs.packages);
             services.extend(defs.services);
             profiles.extend(defs.profiles);
@@ -125,13 +218,15 @@ impl Loader<'_> {
 
         let mut requests = Vec::new();
         let mut seen: HashMap<String, Span> = HashMap::new();
-        for entry in &project.packages {
-            let (name, inline) = match &entry.value {
-                PackageEntry::Name(n) => (NameRef { name: n.to_string(), span: entry.span(file) }, None),
+        let project_services = project.services;
+        for entry in project.packages {
+            let span = entry.span(file);
+            let (name, inline) = match entry.value {
+                PackageEntry::Name(n) => (NameRef { name: n.into(), span }, None),
                 PackageEntry::Inline(decl) => {
                     let n = decl.name.as_ref().expect("checked while parsing");
                     let name = NameRef { name: n.value.to_string(), span: n.span(file) };
-                    let def = self.package(name.clone(), decl, file, &text, Some(&self.dir.clone()));
+                    let def = cx.package(name.clone(), *decl);
                     (name, Some(def))
                 }
             };
@@ -148,11 +243,12 @@ impl Loader<'_> {
         }
 
         let mut service_requests = Vec::new();
-        for (name, settings) in &project.services {
-            let (profile, params) = match &settings.value {
+        for (name, settings) in project_services {
+            let span = settings.span(file);
+            let (profile, params) = match settings.value {
                 Some(s) => (
                     s.profile.as_ref().map(|p| NameRef { name: p.value.to_string(), span: p.span(file) }),
-                    self.params(&s.params, Some(settings.span(file)), file, &text),
+                    cx.params(s.params, Some(span)),
                 ),
                 None => (None, Params::default()),
             };
@@ -163,6 +259,8 @@ impl Loader<'_> {
             });
         }
 
+        self.diags.0.extend(cx.diags);
+        self.incomplete |= cx.incomplete;
         let project = Project {
             name: NameRef { name: project.project.value.to_string(), span: project.project.span(file) },
             dir: self.dir.clone(),
@@ -181,8 +279,7 @@ impl Loader<'_> {
     }
 
     fn parse<T: DeserializeOwned>(&mut self, file: FileId, text: &str, kind: FileKind) -> Option<T> {
-        let options = serde_saphyr::options! { with_snippet: false };
-        match serde_saphyr::from_str_with_options::<T>(text, options) {
+        match serde_saphyr::from_str_with_options::<T>(text, parse_options()) {
             Ok(v) => Some(v),
             Err(e) => {
                 self.diags.push(yaml_error::diagnostic(&e, file, text, kind));
@@ -190,20 +287,6 @@ impl Loader<'_> {
                 None
             }
         }
-    }
-
-    fn check_version(&mut self, version: Option<&Spanned<Version>>, file: FileId, project: bool) {
-        let Some(v) = version else { return };
-        if v.value.number == Some(1) {
-            return;
-        }
-        self.incomplete = true;
-        let what = if project { "`hsm.yaml`" } else { "this registry file" };
-        self.diags.push(
-            Diagnostic::new(format!("unsupported version `{}`", v.value.written))
-                .at(v.span(file), "this version of hsm reads version 1")
-                .hint(format!("write `version: 1`; if {what} was written for a newer hsm, update hsm")),
-        );
     }
 
     fn env_files(&mut self, project: &ProjectFile, file: FileId, env: &mut Environment) {
@@ -252,7 +335,9 @@ impl Loader<'_> {
     }
 
     /// Reads one registry; `span` is where `hsm.yaml` names it.
-    fn registry(&mut self, written: &str, span: Option<Span>) -> Option<(String, RegistryDefs)> {
+    /// Reads one registry's files (without parsing them); `span` is where `hsm.yaml`
+    /// names it.
+    fn registry(&mut self, written: &str, span: Option<Span>) -> Option<(String, Vec<RegistryText>)> {
         let mut files: Vec<(String, Option<PathBuf>, String)> = Vec::new();
         let name;
         if written == "bundled" {
@@ -319,25 +404,75 @@ impl Loader<'_> {
                 return None;
             }
         }
-        let mut defs = RegistryDefs::default();
-        for (display, path, text) in files {
-            let base = path.as_ref().and_then(|p| p.parent().map(Path::to_path_buf));
-            let (file, text) = self.add_file(display, path.as_deref(), text);
-            let Some(reg) = self.parse::<RegistryFile>(file, &text, FileKind::Registry) else { continue };
-            self.registry_file(reg, file, &text, base.as_deref(), &mut defs);
-        }
-        Some((name, defs))
+        let texts = files
+            .into_iter()
+            .map(|(display, path, text)| {
+                let base = path.as_ref().and_then(|p| p.parent().map(Path::to_path_buf));
+                let (id, text) = self.add_file(display, path.as_deref(), text);
+                RegistryText { id, text, base }
+            })
+            .collect();
+        Some((name, texts))
     }
 
-    fn registry_file(
-        &mut self,
-        reg: RegistryFile,
-        file: FileId,
-        text: &str,
-        base: Option<&Path>,
-        defs: &mut RegistryDefs,
-    ) {
-        self.check_version(reg.version.as_ref(), file, false);
+    /// Adds a definition to one registry, rejecting a second one of the same name.
+    fn define<T: HasName>(&mut self, map: &mut IndexMap<String, T>, what: &str, def: T) {
+        let name = def.name();
+        if let Some(first) = map.get(&name.name) {
+            self.diags.push(
+                Diagnostic::new(format!("{what} `{}` is defined twice in the same registry", name.name))
+                    .at(name.span, "defined again here")
+                    .also(first.name().span, "first defined here")
+                    .hint(
+                        "a registry later in `registries` may override an entry; within one registry, define it once",
+                    ),
+            );
+            return;
+        }
+        map.insert(name.name.clone(), def);
+    }
+
+    /// A path as shown to the user: relative to the project folder where possible.
+    fn display(&self, path: &Path) -> String {
+        display_path(&self.dir, path)
+    }
+}
+
+/// Checks and converts what one file says. Independent of the loader so that
+/// registry files can be converted on the threads that parse them.
+struct FileCtx<'t> {
+    file: FileId,
+    text: &'t str,
+    /// The folder relative paths in the file start from (`None`: the bundled registry).
+    base: Option<&'t Path>,
+    diags: Vec<Diagnostic>,
+    incomplete: bool,
+}
+
+type Defs = (Vec<PackageDef>, Vec<ServiceDef>, Vec<ProfileDef>);
+
+impl<'t> FileCtx<'t> {
+    fn new(file: FileId, text: &'t str, base: Option<&'t Path>) -> Self {
+        Self { file, text, base, diags: Vec::new(), incomplete: false }
+    }
+
+    fn check_version(&mut self, version: Option<&Spanned<Version>>, project: bool) {
+        let Some(v) = version else { return };
+        if v.value.number == Some(1) {
+            return;
+        }
+        self.incomplete = true;
+        let what = if project { "`hsm.yaml`" } else { "this registry file" };
+        self.diags.push(
+            Diagnostic::new(format!("unsupported version `{}`", v.value.written))
+                .at(v.span(self.file), "this version of hsm reads version 1")
+                .hint(format!("write `version: 1`; if {what} was written for a newer hsm, update hsm")),
+        );
+    }
+
+    fn registry_file(&mut self, reg: RegistryFile) -> Defs {
+        let (file, text) = (self.file, self.text);
+        self.check_version(reg.version.as_ref(), false);
         if let Some(p) = &reg.plugins {
             self.diags.push(
                 Diagnostic::new("`plugins` is not supported yet")
@@ -351,7 +486,8 @@ impl Loader<'_> {
                     .hint("remove the `plugins` section"),
             );
         }
-        for (name, decl) in &reg.packages {
+        let mut packages = Vec::with_capacity(reg.packages.len());
+        for (name, decl) in reg.packages {
             let name_ref = NameRef { name: name.value.to_string(), span: name.span(file) };
             if let Some(n) = &decl.value.name {
                 self.diags.push(
@@ -360,74 +496,51 @@ impl Loader<'_> {
                         .hint(format!("the package's name is its key, `{}`", name.value)),
                 );
             }
-            let def = self.package(name_ref.clone(), &decl.value, file, text, base);
-            self.define(&mut defs.packages, "package", name_ref, def);
+            packages.push(self.package(name_ref, decl.value));
         }
-        for (name, decl) in &reg.services {
-            let name_ref = NameRef { name: name.value.to_string(), span: name.span(file) };
-            let def = ServiceDef {
-                name: name_ref.clone(),
-                kind: NameRef { name: decl.value.kind.value.to_string(), span: decl.value.kind.span(file) },
-                description: decl.value.description.clone(),
-                params: self.params(&decl.value.params, Some(decl.span(file)), file, text),
-                profile: decl.value.profile.as_ref().map(|p| NameRef { name: p.value.to_string(), span: p.span(file) }),
-            };
-            self.define(&mut defs.services, "service", name_ref, def);
+        let mut services = Vec::with_capacity(reg.services.len());
+        for (name, decl) in reg.services {
+            let span = decl.span(file);
+            let decl = decl.value;
+            services.push(ServiceDef {
+                name: NameRef { name: name.value.into(), span: name.loc.span(file) },
+                kind: NameRef { name: decl.kind.value.into(), span: decl.kind.loc.span(file) },
+                description: decl.description,
+                params: self.params(decl.params, Some(span)),
+                profile: decl.profile.map(|p| NameRef { name: p.value.into(), span: p.loc.span(file) }),
+            });
         }
-        for (name, decl) in &reg.profiles {
-            let name_ref = NameRef { name: name.value.to_string(), span: name.span(file) };
+        let mut profiles = Vec::with_capacity(reg.profiles.len());
+        for (name, decl) in reg.profiles {
+            let decl = decl.value;
             let mut services = IndexMap::new();
-            for (svc, settings) in &decl.value.services {
-                let svc_ref = NameRef { name: svc.value.to_string(), span: svc.span(file) };
-                let params = self.params(&settings.value, Some(settings.span(file)), file, text);
+            for (svc, settings) in decl.services {
+                let svc_ref = NameRef { name: svc.value.into(), span: svc.loc.span(file) };
+                let span = settings.span(file);
+                let params = self.params(settings.value, Some(span));
                 services.insert(svc_ref.name.clone(), ProfileSettings { name: svc_ref, params });
             }
-            let def = ProfileDef {
-                name: name_ref.clone(),
-                mode: decl.value.mode.value,
-                description: decl.value.description.clone(),
+            profiles.push(ProfileDef {
+                name: NameRef { name: name.value.into(), span: name.loc.span(file) },
+                mode: decl.mode.value,
+                description: decl.description,
                 services,
-            };
-            self.define(&mut defs.profiles, "profile", name_ref, def);
+            });
         }
+        (packages, services, profiles)
     }
 
-    /// Adds a definition to one registry, rejecting a second one of the same name.
-    fn define<T>(&mut self, map: &mut IndexMap<String, T>, what: &str, name: NameRef, def: T)
-    where
-        T: HasName,
-    {
-        if let Some(first) = map.get(&name.name) {
-            self.diags.push(
-                Diagnostic::new(format!("{what} `{}` is defined twice in the same registry", name.name))
-                    .at(name.span, "defined again here")
-                    .also(first.name_span(), "first defined here")
-                    .hint(
-                        "a registry later in `registries` may override an entry; within one registry, define it once",
-                    ),
-            );
-            return;
-        }
-        map.insert(name.name, def);
-    }
-
-    fn package(
-        &mut self,
-        name: NameRef,
-        decl: &PackageDecl,
-        file: FileId,
-        text: &str,
-        base: Option<&Path>,
-    ) -> PackageDef {
-        let mut sources: Vec<(&str, &Spanned<String>)> = Vec::new();
-        for (field, value) in [("pypi", &decl.pypi), ("path", &decl.path), ("editable", &decl.editable)] {
+    fn package(&mut self, name: NameRef, decl: PackageDecl) -> PackageDef {
+        let file = self.file;
+        let mut sources: Vec<(&str, Spanned<String>)> = Vec::new();
+        for (field, value) in [("pypi", decl.pypi), ("path", decl.path), ("editable", decl.editable)] {
             if let Some(v) = value {
                 sources.push((field, v));
             }
         }
         if sources.len() > 1 {
-            let (first_field, first) = sources[0];
-            let (second_field, second) = sources[1];
+            let (first_field, first) = &sources[0];
+            let (second_field, second) = &sources[1];
             self.diags.push(
                 Diagnostic::new(format!("package `{}` has more than one source", name.name))
                     .at(second.span(file), format!("`{second_field}` here"))
@@ -435,19 +548,20 @@ impl Loader<'_> {
                     .hint("keep one of `pypi`, `path` and `editable`"),
             );
         }
-        let source = sources.first().and_then(|(field, v)| {
+        let source = sources.into_iter().next().and_then(|(field, v)| {
             let span = v.span(file);
             if v.value.trim().is_empty() {
-                self.diags.push(Diagnostic::new(format!("empty `{field}`")).at(span, "").hint(match *field {
+                self.diags.push(Diagnostic::new(format!("empty `{field}`")).at(span, "").hint(match field {
                     "pypi" => "write a requirement, such as `auth-service>=1.2`",
                     _ => "write a folder, relative to this file",
                 }));
                 return None;
             }
-            if *field == "pypi" {
-                return Some(SourceDef::Pypi { requirement: v.value.trim().to_string(), span });
+            if field == "pypi" {
+                let requirement = v.value.trim().to_string();
+                return Some(SourceDef::Pypi { requirement, span });
             }
-            let Some(base) = base else {
+            let Some(base) = self.base else {
                 self.diags.push(
                     Diagnostic::new("the bundled registry cannot use local paths")
                         .at(span, "")
@@ -455,27 +569,30 @@ impl Loader<'_> {
                 );
                 return None;
             };
-            Some(SourceDef::Path {
-                path: normalize(&base.join(&v.value)),
-                written: v.value.clone(),
-                editable: *field == "editable",
-                span,
-            })
+            let path = normalize(&base.join(&v.value));
+            Some(SourceDef::Path { path, written: v.value, editable: field == "editable", span })
         });
-        let mut implies = Vec::new();
-        for imp in &decl.implies {
+        let mut implies = Vec::with_capacity(decl.implies.len());
+        for imp in decl.implies {
             let span = imp.span(file);
-            match (&imp.value.service, &imp.value.package) {
-                (Some(s), None) => implies.push(Implies::Service {
-                    name: NameRef { name: s.value.to_string(), span: s.span(file) },
-                    params: match &imp.value.params {
-                        Some(p) => self.params(&p.value, Some(p.span(file)), file, text),
+            let imp = imp.value;
+            match (imp.service, imp.package) {
+                (Some(s), None) => {
+                    let params = match imp.params {
+                        Some(p) => {
+                            let pspan = p.span(file);
+                            self.params(p.value, Some(pspan))
+                        }
                         None => Params::default(),
-                    },
-                    span,
-                }),
+                    };
+                    implies.push(Implies::Service {
+                        name: NameRef { name: s.value.into(), span: s.loc.span(file) },
+                        params,
+                        span,
+                    });
+                }
                 (None, Some(p)) => {
-                    if let Some(params) = &imp.value.params {
+                    if let Some(params) = &imp.params {
                         self.diags.push(
                             Diagnostic::new("`params` apply to services, not packages")
                                 .at(params.span(file), "")
@@ -483,10 +600,8 @@ impl Loader<'_> {
                                 .hint("remove `params`, or imply a `service` instead"),
                         );
                     }
-                    implies.push(Implies::Package {
-                        name: NameRef { name: p.value.to_string(), span: p.span(file) },
-                        span,
-                    });
+                    let pspan = p.loc.span(file);
+                    implies.push(Implies::Package { name: NameRef { name: p.value.into(), span: pspan }, span });
                 }
                 (Some(s), Some(p)) => self.diags.push(
                     Diagnostic::new("an implication names a `service` or a `package`, not both")
@@ -501,35 +616,36 @@ impl Loader<'_> {
                 ),
             }
         }
-        PackageDef { name, description: decl.description.clone(), source, implies }
+        PackageDef { name, description: decl.description, source, implies }
     }
 
-    fn params(&mut self, map: &ParamMap, span: Option<Span>, file: FileId, text: &str) -> Params {
+    fn params(&mut self, map: ParamMap, span: Option<Span>) -> Params {
         if map.is_empty() {
             return Params { root: ParamNode::Null, span };
         }
-        let root = ParamNode::Map(map.iter().map(|(k, v)| (k.value.clone(), self.node(v, file, text))).collect());
+        let root = ParamNode::Map(map.into_iter().map(|(k, v)| (k.value, self.node(v))).collect());
         Params { root, span }
     }
 
-    fn node(&mut self, v: &Spanned<RawValue>, file: FileId, text: &str) -> ParamNode {
-        match &v.value {
+    fn node(&mut self, v: Spanned<RawValue>) -> ParamNode {
+        let loc = v.loc;
+        match v.value {
             RawValue::Null => ParamNode::Null,
-            RawValue::Bool(b) => ParamNode::Bool(*b),
-            RawValue::Int(i) => ParamNode::Int(*i),
-            RawValue::Float(f) => ParamNode::Float(*f),
-            RawValue::List(items) => ParamNode::List(items.iter().map(|i| self.node(i, file, text)).collect()),
-            RawValue::Map(m) => {
-                ParamNode::Map(m.iter().map(|(k, v)| (k.value.clone(), self.node(v, file, text))).collect())
-            }
+            RawValue::Bool(b) => ParamNode::Bool(b),
+            RawValue::Int(i) => ParamNode::Int(i),
+            RawValue::Float(f) => ParamNode::Float(f),
+            RawValue::List(items) => ParamNode::List(items.into_iter().map(|i| self.node(i)).collect()),
+            RawValue::Map(m) => ParamNode::Map(m.into_iter().map(|(k, v)| (k.value, self.node(v))).collect()),
             RawValue::Str(s) => {
-                let span = v.span(file);
-                let exact_start = exact_start(text, v.loc.start, v.loc.len, s);
-                match Template::parse(s) {
+                let span = loc.span(self.file);
+                let exact_start = exact_start(self.text, loc.start, loc.len, &s);
+                match Template::parse(&s) {
                     Ok(template) => ParamNode::Str(StrParam { template, span, exact_start }),
                     Err(e) => {
-                        let p = StrParam { template: Template::default(), span, exact_start };
-                        let at = p.sub_span(self.sources, e.start, e.len);
+                        let at = match exact_start {
+                            Some(start) => Span::from_range(self.file, self.text, start + e.start, e.len),
+                            None => span,
+                        };
                         self.diags.push(Diagnostic::new(e.message).at(at, "").hint(e.hint));
                         ParamNode::Null
                     }
@@ -537,32 +653,27 @@ impl Loader<'_> {
             }
         }
     }
-
-    /// A path as shown to the user: relative to the project folder where possible.
-    fn display(&self, path: &Path) -> String {
-        display_path(&self.dir, path)
-    }
 }
 
 trait HasName {
-    fn name_span(&self) -> Span;
+    fn name(&self) -> &NameRef;
 }
 
 impl HasName for PackageDef {
-    fn name_span(&self) -> Span {
-        self.name.span
+    fn name(&self) -> &NameRef {
+        &self.name
     }
 }
 
 impl HasName for ServiceDef {
-    fn name_span(&self) -> Span {
-        self.name.span
+    fn name(&self) -> &NameRef {
+        &self.name
     }
 }
 
 impl HasName for ProfileDef {
-    fn name_span(&self) -> Span {
-        self.name.span
+    fn name(&self) -> &NameRef {
+        &self.name
     }
 }
 

@@ -29,7 +29,10 @@ pub(crate) fn resolve(global: &GlobalArgs, out: &Output) -> Result<(Sources, Res
     }
     let resolve_options =
         ResolveOptions { known_kinds: KNOWN_KINDS.iter().map(|k| (*k).to_string()).collect::<BTreeSet<_>>() };
-    match hsm_resolve::resolve(&config, &sources, &resolve_options) {
+    let resolved = hsm_resolve::resolve(&config, &sources, &resolve_options);
+    // The process ends soon after: freeing a large registry's tree would only cost time.
+    std::mem::forget(config);
+    match resolved {
         Ok(r) if diags.is_empty() => Ok((sources, r)),
         Ok(_) => Err(Failure::Input(sources, diags)),
         Err(more) => {

@@ -18,9 +18,13 @@ pub(crate) fn run(global: &GlobalArgs, args: &PlanArgs, out: &Output) -> Result<
         let mut json = serde_json::to_string_pretty(&resolution)
             .map_err(|e| Failure::Job(format!("cannot serialize the plan: {e}")))?;
         json.push('\n');
+        std::mem::forget(resolution);
         return out.data(&json);
     }
-    out.data(&text(&resolution, out.color_out()))
+    let result = out.data(&text(&resolution, out.color_out()));
+    // The process ends right after; see `project::resolve`.
+    std::mem::forget(resolution);
+    result
 }
 
 /// The plan as text.
