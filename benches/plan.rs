@@ -4,7 +4,8 @@
 //! 300 / 1,000 services (every package implies two services with params and one or
 //! two other packages, so resolution covers nearly every package), then times
 //! `hsm plan --json` on each with hyperfine and measures peak memory with
-//! `/usr/bin/time -v`. Run it with:
+//! `/usr/bin/time -v`: cold (`--no-cache`: every registry file parsed) and warm
+//! (checked registry files read from the cache a previous run wrote). Run it with:
 //!
 //! ```text
 //! cargo bench -p hsm --bench plan            # all sizes
@@ -27,7 +28,7 @@ fn main() {
     let only: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
     let hsm = env!("CARGO_BIN_EXE_hsm");
     let mut table = String::from(
-        "| packages in registry | services | resolved packages | resolved services | registry size | mean ± σ | min … max | peak RSS |\n|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        "| packages in registry | services | resolved packages | resolved services | registry size | cache | mean ± σ | min … max | peak RSS |\n|---:|---:|---:|---:|---:|---|---:|---:|---:|\n",
     );
     for (packages, services) in SIZES {
         if !only.is_empty() && !only.contains(&packages) {
@@ -36,18 +37,20 @@ fn main() {
         let dir = tempfile::tempdir().expect("temporary folder");
         let bytes = generate(dir.path(), packages, services);
         let (resolved_packages, resolved_services) = check(hsm, dir.path());
-        let (mean, sd, min, max) = time(hsm, dir.path());
-        let rss = peak_rss_kib(hsm, dir.path());
-        let _ = writeln!(
-            table,
-            "| {packages} | {services} | {resolved_packages} | {resolved_services} | {:.1} MiB | {:.1} ms ± {:.1} | {:.1} … {:.1} ms | {:.1} MiB |",
-            bytes as f64 / 1_048_576.0,
-            mean * 1e3,
-            sd * 1e3,
-            min * 1e3,
-            max * 1e3,
-            rss as f64 / 1024.0
-        );
+        for (label, cache) in [("cold", false), ("warm", true)] {
+            let (mean, sd, min, max) = time(hsm, dir.path(), cache);
+            let rss = peak_rss_kib(hsm, dir.path(), cache);
+            let _ = writeln!(
+                table,
+                "| {packages} | {services} | {resolved_packages} | {resolved_services} | {:.1} MiB | {label} | {:.1} ms ± {:.1} | {:.1} … {:.1} ms | {:.1} MiB |",
+                bytes as f64 / 1_048_576.0,
+                mean * 1e3,
+                sd * 1e3,
+                min * 1e3,
+                max * 1e3,
+                rss as f64 / 1024.0
+            );
+        }
     }
     #[allow(clippy::print_stdout)]
     {
@@ -77,7 +80,7 @@ fn generate(dir: &Path, packages: usize, services: usize) -> usize {
         "version: 1\nprofiles:\n  managed-dev:\n    mode: managed\n  remote:\n    mode: external\n    services:\n",
     );
     for i in (0..services).step_by(10) {
-        let _ = write!(p, "      svc-{i}: {{ host: \"svc-{i}.example\", password: \"${{BENCH_SECRET}}\" }}\n");
+        let _ = writeln!(p, "      svc-{i}: {{ host: \"svc-{i}.example\", password: \"${{BENCH_SECRET}}\" }}");
     }
     total += write(&reg.join("profiles.yaml"), &p);
 
@@ -103,7 +106,9 @@ fn generate(dir: &Path, packages: usize, services: usize) -> usize {
 
     // The project asks for the top tenth of the packages (which imply all the others)
     // and reaches every tenth service through an external profile.
-    let mut h = String::from("version: 1\nproject: bench\nprofile: managed-dev\nregistries: [bundled, ./registry]\npackages:\n");
+    let mut h = String::from(
+        "version: 1\nproject: bench\nprofile: managed-dev\nregistries: [bundled, ./registry]\npackages:\n",
+    );
     for i in (packages - packages / 10)..packages {
         let _ = writeln!(h, "  - pkg-{i}");
     }
@@ -119,15 +124,24 @@ fn write(path: &Path, text: &str) -> usize {
     text.len()
 }
 
-fn command(hsm: &str, dir: &Path) -> Command {
+/// The arguments of the timed command, with or without the cache (kept in `dir`).
+fn args(dir: &Path, cache: bool) -> Vec<String> {
+    let mut a = vec!["-q".to_string(), "-C".to_string(), dir.display().to_string(), "plan".into(), "--json".into()];
+    if !cache {
+        a.push("--no-cache".into());
+    }
+    a
+}
+
+fn command(hsm: &str, dir: &Path, cache: bool) -> Command {
     let mut c = Command::new(hsm);
-    c.args(["-q", "-C"]).arg(dir).args(["plan", "--json"]).env_clear().env("BENCH_SECRET", "s3cret");
+    c.args(args(dir, cache)).env_clear().env("BENCH_SECRET", "s3cret").env("HSM_CACHE_DIR", dir.join("cache"));
     c
 }
 
 /// Runs the plan once and returns how many packages and services it resolved.
 fn check(hsm: &str, dir: &Path) -> (usize, usize) {
-    let out = command(hsm, dir).output().expect("run hsm");
+    let out = command(hsm, dir, false).output().expect("run hsm");
     assert!(out.status.success(), "hsm plan failed:\n{}", String::from_utf8_lossy(&out.stderr));
     let plan: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON plan");
     assert!(!String::from_utf8_lossy(&out.stdout).contains("s3cret"), "the secret leaked");
@@ -135,9 +149,13 @@ fn check(hsm: &str, dir: &Path) -> (usize, usize) {
 }
 
 /// Mean, standard deviation, min and max in seconds, from hyperfine.
-fn time(hsm: &str, dir: &Path) -> (f64, f64, f64, f64) {
+fn time(hsm: &str, dir: &Path, cache: bool) -> (f64, f64, f64, f64) {
     let json = dir.join("hyperfine.json");
-    let cmd = format!("env -i BENCH_SECRET=s3cret {hsm} -q -C {} plan --json", dir.display());
+    let cmd = format!(
+        "env -i BENCH_SECRET=s3cret HSM_CACHE_DIR={} {hsm} {}",
+        dir.join("cache").display(),
+        args(dir, cache).join(" ")
+    );
     let status = Command::new("hyperfine")
         .args(["--warmup", "3", "--min-runs", "20", "--style", "none", "--export-json"])
         .arg(&json)
@@ -152,15 +170,14 @@ fn time(hsm: &str, dir: &Path) -> (f64, f64, f64, f64) {
 }
 
 /// Peak resident memory of one run, in KiB, from `/usr/bin/time -v`.
-fn peak_rss_kib(hsm: &str, dir: &Path) -> u64 {
+fn peak_rss_kib(hsm: &str, dir: &Path, cache: bool) -> u64 {
     let out = Command::new("/usr/bin/time")
         .arg("-v")
         .arg(hsm)
-        .args(["-q", "-C"])
-        .arg(dir)
-        .args(["plan", "--json"])
+        .args(args(dir, cache))
         .env_clear()
         .env("BENCH_SECRET", "s3cret")
+        .env("HSM_CACHE_DIR", dir.join("cache"))
         .output()
         .expect("/usr/bin/time (install it with `apt-get install time`)");
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -138,3 +138,36 @@ fn plan_text_goes_to_stdout() {
     assert!(run.stdout.starts_with("project app (hsm.yaml)\n"), "{}", run.stdout);
     assert!(run.stdout.contains("  postgres kind postgres\n"), "{}", run.stdout);
 }
+
+#[test]
+fn the_registry_cache_gives_the_same_plan_and_never_hides_errors() {
+    let dir = project(&[("hsm.yaml", SECRET_PROJECT), ("reg.yaml", SECRET_REGISTRY), (".env", "DB_PASSWORD=x\n")]);
+    let cache = tempfile::tempdir().unwrap();
+    let cache_dir = cache.path().display().to_string();
+    let env = [("HSM_CACHE_DIR", cache_dir.as_str())];
+    let fresh = run_in(dir.path(), &["plan", "--json", "--no-cache"], &env);
+    assert_eq!(fresh.code, 0, "{}", fresh.stderr);
+    assert!(!cache.path().join("registry-v1").exists(), "--no-cache wrote the cache");
+    let first = run_in(dir.path(), &["plan", "--json"], &env);
+    let entries = std::fs::read_dir(cache.path().join("registry-v1")).unwrap().count();
+    assert_eq!(entries, 1, "one entry per registry file");
+    let second = run_in(dir.path(), &["plan", "--json"], &env);
+    assert_eq!((first.stdout.as_str(), second.stdout.as_str()), (fresh.stdout.as_str(), fresh.stdout.as_str()));
+
+    // A changed file is a miss; a file with a problem is never stored.
+    std::fs::write(dir.path().join("reg.yaml"), SECRET_REGISTRY.replace("pypi: p", "pypi: p\n    pipy: q")).unwrap();
+    for _ in 0..2 {
+        let run = run_in(dir.path(), &["--color", "never", "validate"], &env);
+        assert_eq!(run.code, 2);
+        assert!(run.stderr.contains("error: unknown field `pipy`"), "{}", run.stderr);
+    }
+    assert_eq!(std::fs::read_dir(cache.path().join("registry-v1")).unwrap().count(), 1);
+
+    // A corrupt entry is a miss, not an error.
+    std::fs::write(dir.path().join("reg.yaml"), SECRET_REGISTRY).unwrap();
+    for entry in std::fs::read_dir(cache.path().join("registry-v1")).unwrap() {
+        std::fs::write(entry.unwrap().path(), b"not an entry").unwrap();
+    }
+    let run = run_in(dir.path(), &["plan", "--json"], &env);
+    assert_eq!((run.code, run.stdout.as_str()), (0, fresh.stdout.as_str()), "{}", run.stderr);
+}

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use hsm_model::{Diagnostic, Diagnostics, Piece, SecretStore, Sensitive, Sources, Span, Text, Value};
 use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
 
 use crate::env::{Environment, required_message};
 use crate::file::Mode;
@@ -31,7 +32,7 @@ pub struct Config {
 }
 
 /// A name and where it was written.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NameRef {
     /// The name.
     pub name: String,
@@ -79,7 +80,7 @@ pub struct ServiceRequest {
 }
 
 /// A package definition.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct PackageDef {
     /// Its name.
     pub name: NameRef,
@@ -92,7 +93,7 @@ pub struct PackageDef {
 }
 
 /// Where a package is installed from.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum SourceDef {
     /// PyPI, with a PEP 508 requirement.
     Pypi {
@@ -124,7 +125,7 @@ impl SourceDef {
 }
 
 /// Something a package needs.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub enum Implies {
     /// A service, with what the package asks of it.
     Service {
@@ -145,7 +146,7 @@ pub enum Implies {
 }
 
 /// A service definition.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ServiceDef {
     /// Its name.
     pub name: NameRef,
@@ -160,7 +161,7 @@ pub struct ServiceDef {
 }
 
 /// A profile definition.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ProfileDef {
     /// Its name.
     pub name: NameRef,
@@ -173,7 +174,7 @@ pub struct ProfileDef {
 }
 
 /// What one profile says about one service.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ProfileSettings {
     /// The service's name as written in the profile.
     pub name: NameRef,
@@ -182,7 +183,7 @@ pub struct ProfileSettings {
 }
 
 /// A parameter tree whose strings are templates, with the location of every string.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Params {
     /// The root (a map, or `Null` when nothing was written).
     pub root: ParamNode,
@@ -191,7 +192,7 @@ pub struct Params {
 }
 
 /// A node of a [`Params`] tree.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub enum ParamNode {
     /// Nothing.
     #[default]
@@ -211,7 +212,7 @@ pub enum ParamNode {
 }
 
 /// A string in a parameter tree.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct StrParam {
     /// The parsed template.
     pub template: Template,

@@ -11,20 +11,22 @@
 
 use std::fmt;
 
+use serde::{Deserialize, Serialize};
+
 /// A parsed string: literal parts and `$` expressions.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Template {
     parts: Vec<Part>,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 enum Part {
     Lit(String),
     Expr(Expr),
 }
 
 /// One `$VAR` or `${…}` expression.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 struct Expr {
     /// The expression exactly as written, such as `${DB_PORT:-5432}`.
     raw: String,
@@ -35,7 +37,7 @@ struct Expr {
     arg: Template,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 enum Op {
     /// `$VAR`, `${VAR}`.
     Get,

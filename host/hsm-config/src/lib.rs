@@ -7,6 +7,7 @@
 //! - [`load()`]: reads a project and its registries into a [`Config`].
 //! - [`interp`], [`dotenv`], [`env`]: interpolation and where its variables come from.
 
+mod cache;
 pub mod config;
 pub mod dotenv;
 pub mod env;

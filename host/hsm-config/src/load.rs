@@ -14,6 +14,7 @@ use hsm_model::{Diagnostic, Diagnostics, FileId, Sources, Span};
 use indexmap::IndexMap;
 use serde::de::DeserializeOwned;
 
+use crate::cache::{self, Cache};
 use crate::config::{
     Config, Implies, NameRef, PackageDef, PackageRequest, ParamNode, Params, ProfileDef, ProfileSettings, Project,
     ServiceDef, ServiceRequest, SourceDef, StrParam,
@@ -43,6 +44,8 @@ pub struct LoadOptions {
     /// The process environment (the CLI passes `std::env::vars()`; tests pass what
     /// they need).
     pub env: HashMap<String, String>,
+    /// Where checked registry files are cached between runs; `None` for no cache.
+    pub cache_dir: Option<PathBuf>,
 }
 
 /// Loads the project in `options.project_dir`. Files read are added to `sources`, so
@@ -79,6 +82,7 @@ struct Loader<'a> {
 /// A registry file read but not parsed yet.
 struct RegistryText {
     id: FileId,
+    display: String,
     text: Arc<str>,
     /// The folder paths in the file are relative to (`None` for the bundled registry).
     base: Option<PathBuf>,
@@ -97,8 +101,15 @@ struct FileDefs {
     incomplete: bool,
 }
 
-/// Parses and checks one registry file.
-fn registry_defs(f: &RegistryText) -> FileDefs {
+/// Parses and checks one registry file, or takes what it defines from the cache.
+fn registry_defs(f: &RegistryText, cache: Option<&Cache>) -> FileDefs {
+    let key = cache.map(|_| Cache::key(f.id, &f.display, f.base.as_deref(), &f.text));
+    if let (Some(cache), Some(key)) = (cache, &key)
+        && let Some(e) = cache.get(key)
+    {
+        let (packages, services, profiles) = (e.packages, e.services, e.profiles);
+        return FileDefs { packages, services, profiles, diags: Vec::new(), incomplete: false };
+    }
     let mut cx = FileCtx::new(f.id, &f.text, f.base.as_deref());
     let defs = match serde_saphyr::from_str_with_options::<RegistryFile>(&f.text, parse_options()) {
         Ok(reg) => cx.registry_file(reg),
@@ -108,13 +119,23 @@ fn registry_defs(f: &RegistryText) -> FileDefs {
             (Vec::new(), Vec::new(), Vec::new())
         }
     };
-    FileDefs { packages: defs.0, services: defs.1, profiles: defs.2, diags: cx.diags, incomplete: cx.incomplete }
+    let (packages, services, profiles) = defs;
+    if let (Some(cache), Some(key)) = (cache, &key)
+        && cx.diags.is_empty()
+        && !cx.incomplete
+    {
+        let entry = cache::Entry { packages, services, profiles };
+        cache.put(key, &entry);
+        let cache::Entry { packages, services, profiles } = entry;
+        return FileDefs { packages, services, profiles, diags: Vec::new(), incomplete: false };
+    }
+    FileDefs { packages, services, profiles, diags: cx.diags, incomplete: cx.incomplete }
 }
 
 /// Parses and checks registry files on as many threads as there are cores, keeping
 /// their order. Each file's parse tree is dropped as soon as it is converted.
-fn parse_all(texts: &[&RegistryText]) -> Vec<FileDefs> {
-    let parse = |t: &&RegistryText| registry_defs(t);
+fn parse_all(texts: &[&RegistryText], cache: Option<&Cache>) -> Vec<FileDefs> {
+    let parse = |t: &&RegistryText| registry_defs(t, cache);
     let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get).min(texts.len());
     if threads <= 1 {
         return texts.iter().map(parse).collect();
@@ -193,7 +214,8 @@ impl Loader<'_> {
             }
         }
         let texts: Vec<&RegistryText> = read.iter().flat_map(|(_, files)| files.iter()).collect();
-        let mut parsed = parse_all(&texts).into_iter();
+        let cache = options.cache_dir.as_deref().map(Cache::new);
+        let mut parsed = parse_all(&texts, cache.as_ref()).into_iter();
         for (name, files) in &read {
             let mut defs = RegistryDefs::default();
             for _ in files {
@@ -408,8 +430,8 @@ impl Loader<'_> {
             .into_iter()
             .map(|(display, path, text)| {
                 let base = path.as_ref().and_then(|p| p.parent().map(Path::to_path_buf));
-                let (id, text) = self.add_file(display, path.as_deref(), text);
-                RegistryText { id, text, base }
+                let (id, text) = self.add_file(display.clone(), path.as_deref(), text);
+                RegistryText { id, display, text, base }
             })
             .collect();
         Some((name, texts))

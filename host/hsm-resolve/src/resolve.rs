@@ -54,7 +54,11 @@ impl<'a> Resolver<'a> {
         for req in &project.packages {
             let name = req.name.name.as_str();
             let def = match (self.config.packages.get(name), &req.inline) {
-                (Some(reg), None) => reg.clone(),
+                // Used as the registry defines it: looked up there, not copied.
+                (Some(_), None) => {
+                    roots.push(name);
+                    continue;
+                }
                 (Some(reg), Some(inline)) => {
                     let mut def = reg.clone();
                     if inline.source.is_some() {

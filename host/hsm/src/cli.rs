@@ -32,6 +32,12 @@ pub(crate) struct GlobalArgs {
     #[arg(short, long, global = true)]
     pub(crate) verbose: bool,
 
+    /// Read every registry file afresh instead of using the cache of checked
+    /// registry files (in `$HSM_CACHE_DIR`, else `$XDG_CACHE_HOME/hsm`, else
+    /// `~/.cache/hsm`).
+    #[arg(long, global = true)]
+    pub(crate) no_cache: bool,
+
     /// When to use colours: `auto` uses them on terminals unless `NO_COLOR` is set.
     #[arg(long, value_name = "WHEN", global = true, default_value = "auto")]
     pub(crate) color: ColorChoice,

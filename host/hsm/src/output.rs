@@ -55,6 +55,21 @@ impl Output {
         }
     }
 
+    /// Writes a value to stdout as pretty JSON, streaming rather than building the
+    /// whole text first (a large plan is megabytes).
+    pub(crate) fn json<T: serde::Serialize>(&self, value: &T) -> Result<(), Failure> {
+        let mut stdout = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+        let written = serde_json::to_writer_pretty(&mut stdout, value)
+            .map_err(std::io::Error::from)
+            .and_then(|()| stdout.write_all(b"\n"))
+            .and_then(|()| stdout.flush());
+        match written {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+            Err(e) => Err(Failure::Job(format!("cannot write the JSON plan to stdout: {e}"))),
+        }
+    }
+
     /// A status line on stderr, unless `--quiet`.
     pub(crate) fn status(&self, text: &str) {
         if !self.quiet {

@@ -1,6 +1,7 @@
 //! Loading and resolving the project, shared by the subcommands that need it.
 
 use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
 
 use hsm_config::LoadOptions;
 use hsm_model::Sources;
@@ -18,7 +19,8 @@ pub(crate) fn resolve(global: &GlobalArgs, out: &Output) -> Result<(Sources, Res
     let env: HashMap<String, String> = std::env::vars_os()
         .map(|(k, v)| (k.to_string_lossy().into_owned(), v.to_string_lossy().into_owned()))
         .collect();
-    let options = LoadOptions { project_dir: global.project_dir.clone(), env };
+    let cache_dir = if global.no_cache { None } else { cache_dir(&env) };
+    let options = LoadOptions { project_dir: global.project_dir.clone(), env, cache_dir };
     let mut sources = Sources::new();
     // Problems local to one value do not stop resolution, so one run reports them
     // together with what resolving finds.
@@ -39,5 +41,16 @@ pub(crate) fn resolve(global: &GlobalArgs, out: &Output) -> Result<(Sources, Res
             diags.0.extend(more.0);
             Err(Failure::Input(sources, diags))
         }
+    }
+}
+
+/// Where checked registry files are cached: `$HSM_CACHE_DIR` (empty: no cache), else
+/// `$XDG_CACHE_HOME/hsm`, else `$HOME/.cache/hsm`, else nowhere.
+fn cache_dir(env: &HashMap<String, String>) -> Option<PathBuf> {
+    let set = |k: &str| env.get(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    match env.get("HSM_CACHE_DIR") {
+        Some(dir) if dir.is_empty() => None,
+        Some(dir) => Some(PathBuf::from(dir)),
+        None => set("XDG_CACHE_HOME").map(|d| d.join("hsm")).or_else(|| set("HOME").map(|h| h.join(".cache/hsm"))),
     }
 }

@@ -15,11 +15,10 @@ use crate::project;
 pub(crate) fn run(global: &GlobalArgs, args: &PlanArgs, out: &Output) -> Result<(), Failure> {
     let (_, resolution) = project::resolve(global, out)?;
     if args.json {
-        let mut json = serde_json::to_string_pretty(&resolution)
-            .map_err(|e| Failure::Job(format!("cannot serialize the plan: {e}")))?;
-        json.push('\n');
+        let result = out.json(&resolution);
+        // The process ends right after; see `project::resolve`.
         std::mem::forget(resolution);
-        return out.data(&json);
+        return result;
     }
     let result = out.data(&text(&resolution, out.color_out()));
     // The process ends right after; see `project::resolve`.
