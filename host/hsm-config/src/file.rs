@@ -1,7 +1,7 @@
 //! The two file formats as serde structs: `hsm.yaml` ([`ProjectFile`]) and registry
 //! files ([`RegistryFile`]). These types are the single source of truth: they parse
 //! the files (rejecting unknown fields), and `hsm schema` derives the JSON Schema from
-//! them. They keep every location; [`crate::load`] turns them into the checked,
+//! them. They keep every location; [`crate::load()`] turns them into the checked,
 //! merged [`crate::Config`].
 
 use std::borrow::Cow;
@@ -193,7 +193,7 @@ impl fmt::Display for Mode {
 pub type ParamMap = IndexMap<Spanned<String>, Spanned<RawValue>>;
 
 /// Any YAML value inside a parameter tree. Strings are kept as written; they are
-/// interpolation templates, parsed by [`crate::load`] and resolved only when used.
+/// interpolation templates, parsed by [`crate::load()`] and resolved only when used.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RawValue {
     /// `null` or nothing.

@@ -3,9 +3,9 @@
 //! Compose-style interpolation, parsed when files load and resolved only for what a
 //! project uses.
 //!
-//! - [`file`]: the serde model of both formats, which also gives their JSON Schema.
+//! - [`file`](mod@file): the serde model of both formats, which also gives their JSON Schema.
 //! - [`load()`]: reads a project and its registries into a [`Config`].
-//! - [`interp`], [`dotenv`], [`env`]: interpolation and where its variables come from.
+//! - [`interp`], [`dotenv`], [`env`](mod@env): interpolation and where its variables come from.
 
 mod cache;
 pub mod config;

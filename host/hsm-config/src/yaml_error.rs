@@ -237,7 +237,7 @@ pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str
         .into_iter()
         .map(|c| (strsim::damerau_levenshtein(word, c), -strsim::jaro_winkler(word, c), c))
         .filter(|(d, _, _)| *d <= limit)
-        .min_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)))
+        .min_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)).then(a.2.cmp(b.2)))
         .map(|(_, _, c)| c)
 }
 
