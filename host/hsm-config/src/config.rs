@@ -66,6 +66,9 @@ pub struct PackageRequest {
     /// registry: the source overrides the registry's and the implications are added;
     /// otherwise it defines the package.
     pub inline: Option<PackageDef>,
+    /// Whether the map entry wrote a source field, even one that was rejected (so a
+    /// package whose only source was invalid is not reported as unknown as well).
+    pub source_given: bool,
 }
 
 /// One entry of `hsm.yaml`'s `services`.

@@ -111,6 +111,16 @@ fn registry_defs(f: &RegistryText, cache: Option<&Cache>) -> FileDefs {
         return FileDefs { packages, services, profiles, diags: Vec::new(), incomplete: false };
     }
     let mut cx = FileCtx::new(f.id, &f.text, f.base.as_deref());
+    // A registry file with nothing in it (yet) defines nothing.
+    if !has_content(&f.text) {
+        return FileDefs {
+            packages: Vec::new(),
+            services: Vec::new(),
+            profiles: Vec::new(),
+            diags: Vec::new(),
+            incomplete: false,
+        };
+    }
     let defs = match serde_saphyr::from_str_with_options::<RegistryFile>(&f.text, parse_options()) {
         Ok(reg) => cx.registry_file(reg),
         Err(e) => {
@@ -188,6 +198,14 @@ impl Loader<'_> {
             }
         };
         let (file, text) = self.add_file(PROJECT_FILE.to_string(), Some(&path), text);
+        if !has_content(&text) {
+            self.diags.push(
+                Diagnostic::new(format!("`{PROJECT_FILE}` is empty"))
+                    .at(Span::from_range(file, &text, 0, 0), "")
+                    .hint("start it with `version: 1` and `project: NAME`; see `hsm schema project`"),
+            );
+            return None;
+        }
         let project: ProjectFile = self.parse(file, &text, FileKind::Project)?;
         let dir = self.dir.clone();
         let mut cx = FileCtx::new(file, &text, Some(&dir));
@@ -243,13 +261,14 @@ impl Loader<'_> {
         let project_services = project.services;
         for entry in project.packages {
             let span = entry.span(file);
-            let (name, inline) = match entry.value {
-                PackageEntry::Name(n) => (NameRef { name: n.into(), span }, None),
+            let (name, inline, source_given) = match entry.value {
+                PackageEntry::Name(n) => (NameRef { name: n.into(), span }, None, false),
                 PackageEntry::Inline(decl) => {
                     let n = decl.name.as_ref().expect("checked while parsing");
                     let name = NameRef { name: n.value.to_string(), span: n.span(file) };
+                    let source_given = decl.pypi.is_some() || decl.path.is_some() || decl.editable.is_some();
                     let def = cx.package(name.clone(), *decl);
-                    (name, Some(def))
+                    (name, Some(def), source_given)
                 }
             };
             if let Some(first) = seen.insert(name.name.clone(), name.span) {
@@ -261,7 +280,7 @@ impl Loader<'_> {
                 );
                 continue;
             }
-            requests.push(PackageRequest { name, inline });
+            requests.push(PackageRequest { name, inline, source_given });
         }
 
         let mut service_requests = Vec::new();
@@ -697,6 +716,11 @@ impl HasName for ProfileDef {
     fn name(&self) -> &NameRef {
         &self.name
     }
+}
+
+/// Whether a YAML text holds anything but blank lines, comments and `---`.
+fn has_content(text: &str) -> bool {
+    text.lines().map(str::trim).any(|l| !l.is_empty() && !l.starts_with('#') && l != "---")
 }
 
 /// Where a scalar's text starts in the file, when its bytes are the string's bytes.

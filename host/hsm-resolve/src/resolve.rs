@@ -67,7 +67,9 @@ impl<'a> Resolver<'a> {
                     def.implies.extend(inline.implies.iter().cloned());
                     def
                 }
-                (None, Some(inline)) if inline.source.is_some() || !inline.implies.is_empty() => inline.clone(),
+                (None, Some(inline)) if inline.source.is_some() || !inline.implies.is_empty() || req.source_given => {
+                    inline.clone()
+                }
                 (None, inline) => {
                     let mut d = self.unknown("package", &req.name, self.config.packages.keys());
                     if inline.is_some() {
@@ -153,7 +155,9 @@ impl<'a> Resolver<'a> {
                 self.diags.push(d);
                 continue;
             }
-            let Some(profile) = self.choose_profile(name, def) else { continue };
+            // Without a profile the service is not planned, but its params are still
+            // interpolated: their problems are independent and belong in this run.
+            let profile = self.choose_profile(name, def);
             let defaults = self.interpolate(&def.params, || format!("service `{name}` is used by this project"));
             let contributions = w
                 .contributions
@@ -170,6 +174,7 @@ impl<'a> Resolver<'a> {
                     }
                 })
                 .collect();
+            let Some(profile) = profile else { continue };
             services.push(ServiceInstance {
                 name: name.to_string(),
                 kind: def.kind.name.clone(),
