@@ -4,3 +4,4 @@
 //! keeps runs idempotent.
 
 pub mod keys;
+pub mod uv;
