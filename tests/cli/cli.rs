@@ -171,3 +171,19 @@ fn the_registry_cache_gives_the_same_plan_and_never_hides_errors() {
     let run = run_in(dir.path(), &["plan", "--json"], &env);
     assert_eq!((run.code, run.stdout.as_str()), (0, fresh.stdout.as_str()), "{}", run.stderr);
 }
+
+#[test]
+fn params_follow_yaml_1_2_so_yes_and_no_stay_strings() {
+    let registry = "packages:\n  p:\n    implies:\n      - service: db\n        params: { country: NO, debug: on, tls: true, port: 0x1F, ratio: 0.5, none: ~ }\nservices:\n  db: { kind: postgres, profile: local }\nprofiles:\n  local: { mode: managed }\n";
+    let dir = project(&[
+        ("hsm.yaml", "version: 1\nproject: app\nregistries: [./reg.yaml]\npackages: [p]\n"),
+        ("reg.yaml", registry),
+    ]);
+    let run = run_in(dir.path(), &["plan", "--json"], &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let plan: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(
+        plan["services"][0]["contributions"][0]["params"],
+        serde_json::json!({ "country": "NO", "debug": "on", "tls": true, "port": 31, "ratio": 0.5, "none": null })
+    );
+}

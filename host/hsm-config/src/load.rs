@@ -88,8 +88,10 @@ struct RegistryText {
     base: Option<PathBuf>,
 }
 
+/// YAML 1.2's core schema: only `true` and `false` are booleans, so `country: NO` or
+/// `debug: on` in params stay the strings they look like. We render snippets ourselves.
 fn parse_options() -> serde_saphyr::Options {
-    serde_saphyr::options! { with_snippet: false }
+    serde_saphyr::options! { with_snippet: false, strict_booleans: true }
 }
 
 /// What one registry file defines, checked, with the problems found in it.
