@@ -15,8 +15,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{PackageDef, ProfileDef, ServiceDef};
 
-/// Bumped whenever the stored form changes.
-const FORMAT: u32 = 1;
+/// Bumped whenever the stored form, or how a file is parsed and checked, changes
+/// (2: YAML 1.2 booleans), since development builds share hsm's version number.
+const FORMAT: u32 = 2;
 
 /// What one registry file defines, as stored.
 #[derive(Serialize, Deserialize)]
@@ -89,7 +90,7 @@ mod tests {
         assert!(cache.get("k").is_none());
         cache.put("k", &Entry { packages: Vec::new(), services: Vec::new(), profiles: Vec::new() });
         assert!(cache.get("k").is_some());
-        std::fs::write(dir.path().join("registry-v1/k"), [0xff, 0xff, 0xff]).unwrap();
+        std::fs::write(dir.path().join(format!("registry-v{FORMAT}/k")), [0xff, 0xff, 0xff]).unwrap();
         assert!(cache.get("k").is_none());
     }
 }
