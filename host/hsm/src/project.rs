@@ -19,7 +19,7 @@ pub(crate) fn resolve(global: &GlobalArgs, out: &Output) -> Result<(Sources, Res
     let env: HashMap<String, String> = std::env::vars_os()
         .map(|(k, v)| (k.to_string_lossy().into_owned(), v.to_string_lossy().into_owned()))
         .collect();
-    let cache_dir = if global.no_cache { None } else { cache_dir(&env) };
+    let cache_dir = if global.no_cache { None } else { cache_dir(&env).map(|d| d.join(build_tag())) };
     let options = LoadOptions { project_dir: global.project_dir.clone(), env, cache_dir };
     let mut sources = Sources::new();
     // Problems local to one value do not stop resolution, so one run reports them
@@ -53,4 +53,19 @@ fn cache_dir(env: &HashMap<String, String>) -> Option<PathBuf> {
         Some(dir) => Some(PathBuf::from(dir)),
         None => set("XDG_CACHE_HOME").map(|d| d.join("hsm")).or_else(|| set("HOME").map(|h| h.join(".cache/hsm"))),
     }
+}
+
+/// Names this build of hsm, so that a rebuilt hsm (whose checks may differ) never
+/// reads entries an earlier build wrote: the version, and the executable's size and
+/// modification time. The whole cache folder can be deleted at any time.
+fn build_tag() -> String {
+    let exe = std::env::current_exe().and_then(std::fs::metadata);
+    let (size, mtime) = match exe {
+        Ok(m) => {
+            let mtime = m.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
+            (m.len(), mtime.map_or(0, |d| d.as_secs()))
+        }
+        Err(_) => (0, 0),
+    };
+    format!("{}-{size:x}-{mtime:x}", env!("CARGO_PKG_VERSION"))
 }
