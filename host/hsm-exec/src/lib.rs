@@ -3,5 +3,15 @@
 //! handed to packages; a small state file under `.hsm/` (never holding a secret)
 //! keeps runs idempotent.
 
+pub mod docker;
+pub mod env;
+pub mod error;
 pub mod keys;
+pub mod names;
+mod probe;
+pub mod refs;
+pub mod report;
+mod spec;
+pub mod state;
+pub mod sync;
 pub mod uv;

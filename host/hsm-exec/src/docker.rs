@@ -1,0 +1,373 @@
+//! The Docker engine, as hsm uses it: a thin layer over bollard that reports each
+//! operation (for `-v`), turns bollard's errors into [`ExecError`]s that name what
+//! was being done, and lists only objects carrying a project's labels.
+
+use std::collections::HashMap;
+
+use bollard::errors::Error as BollardError;
+use bollard::models::{
+    ContainerCreateBody, ContainerInspectResponse, ContainerSummary, NetworkCreateRequest, Volume, VolumeCreateRequest,
+};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, ListContainersOptionsBuilder, ListNetworksOptionsBuilder,
+    ListVolumesOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder,
+    StopContainerOptionsBuilder,
+};
+use futures_util::StreamExt;
+
+use crate::error::ExecError;
+use crate::names::{LABEL_PROJECT, LABEL_PROJECT_DIR, ProjectId};
+use crate::report::{Event, Reporter};
+
+/// How much of a command's output hsm keeps for error messages.
+const OUTPUT_KEEP: usize = 4096;
+
+/// A connection to the Docker engine.
+#[derive(Clone, Debug)]
+pub struct Docker {
+    api: bollard::Docker,
+    host: String,
+}
+
+impl Docker {
+    /// Connects to the engine named by `DOCKER_HOST` (else the default socket) and
+    /// agrees on an API version (the engine's, when older than bollard's).
+    pub async fn connect() -> Result<Self, ExecError> {
+        let host = std::env::var("DOCKER_HOST")
+            .ok()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "unix:///var/run/docker.sock".to_string());
+        let unreachable = |message: String| ExecError::DockerUnreachable { host: host.clone(), message };
+        let api = bollard::Docker::connect_with_defaults().map_err(|e| unreachable(short_error(&e)))?;
+        // Pulls of large images may take long; each other call is short.
+        let api = api.with_timeout(std::time::Duration::from_secs(3600));
+        let api = api.negotiate_version().await.map_err(|e| unreachable(short_error(&e)))?;
+        Ok(Self { api, host })
+    }
+
+    /// Where this connection goes.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// The bollard client, for what this module does not wrap.
+    pub fn api(&self) -> &bollard::Docker {
+        &self.api
+    }
+
+    /// Turns a bollard error into an [`ExecError`] about `operation`.
+    pub(crate) fn error(&self, operation: impl Into<String>, e: BollardError) -> ExecError {
+        match e {
+            BollardError::DockerResponseServerError { message, .. } => {
+                ExecError::Docker { operation: operation.into(), message }
+            }
+            BollardError::DockerStreamError { error } => {
+                ExecError::Docker { operation: operation.into(), message: error }
+            }
+            other if is_connection_error(&other) => {
+                ExecError::DockerUnreachable { host: self.host.clone(), message: short_error(&other) }
+            }
+            other => ExecError::Docker { operation: operation.into(), message: short_error(&other) },
+        }
+    }
+
+    /// Every container (running or not) whose labels match all of `labels`.
+    pub(crate) async fn containers_labelled(
+        &self,
+        labels: &[(&str, &str)],
+    ) -> Result<Vec<ContainerSummary>, ExecError> {
+        let filters: HashMap<&str, Vec<String>> =
+            HashMap::from([("label", labels.iter().map(|(k, v)| format!("{k}={v}")).collect())]);
+        let options = ListContainersOptionsBuilder::default().all(true).filters(&filters).build();
+        self.api.list_containers(Some(options)).await.map_err(|e| self.error("list containers", e))
+    }
+
+    /// The containers of a project (by name and folder), and those of projects with
+    /// the same name in other folders.
+    pub(crate) async fn project_containers(
+        &self,
+        project: &ProjectId,
+    ) -> Result<(Vec<ContainerSummary>, Vec<ContainerSummary>), ExecError> {
+        let dir = project.dir_label();
+        let name_filter = [(LABEL_PROJECT, project.name.as_str())];
+        let dir_filter = [(LABEL_PROJECT_DIR, dir.as_str())];
+        let (by_name, by_dir) =
+            tokio::try_join!(self.containers_labelled(&name_filter), self.containers_labelled(&dir_filter))?;
+        let others: Vec<ContainerSummary> = by_name
+            .into_iter()
+            .filter(|c| c.labels.as_ref().and_then(|l| l.get(LABEL_PROJECT_DIR)) != Some(&dir))
+            .collect();
+        Ok((by_dir, others))
+    }
+
+    /// A container by name or id, or `None` when there is none.
+    pub(crate) async fn inspect(&self, name: &str) -> Result<Option<ContainerInspectResponse>, ExecError> {
+        match self.api.inspect_container(name, None).await {
+            Ok(c) => Ok(Some(c)),
+            Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => Ok(None),
+            Err(e) => Err(self.error(format!("inspect container `{name}`"), e)),
+        }
+    }
+
+    /// The id of a local image, or `None` when it is not here.
+    pub(crate) async fn image_id(&self, image: &str) -> Result<Option<String>, ExecError> {
+        match self.api.inspect_image(image).await {
+            Ok(i) => Ok(i.id),
+            Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => Ok(None),
+            Err(e) => Err(self.error(format!("inspect image `{image}`"), e)),
+        }
+    }
+
+    /// Pulls an image, reporting each layer's progress.
+    pub(crate) async fn pull(&self, image: &str, reporter: &dyn Reporter) -> Result<(), ExecError> {
+        let (repo, tag) = split_reference(image);
+        reporter.event(Event::Operation { service: None, what: &format!("pull image {image}") });
+        reporter.event(Event::PullStarted { image });
+        let options = CreateImageOptionsBuilder::default().from_image(repo).tag(tag).build();
+        let mut stream = self.api.create_image(Some(options), None, None);
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(info) => {
+                    if let (Some(layer), Some(status)) = (info.id.as_deref(), info.status.as_deref()) {
+                        let detail = info.progress_detail.as_ref();
+                        reporter.event(Event::PullProgress {
+                            image,
+                            layer,
+                            status,
+                            current: detail.and_then(|d| d.current).and_then(|c| u64::try_from(c).ok()),
+                            total: detail.and_then(|d| d.total).and_then(|t| u64::try_from(t).ok()),
+                        });
+                    }
+                }
+                Err(e) => {
+                    reporter.event(Event::PullFinished { image, ok: false });
+                    return Err(match self.error("pull", e) {
+                        ExecError::Docker { message, .. } => ExecError::Pull { image: image.to_string(), message },
+                        other => other,
+                    });
+                }
+            }
+        }
+        reporter.event(Event::PullFinished { image, ok: true });
+        Ok(())
+    }
+
+    /// Creates a container; returns its id.
+    pub(crate) async fn create(&self, name: &str, body: ContainerCreateBody) -> Result<String, ExecError> {
+        let options = CreateContainerOptionsBuilder::default().name(name).build();
+        match self.api.create_container(Some(options), body).await {
+            Ok(r) => Ok(r.id),
+            Err(BollardError::DockerResponseServerError { status_code: 409, .. }) => {
+                // The name is taken by a container that is not ours (ours were removed first).
+                let owner = self.inspect(name).await?.and_then(|c| crate::names::owner(c.config?.labels.as_ref()));
+                Err(ExecError::Foreign { kind: "container", name: name.to_string(), owner })
+            }
+            Err(e) => Err(self.error(format!("create container `{name}`"), e)),
+        }
+    }
+
+    /// Starts a container.
+    pub(crate) async fn start(&self, name: &str) -> Result<(), ExecError> {
+        self.api.start_container(name, None).await.map_err(|e| self.error(format!("start container `{name}`"), e))
+    }
+
+    /// Stops (briefly) and removes a container, with its anonymous volumes. A
+    /// container that is already gone is not an error.
+    pub(crate) async fn remove(&self, name: &str) -> Result<(), ExecError> {
+        let stop = StopContainerOptionsBuilder::default().t(10).build();
+        match self.api.stop_container(name, Some(stop)).await {
+            Ok(()) | Err(BollardError::DockerResponseServerError { status_code: 304 | 404, .. }) => {}
+            Err(e) => return Err(self.error(format!("stop container `{name}`"), e)),
+        }
+        let options = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
+        match self.api.remove_container(name, Some(options)).await {
+            Ok(()) | Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => Ok(()),
+            // Already being removed (by `--rm` or a concurrent `docker rm`).
+            Err(BollardError::DockerResponseServerError { status_code: 409, message })
+                if message.contains("already in progress") =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(self.error(format!("remove container `{name}`"), e)),
+        }
+    }
+
+    /// Runs a command in a running container; returns its exit code and the end of
+    /// its output (stdout and stderr together).
+    pub(crate) async fn exec(
+        &self,
+        container: &str,
+        cmd: Vec<String>,
+        env: Vec<String>,
+        user: Option<String>,
+    ) -> Result<(i64, String), ExecError> {
+        use bollard::exec::{CreateExecOptions, StartExecResults};
+        let operation = || format!("run a command in container `{container}`");
+        let options = CreateExecOptions {
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            cmd: Some(cmd),
+            env: (!env.is_empty()).then_some(env),
+            user,
+            ..Default::default()
+        };
+        let exec = self.api.create_exec(container, options).await.map_err(|e| self.error(operation(), e))?;
+        let mut output = Vec::new();
+        if let StartExecResults::Attached { output: mut stream, .. } =
+            self.api.start_exec(&exec.id, None).await.map_err(|e| self.error(operation(), e))?
+        {
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(|e| self.error(operation(), e))?;
+                output.extend_from_slice(chunk.as_ref());
+                if output.len() > 2 * OUTPUT_KEEP {
+                    output.drain(..output.len() - OUTPUT_KEEP);
+                }
+            }
+        }
+        let inspect = self.api.inspect_exec(&exec.id).await.map_err(|e| self.error(operation(), e))?;
+        let start = output.len().saturating_sub(OUTPUT_KEEP);
+        Ok((inspect.exit_code.unwrap_or(-1), String::from_utf8_lossy(&output[start..]).into_owned()))
+    }
+
+    /// The last `lines` lines a container logged (empty when they can't be read).
+    pub(crate) async fn logs_tail(&self, container: &str, lines: usize) -> Vec<String> {
+        let options = LogsOptionsBuilder::default().stdout(true).stderr(true).tail(&lines.to_string()).build();
+        let mut stream = self.api.logs(container, Some(options));
+        let mut text = Vec::new();
+        while let Some(Ok(chunk)) = stream.next().await {
+            text.extend_from_slice(chunk.as_ref());
+        }
+        String::from_utf8_lossy(&text).lines().map(str::to_string).collect()
+    }
+
+    /// A volume, or `None` when there is none.
+    pub(crate) async fn volume(&self, name: &str) -> Result<Option<Volume>, ExecError> {
+        match self.api.inspect_volume(name).await {
+            Ok(v) => Ok(Some(v)),
+            Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => Ok(None),
+            Err(e) => Err(self.error(format!("inspect volume `{name}`"), e)),
+        }
+    }
+
+    /// Creates a volume with these labels.
+    pub(crate) async fn create_volume(&self, name: &str, labels: HashMap<String, String>) -> Result<(), ExecError> {
+        let request = VolumeCreateRequest { name: Some(name.to_string()), labels: Some(labels), ..Default::default() };
+        self.api.create_volume(request).await.map(drop).map_err(|e| self.error(format!("create volume `{name}`"), e))
+    }
+
+    /// The volumes whose labels match all of `labels`.
+    pub(crate) async fn volumes_labelled(&self, labels: &[(&str, &str)]) -> Result<Vec<Volume>, ExecError> {
+        let filters: HashMap<&str, Vec<String>> =
+            HashMap::from([("label", labels.iter().map(|(k, v)| format!("{k}={v}")).collect())]);
+        let options = ListVolumesOptionsBuilder::default().filters(&filters).build();
+        let list = self.api.list_volumes(Some(options)).await.map_err(|e| self.error("list volumes", e))?;
+        Ok(list.volumes.unwrap_or_default())
+    }
+
+    /// Removes a volume (gone already is fine).
+    pub(crate) async fn remove_volume(&self, name: &str) -> Result<(), ExecError> {
+        let options = RemoveVolumeOptionsBuilder::default().force(false).build();
+        match self.api.remove_volume(name, Some(options)).await {
+            Ok(()) | Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => Ok(()),
+            Err(e) => Err(self.error(format!("remove volume `{name}`"), e)),
+        }
+    }
+
+    /// The networks (name and labels) whose labels match all of `labels`.
+    pub(crate) async fn networks_labelled(
+        &self,
+        labels: &[(&str, &str)],
+    ) -> Result<Vec<(String, Option<HashMap<String, String>>)>, ExecError> {
+        let filters: HashMap<&str, Vec<String>> =
+            HashMap::from([("label", labels.iter().map(|(k, v)| format!("{k}={v}")).collect())]);
+        let options = ListNetworksOptionsBuilder::default().filters(&filters).build();
+        let list = self.api.list_networks(Some(options)).await.map_err(|e| self.error("list networks", e))?;
+        Ok(list.into_iter().filter_map(|n| Some((n.name?, n.labels))).collect())
+    }
+
+    /// A network's labels, or `None` when there is no such network.
+    pub(crate) async fn network(&self, name: &str) -> Result<Option<Option<HashMap<String, String>>>, ExecError> {
+        match self.api.inspect_network(name, None).await {
+            // Inspecting by name also matches id prefixes: check the name.
+            Ok(n) if n.name.as_deref() == Some(name) => Ok(Some(n.labels)),
+            Ok(_) | Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => Ok(None),
+            Err(e) => Err(self.error(format!("inspect network `{name}`"), e)),
+        }
+    }
+
+    /// Creates a bridge network with these labels.
+    pub(crate) async fn create_network(&self, name: &str, labels: HashMap<String, String>) -> Result<(), ExecError> {
+        let request = NetworkCreateRequest {
+            name: name.to_string(),
+            driver: Some("bridge".into()),
+            labels: Some(labels),
+            ..Default::default()
+        };
+        self.api.create_network(request).await.map(drop).map_err(|e| self.error(format!("create network `{name}`"), e))
+    }
+
+    /// Removes a network (gone already is fine).
+    pub(crate) async fn remove_network(&self, name: &str) -> Result<(), ExecError> {
+        match self.api.remove_network(name).await {
+            Ok(()) | Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => Ok(()),
+            Err(e) => Err(self.error(format!("remove network `{name}`"), e)),
+        }
+    }
+}
+
+/// `repo` and `tag` of an image reference (`postgres:16` → `postgres`, `16`;
+/// `x@sha256:…` → `x`, `sha256:…`; no tag → `latest`). Pulling with an empty tag
+/// would pull every tag.
+pub(crate) fn split_reference(image: &str) -> (&str, &str) {
+    if let Some((repo, digest)) = image.split_once('@') {
+        return (repo, digest);
+    }
+    let last_slash = image.rfind('/').map_or(0, |i| i + 1);
+    match image[last_slash..].rfind(':') {
+        Some(i) => (&image[..last_slash + i], &image[last_slash + i + 1..]),
+        None => (image, "latest"),
+    }
+}
+
+fn is_connection_error(e: &BollardError) -> bool {
+    matches!(
+        e,
+        BollardError::HyperResponseError { .. }
+            | BollardError::IOError { .. }
+            | BollardError::SocketNotFoundError(_)
+            | BollardError::HyperLegacyError { .. }
+            | BollardError::RequestTimeoutError
+    )
+}
+
+/// A bollard error as one line, with its causes.
+fn short_error(e: &BollardError) -> String {
+    if let BollardError::SocketNotFoundError(path) = e {
+        return format!("no socket at `{path}`");
+    }
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        source = s.source();
+    }
+    message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_split_into_repo_and_tag() {
+        assert_eq!(split_reference("postgres:16"), ("postgres", "16"));
+        assert_eq!(split_reference("postgres"), ("postgres", "latest"));
+        assert_eq!(split_reference("localhost:5000/x/y"), ("localhost:5000/x/y", "latest"));
+        assert_eq!(split_reference("localhost:5000/x/y:1.2"), ("localhost:5000/x/y", "1.2"));
+        assert_eq!(split_reference("quay.io/a/b@sha256:abc"), ("quay.io/a/b", "sha256:abc"));
+    }
+}

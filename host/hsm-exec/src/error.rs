@@ -1,0 +1,201 @@
+//! Why executing a plan failed, with what the user can do about it. Each error
+//! names the thing concerned (service, container, image, port) in backticks; the
+//! CLI prints [`ExecError::hint`] on a `hint:` line and [`ExecError::details`]
+//! (a container's last log lines) below the message.
+
+use crate::state::StateError;
+
+/// Why a step of execution failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    /// The Docker engine can't be reached.
+    #[error("cannot reach the Docker engine at `{host}`: {message}")]
+    DockerUnreachable {
+        /// Where hsm looked (`DOCKER_HOST` or the default socket).
+        host: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// The Docker engine refused or failed an operation.
+    #[error("Docker could not {operation}: {message}")]
+    Docker {
+        /// What hsm asked, such as ``create container `shop-postgres-server` ``.
+        operation: String,
+        /// Docker's message.
+        message: String,
+    },
+    /// An image could not be pulled.
+    #[error("cannot pull image `{image}`: {message}")]
+    Pull {
+        /// The image.
+        image: String,
+        /// Docker's message.
+        message: String,
+    },
+    /// A Docker object hsm would create or change belongs to someone else.
+    #[error("{kind} `{name}` {}", owner_text(owner))]
+    Foreign {
+        /// `container`, `volume` or `network`.
+        kind: &'static str,
+        /// Its name.
+        name: String,
+        /// The project and folder that own it, if hsm created it.
+        owner: Option<(String, String)>,
+    },
+    /// Another folder's project of the same name has containers on this engine.
+    #[error("project `{project}` already runs on this Docker engine from another folder, `{other_dir}`")]
+    SameNameElsewhere {
+        /// The project's name.
+        project: String,
+        /// The other project's folder.
+        other_dir: String,
+    },
+    /// A host port is taken.
+    #[error("host port {port} for `{container}` of service `{service}` is already in use")]
+    PortTaken {
+        /// The service.
+        service: String,
+        /// The container's short name.
+        container: String,
+        /// The port.
+        port: u16,
+    },
+    /// A service did not become ready in time.
+    #[error("service `{service}` did not become ready within {}: {failure}", seconds(*timeout_ms))]
+    NotReady {
+        /// The service.
+        service: String,
+        /// The probe's last failure.
+        failure: String,
+        /// The timeout.
+        timeout_ms: u32,
+        /// The container to look at, if any.
+        container: Option<String>,
+        /// Its last log lines.
+        logs: Vec<String>,
+    },
+    /// A container stopped while hsm waited for it.
+    #[error("container `{container}` of service `{service}` stopped (exit code {code}) before it was ready")]
+    Exited {
+        /// The service.
+        service: String,
+        /// The container's full name.
+        container: String,
+        /// Its exit code.
+        code: i64,
+        /// Its last log lines.
+        logs: Vec<String>,
+    },
+    /// A command run in a container failed.
+    #[error(
+        "`{command}` in container `{container}` of service `{service}` failed with exit code {code}{}",
+        output_text(output)
+    )]
+    ExecFailed {
+        /// The service.
+        service: String,
+        /// The container's full name.
+        container: String,
+        /// The command, shown with references (never secret values).
+        command: String,
+        /// The exit code.
+        code: i64,
+        /// The end of its output.
+        output: String,
+    },
+    /// A reference in the plan could not be resolved.
+    #[error("service `{service}`: {message}")]
+    Reference {
+        /// The service.
+        service: String,
+        /// Why.
+        message: String,
+    },
+    /// A file under `.hsm/` could not be written.
+    #[error("cannot write `{path}`: {message}")]
+    File {
+        /// The file.
+        path: String,
+        /// Why.
+        message: String,
+    },
+    /// The plan asks for something this build can't do yet.
+    #[error("{0}")]
+    Unsupported(String),
+    /// Installing Python packages failed.
+    #[error("{message}")]
+    Python {
+        /// uv's error, rendered.
+        message: String,
+        /// What to do about it.
+        hint: Option<String>,
+    },
+    /// The state or the lock.
+    #[error(transparent)]
+    State(#[from] StateError),
+}
+
+fn owner_text(owner: &Option<(String, String)>) -> String {
+    match owner {
+        Some((project, dir)) => format!("belongs to project `{project}` in `{dir}`"),
+        None => "exists and was not created by hsm".to_string(),
+    }
+}
+
+fn output_text(output: &str) -> String {
+    let output = output.trim();
+    if output.is_empty() { String::new() } else { format!(": {output}") }
+}
+
+fn seconds(ms: u32) -> String {
+    if ms % 1000 == 0 { format!("{}s", ms / 1000) } else { format!("{:.1}s", f64::from(ms) / 1000.0) }
+}
+
+impl ExecError {
+    /// What the user can do about it.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Self::DockerUnreachable { .. } => Some(
+                "start the Docker engine (`sudo systemctl start docker`), or point `DOCKER_HOST` at a running one"
+                    .into(),
+            ),
+            Self::Pull { image, .. } => Some(format!(
+                "check the image's name and tag; for a private registry run `docker login` first, or build or `docker pull {image}` yourself: hsm uses a local image when there is one"
+            )),
+            Self::Foreign { kind, name, owner: Some(_) } => {
+                Some(format!("rename this project in `hsm.yaml`, or remove the other one's {kind} `{name}`"))
+            }
+            Self::Foreign { kind, name, owner: None } => Some(format!(
+                "hsm never touches what it did not create: remove or rename {kind} `{name}` yourself (`docker {kind} rm {name}`), or rename this project in `hsm.yaml`"
+            )),
+            Self::SameNameElsewhere { other_dir, .. } => {
+                Some(format!("give this project another name in `hsm.yaml`, or run `hsm down` in `{other_dir}` first"))
+            }
+            Self::PortTaken { port, .. } => Some(format!(
+                "free port {port} (`ss -ltnp 'sport = :{port}'` shows who holds it), or choose another `port` for the service, or remove `port` to let hsm choose a free one"
+            )),
+            Self::NotReady { container: Some(c), .. } | Self::Exited { container: c, .. } => {
+                Some(format!("see the whole log with `docker logs {c}`"))
+            }
+            Self::ExecFailed { container, .. } => {
+                Some(format!("see the container's log with `docker logs {container}`"))
+            }
+            Self::State(e) => e.hint(),
+            Self::Python { hint, .. } => hint.clone(),
+            _ => None,
+        }
+    }
+
+    /// Lines to show below the message (a container's last log lines).
+    pub fn details(&self) -> &[String] {
+        match self {
+            Self::NotReady { logs, .. } | Self::Exited { logs, .. } => logs,
+            _ => &[],
+        }
+    }
+
+    /// Whether the error is about the user's input (exit code 2) rather than the job.
+    pub fn is_input(&self) -> bool {
+        matches!(self, Self::Reference { .. })
+    }
+}

@@ -1,0 +1,1167 @@
+//! `hsm sync`: makes the Docker engine match a plan, idempotently.
+//!
+//! The engine's labels say what exists; the plan says what should. Each run:
+//!
+//! 1. **observes** the project's containers (by its labels) and refuses when a
+//!    project of the same name from another folder runs on the engine;
+//! 2. **decides** per planned container: keep, start (stopped by hand), create, or
+//!    recreate (its config hash or image changed), and which containers are
+//!    orphans (no longer planned);
+//! 3. **pulls** the images it will need and does not have, before changing
+//!    anything, so a bad image name changes nothing;
+//! 4. removes orphans (their volumes stay unless asked), makes sure the project's
+//!    network exists, then **executes each service's actions in order**, the
+//!    services concurrently: containers, readiness waits, execs (once per container
+//!    instance), files under `.hsm/`, Python packages.
+//!
+//! A no-op run makes a handful of read-only calls and no change: a kept container
+//! whose service was seen ready since it last started is not probed again.
+//!
+//! Everything is recorded in the state as it happens, so an interrupted run
+//! (Ctrl-C drops the future) leaves a state the next run continues from.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::{TcpListener, UdpSocket};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use bollard::models::{ContainerStateStatusEnum, ContainerSummary, ContainerSummaryStateEnum};
+use futures_util::future::join_all;
+use hsm_model::SecretStore;
+use hsm_plan::{Action, Container, Endpoint, Plan, Probe, Protocol, ServicePlan, Wait};
+
+use crate::docker::Docker;
+use crate::error::ExecError;
+use crate::keys::UserKey;
+use crate::names::{LABEL_CONFIG_HASH, LABEL_CONTAINER, LABEL_PROJECT_DIR, LABEL_SERVICE, LABEL_VOLUME, ProjectId};
+use crate::probe::Resolved;
+use crate::refs::ServiceRefs;
+use crate::report::{Change, ChangeKind, Event, Reporter};
+use crate::spec::{self, Exposer};
+use crate::state::{State, port_key};
+
+/// Options of a sync.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SyncOptions {
+    /// Also remove the project's volumes that no planned container uses.
+    pub prune_volumes: bool,
+}
+
+/// What a sync needs to know besides the plan.
+pub struct Context<'a> {
+    /// The project.
+    pub project: ProjectId,
+    /// The user's key (generated secrets, fingerprints).
+    pub key: &'a UserKey,
+    /// The values of the secrets the plan refers to.
+    pub secrets: &'a SecretStore,
+    /// Where progress goes.
+    pub reporter: &'a dyn Reporter,
+}
+
+/// What a sync did and what failed.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Every change made, in order.
+    pub changes: Vec<Change>,
+    /// The failures, one per service that failed (others went on).
+    pub failures: Vec<ExecError>,
+}
+
+/// What to do with one planned container.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// It matches and runs.
+    Keep,
+    /// It matches but is not running.
+    Start,
+    /// It does not exist.
+    Create,
+    /// It exists but no longer matches.
+    Recreate(String),
+}
+
+/// One planned container with what exists of it.
+#[derive(Debug)]
+pub struct Observed {
+    /// The service.
+    pub service: String,
+    /// The container's short name.
+    pub container: String,
+    /// Its full name.
+    pub name: String,
+    /// The image.
+    pub image: String,
+    /// What to do.
+    pub decision: Decision,
+    /// The existing container's id.
+    pub id: Option<String>,
+    /// Its state as Docker says (`running`, `exited`, …), or `missing`.
+    pub status: String,
+    /// When it started (Docker's `StartedAt`).
+    pub started_at: Option<String>,
+    /// Whether the image is present locally.
+    pub image_present: bool,
+}
+
+/// A container of the project that the plan no longer has.
+#[derive(Debug)]
+pub struct Orphan {
+    /// Its full name.
+    pub name: String,
+    /// Its service label.
+    pub service: String,
+}
+
+/// The engine compared with the plan.
+#[derive(Debug, Default)]
+pub struct Observation {
+    /// One per planned container.
+    pub containers: Vec<Observed>,
+    /// Containers to remove.
+    pub orphans: Vec<Orphan>,
+}
+
+/// Runs a sync. Create with [`Syncer::new`], call [`Syncer::run`] (which may be
+/// dropped half-way on Ctrl-C), then take the state with [`Syncer::finish`] and
+/// save it.
+pub struct Syncer<'a> {
+    docker: Docker,
+    plan: &'a Plan,
+    cx: Context<'a>,
+    options: SyncOptions,
+    state: Mutex<State>,
+    changes: Mutex<Vec<Change>>,
+    /// Ports chosen during this run, so two containers never get the same one.
+    chosen: Mutex<BTreeSet<u16>>,
+}
+
+impl<'a> Syncer<'a> {
+    /// A sync of `plan`, starting from `state`.
+    pub fn new(docker: Docker, plan: &'a Plan, cx: Context<'a>, state: State, options: SyncOptions) -> Self {
+        Self {
+            docker,
+            plan,
+            cx,
+            options,
+            state: Mutex::new(state),
+            changes: Mutex::new(Vec::new()),
+            chosen: Mutex::new(BTreeSet::new()),
+        }
+    }
+
+    /// The state and the changes made so far (also after an interruption).
+    pub fn finish(self) -> (State, Vec<Change>) {
+        (self.state.into_inner().expect("state lock"), self.changes.into_inner().expect("changes lock"))
+    }
+
+    fn report(&self, change: Change) {
+        self.cx.reporter.event(Event::Changed(&change));
+        self.changes.lock().expect("changes lock").push(change);
+    }
+
+    fn op(&self, service: Option<&str>, what: &str) {
+        self.cx.reporter.event(Event::Operation { service, what });
+    }
+
+    /// Makes the engine match the plan. Errors before any change (the engine can't
+    /// be reached, a foreign project, an image that can't be pulled) are returned as
+    /// `Err`; a service that fails later does not stop the others and is listed in
+    /// the outcome's failures.
+    pub async fn run(&self) -> Result<Vec<ExecError>, ExecError> {
+        let project = &self.cx.project;
+        let observation = observe(&self.docker, self.plan, &self.cx, &self.state, true).await?;
+        let decisions: HashMap<(String, String), &Observed> =
+            observation.containers.iter().map(|o| ((o.service.clone(), o.container.clone()), o)).collect();
+
+        // Pull what will be needed before changing anything.
+        let mut to_pull: Vec<&str> = observation
+            .containers
+            .iter()
+            .filter(|o| !o.image_present && !matches!(o.decision, Decision::Keep))
+            .map(|o| o.image.as_str())
+            .collect();
+        to_pull.sort_unstable();
+        to_pull.dedup();
+        let pulls = join_all(to_pull.iter().map(|image| self.docker.pull(image, self.cx.reporter))).await;
+        for (image, result) in to_pull.iter().zip(pulls) {
+            result?;
+            self.report(Change {
+                service: None,
+                action: ChangeKind::PulledImage,
+                subject: (*image).to_string(),
+                reason: None,
+            });
+        }
+
+        // Orphans: containers of this project the plan no longer has.
+        for orphan in &observation.orphans {
+            self.op(Some(&orphan.service), &format!("remove container {}", orphan.name));
+            self.docker.remove(&orphan.name).await?;
+            self.report(Change {
+                service: Some(orphan.service.clone()),
+                action: ChangeKind::RemovedContainer,
+                subject: orphan.name.clone(),
+                reason: Some("no longer in the plan".into()),
+            });
+        }
+        {
+            let planned: BTreeSet<&str> = self.plan.services.iter().map(|s| s.name.as_str()).collect();
+            let mut state = self.state.lock().expect("state lock");
+            state.services.retain(|name, _| planned.contains(name.as_str()));
+            for svc in &self.plan.services {
+                let wanted: BTreeSet<&str> = containers_of(svc).map(|c| c.name.as_str()).collect();
+                if let Some(s) = state.services.get_mut(&svc.name) {
+                    s.containers.retain(|name, _| wanted.contains(name.as_str()));
+                }
+            }
+        }
+
+        // The network, when anything runs.
+        let network = project.network();
+        if !observation.containers.is_empty() {
+            match self.docker.network(&network).await? {
+                Some(labels) if project.owns(labels.as_ref()) => {}
+                Some(labels) => {
+                    return Err(ExecError::Foreign {
+                        kind: "network",
+                        name: network,
+                        owner: crate::names::owner(labels.as_ref()),
+                    });
+                }
+                None => {
+                    self.op(None, &format!("create network {network}"));
+                    self.docker.create_network(&network, project.labels()).await?;
+                    self.report(Change {
+                        service: None,
+                        action: ChangeKind::CreatedNetwork,
+                        subject: network.clone(),
+                        reason: None,
+                    });
+                }
+            }
+        } else if let Some(labels) = self.docker.network(&network).await?
+            && project.owns(labels.as_ref())
+        {
+            self.op(None, &format!("remove network {network}"));
+            self.docker.remove_network(&network).await?;
+            self.report(Change { service: None, action: ChangeKind::RemovedNetwork, subject: network, reason: None });
+        }
+
+        // The services, concurrently; actions within one in order.
+        let results = join_all(self.plan.services.iter().map(|svc| self.run_service(svc, &decisions))).await;
+        let failures: Vec<ExecError> = results.into_iter().filter_map(Result::err).collect();
+
+        if self.options.prune_volumes {
+            self.prune_volumes().await?;
+        }
+        Ok(failures)
+    }
+
+    async fn prune_volumes(&self) -> Result<(), ExecError> {
+        let project = &self.cx.project;
+        let wanted: BTreeSet<String> = self
+            .plan
+            .services
+            .iter()
+            .flat_map(|s| {
+                containers_of(s).flat_map(move |c| {
+                    c.mounts.iter().filter_map(move |m| match m {
+                        hsm_plan::Mount::Volume { volume, .. } => Some(project.volume(&s.name, volume)),
+                        hsm_plan::Mount::Bind { .. } => None,
+                    })
+                })
+            })
+            .collect();
+        let dir = project.dir_label();
+        for volume in self.docker.volumes_labelled(&[(LABEL_PROJECT_DIR, &dir)]).await? {
+            if wanted.contains(&volume.name) || !project.owns(Some(&volume.labels)) {
+                continue;
+            }
+            let service = volume.labels.get(LABEL_SERVICE).cloned();
+            self.op(service.as_deref(), &format!("remove volume {}", volume.name));
+            self.docker.remove_volume(&volume.name).await?;
+            self.report(Change { service, action: ChangeKind::RemovedVolume, subject: volume.name, reason: None });
+        }
+        Ok(())
+    }
+
+    async fn run_service(
+        &self,
+        svc: &ServicePlan,
+        decisions: &HashMap<(String, String), &Observed>,
+    ) -> Result<(), ExecError> {
+        // Whether every container of the service was kept and seen ready since it
+        // last started: then its readiness waits are already satisfied.
+        let mut ready = {
+            let state = self.state.lock().expect("state lock");
+            containers_of(svc).all(|c| {
+                let Some(o) = decisions.get(&(svc.name.clone(), c.name.clone())) else { return false };
+                let recorded = state.container(&svc.name, &c.name);
+                o.decision == Decision::Keep
+                    && o.started_at.is_some()
+                    && recorded.is_some_and(|r| r.id == o.id && r.ready_at == o.started_at)
+            })
+        };
+        let files = self.file_hashes(svc);
+        let mut ids: HashMap<String, String> = HashMap::new();
+        for o in decisions.values().filter(|o| o.service == svc.name) {
+            if let Some(id) = &o.id {
+                ids.insert(o.container.clone(), id.clone());
+            }
+        }
+        for action in &svc.actions {
+            match action {
+                Action::EnsureContainer(c) => {
+                    let observed =
+                        decisions.get(&(svc.name.clone(), c.name.clone())).expect("every container observed");
+                    let id = self.ensure(svc, c, observed, &files).await?;
+                    if observed.decision != Decision::Keep {
+                        ready = false;
+                    }
+                    ids.insert(c.name.clone(), id);
+                }
+                Action::Wait(w) if !ready => self.wait(svc, w).await?,
+                Action::Wait(_) => {}
+                Action::Exec(e) => self.exec(svc, e, &ids).await?,
+                Action::WriteFile(f) => self.write_file(svc, f)?,
+                Action::UvInstall { packages } => self.python(svc, packages).await?,
+            }
+        }
+        // Everything passed: remember that each container was ready at its current start.
+        for c in containers_of(svc) {
+            let Some(id) = ids.get(&c.name) else { continue };
+            let started_at = self.docker.inspect(id).await?.and_then(|i| i.state).and_then(|s| s.started_at);
+            let planned: BTreeSet<String> = svc
+                .actions
+                .iter()
+                .filter_map(|a| match a {
+                    Action::Exec(e) if e.container == c.name => Some(e),
+                    _ => None,
+                })
+                .filter_map(|e| self.build_exec(svc, e).ok().map(|b| b.hash))
+                .collect();
+            let mut state = self.state.lock().expect("state lock");
+            let entry = state.container_mut(&svc.name, &c.name);
+            entry.new_instance(id);
+            entry.ready_at = started_at;
+            entry.execs.retain(|h| planned.contains(h));
+        }
+        Ok(())
+    }
+
+    /// Hashes of the files the service's plugin writes, for the config hash of
+    /// containers that bind-mount them.
+    fn file_hashes(&self, svc: &ServicePlan) -> Vec<String> {
+        svc.actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::WriteFile(f) => Some(format!("{}:{}", f.path, spec::sha256_bytes(f.contents.as_bytes()))),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Resolves an exec action of a service with the state as it is now.
+    fn build_exec(&self, svc: &ServicePlan, e: &hsm_plan::Exec) -> Result<spec::BuiltExec, String> {
+        let state = self.state.lock().expect("state lock");
+        let refs = ServiceRefs::new(self.cx.key, &self.cx.project.dir, &self.cx.project.name, &svc.name, &state);
+        spec::build_exec(e, &Exposer { secrets: self.cx.secrets, refs: &refs, key: self.cx.key })
+    }
+
+    /// Makes one container match; returns its id.
+    async fn ensure(
+        &self,
+        svc: &ServicePlan,
+        c: &Container,
+        observed: &Observed,
+        files: &[String],
+    ) -> Result<String, ExecError> {
+        let name = &observed.name;
+        let plugin = plugin_name(svc);
+        match &observed.decision {
+            Decision::Keep => return Ok(observed.id.clone().expect("a kept container exists")),
+            Decision::Start => {
+                if self.ports_free(svc, c, false)? {
+                    self.op(Some(&svc.name), &format!("start container {name}"));
+                    self.docker.start(name).await.map_err(|e| port_error(e, svc, c))?;
+                    self.report(Change {
+                        service: Some(svc.name.clone()),
+                        action: ChangeKind::StartedContainer,
+                        subject: name.clone(),
+                        reason: Some(format!("it was {}", observed.status)),
+                    });
+                    return Ok(observed.id.clone().expect("a stopped container exists"));
+                }
+            }
+            Decision::Create | Decision::Recreate(_) => {}
+        }
+        // Create (or replace) it.
+        if observed.id.is_some() {
+            self.op(Some(&svc.name), &format!("remove container {name}"));
+            self.docker.remove(name).await?;
+        }
+        self.ports_free(svc, c, true)?;
+        self.ensure_volumes(svc, c).await?;
+        let ports = self.state.lock().expect("state lock").container(&svc.name, &c.name).map(|s| s.ports.clone());
+        let ports = ports.unwrap_or_default();
+        let built = {
+            let state = self.state.lock().expect("state lock");
+            let refs = ServiceRefs::new(self.cx.key, &self.cx.project.dir, &self.cx.project.name, &svc.name, &state);
+            let x = Exposer { secrets: self.cx.secrets, refs: &refs, key: self.cx.key };
+            spec::build(&self.cx.project, &svc.name, &plugin, c, &ports, files, &x)
+                .map_err(|message| ExecError::Reference { service: svc.name.clone(), message })?
+        };
+        for m in &c.mounts {
+            if let hsm_plan::Mount::Bind { source, .. } = m {
+                let path = spec::bind_source(&self.cx.project, &plugin, source);
+                if !path.exists() {
+                    // A bind of a missing source makes Docker create a root-owned folder.
+                    std::fs::create_dir_all(&path)
+                        .map_err(|e| ExecError::File { path: path.display().to_string(), message: e.to_string() })?;
+                }
+            }
+        }
+        self.op(Some(&svc.name), &format!("create container {name} from {}", c.image));
+        let id = self.docker.create(name, built.body).await?;
+        self.op(Some(&svc.name), &format!("start container {name}"));
+        self.docker.start(name).await.map_err(|e| port_error(e, svc, c))?;
+        {
+            let mut state = self.state.lock().expect("state lock");
+            state.container_mut(&svc.name, &c.name).new_instance(&id);
+        }
+        let (action, reason) = match &observed.decision {
+            Decision::Recreate(reason) => (ChangeKind::RecreatedContainer, Some(reason.clone())),
+            Decision::Start => (ChangeKind::RecreatedContainer, Some("its host port was taken".to_string())),
+            _ => (ChangeKind::CreatedContainer, None),
+        };
+        self.report(Change { service: Some(svc.name.clone()), action, subject: name.clone(), reason });
+        Ok(id)
+    }
+
+    /// Checks that the container's host ports are free. A port hsm chose that is now
+    /// taken is chosen anew (reported; returns `false` so that the container is
+    /// recreated with it); a fixed port that is taken is an error. With `create`,
+    /// ports still unchosen are chosen.
+    fn ports_free(&self, svc: &ServicePlan, c: &Container, create: bool) -> Result<bool, ExecError> {
+        let mut all_free = true;
+        for port in &c.ports {
+            let key = port_key(port.container_port, port.protocol);
+            if let Some(fixed) = port.host_port {
+                if !is_free(&port.host_ip, fixed, port.protocol) {
+                    return Err(ExecError::PortTaken {
+                        service: svc.name.clone(),
+                        container: c.name.clone(),
+                        port: fixed,
+                    });
+                }
+                continue;
+            }
+            let current = self
+                .state
+                .lock()
+                .expect("state lock")
+                .container(&svc.name, &c.name)
+                .and_then(|s| s.ports.get(&key).copied());
+            match current {
+                Some(p) if is_free(&port.host_ip, p, port.protocol) => {}
+                Some(p) => {
+                    all_free = false;
+                    if create {
+                        let new = self.choose_port(&port.host_ip, port.protocol)?;
+                        self.state
+                            .lock()
+                            .expect("state lock")
+                            .container_mut(&svc.name, &c.name)
+                            .ports
+                            .insert(key.clone(), new);
+                        self.report(Change {
+                            service: Some(svc.name.clone()),
+                            action: ChangeKind::MovedPort,
+                            subject: format!("{}:{} {p} → {new}", c.name, port.container_port),
+                            reason: Some(format!("port {p} was taken by another program")),
+                        });
+                    }
+                }
+                None => {
+                    let new = self.choose_port(&port.host_ip, port.protocol)?;
+                    self.state.lock().expect("state lock").container_mut(&svc.name, &c.name).ports.insert(key, new);
+                }
+            }
+        }
+        Ok(all_free)
+    }
+
+    fn choose_port(&self, host_ip: &str, protocol: Protocol) -> Result<u16, ExecError> {
+        let mut chosen = self.chosen.lock().expect("chosen lock");
+        for _ in 0..20 {
+            let port = free_port(host_ip, protocol)
+                .map_err(|e| ExecError::Unsupported(format!("cannot find a free port on {host_ip}: {e}")))?;
+            if chosen.insert(port) {
+                return Ok(port);
+            }
+        }
+        Err(ExecError::Unsupported(format!("cannot find a free port on {host_ip}")))
+    }
+
+    async fn ensure_volumes(&self, svc: &ServicePlan, c: &Container) -> Result<(), ExecError> {
+        let project = &self.cx.project;
+        for m in &c.mounts {
+            let hsm_plan::Mount::Volume { volume, .. } = m else { continue };
+            let name = project.volume(&svc.name, volume);
+            match self.docker.volume(&name).await? {
+                Some(v) if project.owns(Some(&v.labels)) => {}
+                Some(v) => {
+                    let owner = crate::names::owner(Some(&v.labels));
+                    return Err(ExecError::Foreign { kind: "volume", name, owner });
+                }
+                None => {
+                    let mut labels = project.labels();
+                    labels.insert(LABEL_SERVICE.into(), svc.name.clone());
+                    labels.insert(LABEL_VOLUME.into(), volume.clone());
+                    self.op(Some(&svc.name), &format!("create volume {name}"));
+                    self.docker.create_volume(&name, labels).await?;
+                    self.report(Change {
+                        service: Some(svc.name.clone()),
+                        action: ChangeKind::CreatedVolume,
+                        subject: name,
+                        reason: None,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn wait(&self, svc: &ServicePlan, w: &Wait) -> Result<(), ExecError> {
+        let probe = self.resolve_probe(svc, &w.probe).await?;
+        let watched = match &w.probe {
+            Probe::Tcp { endpoint: Endpoint::ContainerPort { container, .. } }
+            | Probe::Http { endpoint: Endpoint::ContainerPort { container, .. }, .. } => Some(container.clone()),
+            Probe::Exec(e) => Some(e.container.clone()),
+            _ => containers_of(svc).next().map(|c| c.name.clone()),
+        }
+        .map(|c| self.cx.project.container(&svc.name, &c));
+        let describe = probe.describe();
+        self.op(Some(&svc.name), &format!("wait for {describe}"));
+        self.cx.reporter.event(Event::WaitStarted { service: &svc.name, probe: &describe, timeout_ms: w.timeout_ms });
+        let start = Instant::now();
+        let timeout = Duration::from_millis(u64::from(w.timeout_ms));
+        let interval = Duration::from_millis(u64::from(w.interval_ms.max(50)));
+        let finished = |ok: bool| {
+            self.cx.reporter.event(Event::WaitFinished {
+                service: &svc.name,
+                ok,
+                elapsed_ms: u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX),
+            });
+        };
+        loop {
+            let left = timeout.saturating_sub(start.elapsed());
+            let failure = match probe
+                .attempt(&self.docker, left.clamp(Duration::from_millis(100), Duration::from_secs(10)))
+                .await
+            {
+                Ok(()) => {
+                    finished(true);
+                    return Ok(());
+                }
+                Err(f) => f,
+            };
+            self.cx.reporter.event(Event::WaitRetry { service: &svc.name, failure: &failure });
+            // A container that stopped will not become ready: say so at once.
+            if let Some(name) = &watched
+                && let Some(inspect) = self.docker.inspect(name).await?
+                && let Some(s) = inspect.state
+                && matches!(s.status, Some(ContainerStateStatusEnum::EXITED | ContainerStateStatusEnum::DEAD))
+            {
+                finished(false);
+                let logs = self.docker.logs_tail(name, 15).await;
+                return Err(ExecError::Exited {
+                    service: svc.name.clone(),
+                    container: name.clone(),
+                    code: s.exit_code.unwrap_or(-1),
+                    logs,
+                });
+            }
+            if start.elapsed() + interval > timeout {
+                finished(false);
+                let logs = match &watched {
+                    Some(name) => self.docker.logs_tail(name, 15).await,
+                    None => Vec::new(),
+                };
+                return Err(ExecError::NotReady {
+                    service: svc.name.clone(),
+                    failure,
+                    timeout_ms: w.timeout_ms,
+                    container: watched,
+                    logs,
+                });
+            }
+            tokio::time::sleep(interval).await;
+        }
+    }
+
+    async fn resolve_probe(&self, svc: &ServicePlan, probe: &Probe) -> Result<Resolved, ExecError> {
+        let reference = |message: String| ExecError::Reference { service: svc.name.clone(), message };
+        let value = |t: &hsm_model::Text| -> Result<String, ExecError> {
+            let state = self.state.lock().expect("state lock");
+            let refs = ServiceRefs::new(self.cx.key, &self.cx.project.dir, &self.cx.project.name, &svc.name, &state);
+            t.expose(self.cx.secrets, &refs).map(|s| s.into_exposed()).map_err(reference)
+        };
+        let address = |host: &hsm_model::Text, port: &hsm_model::Text| -> Result<(String, u16), ExecError> {
+            let h = value(host)?;
+            let p = value(port)?;
+            let p = p.parse().map_err(|_| reference(format!("`{}` is not a port number", port.display())))?;
+            Ok((h, p))
+        };
+        match probe {
+            Probe::Tcp { endpoint: Endpoint::Address { host, port } } => {
+                let (host, port) = address(host, port)?;
+                Ok(Resolved::Tcp { host, port })
+            }
+            Probe::Tcp { endpoint: Endpoint::ContainerPort { container, port } } => {
+                let name = self.cx.project.container(&svc.name, container);
+                let network = self.cx.project.network();
+                let ip = self
+                    .docker
+                    .inspect(&name)
+                    .await?
+                    .and_then(|i| i.network_settings)
+                    .and_then(|n| n.networks)
+                    .and_then(|mut n| n.remove(&network))
+                    .and_then(|e| e.ip_address)
+                    .filter(|ip| !ip.is_empty())
+                    .ok_or_else(|| reference(format!("container `{name}` has no address on network `{network}`")))?;
+                Ok(Resolved::Tcp { host: ip, port: *port })
+            }
+            Probe::Http { endpoint, path, tls, status, headers } => {
+                if *tls {
+                    return Err(ExecError::Unsupported(format!(
+                        "service `{}`: HTTPS readiness probes are not supported yet",
+                        svc.name
+                    )));
+                }
+                let (host, port) = match endpoint {
+                    Endpoint::Address { host, port } => address(host, port)?,
+                    Endpoint::ContainerPort { container, port } => {
+                        let spec = containers_of(svc).find(|c| &c.name == container).and_then(|c| {
+                            c.ports.iter().find(|p| p.container_port == *port && p.protocol == Protocol::Tcp)
+                        });
+                        let host_ip = spec.map_or("127.0.0.1".to_string(), |p| p.host_ip.clone());
+                        let host_port = spec.and_then(|p| p.host_port).or_else(|| {
+                            let state = self.state.lock().expect("state lock");
+                            state
+                                .container(&svc.name, container)
+                                .and_then(|c| c.ports.get(&format!("{port}/tcp")).copied())
+                        });
+                        let host_port = host_port
+                            .ok_or_else(|| reference(format!("port {port} of `{container}` is not published")))?;
+                        (host_ip, host_port)
+                    }
+                };
+                let mut resolved = Vec::new();
+                for (name, text) in headers {
+                    let state = self.state.lock().expect("state lock");
+                    let refs =
+                        ServiceRefs::new(self.cx.key, &self.cx.project.dir, &self.cx.project.name, &svc.name, &state);
+                    resolved.push((name.clone(), text.expose(self.cx.secrets, &refs).map_err(reference)?));
+                }
+                Ok(Resolved::Http { host, port, path: path.clone(), status: *status, headers: resolved })
+            }
+            Probe::Exec(e) => {
+                let built = self.build_exec(svc, e).map_err(reference)?;
+                Ok(Resolved::Exec {
+                    container: self.cx.project.container(&svc.name, &e.container),
+                    cmd: built.cmd.into_iter().map(hsm_model::Sensitive::new).collect(),
+                    env: built.env,
+                    user: e.user.clone(),
+                    shown: shown_command(&e.command),
+                })
+            }
+        }
+    }
+
+    async fn exec(
+        &self,
+        svc: &ServicePlan,
+        e: &hsm_plan::Exec,
+        ids: &HashMap<String, String>,
+    ) -> Result<(), ExecError> {
+        let built =
+            self.build_exec(svc, e).map_err(|message| ExecError::Reference { service: svc.name.clone(), message })?;
+        let id = ids.get(&e.container).cloned().unwrap_or_default();
+        {
+            let mut state = self.state.lock().expect("state lock");
+            let entry = state.container_mut(&svc.name, &e.container);
+            entry.new_instance(&id);
+            if entry.execs.contains(&built.hash) {
+                return Ok(());
+            }
+        }
+        let name = self.cx.project.container(&svc.name, &e.container);
+        let shown = shown_command(&e.command);
+        self.op(Some(&svc.name), &format!("exec in {name}: {shown}"));
+        let (code, output) = self.docker.exec(&name, built.cmd, built.env, e.user.clone()).await?;
+        if code != 0 {
+            return Err(ExecError::ExecFailed {
+                service: svc.name.clone(),
+                container: name,
+                command: shown,
+                code,
+                output,
+            });
+        }
+        self.state.lock().expect("state lock").container_mut(&svc.name, &e.container).execs.push(built.hash);
+        self.report(Change {
+            service: Some(svc.name.clone()),
+            action: ChangeKind::RanExec,
+            subject: format!("{shown} in {name}"),
+            reason: None,
+        });
+        Ok(())
+    }
+
+    fn write_file(&self, svc: &ServicePlan, f: &hsm_plan::WriteFile) -> Result<(), ExecError> {
+        let path = spec::plugin_file(&self.cx.project, &f.plugin, &f.path)
+            .map_err(|message| ExecError::Reference { service: svc.name.clone(), message })?;
+        if std::fs::read(&path).is_ok_and(|old| old == f.contents.as_bytes()) {
+            return Ok(());
+        }
+        let file_err = |e: std::io::Error| ExecError::File { path: path.display().to_string(), message: e.to_string() };
+        crate::state::ensure_hsm_dir(&self.cx.project)?;
+        let dir = path.parent().expect("a file under .hsm has a parent");
+        std::fs::create_dir_all(dir).map_err(file_err)?;
+        let tmp =
+            dir.join(format!(".{}.{}.tmp", path.file_name().unwrap_or_default().to_string_lossy(), std::process::id()));
+        std::fs::write(&tmp, &f.contents).and_then(|()| std::fs::rename(&tmp, &path)).map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            file_err(e)
+        })?;
+        self.report(Change {
+            service: Some(svc.name.clone()),
+            action: ChangeKind::WroteFile,
+            subject: format!(".hsm/{}/{}", f.plugin, f.path),
+            reason: None,
+        });
+        Ok(())
+    }
+
+    async fn python(&self, svc: &ServicePlan, packages: &[hsm_plan::PythonPackage]) -> Result<(), ExecError> {
+        let _ = (svc, packages);
+        self.cx.reporter.event(Event::Warning(
+            "installing Python packages is not part of this build yet; `hsm sync` set up the services only",
+        ));
+        Ok(())
+    }
+}
+
+/// The containers a service's plan describes.
+pub fn containers_of(svc: &ServicePlan) -> impl Iterator<Item = &Container> {
+    svc.actions.iter().filter_map(|a| match a {
+        Action::EnsureContainer(c) => Some(c),
+        _ => None,
+    })
+}
+
+fn plugin_name(svc: &ServicePlan) -> String {
+    svc.plugin.split('@').next().unwrap_or(&svc.plugin).to_string()
+}
+
+/// A command as shown to people: its words with references, never values.
+fn shown_command(words: &[hsm_model::Text]) -> String {
+    let text: Vec<String> = words.iter().map(|w| w.display()).collect();
+    let joined = text.join(" ");
+    if joined.len() > 60 || joined.contains('\n') {
+        let first = joined.lines().next().unwrap_or("");
+        let cut: String = first.chars().take(57).collect();
+        format!("{cut}…")
+    } else {
+        joined
+    }
+}
+
+/// A Docker error on start that means a host port is taken becomes [`ExecError::PortTaken`].
+fn port_error(e: ExecError, svc: &ServicePlan, c: &Container) -> ExecError {
+    match &e {
+        ExecError::Docker { message, .. }
+            if message.contains("address already in use") || message.contains("port is already allocated") =>
+        {
+            let port = c.ports.iter().find_map(|p| p.host_port).unwrap_or(0);
+            ExecError::PortTaken { service: svc.name.clone(), container: c.name.clone(), port }
+        }
+        _ => e,
+    }
+}
+
+fn is_free(host_ip: &str, port: u16, protocol: Protocol) -> bool {
+    match protocol {
+        Protocol::Tcp => TcpListener::bind((host_ip, port)).is_ok(),
+        Protocol::Udp => UdpSocket::bind((host_ip, port)).is_ok(),
+    }
+}
+
+fn free_port(host_ip: &str, protocol: Protocol) -> std::io::Result<u16> {
+    match protocol {
+        Protocol::Tcp => Ok(TcpListener::bind((host_ip, 0))?.local_addr()?.port()),
+        Protocol::Udp => Ok(UdpSocket::bind((host_ip, 0))?.local_addr()?.port()),
+    }
+}
+
+/// Compares the engine with the plan. With `adopt_ports`, host ports found on
+/// existing containers but missing from the state are recorded (a state file lost
+/// or from an interrupted run).
+pub async fn observe(
+    docker: &Docker,
+    plan: &Plan,
+    cx: &Context<'_>,
+    state: &Mutex<State>,
+    adopt_ports: bool,
+) -> Result<Observation, ExecError> {
+    let project = &cx.project;
+    cx.reporter.event(Event::Operation { service: None, what: "list containers" });
+    let (ours, others) = docker.project_containers(project).await?;
+    if let Some(other) = others.first() {
+        let other_dir =
+            other.labels.as_ref().and_then(|l| l.get(LABEL_PROJECT_DIR)).cloned().unwrap_or_else(|| "?".into());
+        return Err(ExecError::SameNameElsewhere { project: project.name.clone(), other_dir });
+    }
+    let by_key: HashMap<(String, String), &ContainerSummary> = ours
+        .iter()
+        .filter_map(|c| {
+            let l = c.labels.as_ref()?;
+            Some(((l.get(LABEL_SERVICE)?.clone(), l.get(LABEL_CONTAINER)?.clone()), c))
+        })
+        .collect();
+
+    let planned: Vec<(&ServicePlan, &Container)> =
+        plan.services.iter().flat_map(|s| containers_of(s).map(move |c| (s, c))).collect();
+
+    // Images and inspections, concurrently.
+    let mut images: Vec<&str> = planned.iter().map(|(_, c)| c.image.as_str()).collect();
+    images.sort_unstable();
+    images.dedup();
+    let image_ids: HashMap<&str, Option<String>> = join_all(images.iter().map(|i| docker.image_id(i)))
+        .await
+        .into_iter()
+        .zip(images.iter())
+        .map(|(r, i)| r.map(|id| (*i, id)))
+        .collect::<Result<_, _>>()?;
+    let inspections = join_all(planned.iter().map(|(s, c)| async {
+        match by_key.get(&(s.name.clone(), c.name.clone())) {
+            Some(summary) => docker.inspect(summary.id.as_deref().unwrap_or_default()).await,
+            None => Ok(None),
+        }
+    }))
+    .await;
+
+    let mut out = Observation::default();
+    for ((svc, c), inspection) in planned.iter().zip(inspections) {
+        let inspection = inspection?;
+        let summary = by_key.get(&(svc.name.clone(), c.name.clone())).copied();
+        let name = project.container(&svc.name, &c.name);
+        if adopt_ports && let Some(summary) = summary {
+            adopt(state, svc, c, summary);
+        }
+        let image_id = image_ids.get(c.image.as_str()).cloned().flatten();
+        let hash = {
+            let st = state.lock().expect("state lock");
+            let ports = st.container(&svc.name, &c.name).map(|s| s.ports.clone()).unwrap_or_default();
+            let refs = ServiceRefs::new(cx.key, &project.dir, &project.name, &svc.name, &st);
+            let x = Exposer { secrets: cx.secrets, refs: &refs, key: cx.key };
+            let files: Vec<String> = svc
+                .actions
+                .iter()
+                .filter_map(|a| match a {
+                    Action::WriteFile(f) => Some(format!("{}:{}", f.path, spec::sha256_bytes(f.contents.as_bytes()))),
+                    _ => None,
+                })
+                .collect();
+            spec::build(project, &svc.name, &plugin_name(svc), c, &ports, &files, &x).ok().map(|b| b.hash)
+        };
+        let status = summary.and_then(|s| s.state).map(summary_state).unwrap_or("missing").to_string();
+        let started_at = inspection.as_ref().and_then(|i| i.state.as_ref()).and_then(|s| s.started_at.clone());
+        let decision = match summary {
+            None => Decision::Create,
+            Some(s) => {
+                let label = s.labels.as_ref().and_then(|l| l.get(LABEL_CONFIG_HASH));
+                if hash.is_none() || label != hash.as_ref() {
+                    Decision::Recreate("its definition changed".into())
+                } else if image_id.is_some() && s.image_id != image_id {
+                    Decision::Recreate(format!("image `{}` changed", c.image))
+                } else {
+                    match s.state {
+                        Some(ContainerSummaryStateEnum::RUNNING) => Decision::Keep,
+                        Some(
+                            ContainerSummaryStateEnum::EXITED
+                            | ContainerSummaryStateEnum::CREATED
+                            | ContainerSummaryStateEnum::RESTARTING,
+                        ) => Decision::Start,
+                        _ => Decision::Recreate(format!("it was {status}")),
+                    }
+                }
+            }
+        };
+        out.containers.push(Observed {
+            service: svc.name.clone(),
+            container: c.name.clone(),
+            name,
+            image: c.image.clone(),
+            decision,
+            id: summary.and_then(|s| s.id.clone()),
+            status,
+            started_at,
+            image_present: image_id.is_some(),
+        });
+    }
+    let planned_keys: BTreeSet<(String, String)> =
+        planned.iter().map(|(s, c)| (s.name.clone(), c.name.clone())).collect();
+    for c in &ours {
+        let labels = c.labels.as_ref();
+        let key = labels.and_then(|l| Some((l.get(LABEL_SERVICE)?.clone(), l.get(LABEL_CONTAINER)?.clone())));
+        let is_planned = key.as_ref().is_some_and(|k| planned_keys.contains(k));
+        let same_project = project.owns(labels);
+        if !is_planned || !same_project {
+            let name = c.names.as_ref().and_then(|n| n.first()).map(|n| n.trim_start_matches('/').to_string());
+            let name = name.or_else(|| c.id.clone()).unwrap_or_default();
+            out.orphans.push(Orphan { name, service: key.map(|k| k.0).unwrap_or_default() });
+        }
+    }
+    Ok(out)
+}
+
+/// Records the host ports of an existing container that the state lacks.
+fn adopt(state: &Mutex<State>, svc: &ServicePlan, c: &Container, summary: &ContainerSummary) {
+    let mut st = state.lock().expect("state lock");
+    let entry = st.container_mut(&svc.name, &c.name);
+    for p in summary.ports.iter().flatten() {
+        let Some(public) = p.public_port else { continue };
+        let proto = match p.typ {
+            Some(bollard::models::PortSummaryTypeEnum::UDP) => Protocol::Udp,
+            _ => Protocol::Tcp,
+        };
+        let wanted =
+            c.ports.iter().any(|w| w.container_port == p.private_port && w.protocol == proto && w.host_port.is_none());
+        if wanted {
+            entry.ports.entry(port_key(p.private_port, proto)).or_insert(public);
+        }
+    }
+}
+
+fn summary_state(s: ContainerSummaryStateEnum) -> &'static str {
+    match s {
+        ContainerSummaryStateEnum::RUNNING => "running",
+        ContainerSummaryStateEnum::EXITED => "exited",
+        ContainerSummaryStateEnum::CREATED => "created",
+        ContainerSummaryStateEnum::PAUSED => "paused",
+        ContainerSummaryStateEnum::RESTARTING => "restarting",
+        ContainerSummaryStateEnum::REMOVING => "being removed",
+        ContainerSummaryStateEnum::DEAD => "dead",
+        ContainerSummaryStateEnum::STOPPING => "stopping",
+        ContainerSummaryStateEnum::EMPTY => "unknown",
+    }
+}
+
+/// Which services' containers exist, by service (for `status` and `down`).
+pub fn by_service(observation: &Observation) -> BTreeMap<&str, Vec<&Observed>> {
+    let mut out: BTreeMap<&str, Vec<&Observed>> = BTreeMap::new();
+    for o in &observation.containers {
+        out.entry(o.service.as_str()).or_default().push(o);
+    }
+    out
+}
+
+/// How a service is doing, for `hsm status`.
+#[derive(Debug, serde::Serialize)]
+pub struct ServiceStatus {
+    /// The service.
+    pub name: String,
+    /// Its kind.
+    pub kind: String,
+    /// Its profile.
+    pub profile: String,
+    /// Managed or external.
+    pub mode: hsm_plan::Mode,
+    /// Its containers (none for an external service).
+    pub containers: Vec<ContainerStatus>,
+    /// Whether its readiness probes pass now.
+    pub health: Health,
+}
+
+/// How a container is doing.
+#[derive(Debug, serde::Serialize)]
+pub struct ContainerStatus {
+    /// Its full name.
+    pub name: String,
+    /// Docker's state (`running`, `exited`, …) or `missing`.
+    pub state: String,
+    /// How it differs from the plan, if it does: `missing`, `stopped` or `outdated`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drift: Option<&'static str>,
+    /// Why it is outdated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Its published ports, `127.0.0.1:49153->5432/tcp`.
+    pub ports: Vec<String>,
+}
+
+/// A service's readiness.
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "kebab-case", tag = "state", content = "detail")]
+pub enum Health {
+    /// Every probe passes.
+    Ready,
+    /// A probe fails (why).
+    NotReady(String),
+    /// Not all its containers run.
+    Down,
+    /// Runs elsewhere; hsm does not probe it.
+    External,
+}
+
+/// The project's state on the engine, for `hsm status`.
+#[derive(Debug, serde::Serialize)]
+pub struct StatusReport {
+    /// The project.
+    pub project: String,
+    /// Per service, in plan order.
+    pub services: Vec<ServiceStatus>,
+    /// Containers of the project no longer in the plan (the next sync removes them).
+    pub orphans: Vec<String>,
+    /// Whether a sync would change anything.
+    pub in_sync: bool,
+}
+
+impl Syncer<'_> {
+    /// Compares the engine with the plan and probes running services once, changing
+    /// nothing.
+    pub async fn status(&self) -> Result<StatusReport, ExecError> {
+        let observation = observe(&self.docker, self.plan, &self.cx, &self.state, false).await?;
+        let mut services = Vec::new();
+        let probes = join_all(self.plan.services.iter().map(|svc| self.probe_once(svc, &observation))).await;
+        let mut in_sync = observation.orphans.is_empty();
+        for (svc, health) in self.plan.services.iter().zip(probes) {
+            let mut containers = Vec::new();
+            for o in observation.containers.iter().filter(|o| o.service == svc.name) {
+                let (drift, reason) = match &o.decision {
+                    Decision::Keep => (None, None),
+                    Decision::Start => (Some("stopped"), None),
+                    Decision::Create => (Some("missing"), None),
+                    Decision::Recreate(r) => (Some("outdated"), Some(r.clone())),
+                };
+                in_sync &= drift.is_none();
+                let state = self.state.lock().expect("state lock");
+                let spec = containers_of(svc).find(|c| c.name == o.container);
+                let ports = spec
+                    .map(|c| {
+                        c.ports
+                            .iter()
+                            .filter_map(|p| {
+                                let key = port_key(p.container_port, p.protocol);
+                                let host = p.host_port.or_else(|| {
+                                    state.container(&svc.name, &c.name).and_then(|s| s.ports.get(&key).copied())
+                                })?;
+                                Some(format!("{}:{host}->{key}", p.host_ip))
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                containers.push(ContainerStatus {
+                    name: o.name.clone(),
+                    state: o.status.clone(),
+                    drift,
+                    reason,
+                    ports,
+                });
+            }
+            if matches!(health, Health::NotReady(_) | Health::Down) {
+                in_sync = false;
+            }
+            services.push(ServiceStatus {
+                name: svc.name.clone(),
+                kind: svc.kind.clone(),
+                profile: svc.profile.clone(),
+                mode: svc.mode,
+                containers,
+                health,
+            });
+        }
+        Ok(StatusReport {
+            project: self.cx.project.name.clone(),
+            services,
+            orphans: observation.orphans.iter().map(|o| o.name.clone()).collect(),
+            in_sync,
+        })
+    }
+
+    async fn probe_once(&self, svc: &ServicePlan, observation: &Observation) -> Health {
+        let mine: Vec<&Observed> = observation.containers.iter().filter(|o| o.service == svc.name).collect();
+        if mine.is_empty() && svc.mode == hsm_plan::Mode::External {
+            return Health::External;
+        }
+        if mine.iter().any(|o| o.status != "running") {
+            return Health::Down;
+        }
+        for action in &svc.actions {
+            let Action::Wait(w) = action else { continue };
+            let probe = match self.resolve_probe(svc, &w.probe).await {
+                Ok(p) => p,
+                Err(e) => return Health::NotReady(e.to_string()),
+            };
+            if let Err(failure) = probe.attempt(&self.docker, Duration::from_secs(3)).await {
+                return Health::NotReady(failure);
+            }
+        }
+        Health::Ready
+    }
+}
+
+/// Removes everything hsm created for the project in `project`'s folder: its
+/// containers and network, and with `volumes` its volumes. Only objects labelled
+/// with this folder are touched. Returns what was removed.
+pub async fn down(
+    docker: &Docker,
+    project: &ProjectId,
+    volumes: bool,
+    reporter: &dyn Reporter,
+) -> Result<Vec<Change>, ExecError> {
+    let dir = project.dir_label();
+    let filter = [(LABEL_PROJECT_DIR, dir.as_str())];
+    let mut changes = Vec::new();
+    let mut record = |change: Change| {
+        reporter.event(Event::Changed(&change));
+        changes.push(change);
+    };
+    reporter.event(Event::Operation { service: None, what: "list containers" });
+    let containers = docker.containers_labelled(&filter).await?;
+    let names: Vec<(String, Option<String>)> = containers
+        .iter()
+        .filter_map(|c| {
+            let name = c.names.as_ref()?.first()?.trim_start_matches('/').to_string();
+            Some((name, c.labels.as_ref().and_then(|l| l.get(LABEL_SERVICE).cloned())))
+        })
+        .collect();
+    let removed = join_all(names.iter().map(|(name, service)| async move {
+        reporter.event(Event::Operation { service: service.as_deref(), what: &format!("remove container {name}") });
+        docker.remove(name).await
+    }))
+    .await;
+    for ((name, service), result) in names.into_iter().zip(removed) {
+        result?;
+        record(Change { service, action: ChangeKind::RemovedContainer, subject: name, reason: None });
+    }
+    for (name, _) in docker.networks_labelled(&filter).await? {
+        reporter.event(Event::Operation { service: None, what: &format!("remove network {name}") });
+        docker.remove_network(&name).await?;
+        record(Change { service: None, action: ChangeKind::RemovedNetwork, subject: name, reason: None });
+    }
+    if volumes {
+        for v in docker.volumes_labelled(&filter).await? {
+            let service = v.labels.get(LABEL_SERVICE).cloned();
+            reporter
+                .event(Event::Operation { service: service.as_deref(), what: &format!("remove volume {}", v.name) });
+            docker.remove_volume(&v.name).await?;
+            record(Change { service, action: ChangeKind::RemovedVolume, subject: v.name, reason: None });
+        }
+    }
+    Ok(changes)
+}
