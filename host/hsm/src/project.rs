@@ -1,21 +1,71 @@
-//! Loading and resolving the project, shared by the subcommands that need it.
+//! Loading, resolving and planning the project, shared by the subcommands that
+//! need it.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 
 use hsm_config::LoadOptions;
-use hsm_model::Sources;
+use hsm_model::{Diagnostic, Sources};
+use hsm_plan::Plan;
+use hsm_planner::{Catalog, PlanningError};
 use hsm_resolve::{Resolution, ResolveOptions};
+use hsm_runtime::PluginHost;
 
 use crate::Failure;
 use crate::cli::GlobalArgs;
 use crate::output::Output;
 
-/// The service kinds this build of hsm has plugins for.
-pub(crate) const KNOWN_KINDS: [&str; 3] = ["chunker", "postgres", "qdrant"];
+/// A project resolved and planned.
+pub(crate) struct Planned {
+    /// Every file read, for diagnostics.
+    pub(crate) sources: Sources,
+    /// The resolution the plan came from.
+    pub(crate) resolution: Resolution,
+    /// The plan.
+    pub(crate) plan: Plan,
+}
 
-/// Loads and resolves the project named by the global options.
+/// Loads the plugins this project can use: the bundled ones.
+pub(crate) fn catalog(out: &Output) -> Result<Catalog, Failure> {
+    let host = PluginHost::default();
+    let catalog = Catalog::bundled(&host).map_err(|e| Failure::Job(format!("cannot load the bundled plugins: {e}")))?;
+    for p in catalog.plugins() {
+        out.verbose(&format!("plugin {}@{} ({}) serves {}", p.plugin.name(), p.plugin.info().version, p.plugin.source(), p.plugin.info().kinds.join(", ")));
+    }
+    Ok(catalog)
+}
+
+/// Loads, resolves and plans the project named by the global options: the plugin of
+/// every service merges and plans it, and the host checks what they return.
+pub(crate) fn plan(global: &GlobalArgs, out: &Output) -> Result<Planned, Failure> {
+    let catalog = catalog(out)?;
+    let (sources, resolution) = resolve_with(global, out, &catalog)?;
+    match hsm_planner::plan(&resolution, &catalog, &sources) {
+        Ok(plan) => Ok(Planned { sources, resolution, plan }),
+        Err(PlanningError::Input(diags)) => Err(Failure::Input(sources, diags)),
+        Err(PlanningError::Plugin(e)) => Err(Failure::Job(e.to_string())),
+        Err(PlanningError::Refused(r)) => {
+            let mut d = Diagnostic::new(r.to_string());
+            if let Some(capability) = r.missing {
+                d = d.hint(format!(
+                    "if you trust `{}` to do this, grant it `{capability}` in hsm.yaml under `plugins.{}.grant`",
+                    r.plugin, r.plugin
+                ));
+            }
+            Err(Failure::Input(sources, d.into()))
+        }
+    }
+}
+
+/// Loads and resolves the project named by the global options, checking service
+/// kinds against the bundled plugins.
 pub(crate) fn resolve(global: &GlobalArgs, out: &Output) -> Result<(Sources, Resolution), Failure> {
+    let catalog = catalog(out)?;
+    resolve_with(global, out, &catalog)
+}
+
+/// Loads and resolves the project, with the kinds `catalog` serves.
+fn resolve_with(global: &GlobalArgs, out: &Output, catalog: &Catalog) -> Result<(Sources, Resolution), Failure> {
     let env: HashMap<String, String> = std::env::vars_os()
         .map(|(k, v)| (k.to_string_lossy().into_owned(), v.to_string_lossy().into_owned()))
         .collect();
@@ -29,8 +79,9 @@ pub(crate) fn resolve(global: &GlobalArgs, out: &Output) -> Result<(Sources, Res
     for (_, file) in sources.iter() {
         out.verbose(&format!("read {}", file.display));
     }
-    let resolve_options =
-        ResolveOptions { known_kinds: KNOWN_KINDS.iter().map(|k| (*k).to_string()).collect::<BTreeSet<_>>() };
+    let mut known_kinds: BTreeSet<String> = catalog.kinds();
+    known_kinds.remove(hsm_planner::PYTHON_KIND);
+    let resolve_options = ResolveOptions { known_kinds };
     let resolved = hsm_resolve::resolve(&config, &sources, &resolve_options);
     // The process ends soon after: freeing a large registry's tree would only cost time.
     std::mem::forget(config);
