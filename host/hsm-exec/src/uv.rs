@@ -88,12 +88,7 @@ impl PythonEnv {
     /// script would: `VIRTUAL_ENV`, and `PATH` with the venv's executables first
     /// (then `inherited_path`). Remove [`ACTIVATION_UNSET`] as well.
     pub fn activation_env(&self, inherited_path: Option<&OsStr>) -> Vec<(OsString, OsString)> {
-        let mut path = site::bin_dir(&self.venv).into_os_string();
-        if let Some(inherited) = inherited_path.filter(|p| !p.is_empty()) {
-            path.push(if cfg!(windows) { ";" } else { ":" });
-            path.push(inherited);
-        }
-        vec![("VIRTUAL_ENV".into(), self.venv.clone().into_os_string()), ("PATH".into(), path)]
+        activation_env(&self.venv, inherited_path)
     }
 
     /// Runs uv in the project folder, capturing its output.
@@ -120,6 +115,23 @@ impl PythonEnv {
             Err(UvError::CreateVenv { path: self.venv.clone(), message: uv_message(&out) })
         }
     }
+}
+
+/// [`PythonEnv::activation_env`] for the venv at `venv`, without looking for uv:
+/// running a command in the venv needs no uv. Whether there is a venv to
+/// activate is [`venv_exists`].
+pub fn activation_env(venv: &Path, inherited_path: Option<&OsStr>) -> Vec<(OsString, OsString)> {
+    let mut path = site::bin_dir(venv).into_os_string();
+    if let Some(inherited) = inherited_path.filter(|p| !p.is_empty()) {
+        path.push(if cfg!(windows) { ";" } else { ":" });
+        path.push(inherited);
+    }
+    vec![("VIRTUAL_ENV".into(), venv.as_os_str().to_owned()), ("PATH".into(), path)]
+}
+
+/// Whether `venv` is a virtual environment (it has a `pyvenv.cfg`), usable or not.
+pub fn venv_exists(venv: &Path) -> bool {
+    venv.join("pyvenv.cfg").is_file()
 }
 
 /// Finds uv: `explicit`, else `HSM_UV`, else `PATH`.
@@ -1015,6 +1027,9 @@ mod tests {
             ]
         );
         assert_eq!(env.activation_env(None)[1].1, venv.join("bin").into_os_string());
+        // The same without a uv, for `hsm run`.
+        assert_eq!(activation_env(&venv, Some(OsStr::new("/usr/bin:/bin"))), vars);
+        assert!(!venv_exists(&venv));
     }
 
     fn pkg(name: &str, source: PackageSource) -> PythonPackage {
