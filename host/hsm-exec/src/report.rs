@@ -127,8 +127,12 @@ pub enum ChangeKind {
     WroteFile,
     /// A new host port was chosen because the old one was taken.
     MovedPort,
-    /// Python packages changed.
-    ChangedPackages,
+    /// The project's virtual environment was created.
+    CreatedVenv,
+    /// A Python package was installed or reinstalled.
+    InstalledPackage,
+    /// A Python package was uninstalled.
+    UninstalledPackage,
 }
 
 impl ChangeKind {
@@ -147,7 +151,9 @@ impl ChangeKind {
             Self::RanExec => "ran",
             Self::WroteFile => "wrote",
             Self::MovedPort => "moved port",
-            Self::ChangedPackages => "changed packages",
+            Self::CreatedVenv => "created",
+            Self::InstalledPackage => "installed",
+            Self::UninstalledPackage => "uninstalled",
         }
     }
 }

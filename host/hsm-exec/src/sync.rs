@@ -45,6 +45,8 @@ use crate::state::{State, port_key};
 pub struct SyncOptions {
     /// Also remove the project's volumes that no planned container uses.
     pub prune_volumes: bool,
+    /// Wait this long for each readiness probe instead of the plugin's timeout.
+    pub wait_timeout_ms: Option<u32>,
 }
 
 /// What a sync needs to know besides the plan.
@@ -544,9 +546,10 @@ impl<'a> Syncer<'a> {
         .map(|c| self.cx.project.container(&svc.name, &c));
         let describe = probe.describe();
         self.op(Some(&svc.name), &format!("wait for {describe}"));
-        self.cx.reporter.event(Event::WaitStarted { service: &svc.name, probe: &describe, timeout_ms: w.timeout_ms });
+        let timeout_ms = self.options.wait_timeout_ms.unwrap_or(w.timeout_ms);
+        self.cx.reporter.event(Event::WaitStarted { service: &svc.name, probe: &describe, timeout_ms });
         let start = Instant::now();
-        let timeout = Duration::from_millis(u64::from(w.timeout_ms));
+        let timeout = Duration::from_millis(u64::from(timeout_ms));
         let interval = Duration::from_millis(u64::from(w.interval_ms.max(50)));
         let finished = |ok: bool| {
             self.cx.reporter.event(Event::WaitFinished {
@@ -592,7 +595,7 @@ impl<'a> Syncer<'a> {
                 return Err(ExecError::NotReady {
                     service: svc.name.clone(),
                     failure,
-                    timeout_ms: w.timeout_ms,
+                    timeout_ms,
                     container: watched,
                     logs,
                 });
@@ -746,11 +749,72 @@ impl<'a> Syncer<'a> {
         Ok(())
     }
 
+    /// Installs the project's Python packages with uv (blocking work, off the async
+    /// thread so that other services' waits go on), forwarding uv's progress.
     async fn python(&self, svc: &ServicePlan, packages: &[hsm_plan::PythonPackage]) -> Result<(), ExecError> {
-        let _ = (svc, packages);
-        self.cx.reporter.event(Event::Warning(
-            "installing Python packages is not part of this build yet; `hsm sync` set up the services only",
-        ));
+        let python_error = |e: crate::uv::UvError| ExecError::Python { message: e.to_string(), hint: e.hint() };
+        let env = crate::uv::PythonEnv::new(&self.cx.project.dir, None).map_err(python_error)?;
+        let mut py_state: crate::uv::PythonState = {
+            let state = self.state.lock().expect("state lock");
+            if state.python.is_null() {
+                crate::uv::PythonState::default()
+            } else {
+                serde_json::from_value(state.python.clone()).unwrap_or_default()
+            }
+        };
+        let desired = packages.to_vec();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let task = tokio::task::spawn_blocking(move || {
+            let report = |line: &str| {
+                let _ = tx.send(line.to_string());
+            };
+            let result = crate::uv::sync(&env, &desired, &mut py_state, &report);
+            (result, py_state)
+        });
+        while let Some(line) = rx.recv().await {
+            self.op(Some(&svc.name), &line);
+        }
+        let (result, py_state) = task.await.map_err(|e| ExecError::Unsupported(format!("uv task failed: {e}")))?;
+        self.state.lock().expect("state lock").python =
+            serde_json::to_value(&py_state).expect("the Python state serializes");
+        let changes = result.map_err(python_error)?;
+        let service = Some(svc.name.clone());
+        if let Some(venv) = changes.venv {
+            let reason = match venv {
+                crate::uv::VenvChange::Created => None,
+                crate::uv::VenvChange::Recreated => Some("its interpreter was gone".to_string()),
+            };
+            self.report(Change {
+                service: service.clone(),
+                action: ChangeKind::CreatedVenv,
+                subject: ".venv".into(),
+                reason,
+            });
+        }
+        for p in changes.installed {
+            let version = p.version.map(|v| format!(" {v}")).unwrap_or_default();
+            self.report(Change {
+                service: service.clone(),
+                action: ChangeKind::InstalledPackage,
+                subject: format!("{}{version}", p.name),
+                reason: Some(p.reason.to_string()),
+            });
+        }
+        for p in changes.uninstalled {
+            self.report(Change {
+                service: service.clone(),
+                action: ChangeKind::UninstalledPackage,
+                subject: p.name,
+                reason: Some("no longer in hsm.yaml".into()),
+            });
+        }
+        for p in changes.kept {
+            self.cx.reporter.event(Event::Warning(&format!(
+                "`{}` is no longer in hsm.yaml but stays installed: {} requires it",
+                p.name,
+                p.required_by.join(", ")
+            )));
+        }
         Ok(())
     }
 }

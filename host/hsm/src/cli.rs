@@ -28,9 +28,10 @@ pub(crate) struct GlobalArgs {
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub(crate) quiet: bool,
 
-    /// Also say which files were read.
-    #[arg(short, long, global = true)]
-    pub(crate) verbose: bool,
+    /// Say more: which files were read and each Docker operation (`-v`), each
+    /// failed readiness probe and pull step (`-vv`).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub(crate) verbose: u8,
 
     /// Read every registry file afresh instead of using the cache of checked
     /// registry files (in `$HSM_CACHE_DIR`, else `$XDG_CACHE_HOME/hsm`, else
@@ -68,6 +69,100 @@ pub(crate) enum Command {
 
     /// Print the JSON Schema of `hsm.yaml` or of registry files, for editors.
     Schema(SchemaArgs),
+
+    /// Make the stack match `hsm.yaml`: start and configure the managed services'
+    /// containers, wait until they are ready, and install the Python packages. Safe
+    /// to run again: what already matches is left alone.
+    Sync(SyncArgs),
+
+    /// Print the environment a package gets from its services (the project's own
+    /// when no package is named). Secrets are shown as references unless
+    /// `--reveal` is given.
+    Env(EnvArgs),
+
+    /// Run a command with a package's environment (values, not references), inside
+    /// the project's Python environment when there is one. The command's exit code
+    /// is hsm's.
+    Run(RunArgs),
+
+    /// Show what runs, whether it is ready, and how it differs from `hsm.yaml`.
+    Status(StatusArgs),
+
+    /// Stop and remove what hsm created for this project (containers, network; with
+    /// `--volumes`, the data too).
+    Down(DownArgs),
+}
+
+/// Arguments of `hsm sync`.
+#[derive(Debug, Args)]
+pub(crate) struct SyncArgs {
+    /// Print a JSON summary of what changed on stdout.
+    #[arg(long)]
+    pub(crate) json: bool,
+
+    /// Also remove this project's volumes that no service uses any more (their data
+    /// is lost).
+    #[arg(long)]
+    pub(crate) prune_volumes: bool,
+
+    /// Wait at most this many seconds for each service to become ready (default:
+    /// what the service's plugin says, usually 60 or 120).
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u32).range(1..=86_400))]
+    pub(crate) wait_timeout: Option<u32>,
+}
+
+/// Arguments of `hsm env`.
+#[derive(Debug, Args)]
+pub(crate) struct EnvArgs {
+    /// The package (default: the project itself, for services listed in `hsm.yaml`).
+    pub(crate) package: Option<String>,
+
+    /// How to print the variables.
+    #[arg(long, value_enum, default_value = "dotenv")]
+    pub(crate) format: EnvFormat,
+
+    /// Print secret values instead of references. They go to stdout only; mind
+    /// where you paste or redirect them.
+    #[arg(long)]
+    pub(crate) reveal: bool,
+}
+
+/// Output formats of `hsm env`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum EnvFormat {
+    /// `KEY=value` lines, for `.env` files and `docker run --env-file`.
+    Dotenv,
+    /// `export KEY='value'` lines, for `eval`.
+    Shell,
+    /// One JSON object.
+    Json,
+}
+
+/// Arguments of `hsm run`.
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    /// The package whose environment the command gets.
+    pub(crate) package: String,
+
+    /// The command and its arguments (after `--`).
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    pub(crate) command: Vec<String>,
+}
+
+/// Arguments of `hsm status`.
+#[derive(Debug, Args)]
+pub(crate) struct StatusArgs {
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// Arguments of `hsm down`.
+#[derive(Debug, Args)]
+pub(crate) struct DownArgs {
+    /// Also remove the project's volumes (its databases' data).
+    #[arg(long)]
+    pub(crate) volumes: bool,
 }
 
 /// Arguments of `hsm plan`.

@@ -4,7 +4,9 @@
 
 mod cli;
 mod commands;
+mod engine;
 mod output;
+mod progress;
 mod project;
 
 use std::process::ExitCode;
@@ -20,6 +22,9 @@ pub(crate) enum Failure {
     Input(hsm_model::Sources, hsm_model::Diagnostics),
     /// The job itself failed (writing output, say).
     Job(String),
+    /// Already reported; exit with this code (1 for a failed job, 130 after Ctrl-C,
+    /// a command's own code for `hsm run`).
+    Exit(u8),
 }
 
 fn main() -> ExitCode {
@@ -37,6 +42,11 @@ fn main() -> ExitCode {
         Command::Validate => commands::validate::run(&cli.global, &out),
         Command::Plan(args) => commands::plan::run(&cli.global, args, &out),
         Command::Schema(args) => commands::schema::run(args, &out),
+        Command::Sync(args) => commands::sync::run(&cli.global, args, &out),
+        Command::Env(args) => commands::env::run(&cli.global, args, &out),
+        Command::Run(args) => commands::run::run(&cli.global, args, &out),
+        Command::Status(args) => commands::status::run(&cli.global, args, &out),
+        Command::Down(args) => commands::down::run(&cli.global, args, &out),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -48,5 +58,6 @@ fn main() -> ExitCode {
             out.error(&message);
             ExitCode::from(1)
         }
+        Err(Failure::Exit(code)) => ExitCode::from(code),
     }
 }

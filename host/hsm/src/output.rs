@@ -14,7 +14,7 @@ pub(crate) struct Output {
     color_out: bool,
     color_err: bool,
     quiet: bool,
-    verbose: bool,
+    verbosity: u8,
 }
 
 const RESET: &str = "\x1b[0m";
@@ -36,13 +36,28 @@ impl Output {
             color_out: decide(std::io::stdout().is_terminal()),
             color_err: decide(std::io::stderr().is_terminal()),
             quiet: global.quiet,
-            verbose: global.verbose,
+            verbosity: global.verbose,
         }
     }
 
     /// Whether stdout gets colours.
     pub(crate) fn color_out(&self) -> bool {
         self.color_out
+    }
+
+    /// Whether stderr gets colours.
+    pub(crate) fn color_err(&self) -> bool {
+        self.color_err
+    }
+
+    /// Whether `--quiet` was given.
+    pub(crate) fn is_quiet(&self) -> bool {
+        self.quiet
+    }
+
+    /// How many `-v` were given.
+    pub(crate) fn verbosity(&self) -> u8 {
+        self.verbosity
     }
 
     /// Writes data to stdout. A closed pipe (`hsm plan | head`) is not an error.
@@ -80,7 +95,7 @@ impl Output {
 
     /// A line on stderr with `--verbose` only.
     pub(crate) fn verbose(&self, text: &str) {
-        if self.verbose {
+        if self.verbosity > 0 && !self.quiet {
             let _ = writeln!(std::io::stderr().lock(), "{text}");
         }
     }
@@ -90,6 +105,27 @@ impl Output {
         let head = if self.color_err { format!("{RED}error{RESET}{BOLD}:") } else { "error:".to_string() };
         let tail = if self.color_err { RESET } else { "" };
         let _ = writeln!(std::io::stderr().lock(), "{head} {message}{tail}");
+    }
+
+    /// A warning on stderr, unless `--quiet`.
+    pub(crate) fn warning(&self, message: &str) {
+        if !self.quiet {
+            let head = if self.color_err { "\x1b[1;33mwarning\x1b[0m" } else { "warning" };
+            let _ = writeln!(std::io::stderr().lock(), "{head}: {message}");
+        }
+    }
+
+    /// An error with lines to show below it (indented) and a hint.
+    pub(crate) fn error_with(&self, message: &str, details: &[String], hint: Option<&str>) {
+        self.error(message);
+        let mut err = std::io::stderr().lock();
+        for line in details {
+            let _ = writeln!(err, "  | {line}");
+        }
+        if let Some(hint) = hint {
+            let head = if self.color_err { format!("{CYAN}hint{RESET}:") } else { "hint:".to_string() };
+            let _ = writeln!(err, "{head} {hint}");
+        }
     }
 
     /// Diagnostics, rendered as rustc does, separated by blank lines.

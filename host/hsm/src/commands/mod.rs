@@ -1,5 +1,10 @@
 //! One module per subcommand.
 
+pub(crate) mod down;
+pub(crate) mod env;
 pub(crate) mod plan;
+pub(crate) mod run;
 pub(crate) mod schema;
+pub(crate) mod status;
+pub(crate) mod sync;
 pub(crate) mod validate;

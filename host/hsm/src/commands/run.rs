@@ -1,0 +1,69 @@
+//! `hsm run PKG -- CMD…`: runs a command with the package's environment (values,
+//! not references) and, when the project has one, inside its Python environment
+//! (as `.venv/bin/activate` would). hsm replaces itself with the command, so its
+//! exit code, signals and terminal are the command's own.
+
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+
+use hsm_exec::env::{EnvContext, unsynced_services, values};
+use hsm_exec::state::State;
+
+use crate::Failure;
+use crate::cli::{GlobalArgs, RunArgs};
+use crate::commands::env::consumer;
+use crate::engine::{self, state_failure};
+use crate::output::Output;
+use crate::project;
+
+/// Runs `hsm run`.
+pub(crate) fn run(global: &GlobalArgs, args: &RunArgs, out: &Output) -> Result<(), Failure> {
+    let planned = project::plan(global, out)?;
+    let consumer = consumer(&planned, Some(&args.package))?;
+    let project = engine::project_id(&planned.resolution);
+    let state = State::load(&project).map_err(|e| state_failure(out, &e))?;
+    let key = engine::key()?;
+    let cx = EnvContext { project: &project, key: &key, secrets: &planned.resolution.secrets, state: &state };
+    if let Some(service) = unsynced_services(&planned.plan, &consumer, &cx).first() {
+        out.error_with(
+            &format!("service `{service}` has not been synced yet, so `{}` can't reach it", args.package),
+            &[],
+            Some("run `hsm sync` first"),
+        );
+        return Err(Failure::Exit(1));
+    }
+    let vars = values(&planned.plan, &consumer, &cx).map_err(|e| Failure::Job(e.to_string()))?;
+    let (program, rest) = args.command.split_first().expect("clap requires a command");
+    let mut cmd = Command::new(program);
+    cmd.args(rest);
+    let venv = project.dir.join(hsm_exec::uv::VENV_DIR);
+    if venv.join("pyvenv.cfg").is_file() {
+        let mut path = venv.join("bin").into_os_string();
+        if let Some(inherited) = std::env::var_os("PATH").filter(|p| !p.is_empty()) {
+            path.push(":");
+            path.push(inherited);
+        }
+        cmd.env("VIRTUAL_ENV", &venv).env("PATH", path);
+        for name in hsm_exec::uv::ACTIVATION_UNSET {
+            cmd.env_remove(name);
+        }
+    }
+    for (name, value) in &vars {
+        cmd.env(name, value.expose());
+    }
+    out.verbose(&format!("running `{}` with {} variables from the plan", args.command.join(" "), vars.len()));
+    // Only returns on failure.
+    let e = cmd.exec();
+    let code = match e.kind() {
+        std::io::ErrorKind::NotFound => 127,
+        _ => 126,
+    };
+    out.error_with(
+        &format!("cannot run `{program}`: {e}"),
+        &[],
+        (code == 127).then_some(
+            "check the command's name; it is looked up on `PATH` (with `.venv/bin` first when the project has one)",
+        ),
+    );
+    Err(Failure::Exit(code))
+}

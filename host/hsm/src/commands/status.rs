@@ -1,0 +1,73 @@
+//! `hsm status`: what runs, whether it is ready, and how it differs from the plan
+//! (`missing`, `stopped`, `outdated`), without changing anything. External services
+//! are shown as such; they are not probed.
+
+use std::fmt::Write as _;
+
+use hsm_exec::docker::Docker;
+use hsm_exec::report::Silent;
+use hsm_exec::state::State;
+use hsm_exec::sync::{Context, Health, StatusReport, SyncOptions, Syncer};
+
+use crate::Failure;
+use crate::cli::{GlobalArgs, StatusArgs};
+use crate::engine::{self, exec_failure, state_failure};
+use crate::output::{Output, Style, paint};
+use crate::project;
+
+/// Runs `hsm status`.
+pub(crate) fn run(global: &GlobalArgs, args: &StatusArgs, out: &Output) -> Result<(), Failure> {
+    let planned = project::plan(global, out)?;
+    let project = engine::project_id(&planned.resolution);
+    let state = State::load(&project).map_err(|e| state_failure(out, &e))?;
+    let key = engine::key()?;
+    let runtime = engine::runtime()?;
+    let report = runtime.block_on(async {
+        let docker = Docker::connect().await?;
+        let cx =
+            Context { project: project.clone(), key: &key, secrets: &planned.resolution.secrets, reporter: &Silent };
+        Syncer::new(docker, &planned.plan, cx, state, SyncOptions::default()).status().await
+    });
+    let report = report.map_err(|e| exec_failure(out, &e))?;
+    if args.json {
+        return out.json(&report);
+    }
+    out.data(&text(&report, out.color_out()))
+}
+
+fn text(r: &StatusReport, color: bool) -> String {
+    let n = |s: &str| paint(color, Style::Name, s);
+    let d = |s: &str| paint(color, Style::Dim, s);
+    let h = |s: &str| paint(color, Style::Heading, s);
+    let mut out = String::new();
+    let verdict = if r.in_sync { "in sync" } else { "out of sync: run `hsm sync`" };
+    let _ = writeln!(out, "{} {} {}", h("project"), n(&r.project), d(&format!("({verdict})")));
+    if r.services.is_empty() {
+        let _ = writeln!(out, "\n  no services");
+    }
+    for s in &r.services {
+        let health = match &s.health {
+            Health::Ready => "ready".to_string(),
+            Health::NotReady(why) => format!("not ready: {why}"),
+            Health::Down => "down".to_string(),
+            Health::External => "external (not probed)".to_string(),
+        };
+        let _ = writeln!(out, "\n{} {} {}", n(&s.name), d(&format!("{} · profile {}", s.kind, s.profile)), health);
+        for c in &s.containers {
+            let drift = match (c.drift, &c.reason) {
+                (Some(drift), Some(reason)) => format!("  {drift}: {reason}"),
+                (Some(drift), None) => format!("  {drift}"),
+                _ => String::new(),
+            };
+            let ports = if c.ports.is_empty() { String::new() } else { format!("  {}", c.ports.join(", ")) };
+            let _ = writeln!(out, "  {}  {}{}{}", c.name, c.state, d(&ports), drift);
+        }
+    }
+    if !r.orphans.is_empty() {
+        let _ = writeln!(out, "\n{} {}", h("not in the plan"), d("(the next `hsm sync` removes them)"));
+        for o in &r.orphans {
+            let _ = writeln!(out, "  {o}");
+        }
+    }
+    out
+}
