@@ -34,9 +34,9 @@ const SECRET_REGISTRY: &str = "packages:
     pypi: p
     implies:
       - service: db
-        params: { password: \"${DB_PASSWORD}\", url: \"postgres://u:${DB_PASSWORD}@h/${DB_NAME:-main}\" }
+        params: { image: \"x/chunker:1\", env: { PASSWORD: \"${DB_PASSWORD}\", URL: \"postgres://u:${DB_PASSWORD}@h/${DB_NAME:-main}\" } }
 services:
-  db: { kind: postgres, profile: local }
+  db: { kind: chunker, profile: local }
 profiles:
   local: { mode: managed }
 ";
@@ -78,7 +78,11 @@ fn verbose_lists_the_files_read() {
     let dir = project(&[("hsm.yaml", SECRET_PROJECT), ("reg.yaml", SECRET_REGISTRY), (".env", "DB_PASSWORD=x\n")]);
     let run = run_in(dir.path(), &["-v", "validate"], &[]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert_eq!(run.stderr, "read hsm.yaml\nread .env\nread reg.yaml\n`app` is valid: 1 package, 1 service\n");
+    let plugins = "plugin postgres@0.1.0 (bundled) serves postgres\nplugin qdrant@0.1.0 (bundled) serves qdrant\nplugin chunker@0.1.0 (bundled) serves chunker\nplugin uv-package@0.1.0 (bundled) serves uv-package\n";
+    assert_eq!(
+        run.stderr,
+        format!("{plugins}read hsm.yaml\nread .env\nread reg.yaml\n`app` is valid: 1 package, 1 service\n")
+    );
 }
 
 #[test]
@@ -106,9 +110,12 @@ fn dotenv_is_read_and_the_environment_wins() {
     assert!(!run.stdout.contains("from-dotenv-file"), "a secret leaked: {}", run.stdout);
     assert!(!run.stdout.contains("from dotenv"), "a secret leaked: {}", run.stdout);
     let plan: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
-    let params = &plan["services"][0]["contributions"][0]["params"];
-    assert_eq!(params["password"], "${DB_PASSWORD}");
-    assert_eq!(params["url"], "postgres://u:${DB_PASSWORD}@h/${DB_NAME:-main}");
+    let env = &plan["services"][0]["contributions"][0]["params"]["env"];
+    assert_eq!(env["PASSWORD"], "${DB_PASSWORD}");
+    assert_eq!(env["URL"], "postgres://u:${DB_PASSWORD}@h/${DB_NAME:-main}");
+    // The plugin places the secret in the container's environment, still as a reference.
+    let container = &plan["services"][0]["actions"][0];
+    assert_eq!(container["env"][0], serde_json::json!(["PASSWORD", "${DB_PASSWORD}"]));
     // With the variable in the environment and no `.env`, it resolves as well.
     std::fs::remove_file(dir.path().join(".env")).unwrap();
     let run = run_in(dir.path(), &["plan", "--json"], &[("DB_PASSWORD", "from-env")]);
@@ -122,9 +129,9 @@ fn a_missing_variable_is_named_with_its_location() {
     let run = run_in(dir.path(), &["--color", "never", "plan"], &[]);
     assert_eq!(run.code, 2);
     assert_eq!(run.stdout, "");
-    assert!(run.stderr.contains("error: variable `DB_PASSWORD` is not set\n --> reg.yaml:6:30"), "{}", run.stderr);
+    assert!(run.stderr.contains("error: variable `DB_PASSWORD` is not set\n --> reg.yaml:6:59"), "{}", run.stderr);
     // Both references are reported, and `${DB_NAME:-main}` needs nothing.
-    assert!(run.stderr.contains("reg.yaml:6:66"), "{}", run.stderr);
+    assert!(run.stderr.contains("reg.yaml:6:95"), "{}", run.stderr);
     assert!(!run.stderr.contains("DB_NAME`"), "{}", run.stderr);
     assert!(run.stderr.contains("error: 2 problems found; nothing was run"), "{}", run.stderr);
 }
@@ -178,7 +185,7 @@ fn the_registry_cache_gives_the_same_plan_and_never_hides_errors() {
 
 #[test]
 fn params_follow_yaml_1_2_so_yes_and_no_stay_strings() {
-    let registry = "packages:\n  p:\n    implies:\n      - service: db\n        params: { country: NO, debug: on, tls: true, port: 0x1F, ratio: 0.5, none: ~ }\nservices:\n  db: { kind: postgres, profile: local }\nprofiles:\n  local: { mode: managed }\n";
+    let registry = "packages:\n  p:\n    implies:\n      - service: db\n        params: { image: x/chunker:1, health_path: ~, env: { country: NO, debug: on, tls: true, port: 0x1F, ratio: 0.5 } }\nservices:\n  db: { kind: chunker, profile: local }\nprofiles:\n  local: { mode: managed }\n";
     let dir = project(&[
         ("hsm.yaml", "version: 1\nproject: app\nregistries: [./reg.yaml]\npackages: [p]\n"),
         ("reg.yaml", registry),
@@ -188,6 +195,6 @@ fn params_follow_yaml_1_2_so_yes_and_no_stay_strings() {
     let plan: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(
         plan["services"][0]["contributions"][0]["params"],
-        serde_json::json!({ "country": "NO", "debug": "on", "tls": true, "port": 31, "ratio": 0.5, "none": null })
+        serde_json::json!({ "image": "x/chunker:1", "health_path": null, "env": { "country": "NO", "debug": "on", "tls": true, "port": 31, "ratio": 0.5 } })
     );
 }

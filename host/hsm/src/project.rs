@@ -17,8 +17,6 @@ use crate::output::Output;
 
 /// A project resolved and planned.
 pub(crate) struct Planned {
-    /// Every file read, for diagnostics.
-    pub(crate) sources: Sources,
     /// The resolution the plan came from.
     pub(crate) resolution: Resolution,
     /// The plan.
@@ -30,7 +28,13 @@ pub(crate) fn catalog(out: &Output) -> Result<Catalog, Failure> {
     let host = PluginHost::default();
     let catalog = Catalog::bundled(&host).map_err(|e| Failure::Job(format!("cannot load the bundled plugins: {e}")))?;
     for p in catalog.plugins() {
-        out.verbose(&format!("plugin {}@{} ({}) serves {}", p.plugin.name(), p.plugin.info().version, p.plugin.source(), p.plugin.info().kinds.join(", ")));
+        out.verbose(&format!(
+            "plugin {}@{} ({}) serves {}",
+            p.plugin.name(),
+            p.plugin.info().version,
+            p.plugin.source(),
+            p.plugin.info().kinds.join(", ")
+        ));
     }
     Ok(catalog)
 }
@@ -39,9 +43,9 @@ pub(crate) fn catalog(out: &Output) -> Result<Catalog, Failure> {
 /// every service merges and plans it, and the host checks what they return.
 pub(crate) fn plan(global: &GlobalArgs, out: &Output) -> Result<Planned, Failure> {
     let catalog = catalog(out)?;
-    let (sources, resolution) = resolve_with(global, out, &catalog)?;
+    let (sources, resolution) = resolve(global, out, &catalog)?;
     match hsm_planner::plan(&resolution, &catalog, &sources) {
-        Ok(plan) => Ok(Planned { sources, resolution, plan }),
+        Ok(plan) => Ok(Planned { resolution, plan }),
         Err(PlanningError::Input(diags)) => Err(Failure::Input(sources, diags)),
         Err(PlanningError::Plugin(e)) => Err(Failure::Job(e.to_string())),
         Err(PlanningError::Refused(r)) => {
@@ -57,15 +61,8 @@ pub(crate) fn plan(global: &GlobalArgs, out: &Output) -> Result<Planned, Failure
     }
 }
 
-/// Loads and resolves the project named by the global options, checking service
-/// kinds against the bundled plugins.
-pub(crate) fn resolve(global: &GlobalArgs, out: &Output) -> Result<(Sources, Resolution), Failure> {
-    let catalog = catalog(out)?;
-    resolve_with(global, out, &catalog)
-}
-
 /// Loads and resolves the project, with the kinds `catalog` serves.
-fn resolve_with(global: &GlobalArgs, out: &Output, catalog: &Catalog) -> Result<(Sources, Resolution), Failure> {
+fn resolve(global: &GlobalArgs, out: &Output, catalog: &Catalog) -> Result<(Sources, Resolution), Failure> {
     let env: HashMap<String, String> = std::env::vars_os()
         .map(|(k, v)| (k.to_string_lossy().into_owned(), v.to_string_lossy().into_owned()))
         .collect();

@@ -1,10 +1,16 @@
-//! `hsm plan`: print the resolved project, as text for people or `--json` for tools.
-//! Secrets are shown as the references written in the files, never as values.
+//! `hsm plan`: print what `hsm sync` would do, as text for people or `--json` for
+//! tools: each service with who asks for it, its profile, the configuration its
+//! plugin merged, the actions it planned and the environment each package gets; and
+//! each package with its source. Secrets are shown as the references written in the
+//! files, never as values.
 
 use std::fmt::Write as _;
 
-use hsm_model::Value;
-use hsm_resolve::{PackageSource, Requester, Resolution};
+use hsm_model::{Text, Value};
+use hsm_plan::{Action, Consumer, Endpoint, Mount, PackageSource as Source, Plan, Probe, ServicePlan};
+use hsm_resolve::{ChosenProfile, Contribution, PackageSource, ProjectInfo, Requester, Resolution, ResolvedPackage};
+use indexmap::IndexMap;
+use serde::Serialize;
 
 use crate::Failure;
 use crate::cli::{GlobalArgs, PlanArgs};
@@ -13,21 +19,75 @@ use crate::project;
 
 /// Runs `hsm plan`.
 pub(crate) fn run(global: &GlobalArgs, args: &PlanArgs, out: &Output) -> Result<(), Failure> {
-    let (_, resolution) = project::resolve(global, out)?;
-    if args.json {
-        let result = out.json(&resolution);
-        // The process ends right after; see `project::resolve`.
-        std::mem::forget(resolution);
-        return result;
-    }
-    let result = out.data(&text(&resolution, out.color_out()));
+    let planned = project::plan(global, out)?;
+    let result = if args.json {
+        out.json(&json(&planned.resolution, &planned.plan))
+    } else {
+        out.data(&text(&planned.resolution, &planned.plan, out.color_out()))
+    };
     // The process ends right after; see `project::resolve`.
-    std::mem::forget(resolution);
+    std::mem::forget(planned);
     result
 }
 
+/// The plan as JSON: the resolution's view of each service next to its plugin's.
+#[derive(Serialize)]
+struct JsonPlan<'a> {
+    project: &'a ProjectInfo,
+    services: Vec<JsonService<'a>>,
+    packages: &'a [ResolvedPackage],
+}
+
+#[derive(Serialize)]
+struct JsonService<'a> {
+    name: &'a str,
+    kind: &'a str,
+    plugin: &'a str,
+    profile: Option<&'a ChosenProfile>,
+    defaults: Option<&'a Value>,
+    contributions: &'a [Contribution],
+    merged: &'a Value,
+    actions: &'a [Action],
+    env: Vec<JsonEnv<'a>>,
+}
+
+#[derive(Serialize)]
+struct JsonEnv<'a> {
+    consumer: &'a Consumer,
+    vars: IndexMap<&'a str, &'a Text>,
+}
+
+fn json<'a>(r: &'a Resolution, plan: &'a Plan) -> JsonPlan<'a> {
+    let services = plan
+        .services
+        .iter()
+        .map(|s| {
+            let resolved = r.services.iter().find(|x| x.name == s.name);
+            JsonService {
+                name: &s.name,
+                kind: &s.kind,
+                plugin: &s.plugin,
+                profile: resolved.map(|x| &x.profile),
+                defaults: resolved.map(|x| &x.defaults),
+                contributions: resolved.map_or(&[], |x| &x.contributions),
+                merged: &s.merged,
+                actions: &s.actions,
+                env: s
+                    .env
+                    .iter()
+                    .map(|e| JsonEnv {
+                        consumer: &e.consumer,
+                        vars: e.vars.iter().map(|(k, v)| (k.as_str(), v)).collect(),
+                    })
+                    .collect(),
+            }
+        })
+        .collect();
+    JsonPlan { project: &r.project, services, packages: &r.packages }
+}
+
 /// The plan as text.
-pub(crate) fn text(r: &Resolution, color: bool) -> String {
+pub(crate) fn text(r: &Resolution, plan: &Plan, color: bool) -> String {
     let h = |s: &str| paint(color, Style::Heading, s);
     let n = |s: &str| paint(color, Style::Name, s);
     let d = |s: &str| paint(color, Style::Dim, s);
@@ -60,6 +120,9 @@ pub(crate) fn text(r: &Resolution, color: bool) -> String {
             let params = if is_empty(&c.params) { "{}".to_string() } else { inline(&c.params) };
             let _ = writeln!(out, "      {who:<width$}  {params}  {}", d(&c.origin.to_string()));
         }
+        if let Some(planned) = plan.services.iter().find(|p| p.name == s.name) {
+            planned_service(&mut out, planned, color);
+        }
     }
 
     let _ = writeln!(out, "\n{}", h(&format!("packages ({})", r.packages.len())));
@@ -78,7 +141,120 @@ pub(crate) fn text(r: &Resolution, color: bool) -> String {
         let pad = " ".repeat(width.saturating_sub(p.name.len()));
         let _ = writeln!(out, "  {}{pad}  {source}  {}", n(&p.name), d(&format!("asked by {}", by.join(", "))));
     }
+    if let Some(python) = plan.services.iter().find(|p| p.name == hsm_planner::PYTHON_SERVICE) {
+        let _ = writeln!(out, "  {}", d(&format!("installed by {}", python.plugin)));
+        actions(&mut out, &python.actions, color);
+    }
     out
+}
+
+/// What the plugin made of a service: merged configuration, actions, environment.
+fn planned_service(out: &mut String, s: &ServicePlan, color: bool) {
+    let d = |t: &str| paint(color, Style::Dim, t);
+    let _ = writeln!(out, "    plugin    {}", s.plugin);
+    if !is_empty(&s.merged) {
+        let _ = writeln!(out, "    merged    {}", inline(&s.merged));
+    }
+    if s.actions.is_empty() {
+        let _ = writeln!(out, "    actions   {}", d("none: nothing runs locally"));
+    } else {
+        actions(out, &s.actions, color);
+    }
+    for env in &s.env {
+        let who = match &env.consumer {
+            Consumer::Project => "the project".to_string(),
+            Consumer::Package(p) => p.clone(),
+        };
+        let _ = writeln!(out, "    env of {}", paint(color, Style::Name, &who));
+        for (name, value) in &env.vars {
+            let _ = writeln!(out, "      {name}={}", value.display());
+        }
+    }
+}
+
+fn actions(out: &mut String, actions: &[Action], color: bool) {
+    let d = |t: &str| paint(color, Style::Dim, t);
+    let _ = writeln!(out, "    actions");
+    for (i, action) in actions.iter().enumerate() {
+        let mut lines = describe(action).into_iter();
+        let _ = writeln!(out, "      {}. {}", i + 1, lines.next().unwrap_or_default());
+        for line in lines {
+            let _ = writeln!(out, "         {}", d(&line));
+        }
+    }
+}
+
+/// An action in words: a first line, then details.
+fn describe(action: &Action) -> Vec<String> {
+    match action {
+        Action::EnsureContainer(c) => {
+            let mut lines = vec![format!("run container `{}` from `{}`", c.name, c.image)];
+            if let Some(command) = &c.command {
+                lines.push(format!("command {}", words(command)));
+            }
+            for p in &c.ports {
+                let host = p.host_port.map_or_else(|| "a port hsm chooses".to_string(), |h| h.to_string());
+                lines.push(format!("port {} on {}:{host}", p.container_port, p.host_ip));
+            }
+            for m in &c.mounts {
+                lines.push(match m {
+                    Mount::Volume { volume, target, read_only } => {
+                        format!("volume `{volume}` at {target}{}", if *read_only { " (read-only)" } else { "" })
+                    }
+                    Mount::Bind { source, target, read_only } => {
+                        format!("file `{source}` at {target}{}", if *read_only { " (read-only)" } else { "" })
+                    }
+                });
+            }
+            for (k, v) in &c.env {
+                lines.push(format!("env {k}={}", v.display()));
+            }
+            lines
+        }
+        Action::Exec(e) => {
+            let mut lines = vec![format!("run in `{}`: {}", e.container, words(&e.command))];
+            lines.extend(e.env.iter().map(|(k, v)| format!("env {k}={}", v.display())));
+            lines
+        }
+        Action::Wait(w) => {
+            let what = match &w.probe {
+                Probe::Tcp { endpoint } => format!("a TCP connection to {}", endpoint_text(endpoint)),
+                Probe::Http { endpoint, path, tls, .. } => {
+                    format!("{}://{}{path} answers", if *tls { "https" } else { "http" }, endpoint_text(endpoint))
+                }
+                Probe::Exec(e) => format!("`{}` succeeds in `{}`", words(&e.command), e.container),
+            };
+            vec![format!("wait until {what} (at most {} s)", w.timeout_ms.div_ceil(1000))]
+        }
+        Action::UvInstall { packages } => {
+            let mut lines = vec![format!("install {} Python package(s) with uv", packages.len())];
+            for p in packages {
+                lines.push(match &p.source {
+                    Source::Pypi(r) => format!("{} from the index: {r}", p.name),
+                    Source::Path(path) => format!("{} from {path}", p.name),
+                    Source::Editable(path) => format!("{} editable from {path}", p.name),
+                });
+            }
+            lines
+        }
+        Action::WriteFile(f) => vec![format!("write `.hsm/{}/{}`", f.plugin, f.path)],
+    }
+}
+
+fn endpoint_text(e: &Endpoint) -> String {
+    match e {
+        Endpoint::ContainerPort { container, port } => format!("`{container}`:{port}"),
+        Endpoint::Address { host, port } => format!("{}:{}", host.display(), port.display()),
+    }
+}
+
+/// A command line, shortened to its first line.
+fn words(command: &[Text]) -> String {
+    let joined = command.iter().map(Text::display).collect::<Vec<_>>().join(" ");
+    match joined.split_once('\n') {
+        Some((first, _)) => format!("{first} …"),
+        None => joined,
+    }
 }
 
 fn requester(r: &Requester) -> String {

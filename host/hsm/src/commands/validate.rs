@@ -1,4 +1,5 @@
-//! `hsm validate`: load and resolve the project, report problems, print no plan.
+//! `hsm validate`: load, resolve and plan the project (the plugins merge and plan
+//! every service, the host checks their actions), report problems, print no plan.
 
 use crate::Failure;
 use crate::cli::GlobalArgs;
@@ -7,7 +8,8 @@ use crate::project;
 
 /// Runs `hsm validate`.
 pub(crate) fn run(global: &GlobalArgs, out: &Output) -> Result<(), Failure> {
-    let (_, resolution) = project::resolve(global, out)?;
+    let planned = project::plan(global, out)?;
+    let resolution = &planned.resolution;
     out.status(&format!(
         "`{}` is valid: {} {}, {} {}",
         resolution.project.name,
