@@ -457,6 +457,8 @@ impl<'a> Syncer<'a> {
                         port: fixed,
                     });
                 }
+                // Recorded too, so that `hsm env` finds every port in one place.
+                self.state.lock().expect("state lock").container_mut(&svc.name, &c.name).ports.insert(key, fixed);
                 continue;
             }
             let current = self
@@ -544,6 +546,10 @@ impl<'a> Syncer<'a> {
             _ => containers_of(svc).next().map(|c| c.name.clone()),
         }
         .map(|c| self.cx.project.container(&svc.name, &c));
+        let restarts_at_start = match &watched {
+            Some(name) => self.docker.inspect(name).await?.and_then(|i| i.restart_count).unwrap_or(0),
+            None => 0,
+        };
         let describe = probe.describe();
         self.op(Some(&svc.name), &format!("wait for {describe}"));
         let timeout_ms = self.options.wait_timeout_ms.unwrap_or(w.timeout_ms);
@@ -571,11 +577,19 @@ impl<'a> Syncer<'a> {
                 Err(f) => f,
             };
             self.cx.reporter.event(Event::WaitRetry { service: &svc.name, failure: &failure });
-            // A container that stopped will not become ready: say so at once.
+            // A container that stopped, or that Docker restarted since the wait began
+            // (it crashed), will not become ready: say so at once.
             if let Some(name) = &watched
                 && let Some(inspect) = self.docker.inspect(name).await?
                 && let Some(s) = inspect.state
-                && matches!(s.status, Some(ContainerStateStatusEnum::EXITED | ContainerStateStatusEnum::DEAD))
+                && (matches!(
+                    s.status,
+                    Some(
+                        ContainerStateStatusEnum::EXITED
+                            | ContainerStateStatusEnum::DEAD
+                            | ContainerStateStatusEnum::RESTARTING
+                    )
+                ) || inspect.restart_count.unwrap_or(0) > restarts_at_start)
             {
                 finished(false);
                 let logs = self.docker.logs_tail(name, 15).await;
@@ -1003,8 +1017,7 @@ fn adopt(state: &Mutex<State>, svc: &ServicePlan, c: &Container, summary: &Conta
             Some(bollard::models::PortSummaryTypeEnum::UDP) => Protocol::Udp,
             _ => Protocol::Tcp,
         };
-        let wanted =
-            c.ports.iter().any(|w| w.container_port == p.private_port && w.protocol == proto && w.host_port.is_none());
+        let wanted = c.ports.iter().any(|w| w.container_port == p.private_port && w.protocol == proto);
         if wanted {
             entry.ports.entry(port_key(p.private_port, proto)).or_insert(public);
         }

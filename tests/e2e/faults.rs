@@ -1,0 +1,246 @@
+//! Faults: each gives a clear error and the right exit code, leaves nothing the next
+//! `hsm sync` can't repair, and never touches what belongs to someone else.
+
+use std::io::{BufRead, BufReader};
+use std::process::Command;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::stack::{Project, docker, docker_ok, http, image};
+
+#[test]
+fn an_unreachable_docker_engine_is_a_clear_error() {
+    let p = Project::new("nodocker");
+    p.setup(&[], "services:\n  chunker: {}\n");
+    let sock = p.path().join("dead.sock");
+    // A socket file nobody listens on, and no socket at all.
+    drop(std::os::unix::net::UnixListener::bind(&sock).unwrap());
+    for host in [format!("unix://{}", sock.display()), "unix:///nonexistent/hsm-test.sock".to_string()] {
+        for command in [&["sync"][..], &["status"], &["down"]] {
+            let run = p.hsm_with(command, "DOCKER_HOST", &host);
+            assert_eq!(run.code, 1, "{command:?} {run:?}");
+            assert!(
+                run.stderr.contains(&format!("error: cannot reach the Docker engine at `{host}`")),
+                "{}",
+                run.stderr
+            );
+            assert!(run.stderr.contains("hint: start the Docker engine"), "{}", run.stderr);
+        }
+    }
+    assert!(!p.path().join(".hsm/state.json").exists());
+}
+
+#[test]
+fn an_image_that_cannot_be_pulled_changes_nothing() {
+    let p = Project::new("noimage");
+    p.setup(&[], "services:\n  chunker:\n    params:\n      image: hsm-test/does-not-exist:1\n  vector-db: {}\n");
+    let run = p.hsm(&["sync"]).expect(1);
+    assert!(run.stderr.contains("error: cannot pull image `hsm-test/does-not-exist:1`"), "{}", run.stderr);
+    assert!(run.stderr.contains("hint: check the image's name"), "{}", run.stderr);
+    assert!(p.containers().is_empty(), "not even the other service was started");
+    let label = format!("label=dev.hsm.project-dir={}", p.path().display());
+    assert_eq!(docker(&["network", "ls", "-q", "--filter", &label]).trim(), "");
+}
+
+#[test]
+fn a_fixed_port_that_is_taken_is_an_error_with_a_hint() {
+    let p = Project::new("fixedport");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    p.setup(&[], &format!("services:\n  vector-db:\n    params:\n      port: {port}\n"));
+    let run = p.hsm(&["sync"]).expect(1);
+    assert!(
+        run.stderr.contains(&format!("error: host port {port} for `server` of service `vector-db` is already in use")),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains(&format!("hint: free port {port}")), "{}", run.stderr);
+    assert!(p.containers().is_empty());
+    drop(listener);
+    p.sync();
+    assert_eq!(p.env_values("")["QDRANT_URL"], format!("http://127.0.0.1:{port}"));
+}
+
+#[test]
+fn a_chosen_port_taken_meanwhile_is_chosen_anew() {
+    let p = Project::new("movedport");
+    p.setup(&[], "services:\n  chunker: {}\n");
+    p.sync();
+    let url = p.env_values("")["CHUNKER_URL"].clone();
+    let old: u16 = url.rsplit(':').next().unwrap().parse().unwrap();
+    p.hsm(&["down"]).expect(0);
+    let _squatter = std::net::TcpListener::bind(("127.0.0.1", old)).unwrap();
+    let run = p.hsm(&["sync", "--json"]).expect(0);
+    let changes = run.json()["changes"].clone();
+    assert!(changes.as_array().unwrap().iter().any(|c| c["action"] == "moved-port"), "{changes}");
+    let new_url = p.env_values("")["CHUNKER_URL"].clone();
+    assert_ne!(new_url, url);
+    assert_eq!(http("GET", &format!("{new_url}/health"), None).0, 200);
+}
+
+#[test]
+fn a_service_that_never_gets_ready_fails_with_its_probe_and_logs_then_recovers() {
+    let p = Project::new("neverready");
+    p.setup(&[], "services:\n  chunker:\n    params:\n      health_path: /never\n");
+    let started = Instant::now();
+    let run = p.hsm(&["sync", "--wait-timeout", "3"]).expect(1);
+    assert!(started.elapsed() < Duration::from_secs(30));
+    let name = p.container("chunker", "server");
+    assert!(run.stderr.contains("error: service `chunker` did not become ready within 3s"), "{}", run.stderr);
+    assert!(run.stderr.contains("/never answered 404"), "{}", run.stderr);
+    assert!(run.stderr.contains("  | "), "the container's last log lines: {}", run.stderr);
+    assert!(run.stderr.contains(&format!("hint: see the whole log with `docker logs {name}`")), "{}", run.stderr);
+    let id = p.containers()[&name].0.clone();
+
+    p.setup(&[], "services:\n  chunker: {}\n");
+    let fixed = p.hsm(&["sync", "--json"]).expect(0);
+    assert_eq!(fixed.json()["changes"], json!([]), "the container already matched: it is kept and probed again");
+    assert_eq!(p.containers()[&name].0, id);
+}
+
+#[test]
+fn a_container_that_exits_fails_fast_with_its_exit_code_and_logs() {
+    let p = Project::new("exits");
+    p.setup(&[], "services:\n  chunker:\n    params:\n      env: { CHUNKER_PORT: not-a-port }\n");
+    let started = Instant::now();
+    let run = p.hsm(&["sync"]).expect(1);
+    assert!(started.elapsed() < Duration::from_secs(30), "did not wait for the timeout");
+    let name = p.container("chunker", "server");
+    assert!(
+        run.stderr.contains(&format!("error: container `{name}` of service `chunker` stopped (exit code")),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("  | "), "{}", run.stderr);
+}
+
+/// Reads a child's stderr lines into a channel.
+fn lines(child: &mut std::process::Child) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+#[test]
+fn a_second_sync_is_refused_and_ctrl_c_leaves_a_state_the_next_sync_finishes() {
+    let p = Project::new("ctrlc");
+    p.setup(&[], "services:\n  chunker:\n    params:\n      health_path: /never\n");
+    let mut first = p.spawn(&["sync"]);
+    let rx = lines(&mut first);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut seen = Vec::new();
+    loop {
+        let line =
+            rx.recv_timeout(deadline.saturating_duration_since(Instant::now())).expect("hsm sync starts waiting");
+        seen.push(line.clone());
+        if line.starts_with("waiting for chunker") {
+            break;
+        }
+    }
+
+    let second = p.hsm(&["sync"]).expect(1);
+    assert!(
+        second
+            .stderr
+            .contains(&format!("error: another `hsm sync` is running in this project (process {})", first.id())),
+        "{}",
+        second.stderr
+    );
+    assert!(second.stderr.contains("hint: wait for it to finish"), "{}", second.stderr);
+
+    assert!(Command::new("kill").args(["-INT", &first.id().to_string()]).status().unwrap().success());
+    let status = first.wait().unwrap();
+    let rest: Vec<String> = rx.iter().collect();
+    assert_eq!(status.code(), Some(130), "{seen:?} {rest:?}");
+    let text = rest.join("\n");
+    assert!(text.contains("error: interrupted after"), "{text}");
+    assert!(text.contains("hint: run `hsm sync` again to finish"), "{text}");
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(p.path().join(".hsm/state.json")).unwrap()).unwrap();
+    assert!(state["services"]["chunker"]["containers"]["server"]["ports"]["8000/tcp"].is_u64(), "{state}");
+
+    let name = p.container("chunker", "server");
+    let id = p.containers()[&name].0.clone();
+    p.setup(&[], "services:\n  chunker: {}\n");
+    p.sync();
+    assert_eq!(p.containers()[&name].0, id, "what the interrupted run created is kept");
+    let url = p.env_values("")["CHUNKER_URL"].clone();
+    assert_eq!(http("GET", &format!("{url}/health"), None).0, 200);
+}
+
+#[test]
+fn a_container_hsm_did_not_create_is_never_touched() {
+    let p = Project::new("foreign");
+    p.setup(&[], "services:\n  chunker: {}\n");
+    let name = p.container("chunker", "server");
+    let foreign = docker(&["create", "--name", &name, &image("chunker")]).trim().to_string();
+    struct Remove(String);
+    impl Drop for Remove {
+        fn drop(&mut self) {
+            let _ = docker_ok(&["rm", "-f", &self.0]);
+        }
+    }
+    let _remove = Remove(foreign.clone());
+    let run = p.hsm(&["sync"]).expect(1);
+    assert!(
+        run.stderr.contains(&format!("error: container `{name}` exists and was not created by hsm")),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("hint: hsm never touches what it did not create"), "{}", run.stderr);
+    p.hsm(&["down"]).expect(0);
+    assert_eq!(docker(&["inspect", "--format", "{{.Id}}", &name]).trim(), foreign, "still there, same container");
+}
+
+#[test]
+fn a_project_of_the_same_name_in_another_folder_is_refused_and_left_alone() {
+    let a = Project::new("twin");
+    a.setup(&[], "services:\n  chunker: {}\n");
+    a.sync();
+    let before = a.containers();
+    let mut b = Project::new("twin");
+    b.name = a.name.clone();
+    b.setup(&[], "services:\n  chunker: {}\n");
+    let run = b.hsm(&["sync"]).expect(1);
+    assert!(
+        run.stderr.contains(&format!(
+            "error: project `{}` already runs on this Docker engine from another folder, `{}`",
+            a.name,
+            a.path().display()
+        )),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("hint: give this project another name"), "{}", run.stderr);
+    let down = b.hsm(&["down", "--volumes"]).expect(0);
+    assert!(down.stderr.contains("nothing"), "{}", down.stderr);
+    assert_eq!(a.containers(), before, "the other project's container is untouched");
+}
+
+#[test]
+fn invalid_input_starts_nothing() {
+    let p = Project::new("invalid");
+    p.setup(&["no-such-package"], "services:\n  chunker: {}\n");
+    let run = p.hsm(&["sync"]).expect(2);
+    assert!(run.stderr.contains("no-such-package"), "{}", run.stderr);
+    assert!(p.containers().is_empty());
+    assert!(p.volumes().is_empty());
+    assert!(!p.path().join(".hsm/state.json").exists());
+
+    p.setup(&["rag-api"], "");
+    let env = p.hsm(&["env", "rag-apj"]).expect(2);
+    assert!(env.stderr.contains("error: `rag-apj` is not a package of project"), "{}", env.stderr);
+    assert!(env.stderr.contains("did you mean `rag-api`?"), "{}", env.stderr);
+    let run = p.hsm(&["run", "rag-api", "--", "true"]).expect(1);
+    assert!(run.stderr.contains("has not been synced yet"), "{}", run.stderr);
+    assert!(run.stderr.contains("hint: run `hsm sync` first"), "{}", run.stderr);
+}

@@ -1,0 +1,9 @@
+//! End-to-end tests of `hsm sync`, `env`, `run`, `status` and `down` against the real
+//! Docker engine, with the test images of `tests/images/` (built by `scripts/test`).
+//! Every test has a project of its own (unique name, temporary folder) and removes
+//! everything it created when it ends, pass or fail, so they run in parallel.
+
+mod faults;
+mod leak;
+mod scenarios;
+mod stack;
