@@ -148,7 +148,7 @@ fn output_text(output: &str) -> String {
 }
 
 fn seconds(ms: u32) -> String {
-    if ms % 1000 == 0 { format!("{}s", ms / 1000) } else { format!("{:.1}s", f64::from(ms) / 1000.0) }
+    if ms.is_multiple_of(1000) { format!("{}s", ms / 1000) } else { format!("{:.1}s", f64::from(ms) / 1000.0) }
 }
 
 impl ExecError {

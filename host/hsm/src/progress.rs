@@ -14,6 +14,9 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::output::{Output, Style, paint};
 
+/// Per image, per layer: bytes done and total.
+type Layers = HashMap<String, BTreeMap<String, (u64, u64)>>;
+
 /// Renders progress on stderr.
 pub(crate) struct Progress {
     quiet: bool,
@@ -22,8 +25,7 @@ pub(crate) struct Progress {
     /// Spinners, when stderr is a terminal.
     multi: Option<MultiProgress>,
     bars: Mutex<HashMap<String, ProgressBar>>,
-    /// Per image, per layer: (current, total) bytes.
-    layers: Mutex<HashMap<String, BTreeMap<String, (u64, u64)>>>,
+    layers: Mutex<Layers>,
 }
 
 impl Progress {
