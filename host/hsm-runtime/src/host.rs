@@ -618,6 +618,11 @@ impl Plugin {
         &self.wit_version
     }
 
+    /// Marks it as loaded from code compiled ahead of time.
+    pub(crate) fn set_precompiled(&mut self) {
+        self.precompiled = true;
+    }
+
     /// Whether it was loaded from code compiled ahead of time (by hsm's build or
     /// the compile cache) rather than compiled when loaded.
     pub fn precompiled(&self) -> bool {

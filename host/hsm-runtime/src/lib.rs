@@ -13,11 +13,13 @@
 //! nothing.
 
 mod bindings;
+mod cache;
 mod check;
 mod convert;
 mod engine_config;
 mod host;
 
+pub use cache::{Authenticator, CacheOutcome, CompileCache};
 pub use check::{CheckContext, Grants, Refusal, check_plan};
 pub use host::{
     CallError, CallErrorKind, Capability, ConsumerInput, ContributionInput, Limits, LoadError, MergeFailure,

@@ -277,3 +277,55 @@ fn a_second_plugin_may_describe_a_kind_already_served() {
         .unwrap();
     assert_eq!(clash.info().kinds, ["postgres"]);
 }
+
+/// A stand-in for the user's key: a MAC over the parts with a fixed secret.
+struct TestKey(&'static [u8]);
+
+impl Authenticator for TestKey {
+    fn tag(&self, parts: &[&[u8]]) -> [u8; 32] {
+        use sha2::Digest;
+        let mut h = sha2::Sha256::new();
+        h.update(self.0);
+        for p in parts {
+            h.update((p.len() as u64).to_le_bytes());
+            h.update(p);
+        }
+        h.finalize().into()
+    }
+}
+
+#[test]
+fn the_compile_cache_serves_only_entries_hsm_wrote() {
+    let host = PluginHost::new(limits());
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = fixture("kind-clash");
+    let key = TestKey(b"user key one");
+    let cache = CompileCache::new(dir.path(), &host, &key);
+    let source = || PluginSource::File("clash.wasm".into());
+
+    let (first, outcome) = cache.load(&host, &bytes, source()).unwrap();
+    assert_eq!(outcome, CacheOutcome::Compiled);
+    assert!(!first.precompiled());
+    let (second, outcome) = cache.load(&host, &bytes, source()).unwrap();
+    assert_eq!(outcome, CacheOutcome::Hit);
+    assert!(second.precompiled());
+    assert_eq!(second.info(), first.info());
+
+    // Another user's key (or a planted entry) does not verify: compiled afresh.
+    let other = TestKey(b"someone else");
+    let (_, outcome) = CompileCache::new(dir.path(), &host, &other).load(&host, &bytes, source()).unwrap();
+    assert_eq!(outcome, CacheOutcome::Replaced);
+
+    // A tampered entry is never deserialized.
+    let entry = cache.dir().join(format!("{}.cwasm", first.sha256()));
+    let (_, outcome) = cache.load(&host, &bytes, source()).unwrap();
+    assert_eq!(outcome, CacheOutcome::Replaced, "the entry was rewritten with the other key");
+    let mut data = std::fs::read(&entry).unwrap();
+    let last = data.len() - 1;
+    data[last] ^= 0xff;
+    std::fs::write(&entry, &data).unwrap();
+    let (plugin, outcome) = cache.load(&host, &bytes, source()).unwrap();
+    assert_eq!(outcome, CacheOutcome::Replaced);
+    assert_eq!(plugin.info().name, "pg-impostor");
+    assert_eq!(cache.load(&host, &bytes, source()).unwrap().1, CacheOutcome::Hit);
+}
