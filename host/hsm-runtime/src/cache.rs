@@ -73,22 +73,18 @@ impl<'a> CompileCache<'a> {
         let sha256 = hex::encode(digest);
         let path = self.dir.join(format!("{sha256}.cwasm"));
         let mut outcome = CacheOutcome::Compiled;
-        match std::fs::read(&path) {
-            Ok(entry) => match self.verified_code(&entry, &digest) {
-                Some(code) => {
-                    // SAFETY: the entry's MAC verified: hsm wrote this code itself, for
-                    // this component and this engine configuration.
-                    #[allow(unsafe_code)]
-                    if let Ok(component) = unsafe { Component::deserialize(host.engine(), code) } {
-                        let mut plugin = host.load_compiled(component, source, sha256)?;
-                        plugin.set_precompiled();
-                        return Ok((plugin, CacheOutcome::Hit));
-                    }
-                    outcome = CacheOutcome::Replaced;
+        if let Ok(entry) = std::fs::read(&path) {
+            if let Some(code) = self.verified_code(&entry, &digest) {
+                // SAFETY: the entry's MAC verified: hsm wrote this code itself, for
+                // this component and this engine configuration.
+                #[allow(unsafe_code)]
+                if let Ok(component) = unsafe { Component::deserialize(host.engine(), code) } {
+                    let mut plugin = host.load_compiled(component, source, sha256)?;
+                    plugin.set_precompiled();
+                    return Ok((plugin, CacheOutcome::Hit));
                 }
-                None => outcome = CacheOutcome::Replaced,
-            },
-            Err(_) => {}
+            }
+            outcome = CacheOutcome::Replaced;
         }
         let name = source.to_string();
         let code = host
