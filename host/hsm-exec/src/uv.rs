@@ -501,6 +501,19 @@ pub enum UvError {
 }
 
 impl UvError {
+    /// Whether hsm.yaml (or a registry) asks for something that can't be installed
+    /// as written, found before uv ran: the CLI's exit code 2, not 1.
+    pub fn is_bad_input(&self) -> bool {
+        matches!(
+            self,
+            UvError::PathNotFound { .. }
+                | UvError::NotAPythonProject { .. }
+                | UvError::UnreadableProject { .. }
+                | UvError::InvalidRequirement { .. }
+                | UvError::SameDistribution { .. }
+        )
+    }
+
     /// What the user can do about it, when there is something to say.
     pub fn hint(&self) -> Option<String> {
         Some(match self {
@@ -1056,6 +1069,8 @@ mod tests {
         let desired = [pkg("a", PackageSource::Pypi("Foo>=1".into())), pkg("b", PackageSource::Pypi("foo".into()))];
         let err = inspect_all(&desired, Path::new("/")).err().unwrap();
         assert_eq!(err.to_string(), "packages `a` and `b` are both the distribution `foo`");
+        assert!(err.is_bad_input());
+        assert!(!UvError::UvNotFound.is_bad_input());
     }
 
     #[test]
