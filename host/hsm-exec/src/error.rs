@@ -186,6 +186,18 @@ impl ExecError {
         }
     }
 
+    /// What the lines of [`ExecError::details`] are, when there are any.
+    pub fn details_title(&self) -> Option<String> {
+        match self {
+            Self::NotReady { container: Some(c), logs, .. } | Self::Exited { container: c, logs, .. }
+                if !logs.is_empty() =>
+            {
+                Some(format!("the last lines `{c}` logged:"))
+            }
+            _ => None,
+        }
+    }
+
     /// Lines to show below the message (a container's last log lines).
     pub fn details(&self) -> &[String] {
         match self {

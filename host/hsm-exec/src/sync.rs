@@ -732,7 +732,7 @@ impl<'a> Syncer<'a> {
         self.report(Change {
             service: Some(svc.name.clone()),
             action: ChangeKind::RanExec,
-            subject: format!("{shown} in {name}"),
+            subject: format!("`{shown}` in {name}"),
             reason: None,
         });
         Ok(())
@@ -845,17 +845,23 @@ fn plugin_name(svc: &ServicePlan) -> String {
     svc.plugin.split('@').next().unwrap_or(&svc.plugin).to_string()
 }
 
-/// A command as shown to people: its words with references, never values.
+/// A command as shown to people: its words with references, never values; a word
+/// with spaces is quoted, a long or multi-line one cut (`sh -c 'set -eu…'`).
 fn shown_command(words: &[hsm_model::Text]) -> String {
-    let text: Vec<String> = words.iter().map(|w| w.display()).collect();
-    let joined = text.join(" ");
-    if joined.len() > 60 || joined.contains('\n') {
-        let first = joined.lines().next().unwrap_or("");
-        let cut: String = first.chars().take(57).collect();
-        format!("{cut}…")
-    } else {
-        joined
-    }
+    let shown: Vec<String> = words
+        .iter()
+        .map(|w| {
+            let text = w.display();
+            let first = text.lines().next().unwrap_or("");
+            let cut = first.chars().count() > 40 || first.len() < text.len();
+            let mut word: String = first.chars().take(40).collect();
+            if cut {
+                word.push('…');
+            }
+            if word.contains([' ', '\t', '\'', '"']) || cut { format!("'{word}'") } else { word }
+        })
+        .collect();
+    shown.join(" ")
 }
 
 /// A Docker error on start that means a host port is taken becomes [`ExecError::PortTaken`].
@@ -1241,4 +1247,20 @@ pub async fn down(
         }
     }
     Ok(changes)
+}
+
+#[cfg(test)]
+mod tests {
+    use hsm_model::Text;
+
+    use super::*;
+
+    #[test]
+    fn commands_are_shown_short_and_quoted() {
+        let words: Vec<Text> = ["pg_isready", "-q", "-U", "postgres"].into_iter().map(Text::from).collect();
+        assert_eq!(shown_command(&words), "pg_isready -q -U postgres");
+        let script: Vec<Text> =
+            ["sh", "-c", "set -eu\nfor db in x; do\n  echo\ndone"].into_iter().map(Text::from).collect();
+        assert_eq!(shown_command(&script), "sh -c 'set -eu…'");
+    }
 }

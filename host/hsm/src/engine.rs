@@ -31,7 +31,7 @@ pub(crate) fn project_id(resolution: &Resolution) -> ProjectId {
 
 /// Shows an execution error and returns the failure to exit with.
 pub(crate) fn exec_failure(out: &Output, e: &ExecError) -> Failure {
-    out.error_with(&e.to_string(), e.details(), e.hint().as_deref());
+    out.error_details(&e.to_string(), e.details_title().as_deref(), e.details(), e.hint().as_deref());
     Failure::Exit(if e.is_input() { 2 } else { 1 })
 }
 

@@ -117,8 +117,16 @@ impl Output {
 
     /// An error with lines to show below it (indented) and a hint.
     pub(crate) fn error_with(&self, message: &str, details: &[String], hint: Option<&str>) {
+        self.error_details(message, None, details, hint);
+    }
+
+    /// An error, a title for the lines below it, the lines, and a hint.
+    pub(crate) fn error_details(&self, message: &str, title: Option<&str>, details: &[String], hint: Option<&str>) {
         self.error(message);
         let mut err = std::io::stderr().lock();
+        if let Some(title) = title {
+            let _ = writeln!(err, "  {title}");
+        }
         for line in details {
             let _ = writeln!(err, "  | {line}");
         }
