@@ -730,7 +730,12 @@ fn root_message(e: &wasmtime::Error) -> String {
     {
         message = format!("{trap}: {message}");
     }
-    message.lines().next().unwrap_or_default().to_string()
+    // One line: wasmtime's messages sometimes spread a list over several.
+    let mut line = message.split_whitespace().collect::<Vec<_>>().join(" ");
+    if line.chars().count() > 240 {
+        line = line.chars().take(240).collect::<String>() + "…";
+    }
+    line
 }
 
 /// The last `n` lines of a plugin's output.

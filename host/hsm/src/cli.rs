@@ -70,6 +70,10 @@ pub(crate) enum Command {
     /// Print the JSON Schema of `hsm.yaml` or of registry files, for editors.
     Schema(SchemaArgs),
 
+    /// Write, check and list backend plugins.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+
     /// Make the stack match `hsm.yaml`: start and configure the managed services'
     /// containers, wait until they are ready, and install the Python packages. Safe
     /// to run again: what already matches is left alone.
@@ -188,4 +192,54 @@ pub(crate) enum SchemaFormat {
     Project,
     /// Registry files.
     Registry,
+}
+
+/// `hsm plugin` subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum PluginCommand {
+    /// Create a plugin crate that uses only hsm's SDK and builds for `wasm32-wasip2`.
+    New(PluginNewArgs),
+
+    /// Say whether a file is a valid hsm plugin: the WIT version it targets, what it
+    /// declares (kinds, parameters, capabilities) and its sha256, to pin it with.
+    Check(PluginCheckArgs),
+
+    /// List the plugins the project would load, where from, and what each is granted.
+    List(PluginListArgs),
+}
+
+/// Arguments of `hsm plugin new`.
+#[derive(Debug, Args)]
+pub(crate) struct PluginNewArgs {
+    /// The plugin's name, which is also the service kind it serves (lowercase letters,
+    /// digits and `-`).
+    pub(crate) name: String,
+
+    /// The folder to create (default: `./NAME`).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) path: Option<PathBuf>,
+
+    /// The `sdk/` folder of an hsm checkout to depend on (default: the one this hsm
+    /// was built from, when it is still there).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) sdk: Option<PathBuf>,
+}
+
+/// Arguments of `hsm plugin check`.
+#[derive(Debug, Args)]
+pub(crate) struct PluginCheckArgs {
+    /// The component (`.wasm`) to check.
+    pub(crate) file: PathBuf,
+
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// Arguments of `hsm plugin list`.
+#[derive(Debug, Args)]
+pub(crate) struct PluginListArgs {
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
 }

@@ -42,6 +42,7 @@ fn main() -> ExitCode {
         Command::Validate => commands::validate::run(&cli.global, &out),
         Command::Plan(args) => commands::plan::run(&cli.global, args, &out),
         Command::Schema(args) => commands::schema::run(args, &out),
+        Command::Plugin(command) => commands::plugin::run(&cli.global, command, &out),
         Command::Sync(args) => commands::sync::run(&cli.global, args, &out),
         Command::Env(args) => commands::env::run(&cli.global, args, &out),
         Command::Run(args) => commands::run::run(&cli.global, args, &out),

@@ -3,6 +3,7 @@
 pub(crate) mod down;
 pub(crate) mod env;
 pub(crate) mod plan;
+pub(crate) mod plugin;
 pub(crate) mod run;
 pub(crate) mod schema;
 pub(crate) mod status;

@@ -1,0 +1,217 @@
+//! `hsm plugin new | check | list`: the tools of plugin authors and of the people
+//! who decide which plugins a project trusts.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use hsm_model::{Diagnostic, Sources};
+use hsm_runtime::{PluginHost, PluginInfo, PluginSource};
+use serde::Serialize;
+
+use crate::Failure;
+use crate::cli::{GlobalArgs, PluginCheckArgs, PluginCommand, PluginListArgs, PluginNewArgs};
+use crate::output::{Output, Style, paint};
+use crate::project;
+
+/// Runs `hsm plugin …`.
+pub(crate) fn run(global: &GlobalArgs, command: &PluginCommand, out: &Output) -> Result<(), Failure> {
+    match command {
+        PluginCommand::New(args) => new(args, out),
+        PluginCommand::Check(args) => check(args, out),
+        PluginCommand::List(args) => list(global, args, out),
+    }
+}
+
+fn input_error(message: String, hint: Option<String>) -> Failure {
+    let mut d = Diagnostic::new(message);
+    if let Some(hint) = hint {
+        d = d.hint(hint);
+    }
+    Failure::Input(Sources::new(), d.into())
+}
+
+/// The SDK folder of the checkout this hsm was built from, if it is still there.
+fn built_from_sdk() -> Option<PathBuf> {
+    let sdk = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sdk");
+    sdk.join("Cargo.toml").is_file().then(|| sdk.canonicalize().unwrap_or(sdk))
+}
+
+fn new(args: &PluginNewArgs, out: &Output) -> Result<(), Failure> {
+    let name = &args.name;
+    let valid = !name.is_empty()
+        && name.len() <= 64
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !name.ends_with('-');
+    if !valid {
+        return Err(input_error(
+            format!("`{name}` is not a valid plugin name"),
+            Some("use lowercase letters, digits and `-`, starting with a letter, such as `redis`".into()),
+        ));
+    }
+    let dir = args.path.clone().unwrap_or_else(|| PathBuf::from(name));
+    if dir.exists() && std::fs::read_dir(&dir).map(|mut d| d.next().is_some()).unwrap_or(true) {
+        return Err(input_error(
+            format!("`{}` already exists and is not empty", dir.display()),
+            Some("choose another folder with `--path`".into()),
+        ));
+    }
+    let sdk = match args.sdk.clone().or_else(built_from_sdk) {
+        Some(sdk) => {
+            if !sdk.join("Cargo.toml").is_file() {
+                return Err(input_error(
+                    format!("`{}` is not hsm's SDK folder (it has no `Cargo.toml`)", sdk.display()),
+                    Some("give the `sdk/` folder of an hsm checkout".into()),
+                ));
+            }
+            let sdk = sdk.canonicalize().unwrap_or(sdk);
+            format!("{{ path = {:?} }}", sdk.display().to_string())
+        }
+        None => format!("\"{}\"", env!("CARGO_PKG_VERSION")),
+    };
+    let crate_name = name.replace('-', "_");
+    let env_prefix = name.to_ascii_uppercase().replace('-', "_");
+    let fill = |template: &str| {
+        template
+            .replace("{{name}}", name)
+            .replace("{{crate}}", &crate_name)
+            .replace("{{env_prefix}}", &env_prefix)
+            .replace("{{sdk}}", &sdk)
+    };
+    let files = [
+        ("Cargo.toml", fill(include_str!("../../templates/plugin/Cargo.toml.in"))),
+        ("src/lib.rs", fill(include_str!("../../templates/plugin/lib.rs.in"))),
+        ("README.md", fill(include_str!("../../templates/plugin/README.md.in"))),
+        (".gitignore", include_str!("../../templates/plugin/gitignore.in").to_string()),
+    ];
+    for (path, contents) in files {
+        let path = dir.join(path);
+        let written =
+            path.parent().map_or(Ok(()), std::fs::create_dir_all).and_then(|()| std::fs::write(&path, contents));
+        written.map_err(|e| Failure::Job(format!("cannot write `{}`: {e}", path.display())))?;
+    }
+    out.status(&format!("created plugin `{name}` in `{}`", dir.display()));
+    out.status(&format!(
+        "next: `cd {}`, `cargo test`, then `cargo build --release --target wasm32-wasip2`",
+        dir.display()
+    ));
+    Ok(())
+}
+
+/// What `hsm plugin check --json` prints.
+#[derive(Serialize)]
+struct CheckReport<'a> {
+    file: String,
+    sha256: &'a str,
+    wit_version: &'a str,
+    #[serde(flatten)]
+    info: &'a PluginInfo,
+}
+
+fn check(args: &PluginCheckArgs, out: &Output) -> Result<(), Failure> {
+    let bytes = std::fs::read(&args.file).map_err(|e| {
+        input_error(
+            format!("cannot read `{}`: {e}", args.file.display()),
+            Some("give the path of a `.wasm` component".into()),
+        )
+    })?;
+    let host = PluginHost::default();
+    let plugin = host
+        .load_component(&bytes, PluginSource::File(args.file.clone()))
+        .map_err(|e| input_error(e.to_string(), load_hint(&e)))?;
+    let info = plugin.info();
+    if args.json {
+        let report = CheckReport {
+            file: args.file.display().to_string(),
+            sha256: plugin.sha256(),
+            wit_version: plugin.wit_version(),
+            info,
+        };
+        return out.json(&report);
+    }
+    let color = out.color_out();
+    let n = |s: &str| paint(color, Style::Name, s);
+    let mut text = String::new();
+    let _ = writeln!(text, "{} is a valid hsm plugin", args.file.display());
+    let _ = writeln!(text, "  name          {}", n(&info.name));
+    let _ = writeln!(text, "  version       {}", info.version);
+    let _ = writeln!(text, "  wit           hsm:plugin@{}", plugin.wit_version());
+    let _ = writeln!(text, "  sha256        {}", plugin.sha256());
+    let _ = writeln!(text, "  kinds         {}", info.kinds.join(", "));
+    let caps: Vec<&str> = info.capabilities.iter().map(|c| c.as_str()).collect();
+    let _ = writeln!(text, "  capabilities  {}", if caps.is_empty() { "none".to_string() } else { caps.join(", ") });
+    for (title, specs) in [("params", &info.params), ("settings", &info.settings)] {
+        if specs.is_empty() {
+            continue;
+        }
+        let _ = writeln!(text, "  {title}");
+        let width = specs.iter().map(|s| s.name.len()).max().unwrap_or(0);
+        for s in specs {
+            let required = if s.required { " (required)" } else { "" };
+            let _ = writeln!(text, "    {:<width$}  {}{required}", s.name, s.description);
+        }
+    }
+    out.data(&text)
+}
+
+fn load_hint(e: &hsm_runtime::LoadError) -> Option<String> {
+    use hsm_runtime::LoadError;
+    Some(match e {
+        LoadError::Invalid { .. } => "build it with `cargo build --release --target wasm32-wasip2`".into(),
+        LoadError::NotAPlugin { .. } => "a plugin implements `hsm_sdk::Backend` and calls `export_plugin!`".into(),
+        LoadError::UnsupportedWit { .. } => "rebuild it against the SDK of this hsm".into(),
+        LoadError::Link { .. } | LoadError::Describe { .. } => return None,
+    })
+}
+
+/// One line of `hsm plugin list`.
+#[derive(Serialize)]
+struct Listed<'a> {
+    name: &'a str,
+    version: &'a str,
+    kinds: &'a [String],
+    source: &'a PluginSource,
+    sha256: &'a str,
+    declares: Vec<&'static str>,
+    granted: Vec<&'static str>,
+}
+
+fn list(_global: &GlobalArgs, args: &PluginListArgs, out: &Output) -> Result<(), Failure> {
+    let catalog = project::catalog(out)?;
+    let listed: Vec<Listed<'_>> = catalog
+        .plugins()
+        .iter()
+        .map(|p| Listed {
+            name: p.plugin.name(),
+            version: &p.plugin.info().version,
+            kinds: &p.plugin.info().kinds,
+            source: p.plugin.source(),
+            sha256: p.plugin.sha256(),
+            declares: p.plugin.info().capabilities.iter().map(|c| c.as_str()).collect(),
+            granted: p.grants.capabilities.iter().map(|c| c.as_str()).collect(),
+        })
+        .collect();
+    if args.json {
+        return out.json(&listed);
+    }
+    let mut text = String::new();
+    for l in &listed {
+        let _ = writeln!(
+            text,
+            "{}@{}  {}  kinds: {}",
+            paint(out.color_out(), Style::Name, l.name),
+            l.version,
+            l.source,
+            l.kinds.join(", ")
+        );
+        let _ = writeln!(text, "  sha256   {}", l.sha256);
+        let _ = writeln!(
+            text,
+            "  declares {}",
+            if l.declares.is_empty() { "nothing".into() } else { l.declares.join(", ") }
+        );
+        let _ =
+            writeln!(text, "  granted  {}", if l.granted.is_empty() { "nothing".into() } else { l.granted.join(", ") });
+    }
+    out.data(&text)
+}

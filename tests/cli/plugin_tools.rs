@@ -1,0 +1,113 @@
+//! The plugin author tools: `hsm plugin new` scaffolds a crate that builds and
+//! tests with the SDK alone, and `hsm plugin check` tells a valid plugin (its WIT
+//! version, declarations and sha256) from anything else.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+
+use sha2::{Digest, Sha256};
+
+/// Runs cargo the way this test suite was built (same toolchain), in `dir`.
+fn cargo(dir: &Path, args: &[&str]) {
+    let toolchain = std::fs::read_to_string(support::repo_root().join("rust-toolchain.toml")).unwrap();
+    let channel = toolchain.lines().find_map(|l| l.strip_prefix("channel = ")).unwrap().trim_matches('"').to_string();
+    let out = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+        .args(args)
+        .current_dir(dir)
+        .env("RUSTUP_TOOLCHAIN", channel)
+        // Shared between runs, so the scaffold's dependencies build once.
+        .env("CARGO_TARGET_DIR", support::repo_root().join("target/scaffold"))
+        .env_remove("RUSTC_WRAPPER")
+        .env_remove("RUSTC_WORKSPACE_WRAPPER")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "cargo {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn a_scaffolded_plugin_tests_builds_and_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    let crate_dir = dir.path().join("demo-kv");
+    let sdk = support::repo_root().join("sdk").display().to_string();
+    let path = crate_dir.display().to_string();
+    let run = support::hsm(&["plugin", "new", "demo-kv", "--path", &path, "--sdk", &sdk], &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("created plugin `demo-kv`"), "{}", run.stderr);
+    let manifest = std::fs::read_to_string(crate_dir.join("Cargo.toml")).unwrap();
+    assert!(manifest.contains("hsm-sdk = { path = "), "{manifest}");
+    assert!(!manifest.contains("wit-bindgen"), "a scaffold uses the SDK alone");
+
+    cargo(&crate_dir, &["test", "--quiet"]);
+    cargo(&crate_dir, &["build", "--release", "--target", "wasm32-wasip2"]);
+    let wasm = support::repo_root().join("target/scaffold/wasm32-wasip2/release/hsm_plugin_demo_kv.wasm");
+    let wasm_s = wasm.display().to_string();
+    let check = support::hsm(&["plugin", "check", &wasm_s, "--json"], &[]);
+    assert_eq!(check.code, 0, "{}", check.stderr);
+    let report: serde_json::Value = serde_json::from_str(&check.stdout).unwrap();
+    assert_eq!(report["name"], "demo-kv");
+    assert_eq!(report["kinds"], serde_json::json!(["demo-kv"]));
+    assert_eq!(report["wit_version"], "0.1.0");
+    assert_eq!(report["capabilities"], serde_json::json!(["containers"]));
+    assert_eq!(report["sha256"], hex(&std::fs::read(&wasm).unwrap()));
+
+    let text = support::hsm(&["--color", "never", "plugin", "check", &wasm_s], &[]);
+    assert!(text.stdout.contains("is a valid hsm plugin\n  name          demo-kv\n"), "{}", text.stdout);
+}
+
+fn hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn plugin_new_refuses_bad_names_and_full_folders() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = support::hsm(
+        &["--color", "never", "plugin", "new", "Redis_2", "--path", &dir.path().join("x").display().to_string()],
+        &[],
+    );
+    assert_eq!(bad.code, 2);
+    assert_eq!(
+        bad.stderr,
+        "error: `Redis_2` is not a valid plugin name\n  = hint: use lowercase letters, digits and `-`, starting with a letter, such as `redis`\n"
+    );
+    std::fs::write(dir.path().join("taken"), "x").unwrap();
+    let full =
+        support::hsm(&["--color", "never", "plugin", "new", "redis", "--path", &dir.path().display().to_string()], &[]);
+    assert_eq!(full.code, 2);
+    assert!(full.stderr.contains("already exists and is not empty"), "{}", full.stderr);
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "nothing was written");
+}
+
+#[test]
+fn plugin_check_refuses_what_is_not_a_plugin() {
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.wasm");
+    std::fs::write(&junk, b"not wasm at all").unwrap();
+    let run = support::hsm(&["--color", "never", "plugin", "check", &junk.display().to_string()], &[]);
+    assert_eq!(run.code, 2);
+    let expected_start = format!("error: `{}` is not a valid WebAssembly component: ", junk.display());
+    assert!(run.stderr.starts_with(&expected_start), "{}", run.stderr);
+    assert!(
+        run.stderr.ends_with("  = hint: build it with `cargo build --release --target wasm32-wasip2`\n"),
+        "{}",
+        run.stderr
+    );
+
+    let future =
+        hsm_sdk::testing::build_plugin(support::repo_root().join("tests/plugins/future-wit"), "hsm-fixture-future-wit")
+            .unwrap();
+    let run = support::hsm(&["--color", "never", "plugin", "check", &future.display().to_string()], &[]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("was built for `hsm:plugin@9.0.0`, which this hsm does not support (it loads `0.1.0`)"),
+        "{}",
+        run.stderr
+    );
+
+    let missing = support::hsm(&["--color", "never", "plugin", "check", "nope.wasm"], &[]);
+    assert_eq!(missing.code, 2);
+    assert!(missing.stderr.starts_with("error: cannot read `nope.wasm`: "), "{}", missing.stderr);
+}
