@@ -222,3 +222,57 @@ fn down_removes_only_this_project_and_keeps_volumes_unless_asked() {
     p.hsm(&["down", "--volumes"]).expect(0);
     assert!(p.volumes().is_empty());
 }
+
+#[test]
+fn an_editable_package_runs_in_the_venv_and_reaches_its_service() {
+    let p = Project::new("python");
+    let core = crate::stack::repo_root().join("tests/fixtures/python/core");
+    p.setup(&[], "");
+    let yaml = std::fs::read_to_string(p.dir.path().join("hsm.yaml")).unwrap().replace(
+        "packages: []\n",
+        &format!(
+            "packages:\n  - name: hsm-fixture-core\n    editable: {}\n    implies:\n      - service: chunker\n",
+            core.display()
+        ),
+    );
+    p.write("hsm.yaml", &yaml);
+    let run = p.hsm(&["sync", "--json"]).expect(0);
+    let changes = actions(&run);
+    assert!(changes.iter().any(|c| c.starts_with("installed-package hsm-fixture-core")), "{changes:?}");
+    assert!(changes.iter().any(|c| c.starts_with("created-container ")), "{changes:?}");
+
+    // The package's code, from its editable source, in the venv, with its service's env.
+    let script = "import os, urllib.request, hsm_fixture_core as m\n\
+                  print(os.environ['VIRTUAL_ENV'])\n\
+                  print(m.__file__)\n\
+                  print(urllib.request.urlopen(os.environ['CHUNKER_URL'] + '/health').status)";
+    let out = p.hsm(&["run", "hsm-fixture-core", "--", "python", "-c", script]).expect(0).stdout;
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], p.path().join(".venv").display().to_string(), "{out}");
+    assert!(lines[1].starts_with(&core.join("src").display().to_string()), "editable: {out}");
+    assert_eq!(lines[2], "200", "{out}");
+
+    // Nothing to do the second time: no uv, no container change.
+    assert_eq!(p.hsm(&["sync", "--json"]).expect(0).json()["changes"], json!([]));
+
+    // The last package leaves hsm.yaml: it is uninstalled (and its service removed).
+    p.setup(&[], "");
+    let run = p.hsm(&["sync", "--json"]).expect(0);
+    let changes = actions(&run);
+    assert!(changes.contains(&"uninstalled-package hsm-fixture-core".to_string()), "{changes:?}");
+}
+
+#[test]
+fn a_package_that_is_not_a_python_project_is_refused_before_anything_starts() {
+    let p = Project::new("notpython");
+    let fixtures = crate::stack::repo_root().join("tests/fixtures/python");
+    p.setup(&[], "services:\n  chunker: {}\n");
+    let yaml = std::fs::read_to_string(p.dir.path().join("hsm.yaml")).unwrap().replace(
+        "packages: []\n",
+        &format!("packages:\n  - name: not-python\n    editable: {}\n", fixtures.join("not-python").display()),
+    );
+    p.write("hsm.yaml", &yaml);
+    let run = p.hsm(&["sync"]).expect(2);
+    assert!(run.stderr.contains("not-python"), "{}", run.stderr);
+    assert!(p.containers().is_empty(), "the chunker was not started");
+}

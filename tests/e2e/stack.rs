@@ -148,8 +148,18 @@ impl Project {
             .env("HSM_DATA_DIR", self.data.path())
             .env("HSM_CACHE_DIR", self.cache.path())
             .env("NO_COLOR", "1");
-        if let Some(host) = std::env::var_os("DOCKER_HOST") {
-            cmd.env("DOCKER_HOST", host);
+        // What reaching the engine and package indexes needs (uv reads these), nothing else.
+        for (key, value) in std::env::vars_os() {
+            let k = key.to_string_lossy().to_ascii_uppercase();
+            let wanted = k == "DOCKER_HOST"
+                || k == "HSM_UV"
+                || k.starts_with("UV_")
+                || k.starts_with("SSL_CERT_")
+                || k.ends_with("_PROXY")
+                || k == "REQUESTS_CA_BUNDLE";
+            if wanted {
+                cmd.env(key, value);
+            }
         }
         for (k, v) in &self.env {
             cmd.env(k, v);

@@ -129,6 +129,8 @@ pub enum ExecError {
         message: String,
         /// What to do about it.
         hint: Option<String>,
+        /// Whether hsm.yaml asks for something that can't be installed as written.
+        input: bool,
     },
     /// The state or the lock.
     #[error(transparent)]
@@ -208,6 +210,6 @@ impl ExecError {
 
     /// Whether the error is about the user's input (exit code 2) rather than the job.
     pub fn is_input(&self) -> bool {
-        matches!(self, Self::Reference { .. })
+        matches!(self, Self::Reference { .. } | Self::Python { input: true, .. })
     }
 }

@@ -172,6 +172,7 @@ impl<'a> Syncer<'a> {
     /// the outcome's failures.
     pub async fn run(&self) -> Result<Vec<ExecError>, ExecError> {
         let project = &self.cx.project;
+        self.check_python()?;
         let observation = observe(&self.docker, self.plan, &self.cx, &self.state, true).await?;
         let decisions: HashMap<(String, String), &Observed> =
             observation.containers.iter().map(|o| ((o.service.clone(), o.container.clone()), o)).collect();
@@ -206,6 +207,22 @@ impl<'a> Syncer<'a> {
                 subject: orphan.name.clone(),
                 reason: Some("no longer in the plan".into()),
             });
+        }
+        if !observation.orphans.is_empty() {
+            // A renamed project leaves its old network behind too.
+            let dir = project.dir_label();
+            for (name, _) in self.docker.networks_labelled(&[(LABEL_PROJECT_DIR, &dir)]).await? {
+                if name != project.network() {
+                    self.op(None, &format!("remove network {name}"));
+                    self.docker.remove_network(&name).await?;
+                    self.report(Change {
+                        service: None,
+                        action: ChangeKind::RemovedNetwork,
+                        subject: name,
+                        reason: Some("no longer this project's".into()),
+                    });
+                }
+            }
         }
         {
             let planned: BTreeSet<&str> = self.plan.services.iter().map(|s| s.name.as_str()).collect();
@@ -252,7 +269,21 @@ impl<'a> Syncer<'a> {
 
         // The services, concurrently; actions within one in order.
         let results = join_all(self.plan.services.iter().map(|svc| self.run_service(svc, &decisions))).await;
-        let failures: Vec<ExecError> = results.into_iter().filter_map(Result::err).collect();
+        let mut failures: Vec<ExecError> = results.into_iter().filter_map(Result::err).collect();
+
+        // No package left to install: what hsm installed earlier is uninstalled.
+        let installs =
+            self.plan.services.iter().any(|s| s.actions.iter().any(|a| matches!(a, Action::UvInstall { .. })));
+        let installed_before = {
+            let state = self.state.lock().expect("state lock");
+            state.python.get("packages").and_then(|p| p.as_object()).is_some_and(|p| !p.is_empty())
+        };
+        if !installs
+            && installed_before
+            && let Err(e) = self.python("python", &[]).await
+        {
+            failures.push(e);
+        }
 
         if self.options.prune_volumes {
             self.prune_volumes().await?;
@@ -327,7 +358,7 @@ impl<'a> Syncer<'a> {
                 Action::Wait(_) => {}
                 Action::Exec(e) => self.exec(svc, e, &ids).await?,
                 Action::WriteFile(f) => self.write_file(svc, f)?,
-                Action::UvInstall { packages } => self.python(svc, packages).await?,
+                Action::UvInstall { packages } => self.python(&svc.name, packages).await?,
             }
         }
         // Everything passed: remember that each container was ready at its current start.
@@ -488,6 +519,9 @@ impl<'a> Syncer<'a> {
                     }
                 }
                 None => {
+                    // Never chosen: an existing container can't be using it, so it is
+                    // created anew with it.
+                    all_free = false;
                     let new = self.choose_port(&port.host_ip, port.protocol)?;
                     self.state.lock().expect("state lock").container_mut(&svc.name, &c.name).ports.insert(key, new);
                 }
@@ -763,19 +797,44 @@ impl<'a> Syncer<'a> {
         Ok(())
     }
 
+    /// Checks, before anything changes, that uv is there and that every package can
+    /// be installed as written (a folder that is a Python project, a valid
+    /// requirement, …): bad entries are input errors, and touch nothing.
+    fn check_python(&self) -> Result<(), ExecError> {
+        for svc in &self.plan.services {
+            for action in &svc.actions {
+                let Action::UvInstall { packages } = action else { continue };
+                let env = crate::uv::PythonEnv::new(&self.cx.project.dir, None).map_err(python_error)?;
+                let py_state = self.python_state();
+                let status = crate::uv::status(&env, packages, &py_state);
+                for p in status.packages {
+                    if let crate::uv::PackageState::Invalid { message } = p.state {
+                        return Err(ExecError::Python {
+                            message: format!("package `{}`: {message}", p.name),
+                            hint: None,
+                            input: true,
+                        });
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn python_state(&self) -> crate::uv::PythonState {
+        let state = self.state.lock().expect("state lock");
+        if state.python.is_null() {
+            crate::uv::PythonState::default()
+        } else {
+            serde_json::from_value(state.python.clone()).unwrap_or_default()
+        }
+    }
+
     /// Installs the project's Python packages with uv (blocking work, off the async
     /// thread so that other services' waits go on), forwarding uv's progress.
-    async fn python(&self, svc: &ServicePlan, packages: &[hsm_plan::PythonPackage]) -> Result<(), ExecError> {
-        let python_error = |e: crate::uv::UvError| ExecError::Python { message: e.to_string(), hint: e.hint() };
+    async fn python(&self, service: &str, packages: &[hsm_plan::PythonPackage]) -> Result<(), ExecError> {
         let env = crate::uv::PythonEnv::new(&self.cx.project.dir, None).map_err(python_error)?;
-        let mut py_state: crate::uv::PythonState = {
-            let state = self.state.lock().expect("state lock");
-            if state.python.is_null() {
-                crate::uv::PythonState::default()
-            } else {
-                serde_json::from_value(state.python.clone()).unwrap_or_default()
-            }
-        };
+        let mut py_state = self.python_state();
         let desired = packages.to_vec();
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
         let task = tokio::task::spawn_blocking(move || {
@@ -786,13 +845,13 @@ impl<'a> Syncer<'a> {
             (result, py_state)
         });
         while let Some(line) = rx.recv().await {
-            self.op(Some(&svc.name), &line);
+            self.op(Some(service), &line);
         }
         let (result, py_state) = task.await.map_err(|e| ExecError::Unsupported(format!("uv task failed: {e}")))?;
         self.state.lock().expect("state lock").python =
             serde_json::to_value(&py_state).expect("the Python state serializes");
         let changes = result.map_err(python_error)?;
-        let service = Some(svc.name.clone());
+        let service = Some(service.to_string());
         if let Some(venv) = changes.venv {
             let reason = match venv {
                 crate::uv::VenvChange::Created => None,
@@ -831,6 +890,10 @@ impl<'a> Syncer<'a> {
         }
         Ok(())
     }
+}
+
+fn python_error(e: crate::uv::UvError) -> ExecError {
+    ExecError::Python { message: e.to_string(), hint: e.hint(), input: e.is_bad_input() }
 }
 
 /// The containers a service's plan describes.
@@ -1118,7 +1181,8 @@ impl Syncer<'_> {
     /// Compares the engine with the plan and probes running services once, changing
     /// nothing.
     pub async fn status(&self) -> Result<StatusReport, ExecError> {
-        let observation = observe(&self.docker, self.plan, &self.cx, &self.state, false).await?;
+        // Ports are adopted into this run's copy of the state only: status saves nothing.
+        let observation = observe(&self.docker, self.plan, &self.cx, &self.state, true).await?;
         let mut services = Vec::new();
         let probes = join_all(self.plan.services.iter().map(|svc| self.probe_once(svc, &observation))).await;
         let mut in_sync = observation.orphans.is_empty();
