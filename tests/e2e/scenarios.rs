@@ -254,6 +254,12 @@ fn an_editable_package_runs_in_the_venv_and_reaches_its_service() {
 
     // Nothing to do the second time: no uv, no container change.
     assert_eq!(p.hsm(&["sync", "--json"]).expect(0).json()["changes"], json!([]));
+    let status = p.hsm(&["status", "--json"]).expect(0).json();
+    assert_eq!(status["in_sync"], json!(true), "{status}");
+    assert_eq!(status["python"]["venv"], json!("ready"), "{status}");
+    assert_eq!(status["python"]["packages"][0]["state"]["state"], json!("installed"), "{status}");
+    let text = p.hsm(&["status"]).expect(0).stdout;
+    assert!(text.contains("hsm-fixture-core  installed 0.1.0"), "{text}");
 
     // The last package leaves hsm.yaml: it is uninstalled (and its service removed).
     p.setup(&[], "");

@@ -1173,8 +1173,24 @@ pub struct StatusReport {
     pub services: Vec<ServiceStatus>,
     /// Containers of the project no longer in the plan (the next sync removes them).
     pub orphans: Vec<String>,
+    /// The project's Python packages, when it has any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub python: Option<PythonReport>,
     /// Whether a sync would change anything.
     pub in_sync: bool,
+}
+
+/// The Python side of `hsm status`.
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "kebab-case", tag = "state")]
+pub enum PythonReport {
+    /// What uv's environment holds.
+    Checked(crate::uv::PythonStatus),
+    /// It could not be looked at (no uv, say).
+    Unknown {
+        /// Why.
+        message: String,
+    },
 }
 
 impl Syncer<'_> {
@@ -1232,10 +1248,40 @@ impl Syncer<'_> {
                 health,
             });
         }
+        let packages: Vec<hsm_plan::PythonPackage> = self
+            .plan
+            .services
+            .iter()
+            .flat_map(|s| &s.actions)
+            .filter_map(|a| match a {
+                Action::UvInstall { packages } => Some(packages.iter().cloned()),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        let py_state = self.python_state();
+        let python = if packages.is_empty() && py_state.packages.is_empty() {
+            None
+        } else {
+            Some(match crate::uv::PythonEnv::new(&self.cx.project.dir, None) {
+                Ok(env) => {
+                    let status = crate::uv::status(&env, &packages, &py_state);
+                    in_sync &= status.venv == crate::uv::VenvStatus::Ready
+                        && status.removed.is_empty()
+                        && status.packages.iter().all(|p| p.state == crate::uv::PackageState::Installed);
+                    PythonReport::Checked(status)
+                }
+                Err(e) => {
+                    in_sync = false;
+                    PythonReport::Unknown { message: e.to_string() }
+                }
+            })
+        };
         Ok(StatusReport {
             project: self.cx.project.name.clone(),
             services,
             orphans: observation.orphans.iter().map(|o| o.name.clone()).collect(),
+            python,
             in_sync,
         })
     }

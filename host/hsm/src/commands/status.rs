@@ -7,7 +7,8 @@ use std::fmt::Write as _;
 use hsm_exec::docker::Docker;
 use hsm_exec::report::Silent;
 use hsm_exec::state::State;
-use hsm_exec::sync::{Context, Health, StatusReport, SyncOptions, Syncer};
+use hsm_exec::sync::{Context, Health, PythonReport, StatusReport, SyncOptions, Syncer};
+use hsm_exec::uv::{PackageState, VenvStatus};
 
 use crate::Failure;
 use crate::cli::{GlobalArgs, StatusArgs};
@@ -61,6 +62,35 @@ fn text(r: &StatusReport, color: bool) -> String {
             };
             let ports = if c.ports.is_empty() { String::new() } else { format!("  {}", c.ports.join(", ")) };
             let _ = writeln!(out, "  {}  {}{}{}", c.name, c.state, d(&ports), drift);
+        }
+    }
+    match &r.python {
+        None => {}
+        Some(PythonReport::Unknown { message }) => {
+            let _ = writeln!(out, "\n{} {}", n("python"), d(&format!("unknown: {message}")));
+        }
+        Some(PythonReport::Checked(py)) => {
+            let venv = match py.venv {
+                VenvStatus::Ready => ".venv ready",
+                VenvStatus::Missing => ".venv missing",
+                VenvStatus::Broken => ".venv broken: the next sync recreates it",
+                VenvStatus::NotAVenv => ".venv is not a virtual environment: sync refuses to touch it",
+            };
+            let _ = writeln!(out, "\n{} {}", n("python"), d(venv));
+            for p in &py.packages {
+                let state = match &p.state {
+                    PackageState::Installed => {
+                        format!("installed{}", p.version.as_deref().map(|v| format!(" {v}")).unwrap_or_default())
+                    }
+                    PackageState::Missing => "missing".to_string(),
+                    PackageState::Stale { reason } => format!("outdated: {reason}"),
+                    PackageState::Invalid { message } => format!("invalid: {message}"),
+                };
+                let _ = writeln!(out, "  {}  {state}", p.name);
+            }
+            for name in &py.removed {
+                let _ = writeln!(out, "  {name}  no longer in hsm.yaml (the next sync uninstalls it)");
+            }
         }
     }
     if !r.orphans.is_empty() {
