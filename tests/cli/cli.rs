@@ -159,7 +159,7 @@ fn the_registry_cache_gives_the_same_plan_and_never_hides_errors() {
     // One folder for this build of hsm, holding the entries.
     let build: Vec<_> = std::fs::read_dir(cache.path()).unwrap().map(|e| e.unwrap().path()).collect();
     assert_eq!(build.len(), 1);
-    let entries_dir = build[0].join("registry-v2");
+    let entries_dir = build[0].join("registry-v3");
     let entries = std::fs::read_dir(&entries_dir).unwrap().count();
     assert_eq!(entries, 1, "one entry per registry file");
     let second = run_in(dir.path(), &["plan", "--json"], &env);

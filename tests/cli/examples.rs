@@ -75,7 +75,10 @@ fn every_example_is_tested() {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     found.sort();
-    assert_eq!(found, ["editable-stack", "hybrid", "shared-external", "shared-managed", "zero-leak-secrets"]);
+    assert_eq!(
+        found,
+        ["editable-stack", "hybrid", "shared-external", "shared-managed", "third-party-plugin", "zero-leak-secrets"]
+    );
 }
 
 /// A project that does not select a profile never needs that profile's variables.
@@ -84,4 +87,9 @@ fn unused_profiles_need_no_variables() {
     let dir = support::repo_root().join("examples/shared-managed");
     let run = support::hsm(&["-C", &dir.display().to_string(), "validate"], &[]);
     assert_eq!(run.code, 0, "{}", run.stderr);
+}
+
+#[test]
+fn third_party_plugin() {
+    check("third-party-plugin");
 }

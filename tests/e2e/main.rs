@@ -7,3 +7,4 @@ mod faults;
 mod leak;
 mod scenarios;
 mod stack;
+mod third_party;

@@ -13,11 +13,12 @@ use std::path::{Path, PathBuf};
 use hsm_model::FileId;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{PackageDef, ProfileDef, ServiceDef};
+use crate::config::{PackageDef, PluginDef, ProfileDef, ServiceDef};
 
 /// Bumped whenever the stored form, or how a file is parsed and checked, changes
-/// (2: YAML 1.2 booleans), since development builds share hsm's version number.
-const FORMAT: u32 = 2;
+/// (2: YAML 1.2 booleans; 3: plugins), since development builds share hsm's version
+/// number.
+const FORMAT: u32 = 3;
 
 /// What one registry file defines, as stored.
 #[derive(Serialize, Deserialize)]
@@ -25,6 +26,7 @@ pub(crate) struct Entry {
     pub(crate) packages: Vec<PackageDef>,
     pub(crate) services: Vec<ServiceDef>,
     pub(crate) profiles: Vec<ProfileDef>,
+    pub(crate) plugins: Vec<PluginDef>,
 }
 
 /// A folder of entries.
@@ -88,7 +90,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cache = Cache::new(dir.path());
         assert!(cache.get("k").is_none());
-        cache.put("k", &Entry { packages: Vec::new(), services: Vec::new(), profiles: Vec::new() });
+        cache
+            .put("k", &Entry { packages: Vec::new(), services: Vec::new(), profiles: Vec::new(), plugins: Vec::new() });
         assert!(cache.get("k").is_some());
         std::fs::write(dir.path().join(format!("registry-v{FORMAT}/k")), [0xff, 0xff, 0xff]).unwrap();
         assert!(cache.get("k").is_none());

@@ -27,6 +27,9 @@ pub struct Config {
     pub services: HashMap<String, ServiceDef>,
     /// Every profile the registries define.
     pub profiles: HashMap<String, ProfileDef>,
+    /// Every third-party plugin declared, by a registry or by `hsm.yaml` (which
+    /// wins), in the order declared.
+    pub plugins: Vec<PluginDef>,
     /// The variables interpolation reads.
     pub env: Environment,
 }
@@ -55,6 +58,42 @@ pub struct Project {
     pub packages: Vec<PackageRequest>,
     /// The services configured or asked for directly, in order.
     pub services: Vec<ServiceRequest>,
+    /// What the project grants third-party plugins.
+    pub grants: Vec<PluginGrant>,
+}
+
+/// A third-party plugin's declaration: a component file pinned by its digest.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PluginDef {
+    /// Its name.
+    pub name: NameRef,
+    /// The component file, joined to the folder of the file that declares it.
+    pub path: PathBuf,
+    /// The path as written, and where.
+    pub written: String,
+    /// Where the path was written.
+    pub path_span: Span,
+    /// The pinned sha256, lowercase hex.
+    pub sha256: String,
+    /// Where the digest was written.
+    pub sha256_span: Span,
+    /// The file that declares it, as shown to the user.
+    pub declared_in: String,
+}
+
+/// What the project grants one third-party plugin, for one digest of it.
+#[derive(Clone, Debug)]
+pub struct PluginGrant {
+    /// The plugin.
+    pub name: NameRef,
+    /// The digest the grant is for, lowercase hex.
+    pub sha256: String,
+    /// Where the digest was written.
+    pub sha256_span: Span,
+    /// The capabilities granted, each with where it was written.
+    pub capabilities: Vec<(crate::file::CapabilityName, Span)>,
+    /// Host addresses besides 127.0.0.1 its ports may bind to.
+    pub publish_on: Vec<(String, Span)>,
 }
 
 /// One entry of `hsm.yaml`'s `packages`.

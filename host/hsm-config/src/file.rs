@@ -12,7 +12,7 @@ use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::de::{self, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
-use crate::names::{KindName, PackageName, ProfileName, ProjectName, ServiceName};
+use crate::names::{KindName, PackageName, PluginName, ProfileName, ProjectName, ServiceName};
 use crate::spanned::Spanned;
 
 /// `hsm.yaml`: what one project needs.
@@ -49,6 +49,81 @@ pub struct ProjectFile {
     /// the given params, whether or not a package implies it.
     #[serde(default, deserialize_with = "nullable")]
     pub services: IndexMap<Spanned<ServiceName>, Spanned<Option<ProjectService>>>,
+    /// Third-party plugins: the project's own (with `path`), and what the project
+    /// grants every third-party plugin, its own or a registry's, by the digest it
+    /// reviewed. A plugin without a grant here may do nothing.
+    #[serde(default, deserialize_with = "nullable")]
+    pub plugins: IndexMap<Spanned<PluginName>, Spanned<ProjectPluginDecl>>,
+}
+
+/// What `hsm.yaml` says about one plugin.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectPluginDecl {
+    /// What it is for.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// The component file, relative to `hsm.yaml`, when the project itself declares
+    /// the plugin; absent for a plugin a registry declares.
+    #[serde(default)]
+    pub path: Option<Spanned<String>>,
+    /// The sha256 (hex) of the component this entry is about. For the project's own
+    /// plugin, hsm refuses a file whose digest differs; for a registry's plugin, the
+    /// grant holds only while the registry pins this digest, so a changed plugin must
+    /// be reviewed and granted again.
+    pub sha256: Spanned<String>,
+    /// The capabilities granted: any of `containers`, `exec`, `uv-install`, `files`,
+    /// `network-probe`. An action needs its capability both declared by the plugin
+    /// and granted here.
+    #[serde(default, deserialize_with = "nullable")]
+    pub grant: Vec<Spanned<CapabilityName>>,
+    /// Host addresses besides 127.0.0.1 that the plugin's containers may publish
+    /// ports on (such as `0.0.0.0`, to reach them from other machines).
+    #[serde(default, deserialize_with = "nullable")]
+    pub publish_on: Vec<Spanned<String>>,
+}
+
+/// A plugin a registry ships: a registry extension. It gets no capability the
+/// project has not granted it in `hsm.yaml`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PluginDecl {
+    /// What it is for.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// The component file, relative to this registry file.
+    pub path: Spanned<String>,
+    /// The component's sha256 (hex): hsm refuses to load a file whose digest differs.
+    pub sha256: Spanned<String>,
+}
+
+/// A capability a project can grant a plugin.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, serde::Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum CapabilityName {
+    /// Run, replace and remove its own containers, with named volumes and ports.
+    Containers,
+    /// Run commands inside its own containers.
+    Exec,
+    /// Install Python packages into the project's environment.
+    UvInstall,
+    /// Write files under `.hsm/<plugin>/` and mount them into its containers.
+    Files,
+    /// Wait for hosts other than its own containers to answer.
+    NetworkProbe,
+}
+
+impl CapabilityName {
+    /// The name as written.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Containers => "containers",
+            Self::Exec => "exec",
+            Self::UvInstall => "uv-install",
+            Self::Files => "files",
+            Self::NetworkProbe => "network-probe",
+        }
+    }
 }
 
 /// What `hsm.yaml` says about one service.
@@ -131,10 +206,10 @@ pub struct RegistryFile {
     /// Profiles: how services are reached, by name.
     #[serde(default, deserialize_with = "nullable")]
     pub profiles: IndexMap<Spanned<ProfileName>, Spanned<ProfileDecl>>,
-    /// Reserved for third-party plugins (not read by this version).
-    #[serde(default)]
-    #[schemars(skip)]
-    pub plugins: Option<Spanned<RawValue>>,
+    /// Plugins this registry ships (registry extensions), by name, each pinned by
+    /// its sha256. They get no capability the project has not granted.
+    #[serde(default, deserialize_with = "nullable")]
+    pub plugins: IndexMap<Spanned<PluginName>, Spanned<PluginDecl>>,
 }
 
 /// A service in a registry.

@@ -16,8 +16,8 @@ use serde::de::DeserializeOwned;
 
 use crate::cache::{self, Cache};
 use crate::config::{
-    Config, Implies, NameRef, PackageDef, PackageRequest, ParamNode, Params, ProfileDef, ProfileSettings, Project,
-    ServiceDef, ServiceRequest, SourceDef, StrParam,
+    Config, Implies, NameRef, PackageDef, PackageRequest, ParamNode, Params, PluginDef, PluginGrant, ProfileDef,
+    ProfileSettings, Project, ServiceDef, ServiceRequest, SourceDef, StrParam,
 };
 use crate::dotenv;
 use crate::env::Environment;
@@ -99,6 +99,7 @@ struct FileDefs {
     packages: Vec<PackageDef>,
     services: Vec<ServiceDef>,
     profiles: Vec<ProfileDef>,
+    plugins: Vec<PluginDef>,
     diags: Vec<Diagnostic>,
     incomplete: bool,
 }
@@ -109,8 +110,8 @@ fn registry_defs(f: &RegistryText, cache: Option<&Cache>) -> FileDefs {
     if let (Some(cache), Some(key)) = (cache, &key)
         && let Some(e) = cache.get(key)
     {
-        let (packages, services, profiles) = (e.packages, e.services, e.profiles);
-        return FileDefs { packages, services, profiles, diags: Vec::new(), incomplete: false };
+        let (packages, services, profiles, plugins) = (e.packages, e.services, e.profiles, e.plugins);
+        return FileDefs { packages, services, profiles, plugins, diags: Vec::new(), incomplete: false };
     }
     let mut cx = FileCtx::new(f.id, &f.text, f.base.as_deref());
     // A registry file with nothing in it (yet) defines nothing.
@@ -119,29 +120,30 @@ fn registry_defs(f: &RegistryText, cache: Option<&Cache>) -> FileDefs {
             packages: Vec::new(),
             services: Vec::new(),
             profiles: Vec::new(),
+            plugins: Vec::new(),
             diags: Vec::new(),
             incomplete: false,
         };
     }
     let defs = match serde_saphyr::from_str_with_options::<RegistryFile>(&f.text, parse_options()) {
-        Ok(reg) => cx.registry_file(reg),
+        Ok(reg) => cx.registry_file(reg, &f.display),
         Err(e) => {
             cx.diags.push(yaml_error::diagnostic(&e, f.id, &f.text, FileKind::Registry));
             cx.incomplete = true;
-            (Vec::new(), Vec::new(), Vec::new())
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new())
         }
     };
-    let (packages, services, profiles) = defs;
+    let (packages, services, profiles, plugins) = defs;
     if let (Some(cache), Some(key)) = (cache, &key)
         && cx.diags.is_empty()
         && !cx.incomplete
     {
-        let entry = cache::Entry { packages, services, profiles };
+        let entry = cache::Entry { packages, services, profiles, plugins };
         cache.put(key, &entry);
-        let cache::Entry { packages, services, profiles } = entry;
-        return FileDefs { packages, services, profiles, diags: Vec::new(), incomplete: false };
+        let cache::Entry { packages, services, profiles, plugins } = entry;
+        return FileDefs { packages, services, profiles, plugins, diags: Vec::new(), incomplete: false };
     }
-    FileDefs { packages, services, profiles, diags: cx.diags, incomplete: cx.incomplete }
+    FileDefs { packages, services, profiles, plugins, diags: cx.diags, incomplete: cx.incomplete }
 }
 
 /// Parses and checks registry files on as many threads as there are cores, keeping
@@ -180,6 +182,7 @@ struct RegistryDefs {
     packages: IndexMap<String, PackageDef>,
     services: IndexMap<String, ServiceDef>,
     profiles: IndexMap<String, ProfileDef>,
+    plugins: IndexMap<String, PluginDef>,
 }
 
 impl Loader<'_> {
@@ -221,6 +224,7 @@ impl Loader<'_> {
         let mut packages = HashMap::new();
         let mut services = HashMap::new();
         let mut profiles = HashMap::new();
+        let mut plugins: IndexMap<String, PluginDef> = IndexMap::new();
         let default = vec![Spanned::new("bundled".to_string(), Default::default())];
         let explicit = project.registries.is_some();
         // Read every registry's files first, parse them all in parallel (parsing is
@@ -251,11 +255,15 @@ impl Loader<'_> {
                 for d in f.profiles {
                     self.define(&mut defs.profiles, "profile", d);
                 }
+                for d in f.plugins {
+                    self.define(&mut defs.plugins, "plugin", d);
+                }
             }
             registries.push(name.clone());
             packages.extend(defs.packages);
             services.extend(defs.services);
             profiles.extend(defs.profiles);
+            plugins.extend(defs.plugins);
         }
 
         let mut requests = Vec::new();
@@ -302,6 +310,25 @@ impl Loader<'_> {
             });
         }
 
+        let mut grants = Vec::new();
+        for (name, decl) in project.plugins {
+            let name = NameRef { name: name.value.to_string(), span: name.span(file) };
+            let decl = decl.value;
+            let Some(sha256) = cx.sha256(&decl.sha256) else { continue };
+            if let Some(path) = &decl.path
+                && let Some(def) = cx.plugin(name.clone(), path, &decl.sha256, PROJECT_FILE)
+            {
+                plugins.insert(name.name.clone(), def);
+            }
+            grants.push(PluginGrant {
+                name,
+                sha256,
+                sha256_span: decl.sha256.span(file),
+                capabilities: decl.grant.iter().map(|c| (c.value, c.span(file))).collect(),
+                publish_on: decl.publish_on.iter().map(|h| (h.value.clone(), h.span(file))).collect(),
+            });
+        }
+
         self.diags.0.extend(cx.diags);
         self.incomplete |= cx.incomplete;
         let project = Project {
@@ -311,8 +338,10 @@ impl Loader<'_> {
             profile: project.profile.as_ref().map(|p| NameRef { name: p.value.to_string(), span: p.span(file) }),
             packages: requests,
             services: service_requests,
+            grants,
         };
-        Some(Config { project, registries, packages, services, profiles, env })
+        let plugins = plugins.into_values().collect();
+        Some(Config { project, registries, packages, services, profiles, plugins, env })
     }
 
     fn add_file(&mut self, display: String, path: Option<&Path>, text: String) -> (FileId, Arc<str>) {
@@ -492,7 +521,7 @@ struct FileCtx<'t> {
     incomplete: bool,
 }
 
-type Defs = (Vec<PackageDef>, Vec<ServiceDef>, Vec<ProfileDef>);
+type Defs = (Vec<PackageDef>, Vec<ServiceDef>, Vec<ProfileDef>, Vec<PluginDef>);
 
 impl<'t> FileCtx<'t> {
     fn new(file: FileId, text: &'t str, base: Option<&'t Path>) -> Self {
@@ -513,22 +542,9 @@ impl<'t> FileCtx<'t> {
         );
     }
 
-    fn registry_file(&mut self, reg: RegistryFile) -> Defs {
-        let (file, text) = (self.file, self.text);
+    fn registry_file(&mut self, reg: RegistryFile, display: &str) -> Defs {
+        let file = self.file;
         self.check_version(reg.version.as_ref(), false);
-        if let Some(p) = &reg.plugins {
-            self.diags.push(
-                Diagnostic::new("`plugins` is not supported yet")
-                    .at(
-                        Span::from_range(file, text, key_start(text, "plugins", p.loc.line), "plugins".len()),
-                        "reserved",
-                    )
-                    .note(
-                        "third-party plugins arrive in a later version of hsm; this version only has the bundled ones",
-                    )
-                    .hint("remove the `plugins` section"),
-            );
-        }
         let mut packages = Vec::with_capacity(reg.packages.len());
         for (name, decl) in reg.packages {
             let name_ref = NameRef { name: name.value.to_string(), span: name.span(file) };
@@ -570,7 +586,67 @@ impl<'t> FileCtx<'t> {
                 services,
             });
         }
-        (packages, services, profiles)
+        let mut plugins = Vec::with_capacity(reg.plugins.len());
+        for (name, decl) in reg.plugins {
+            let name = NameRef { name: name.value.to_string(), span: name.span(file) };
+            if self.base.is_none() {
+                self.diags.push(
+                    Diagnostic::new("the bundled registry cannot ship plugins")
+                        .at(name.span, "")
+                        .note("bundled plugins are compiled into hsm"),
+                );
+                continue;
+            }
+            if self.sha256(&decl.value.sha256).is_some()
+                && let Some(def) = self.plugin(name, &decl.value.path, &decl.value.sha256, display)
+            {
+                plugins.push(def);
+            }
+        }
+        (packages, services, profiles, plugins)
+    }
+
+    /// A pinned digest: 64 hex digits.
+    fn sha256(&mut self, written: &Spanned<String>) -> Option<String> {
+        let s = written.value.trim();
+        if s.len() == 64 && s.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Some(s.to_ascii_lowercase());
+        }
+        self.diags.push(
+            Diagnostic::new(format!("`{}` is not a sha256 digest", written.value))
+                .at(written.span(self.file), "expected 64 hexadecimal digits")
+                .hint("`hsm plugin check FILE` prints a component's sha256"),
+        );
+        None
+    }
+
+    /// A plugin's declaration, its path joined to this file's folder.
+    fn plugin(
+        &mut self,
+        name: NameRef,
+        path: &Spanned<String>,
+        sha256: &Spanned<String>,
+        declared_in: &str,
+    ) -> Option<PluginDef> {
+        let file = self.file;
+        if path.value.trim().is_empty() {
+            self.diags.push(
+                Diagnostic::new(format!("plugin `{}` has an empty `path`", name.name))
+                    .at(path.span(file), "")
+                    .hint("write the component's file, relative to this file"),
+            );
+            return None;
+        }
+        let base = self.base.unwrap_or(Path::new("."));
+        Some(PluginDef {
+            name,
+            path: normalize(&base.join(&path.value)),
+            written: path.value.clone(),
+            path_span: path.span(file),
+            sha256: sha256.value.trim().to_ascii_lowercase(),
+            sha256_span: sha256.span(file),
+            declared_in: declared_in.to_string(),
+        })
     }
 
     fn package(&mut self, name: NameRef, decl: PackageDecl) -> PackageDef {
@@ -720,6 +796,12 @@ impl HasName for ProfileDef {
     }
 }
 
+impl HasName for PluginDef {
+    fn name(&self) -> &NameRef {
+        &self.name
+    }
+}
+
 /// Whether a YAML text holds anything but blank lines, comments and `---`.
 fn has_content(text: &str) -> bool {
     text.lines().map(str::trim).any(|l| !l.is_empty() && !l.starts_with('#') && l != "---")
@@ -734,22 +816,6 @@ fn exact_start(text: &str, start: usize, len: usize, value: &str) -> Option<usiz
     let inner = slice.strip_prefix(['"', '\''])?;
     let inner = &inner[..inner.len().checked_sub(1)?];
     (inner == value).then_some(start + 1)
-}
-
-/// The offset of a top-level `key:` written at or before `line`.
-fn key_start(text: &str, key: &str, line: u32) -> usize {
-    let mut offset = 0;
-    let mut found = 0;
-    for (i, l) in text.split('\n').enumerate() {
-        if i as u32 >= line.max(1) {
-            break;
-        }
-        if l.starts_with(key) && l[key.len()..].trim_start().starts_with(':') {
-            found = offset;
-        }
-        offset += l.len() + 1;
-    }
-    found
 }
 
 /// Removes `.` and resolves `..` without touching the file system.

@@ -123,6 +123,23 @@ name_type!(
     "a service kind names a backend plugin: lowercase letters, digits, `-` and `_`, starting with a letter, at most 63 characters"
 );
 
+name_type!(
+    /// A third-party plugin's name: the name it gives itself in `describe`.
+    PluginName,
+    "plugin name",
+    is_plugin_name,
+    "^[a-z][a-z0-9-]{0,63}$",
+    "a plugin name uses lowercase letters, digits and `-`, starting with a letter, at most 64 characters"
+);
+
+fn is_plugin_name(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 64
+        && b[0].is_ascii_lowercase()
+        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+}
+
 fn is_docker_name(s: &str) -> bool {
     let b = s.as_bytes();
     !b.is_empty()

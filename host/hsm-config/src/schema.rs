@@ -34,13 +34,13 @@ mod tests {
     fn schemas_name_their_fields() {
         let project: serde_json::Value = serde_json::from_str(&json_schema(Which::Project)).unwrap();
         let props = project["properties"].as_object().unwrap();
-        for field in ["version", "project", "registries", "profile", "env_file", "packages", "services"] {
+        for field in ["version", "project", "registries", "profile", "env_file", "packages", "services", "plugins"] {
             assert!(props.contains_key(field), "{field}");
         }
         assert_eq!(project["additionalProperties"], serde_json::json!(false));
         let registry: serde_json::Value = serde_json::from_str(&json_schema(Which::Registry)).unwrap();
         let props = registry["properties"].as_object().unwrap();
-        assert!(!props.contains_key("plugins"));
+        assert!(props.contains_key("plugins"));
         assert!(props.contains_key("profiles"));
     }
 }

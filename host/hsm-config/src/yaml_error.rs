@@ -32,12 +32,8 @@ pub(crate) fn diagnostic(err: &Error, file: FileId, text: &str, kind: FileKind) 
             if let Some(best) = did_you_mean(field, expected.iter().copied()) {
                 d = d.hint(format!("did you mean `{best}`?"));
             }
-            if field == "plugins" && kind == FileKind::Project {
-                d = d.note("third-party plugins are declared in registry files, and this version of hsm does not load them yet");
-            }
             // A registry package takes its name from its key, so `name` is not offered.
-            let offered =
-                expected.iter().copied().filter(|f| !(kind == FileKind::Registry && *f == "name") && *f != "plugins");
+            let offered = expected.iter().copied().filter(|f| !(kind == FileKind::Registry && *f == "name"));
             d.hint(format!("expected one of {}", list(offered)))
         }
         Error::SerdeMissingField { field, .. } => {

@@ -94,7 +94,9 @@ impl UserKey {
         Ok(Self(bytes))
     }
 
-    fn mac(&self, parts: &[&[u8]]) -> [u8; 32] {
+    /// A MAC with the key over the parts, each length-prefixed: what the compile
+    /// cache authenticates its entries with.
+    pub fn mac(&self, parts: &[&[u8]]) -> [u8; 32] {
         let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.0).expect("HMAC takes any key length");
         for part in parts {
             // Length-prefixed, so ("ab","c") and ("a","bc") differ.

@@ -1,9 +1,16 @@
 //! The plugins a project can use, by the kinds they serve, each with what it was
-//! granted. Bundled plugins get what they declare; a kind served twice is refused.
+//! granted. Bundled plugins get what they declare. Third-party plugins (declared by
+//! a registry or by `hsm.yaml`) load only when the file's sha256 is the pinned one,
+//! and get exactly what `hsm.yaml` grants the digest it reviewed; a kind served
+//! twice is refused.
 
 use std::collections::BTreeSet;
 
-use hsm_runtime::{Grants, LoadError, Plugin, PluginHost};
+use hsm_config::Config;
+use hsm_config::file::CapabilityName;
+use hsm_model::{Diagnostic, Diagnostics};
+use hsm_runtime::{CacheOutcome, Capability, CompileCache, Grants, LoadError, Plugin, PluginHost, PluginSource};
+use sha2::Digest as _;
 
 /// A plugin and what it may do.
 #[derive(Debug)]
@@ -31,6 +38,134 @@ impl Catalog {
         Ok(catalog)
     }
 
+    /// The bundled plugins and every third-party plugin the configuration declares,
+    /// with the grants `hsm.yaml` gives them. Nothing runs when a digest doesn't
+    /// match, a component is invalid, a name or kind clashes or a grant is stale:
+    /// every such problem is a diagnostic at the line that declares it.
+    pub fn load(
+        host: &PluginHost,
+        config: &Config,
+        cache: Option<&CompileCache<'_>>,
+        report: &dyn Fn(&str),
+    ) -> Result<Self, Diagnostics> {
+        let mut catalog = Self::bundled(host)
+            .map_err(|e| Diagnostics::from(Diagnostic::new(format!("cannot load the bundled plugins: {e}"))))?;
+        let mut diags = Diagnostics::default();
+        for def in &config.plugins {
+            let bytes = match std::fs::read(&def.path) {
+                Ok(b) => b,
+                Err(e) => {
+                    diags.push(
+                        Diagnostic::new(format!("cannot read plugin `{}` at `{}`: {e}", def.name.name, def.written))
+                            .at(def.path_span, "declared here")
+                            .hint(format!("the path is relative to `{}`", def.declared_in)),
+                    );
+                    continue;
+                }
+            };
+            let digest = hex::encode(sha2::Sha256::digest(&bytes));
+            if digest != def.sha256 {
+                diags.push(
+                    Diagnostic::new(format!("plugin `{}` is not the file that was pinned", def.name.name))
+                        .at(def.sha256_span, format!("pinned `{}`", def.sha256))
+                        .note(format!("`{}` has sha256 `{digest}`", def.written))
+                        .hint(format!("if you trust the new file, pin `{digest}`; otherwise restore the pinned one")),
+                );
+                continue;
+            }
+            let source = PluginSource::File(def.path.clone());
+            let loaded = match cache {
+                Some(cache) => cache.load(host, &bytes, source),
+                None => host.load_component(&bytes, source).map(|p| (p, CacheOutcome::Compiled)),
+            };
+            let plugin = match loaded {
+                Ok((plugin, outcome)) => {
+                    report(&format!(
+                        "plugin {} {} ({})",
+                        def.name.name,
+                        match outcome {
+                            CacheOutcome::Hit => "loaded from the compile cache",
+                            CacheOutcome::Compiled => "compiled",
+                            CacheOutcome::Replaced => "compiled (a cache entry failed verification and was replaced)",
+                        },
+                        def.written
+                    ));
+                    plugin
+                }
+                Err(e) => {
+                    diags.push(Diagnostic::new(e.to_string()).at(def.path_span, format!("plugin `{}`", def.name.name)));
+                    continue;
+                }
+            };
+            if plugin.name() != def.name.name {
+                diags.push(
+                    Diagnostic::new(format!(
+                        "the component declared as plugin `{}` calls itself `{}`",
+                        def.name.name,
+                        plugin.name()
+                    ))
+                    .at(def.name.span, "")
+                    .hint(format!("declare it as `{}`", plugin.name())),
+                );
+                continue;
+            }
+            let grants = match config.project.grants.iter().find(|g| g.name.name == def.name.name) {
+                None => Grants::default(),
+                Some(g) if g.sha256 != digest => {
+                    diags.push(
+                        Diagnostic::new(format!(
+                            "the grant for plugin `{}` is for another version of it",
+                            def.name.name
+                        ))
+                        .at(g.sha256_span, "granted to this sha256")
+                        .note(format!("the plugin is now `{digest}` (declared in `{}`)", def.declared_in))
+                        .hint(format!(
+                            "review the new version, then grant it again: `plugins.{}.sha256: {digest}` in hsm.yaml",
+                            def.name.name
+                        )),
+                    );
+                    continue;
+                }
+                Some(g) => Grants {
+                    capabilities: g.capabilities.iter().map(|(c, _)| capability(*c)).collect(),
+                    host_ips: g.publish_on.iter().map(|(h, _)| h.clone()).collect(),
+                },
+            };
+            if let Err((kind, existing)) = catalog.add(plugin, grants) {
+                diags.push(
+                    Diagnostic::new(format!(
+                        "plugin `{}` serves kind `{kind}`, which plugin `{existing}` already serves",
+                        def.name.name
+                    ))
+                    .at(def.name.span, "")
+                    .hint("a kind has one plugin; remove one of them or use the other's kind"),
+                );
+            }
+        }
+        for g in &config.project.grants {
+            if config.plugins.iter().any(|d| d.name.name == g.name.name) {
+                continue;
+            }
+            let bundled = catalog.plugins.iter().any(|p| p.plugin.name() == g.name.name);
+            let d = if bundled {
+                Diagnostic::new(format!("plugin `{}` is bundled with hsm and needs no grant", g.name.name))
+                    .at(g.name.span, "")
+                    .hint("remove this entry")
+            } else {
+                let known: Vec<&str> = config.plugins.iter().map(|d| d.name.name.as_str()).collect();
+                let d = Diagnostic::new(format!("no plugin `{}` is declared", g.name.name))
+                    .at(g.name.span, "")
+                    .note("a grant is for a plugin a registry or this file declares with `path` and `sha256`");
+                match hsm_config::did_you_mean(&g.name.name, known.iter().copied()) {
+                    Some(best) => d.hint(format!("did you mean `{best}`?")),
+                    None => d.hint("add `path:` to declare the plugin here, or the registry that ships it"),
+                }
+            };
+            diags.push(d);
+        }
+        diags.into_result(catalog)
+    }
+
     /// Adds a plugin, unless one already serves one of its kinds (then returns the
     /// kind and the plugin that serves it).
     pub fn add(&mut self, plugin: Plugin, grants: Grants) -> Result<(), (String, String)> {
@@ -56,5 +191,15 @@ impl Catalog {
     /// The plugins, in the order loaded.
     pub fn plugins(&self) -> &[LoadedPlugin] {
         &self.plugins
+    }
+}
+
+fn capability(c: CapabilityName) -> Capability {
+    match c {
+        CapabilityName::Containers => Capability::Containers,
+        CapabilityName::Exec => Capability::Exec,
+        CapabilityName::UvInstall => Capability::UvInstall,
+        CapabilityName::Files => Capability::Files,
+        CapabilityName::NetworkProbe => Capability::NetworkProbe,
     }
 }

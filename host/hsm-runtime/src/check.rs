@@ -204,7 +204,8 @@ impl Checker<'_> {
             Action::Wait(wait) => match &wait.probe {
                 Probe::Tcp { endpoint } | Probe::Http { endpoint, .. } => self.endpoint(endpoint)?,
                 Probe::Exec(e) => {
-                    let what = format!("probe container `{}`", e.container);
+                    let what = format!("probe container `{}` with `exec`", e.container);
+                    self.require(Capability::Exec, &what)?;
                     self.own_container(&e.container, &what)?;
                     for t in &e.command {
                         self.text(t, &what)?;

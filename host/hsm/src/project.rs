@@ -4,12 +4,12 @@
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 
-use hsm_config::LoadOptions;
-use hsm_model::{Diagnostic, Sources};
+use hsm_config::{Config, LoadOptions};
+use hsm_model::{Diagnostic, Diagnostics, Sources};
 use hsm_plan::Plan;
 use hsm_planner::{Catalog, PlanningError};
 use hsm_resolve::{Resolution, ResolveOptions};
-use hsm_runtime::PluginHost;
+use hsm_runtime::{Authenticator, CompileCache, PluginHost};
 
 use crate::Failure;
 use crate::cli::GlobalArgs;
@@ -23,10 +23,36 @@ pub(crate) struct Planned {
     pub(crate) plan: Plan,
 }
 
-/// Loads the plugins this project can use: the bundled ones.
-pub(crate) fn catalog(out: &Output) -> Result<Catalog, Failure> {
+/// The user's key, lent to the compile cache to authenticate its entries.
+struct KeyAuth(hsm_exec::keys::UserKey);
+
+impl Authenticator for KeyAuth {
+    fn tag(&self, parts: &[&[u8]]) -> [u8; 32] {
+        self.0.mac(parts)
+    }
+}
+
+/// The process environment as the loaders take it.
+fn process_env() -> HashMap<String, String> {
+    std::env::vars_os().map(|(k, v)| (k.to_string_lossy().into_owned(), v.to_string_lossy().into_owned())).collect()
+}
+
+/// Loads the plugins the project can use: the bundled ones and the third-party ones
+/// its files declare, with the grants `hsm.yaml` gives them. Compiled third-party
+/// plugins are cached (`<cache>/plugins`), authenticated with the user's key.
+pub(crate) fn catalog(config: &Config, sources: Sources, out: &Output) -> Result<(Sources, Catalog), Failure> {
     let host = PluginHost::default();
-    let catalog = Catalog::bundled(&host).map_err(|e| Failure::Job(format!("cannot load the bundled plugins: {e}")))?;
+    let env = process_env();
+    let key = if config.plugins.is_empty() { None } else { hsm_exec::keys::UserKey::load_default().ok().map(KeyAuth) };
+    let cache_root = cache_dir(&env).map(|d| d.join("plugins"));
+    let cache = match (&key, &cache_root) {
+        (Some(key), Some(root)) => Some(CompileCache::new(root, &host, key)),
+        _ => None,
+    };
+    let catalog = match Catalog::load(&host, config, cache.as_ref(), &|line| out.verbose(line)) {
+        Ok(c) => c,
+        Err(diags) => return Err(Failure::Input(sources, diags)),
+    };
     for p in catalog.plugins() {
         out.verbose(&format!(
             "plugin {}@{} ({}) serves {}",
@@ -36,14 +62,15 @@ pub(crate) fn catalog(out: &Output) -> Result<Catalog, Failure> {
             p.plugin.info().kinds.join(", ")
         ));
     }
-    Ok(catalog)
+    Ok((sources, catalog))
 }
 
 /// Loads, resolves and plans the project named by the global options: the plugin of
 /// every service merges and plans it, and the host checks what they return.
 pub(crate) fn plan(global: &GlobalArgs, out: &Output) -> Result<Planned, Failure> {
-    let catalog = catalog(out)?;
-    let (sources, resolution) = resolve(global, out, &catalog)?;
+    let (sources, config) = load(global, out)?;
+    let (sources, catalog) = catalog(&config, sources, out)?;
+    let (sources, resolution) = resolve(config, sources, &catalog)?;
     match hsm_planner::plan(&resolution, &catalog, &sources) {
         Ok(plan) => Ok(Planned { resolution, plan }),
         Err(PlanningError::Input(diags)) => Err(Failure::Input(sources, diags)),
@@ -61,21 +88,38 @@ pub(crate) fn plan(global: &GlobalArgs, out: &Output) -> Result<Planned, Failure
     }
 }
 
-/// Loads and resolves the project, with the kinds `catalog` serves.
-fn resolve(global: &GlobalArgs, out: &Output, catalog: &Catalog) -> Result<(Sources, Resolution), Failure> {
-    let env: HashMap<String, String> = std::env::vars_os()
-        .map(|(k, v)| (k.to_string_lossy().into_owned(), v.to_string_lossy().into_owned()))
-        .collect();
+/// Loads the project's files. Problems local to one value do not stop here, so that
+/// one run reports them together with what resolving finds.
+pub(crate) fn load(global: &GlobalArgs, out: &Output) -> Result<(Sources, Loaded), Failure> {
+    let env = process_env();
     let cache_dir = if global.no_cache { None } else { cache_dir(&env).map(|d| d.join(build_tag())) };
     let options = LoadOptions { project_dir: global.project_dir.clone(), env, cache_dir };
     let mut sources = Sources::new();
-    // Problems local to one value do not stop resolution, so one run reports them
-    // together with what resolving finds.
-    let (config, mut diags) = hsm_config::load_lenient(&options, &mut sources);
+    let (config, diags) = hsm_config::load_lenient(&options, &mut sources);
     let Some(config) = config else { return Err(Failure::Input(sources, diags)) };
     for (_, file) in sources.iter() {
         out.verbose(&format!("read {}", file.display));
     }
+    Ok((sources, Loaded { config, diags }))
+}
+
+/// A loaded configuration, with the problems found while loading it that did not
+/// stop it.
+pub(crate) struct Loaded {
+    config: Config,
+    diags: Diagnostics,
+}
+
+impl std::ops::Deref for Loaded {
+    type Target = Config;
+    fn deref(&self) -> &Config {
+        &self.config
+    }
+}
+
+/// Resolves the project, with the kinds `catalog` serves.
+fn resolve(loaded: Loaded, sources: Sources, catalog: &Catalog) -> Result<(Sources, Resolution), Failure> {
+    let Loaded { config, mut diags } = loaded;
     let mut known_kinds: BTreeSet<String> = catalog.kinds();
     known_kinds.remove(hsm_planner::PYTHON_KIND);
     let resolve_options = ResolveOptions { known_kinds };

@@ -176,8 +176,9 @@ struct Listed<'a> {
     granted: Vec<&'static str>,
 }
 
-fn list(_global: &GlobalArgs, args: &PluginListArgs, out: &Output) -> Result<(), Failure> {
-    let catalog = project::catalog(out)?;
+fn list(global: &GlobalArgs, args: &PluginListArgs, out: &Output) -> Result<(), Failure> {
+    let (sources, loaded) = project::load(global, out)?;
+    let (_, catalog) = project::catalog(&loaded, sources, out)?;
     let listed: Vec<Listed<'_>> = catalog
         .plugins()
         .iter()
