@@ -54,7 +54,9 @@ pub(crate) fn run(global: &GlobalArgs, args: &DownArgs, out: &Output) -> Result<
         out.status(&format!("nothing of {name} was running"));
     } else {
         let kept = if args.volumes { "" } else { "; volumes kept (`hsm down --volumes` removes them)" };
-        out.status(&format!("removed {} of {name}{kept}", removed.len()));
+        let n = removed.len();
+        let objects = if n == 1 { "Docker object" } else { "Docker objects" };
+        out.status(&format!("removed {n} {objects} of {name}{kept}"));
     }
     Ok(())
 }

@@ -72,7 +72,7 @@ pub(crate) fn run(global: &GlobalArgs, args: &SyncArgs, out: &Output) -> Result<
     let (ran, state, changes) = runtime.block_on(async {
         let docker = tokio::select! {
             d = Docker::connect() => d,
-            _ = tokio::signal::ctrl_c() => return (Ran::Interrupted, None, Vec::new()),
+            () = interrupted() => return (Ran::Interrupted, None, Vec::new()),
         };
         let docker = match docker {
             Ok(d) => d,
@@ -87,7 +87,7 @@ pub(crate) fn run(global: &GlobalArgs, args: &SyncArgs, out: &Output) -> Result<
                 Ok(failures) => Ran::Done(failures),
                 Err(e) => Ran::Failed(e),
             },
-            _ = tokio::signal::ctrl_c() => Ran::Interrupted,
+            () = interrupted() => Ran::Interrupted,
         };
         let (state, changes) = syncer.finish();
         (ran, Some(state), changes)
@@ -151,6 +151,22 @@ pub(crate) fn run(global: &GlobalArgs, args: &SyncArgs, out: &Output) -> Result<
         out.status(&format!("synced {name}: {} in {elapsed:.1}s", plural_changes(changes.len())));
     }
     Ok(())
+}
+
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM: either stops the sync cleanly.
+async fn interrupted() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
 }
 
 fn plural_changes(n: usize) -> String {
