@@ -364,7 +364,12 @@ impl<'a> Syncer<'a> {
         // Everything passed: remember that each container was ready at its current start.
         for c in containers_of(svc) {
             let Some(id) = ids.get(&c.name) else { continue };
-            let started_at = self.docker.inspect(id).await?.and_then(|i| i.state).and_then(|s| s.started_at);
+            let observed = decisions.get(&(svc.name.clone(), c.name.clone()));
+            let started_at = match observed {
+                // Kept: its start time was read when it was observed.
+                Some(o) if o.decision == Decision::Keep => o.started_at.clone(),
+                _ => self.docker.inspect(id).await?.and_then(|i| i.state).and_then(|s| s.started_at),
+            };
             let planned: BTreeSet<String> = svc
                 .actions
                 .iter()
@@ -447,12 +452,13 @@ impl<'a> Syncer<'a> {
         };
         for m in &c.mounts {
             if let hsm_plan::Mount::Bind { source, .. } = m {
-                let path = spec::bind_source(&self.cx.project, &plugin, source);
-                if !path.exists() {
-                    // A bind of a missing source makes Docker create a root-owned folder.
-                    std::fs::create_dir_all(&path)
-                        .map_err(|e| ExecError::File { path: path.display().to_string(), message: e.to_string() })?;
-                }
+                // Through the plugin's folder as a capability: a source that climbs
+                // out (`..`, a symlink) fails here, before Docker sees it.
+                let shown = format!(".hsm/{plugin}/{source}");
+                let file_err = |e: std::io::Error| ExecError::File { path: shown.clone(), message: e.to_string() };
+                crate::plugin_files::PluginDir::open(&self.cx.project, &plugin)
+                    .and_then(|files| files.bind_source(source))
+                    .map_err(file_err)?;
             }
         }
         self.op(Some(&svc.name), &format!("create container {name} from {}", c.image));
@@ -773,21 +779,14 @@ impl<'a> Syncer<'a> {
     }
 
     fn write_file(&self, svc: &ServicePlan, f: &hsm_plan::WriteFile) -> Result<(), ExecError> {
-        let path = spec::plugin_file(&self.cx.project, &f.plugin, &f.path)
-            .map_err(|message| ExecError::Reference { service: svc.name.clone(), message })?;
-        if std::fs::read(&path).is_ok_and(|old| old == f.contents.as_bytes()) {
+        let shown = format!(".hsm/{}/{}", f.plugin, f.path);
+        let file_err = |e: std::io::Error| ExecError::File { path: shown.clone(), message: e.to_string() };
+        // Through the plugin's folder as a capability: a path that climbs out (`..`,
+        // absolute, a symlink on the way) fails.
+        let files = crate::plugin_files::PluginDir::open(&self.cx.project, &f.plugin).map_err(file_err)?;
+        if !files.write(&f.path, f.contents.as_bytes()).map_err(file_err)? {
             return Ok(());
         }
-        let file_err = |e: std::io::Error| ExecError::File { path: path.display().to_string(), message: e.to_string() };
-        crate::state::ensure_hsm_dir(&self.cx.project)?;
-        let dir = path.parent().expect("a file under .hsm has a parent");
-        std::fs::create_dir_all(dir).map_err(file_err)?;
-        let tmp =
-            dir.join(format!(".{}.{}.tmp", path.file_name().unwrap_or_default().to_string_lossy(), std::process::id()));
-        std::fs::write(&tmp, &f.contents).and_then(|()| std::fs::rename(&tmp, &path)).map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            file_err(e)
-        })?;
         self.report(Change {
             service: Some(svc.name.clone()),
             action: ChangeKind::WroteFile,
