@@ -8,6 +8,7 @@ pub mod env;
 pub mod error;
 pub mod keys;
 pub mod names;
+mod plugin_files;
 mod probe;
 pub mod refs;
 pub mod report;

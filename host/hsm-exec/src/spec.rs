@@ -8,7 +8,6 @@
 //! but reveals nothing; it is stored in a label anyone can read.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
 
 use bollard::models::{
     ContainerCreateBody, HostConfig, Mount as DockerMount, MountType, PortBinding, RestartPolicy, RestartPolicyNameEnum,
@@ -239,17 +238,6 @@ pub(crate) fn sha256_bytes(bytes: &[u8]) -> String {
     hex::encode(&Sha256::digest(bytes)[..16])
 }
 
-/// Where a plugin's file goes: `.hsm/<plugin>/<path>`, refusing paths that climb
-/// out (the host's checks already did; this is the last line).
-pub(crate) fn plugin_file(project: &ProjectId, plugin: &str, path: &str) -> Result<std::path::PathBuf, String> {
-    let rel = Path::new(path);
-    let climbs = rel.components().any(|c| !matches!(c, std::path::Component::Normal(_)));
-    if climbs || plugin.is_empty() || plugin.contains(['/', '\\']) || plugin.starts_with('.') {
-        return Err(format!("`{path}` is not a path inside `.hsm/{plugin}/`"));
-    }
-    Ok(project.hsm_dir().join(plugin).join(rel))
-}
-
 #[cfg(test)]
 mod tests {
     use hsm_model::{NoRefs, Piece, SecretId, Sensitive};
@@ -318,17 +306,5 @@ mod tests {
         let two = build(&project, "pg", "postgres", &c, &HostPorts::from([("5432/tcp".into(), 2)]), &[], &x).unwrap();
         assert_ne!(one.hash, two.hash);
         assert!(build(&project, "pg", "postgres", &c, &HostPorts::new(), &[], &x).is_err());
-    }
-
-    #[test]
-    fn plugin_files_stay_in_their_folder() {
-        let project = ProjectId { name: "p".into(), dir: "/p".into() };
-        assert_eq!(
-            plugin_file(&project, "redis", "conf/redis.conf").unwrap(),
-            Path::new("/p/.hsm/redis/conf/redis.conf")
-        );
-        assert!(plugin_file(&project, "redis", "../state.json").is_err());
-        assert!(plugin_file(&project, "redis", "/etc/passwd").is_err());
-        assert!(plugin_file(&project, "..", "x").is_err());
     }
 }

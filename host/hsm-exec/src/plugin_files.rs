@@ -1,0 +1,130 @@
+//! The files hsm writes for a plugin, and the bind-mount sources it hands Docker,
+//! all inside the plugin's folder `.hsm/<plugin>/`. Every access goes through a
+//! capability-scoped directory (cap-std): a path that climbs out — by `..`, by being
+//! absolute, or through a symlink anywhere on the way — fails, even when the host's
+//! check of the plan was somehow passed.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use cap_std::ambient_authority;
+use cap_std::fs::Dir;
+
+use crate::names::ProjectId;
+
+/// A plugin's folder, opened as a capability.
+pub(crate) struct PluginDir {
+    dir: Dir,
+    root: PathBuf,
+}
+
+impl PluginDir {
+    /// Opens (creating it if needed) `.hsm/<plugin>/`. The folder itself must be a
+    /// real folder, not a symlink to somewhere else.
+    pub(crate) fn open(project: &ProjectId, plugin: &str) -> io::Result<Self> {
+        let valid = !plugin.is_empty()
+            && plugin.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            && !plugin.starts_with('-');
+        if !valid {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("`{plugin}` is not a plugin name")));
+        }
+        let hsm = crate::state::ensure_hsm_dir(project).map_err(|e| io::Error::other(e.to_string()))?;
+        let hsm_dir = Dir::open_ambient_dir(&hsm, ambient_authority())?;
+        match hsm_dir.symlink_metadata(plugin) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("`.hsm/{plugin}` is not a folder (a symlink or a file is not allowed there)"),
+                ));
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => hsm_dir.create_dir(plugin)?,
+            Err(e) => return Err(e),
+        }
+        Ok(Self { dir: hsm_dir.open_dir(plugin)?, root: hsm.join(plugin) })
+    }
+
+    /// Writes `contents` to `rel` (creating folders on the way) unless the file
+    /// already holds them; returns whether it wrote. The new file replaces the old
+    /// one in one step, so readers never see half of it.
+    pub(crate) fn write(&self, rel: &str, contents: &[u8]) -> io::Result<bool> {
+        let rel = Path::new(rel);
+        if self.dir.read(rel).is_ok_and(|old| old == contents) {
+            return Ok(false);
+        }
+        let name = rel.file_name().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?;
+        let parent = rel.parent().unwrap_or(Path::new(""));
+        if !parent.as_os_str().is_empty() {
+            self.dir.create_dir_all(parent)?;
+        }
+        let tmp = parent.join(format!(".{}.{}.tmp", name.to_string_lossy(), std::process::id()));
+        let written = self.dir.write(&tmp, contents).and_then(|()| self.dir.rename(&tmp, &self.dir, rel));
+        if written.is_err() {
+            let _ = self.dir.remove_file(&tmp);
+        }
+        written.map(|()| true)
+    }
+
+    /// The host path of `rel`, for Docker to bind-mount, after checking through the
+    /// capability that it stays inside the folder. A missing source is created as a
+    /// folder (Docker would otherwise create it, owned by root).
+    pub(crate) fn bind_source(&self, rel: &str) -> io::Result<PathBuf> {
+        let rel = rel.trim_start_matches('/');
+        match self.dir.metadata(rel) {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => self.dir.create_dir_all(rel)?,
+            Err(e) => return Err(e),
+        }
+        // `metadata` follows symlinks only while they stay inside; a symlink that
+        // resolves outside has failed above.
+        Ok(self.root.join(rel))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn project() -> (tempfile::TempDir, ProjectId) {
+        let dir = tempfile::tempdir().unwrap();
+        let id = ProjectId::new("p", dir.path());
+        (dir, id)
+    }
+
+    #[test]
+    fn files_are_written_inside_the_plugin_folder_once() {
+        let (_d, p) = project();
+        let files = PluginDir::open(&p, "redis").unwrap();
+        assert!(files.write("conf/redis.conf", b"maxmemory 1mb\n").unwrap());
+        assert!(!files.write("conf/redis.conf", b"maxmemory 1mb\n").unwrap(), "same contents: no write");
+        assert_eq!(std::fs::read(p.dir.join(".hsm/redis/conf/redis.conf")).unwrap(), b"maxmemory 1mb\n");
+        assert_eq!(files.bind_source("conf").unwrap(), p.dir.join(".hsm/redis/conf"));
+        assert!(files.bind_source("data").unwrap().is_dir(), "a missing source becomes a folder");
+    }
+
+    #[test]
+    fn paths_that_climb_out_fail() {
+        let (_d, p) = project();
+        let outside = tempfile::tempdir().unwrap();
+        let files = PluginDir::open(&p, "redis").unwrap();
+        assert!(files.write("../state.json", b"x").is_err());
+        assert!(files.write("/etc/passwd", b"x").is_err());
+        // A symlink inside the folder that points outside it.
+        std::os::unix::fs::symlink(outside.path(), p.dir.join(".hsm/redis/escape")).unwrap();
+        assert!(files.write("escape/owned", b"x").is_err());
+        assert!(!outside.path().join("owned").exists());
+        assert!(files.bind_source("escape").is_err());
+        assert!(files.bind_source("../..").is_err());
+    }
+
+    #[test]
+    fn a_plugin_folder_that_is_a_symlink_is_refused() {
+        let (_d, p) = project();
+        let outside = tempfile::tempdir().unwrap();
+        crate::state::ensure_hsm_dir(&p).unwrap();
+        std::os::unix::fs::symlink(outside.path(), p.dir.join(".hsm/evil")).unwrap();
+        let err = PluginDir::open(&p, "evil").err().expect("refused");
+        assert!(err.to_string().contains("is not a folder"), "{err}");
+        assert!(PluginDir::open(&p, "../x").is_err());
+    }
+}
