@@ -144,16 +144,16 @@ impl ChangeKind {
             Self::RemovedNetwork => "removed network",
             Self::CreatedVolume => "created volume",
             Self::RemovedVolume => "removed volume",
-            Self::CreatedContainer => "created",
-            Self::RecreatedContainer => "recreated",
-            Self::StartedContainer => "started",
-            Self::RemovedContainer => "removed",
+            Self::CreatedContainer => "created container",
+            Self::RecreatedContainer => "recreated container",
+            Self::StartedContainer => "started container",
+            Self::RemovedContainer => "removed container",
             Self::RanExec => "ran",
             Self::WroteFile => "wrote",
             Self::MovedPort => "moved port",
-            Self::CreatedVenv => "created",
-            Self::InstalledPackage => "installed",
-            Self::UninstalledPackage => "uninstalled",
+            Self::CreatedVenv => "created Python environment",
+            Self::InstalledPackage => "installed package",
+            Self::UninstalledPackage => "uninstalled package",
         }
     }
 }
