@@ -5,13 +5,17 @@
 //!
 //! - **uv alone**: `uv venv` then `uv pip install -e p1 … -e pN`, what a user would
 //!   type;
-//! - **hsm**: `hsm_exec::uv::sync` of the same N editable packages, from no venv
-//!   (it runs the same two uv commands, plus its checks before and after);
-//! - **no-op**: `hsm_exec::uv::sync` again with nothing changed (no process runs).
+//! - **`hsm sync`**: the CLI on an `hsm.yaml` listing the same N editable packages
+//!   (no services), from no venv: load, plan, then the same two uv commands;
+//! - **uv layer**: `hsm_exec::uv::sync` called as a library, the CLI's uv part;
+//! - **no-op**: both again with nothing changed (the uv layer runs no process).
 //!
-//! Run it with:
+//! The CLI is `HSM_BIN`, else the `hsm` next to this benchmark's build
+//! (`target/release/hsm`: build it first with `cargo build --release -p hsm`); when
+//! there is none its columns say so. Run it with:
 //!
 //! ```text
+//! cargo build --release -p hsm
 //! cargo bench -p hsm-exec --bench uv_sync            # N = 1, 5, 20
 //! cargo bench -p hsm-exec --bench uv_sync -- 10      # one N
 //! ```
@@ -34,47 +38,81 @@ const SIZES: [usize; 3] = [1, 5, 20];
 /// Timed runs of each install (after one warm-up run of each).
 const RUNS: usize = 5;
 
-/// Timed no-op syncs.
+/// Timed no-op syncs through the library, and through the CLI.
 const NOOP_RUNS: usize = 200;
+const NOOP_CLI_RUNS: usize = 30;
 
 fn main() {
     let only: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
     let sizes: Vec<usize> = if only.is_empty() { SIZES.to_vec() } else { only };
     let uv_bin = PythonEnv::new(Path::new("."), None).expect("uv on PATH or HSM_UV").uv().to_path_buf();
+    let hsm_bin = hsm_binary();
     let version = Command::new(&uv_bin).arg("--version").output().expect("uv --version");
     let mut table = format!(
-        "{}\n| editable packages | uv alone (mean ± σ) | hsm (mean ± σ) | hsm / uv | no-op sync (mean, max) |\n|---:|---:|---:|---:|---:|\n",
-        String::from_utf8_lossy(&version.stdout).trim()
+        "{}; hsm: {}\n\
+         | editable packages | uv alone | `hsm sync` | `hsm sync` / uv | uv layer | uv layer / uv | no-op `hsm sync` (mean, max) | no-op uv layer (mean, max) |\n\
+         |---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        String::from_utf8_lossy(&version.stdout).trim(),
+        hsm_bin.as_ref().map_or("not built".to_string(), |p| p.display().to_string()),
     );
     for n in sizes {
         let dir = tempfile::tempdir().expect("temporary folder");
         let packages = generate(dir.path(), n);
-        let mut plain = Vec::new();
-        let mut hsm = Vec::new();
-        let mut noop = Vec::new();
+        let (mut plain, mut cli, mut lib, mut cli_noop, mut lib_noop) = (vec![], vec![], vec![], vec![], vec![]);
         for run in 0..=RUNS {
-            // Alternate, so that a busy moment of the machine hits both alike.
+            // Alternate, so that a busy moment of the machine hits all alike; run 0
+            // is the warm-up.
             let t_plain = time_plain_uv(&uv_bin, dir.path(), &packages, run);
-            let (t_hsm, t_noop) = time_hsm(&uv_bin, dir.path(), &packages, run);
+            let t_cli = hsm_bin.as_ref().map(|hsm| time_cli(hsm, dir.path(), &packages, run));
+            let (t_lib, t_lib_noop) = time_library(&uv_bin, dir.path(), &packages, run);
             if run > 0 {
                 plain.push(t_plain);
-                hsm.push(t_hsm);
-                noop.extend(t_noop);
+                lib.push(t_lib);
+                lib_noop.extend(t_lib_noop);
+                if let Some((t, noop)) = t_cli {
+                    cli.push(t);
+                    cli_noop.extend(noop);
+                }
             }
         }
         let (pm, ps) = mean_sd(&plain);
-        let (hm, hs) = mean_sd(&hsm);
-        let (nm, _) = mean_sd(&noop);
-        let nmax = noop.iter().copied().fold(0.0, f64::max);
+        let (lm, ls) = mean_sd(&lib);
+        let cli_cols = if cli.is_empty() {
+            "n/a | n/a".to_string()
+        } else {
+            let (cm, cs) = mean_sd(&cli);
+            format!("{cm:.0} ms ± {cs:.0} | {:.2}×", cm / pm)
+        };
         table.push_str(&format!(
-            "| {n} | {pm:.0} ms ± {ps:.0} | {hm:.0} ms ± {hs:.0} | {:.2}× | {nm:.2} ms, {nmax:.2} ms |\n",
-            hm / pm
+            "| {n} | {pm:.0} ms ± {ps:.0} | {cli_cols} | {lm:.0} ms ± {ls:.0} | {:.2}× | {} | {} |\n",
+            lm / pm,
+            mean_max(&cli_noop),
+            mean_max(&lib_noop),
         ));
     }
     #[allow(clippy::print_stdout)]
     {
         print!("{table}");
     }
+}
+
+/// `HSM_BIN`, else `hsm` in the folder above this benchmark's executable.
+fn hsm_binary() -> Option<PathBuf> {
+    if let Some(bin) = std::env::var_os("HSM_BIN") {
+        return Some(PathBuf::from(bin));
+    }
+    let exe = std::env::current_exe().ok()?;
+    let bin = exe.parent()?.parent()?.join("hsm");
+    bin.is_file().then_some(bin)
+}
+
+fn mean_max(xs: &[f64]) -> String {
+    if xs.is_empty() {
+        return "n/a".into();
+    }
+    let (mean, _) = mean_sd(xs);
+    let max = xs.iter().copied().fold(0.0, f64::max);
+    format!("{mean:.2} ms, {max:.2} ms")
 }
 
 /// Writes `n` editable projects under `dir/src`, `pkg_i` depending on `pkg_{i-1}`.
@@ -120,8 +158,29 @@ fn time_plain_uv(uv_bin: &Path, dir: &Path, packages: &[PathBuf], run: usize) ->
     ms(start.elapsed())
 }
 
-fn time_hsm(uv_bin: &Path, dir: &Path, packages: &[PathBuf], run: usize) -> (f64, Vec<f64>) {
-    let project = project(dir, "hsm", run);
+/// `hsm sync` on a fresh project listing the packages; then its no-op runs.
+fn time_cli(hsm: &Path, dir: &Path, packages: &[PathBuf], run: usize) -> (f64, Vec<f64>) {
+    let project = project(dir, "cli", run);
+    let mut yaml = String::from("version: 1\nproject: uv-bench\npackages:\n");
+    for (i, p) in packages.iter().enumerate() {
+        yaml.push_str(&format!("  - name: pkg{i}\n    editable: \"{}\"\n", p.display()));
+    }
+    fs::write(project.join("hsm.yaml"), yaml).unwrap();
+    let sync = || {
+        let start = Instant::now();
+        let out = Command::new(hsm).arg("-q").arg("-C").arg(&project).arg("sync").output().unwrap();
+        let t = ms(start.elapsed());
+        assert!(out.status.success(), "hsm sync: {}", String::from_utf8_lossy(&out.stderr));
+        t
+    };
+    let install = sync();
+    let noop = if run == 0 { 0 } else { NOOP_CLI_RUNS };
+    (install, (0..noop).map(|_| sync()).collect())
+}
+
+/// `hsm_exec::uv::sync` on a fresh project; then its no-op runs.
+fn time_library(uv_bin: &Path, dir: &Path, packages: &[PathBuf], run: usize) -> (f64, Vec<f64>) {
+    let project = project(dir, "lib", run);
     let desired: Vec<PythonPackage> = packages
         .iter()
         .enumerate()
