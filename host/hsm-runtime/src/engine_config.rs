@@ -12,5 +12,8 @@ pub(crate) fn config() -> wasmtime::Config {
     config.cranelift_opt_level(wasmtime::OptLevel::Speed);
     // Plugins are small; a deep recursion is a bug we want reported, not a crash.
     config.max_wasm_stack(1 << 20);
+    // Only for third-party unwinders (wasm backtraces don't need it), and
+    // registering it is most of what loading a precompiled component costs.
+    config.native_unwind_info(false);
     config
 }

@@ -26,6 +26,10 @@ use crate::engine_config;
 /// The WIT versions this host loads plugins for.
 pub const WIT_VERSIONS: &[&str] = &["0.1.0"];
 
+/// The most linear memory any plugin instance may have, whatever the [`Limits`]
+/// (the size of the instance pool's memory slots).
+pub(crate) const MAX_MEMORY_BYTES: usize = 256 << 20;
+
 /// How often the epoch advances; call deadlines are counted in these ticks.
 const TICK: Duration = Duration::from_millis(5);
 
@@ -36,7 +40,17 @@ const STDERR_CAPACITY: usize = 16 * 1024;
 fn engine() -> &'static Engine {
     static ENGINE: OnceLock<Engine> = OnceLock::new();
     ENGINE.get_or_init(|| {
-        let engine = Engine::new(&engine_config::config()).expect("the engine configuration is valid");
+        let mut config = engine_config::config();
+        // Instances come from a pool of slots that are reused (and kept warm)
+        // rather than mapped afresh: a call's fresh instance costs microseconds.
+        let mut pool = wasmtime::PoolingAllocationConfig::new();
+        pool.total_component_instances(64)
+            .total_core_instances(256)
+            .total_memories(64)
+            .total_tables(256)
+            .max_memory_size(MAX_MEMORY_BYTES);
+        config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&config).expect("the engine configuration is valid");
         let ticker = engine.clone();
         std::thread::Builder::new()
             .name("hsm-plugin-epoch".into())
@@ -56,7 +70,8 @@ fn engine() -> &'static Engine {
 pub struct Limits {
     /// Wall-clock time for one call (instantiation included).
     pub call_timeout: Duration,
-    /// Linear memory one instance may grow to.
+    /// Linear memory one instance may grow to (at most 256 MiB, the size of the
+    /// instance pool's memory slots).
     pub memory_bytes: usize,
     /// Size of what one call may return (strings and nodes, roughly in bytes).
     pub max_result_bytes: usize,
@@ -470,25 +485,29 @@ impl PluginHost {
         self.inner.limits
     }
 
-    /// Loads the plugins compiled into hsm, from their precompiled code.
+    /// Loads the plugins compiled into hsm, from their precompiled code, on one
+    /// thread per plugin (deserializing is most of the cost, and independent).
     pub fn load_bundled(&self) -> Result<Vec<Plugin>, LoadError> {
-        bundled::BUNDLED
-            .iter()
-            .map(|b| {
-                // SAFETY: `cwasm` is this build's own output: the build script
-                // compiled it from `wasm` with this engine's configuration. If the
-                // machine differs from the build machine (other CPU features),
-                // wasmtime refuses it and we compile the embedded component instead.
-                #[allow(unsafe_code)]
-                let (component, precompiled) = match unsafe { Component::deserialize(&self.inner.engine, b.cwasm) } {
-                    Ok(component) => (component, true),
-                    Err(_) => (self.compile(b.wasm, b.name)?, false),
-                };
-                let mut plugin = self.finish_load(component, PluginSource::Bundled, b.sha256.to_string(), b.name)?;
-                plugin.precompiled = precompiled;
-                Ok(plugin)
-            })
-            .collect()
+        std::thread::scope(|scope| {
+            let loading: Vec<_> =
+                bundled::BUNDLED.iter().map(|b| scope.spawn(move || self.load_one_bundled(b))).collect();
+            loading.into_iter().map(|t| t.join().expect("loading a bundled plugin panicked")).collect()
+        })
+    }
+
+    fn load_one_bundled(&self, b: &bundled::Bundled) -> Result<Plugin, LoadError> {
+        // SAFETY: `cwasm` is this build's own output: the build script compiled it
+        // from `wasm` with this engine's configuration. If the machine differs from
+        // the build machine (other CPU features), wasmtime refuses it and we compile
+        // the embedded component instead.
+        #[allow(unsafe_code)]
+        let (component, precompiled) = match unsafe { Component::deserialize(&self.inner.engine, b.cwasm) } {
+            Ok(component) => (component, true),
+            Err(_) => (self.compile(b.wasm, b.name)?, false),
+        };
+        let mut plugin = self.finish_load(component, PluginSource::Bundled, b.sha256.to_string(), b.name)?;
+        plugin.precompiled = precompiled;
+        Ok(plugin)
     }
 
     /// Compiles and loads a component from its bytes.
