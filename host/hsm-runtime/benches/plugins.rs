@@ -3,6 +3,8 @@
 //! component the first time (compile) and from the compile cache. Prints figures;
 //! `BENCHMARKS.md` records them. Run with `cargo bench -p hsm-runtime --bench plugins`.
 
+#![allow(clippy::print_stdout, missing_docs)]
+
 use std::time::{Duration, Instant};
 
 use hsm_model::Value;
