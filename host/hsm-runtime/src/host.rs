@@ -356,7 +356,7 @@ pub struct PlanInput<'a> {
 }
 
 /// What a plugin planned for a service, converted but not yet checked (see
-/// [`crate::check`]).
+/// [`crate::check_plan`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct PlannedService {
     /// The actions, in order.

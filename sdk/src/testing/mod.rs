@@ -2,8 +2,9 @@
 //! requests the host would send, call your [`crate::Backend`] methods, and inspect
 //! the results.
 //!
-//! With the `host` feature, [`component`] builds the plugin for `wasm32-wasip2` and
-//! runs the compiled component in hsm's real runtime with the same requests.
+//! [`build_plugin`] builds a plugin crate for `wasm32-wasip2`; with the `host`
+//! feature, `testing::component::ComponentPlugin` runs the compiled component in
+//! hsm's real runtime with the same requests.
 //!
 //! ```
 //! use hsm_sdk::testing::*;
