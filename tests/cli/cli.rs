@@ -198,3 +198,20 @@ fn params_follow_yaml_1_2_so_yes_and_no_stay_strings() {
         serde_json::json!({ "image": "x/chunker:1", "health_path": null, "env": { "country": "NO", "debug": "on", "tls": true, "port": 31, "ratio": 0.5 } })
     );
 }
+
+/// A project renames the variables a registry package gets by adding to the
+/// package's implication in hsm.yaml; the plugin applies `env_names`.
+#[test]
+fn a_project_renames_a_packages_variables() {
+    let yaml = "version: 1\nproject: app\npackages:\n  - name: auth-service\n    implies:\n      - service: postgres\n        params: { env_names: { DATABASE_URL: AUTH_DB_URL, DB_PASSWORD: null } }\n";
+    let dir = project(&[("hsm.yaml", yaml)]);
+    let run = run_in(dir.path(), &["plan", "--json"], &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let plan: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let vars = &plan["services"][0]["env"][0]["vars"];
+    assert_eq!(plan["services"][0]["env"][0]["consumer"]["name"], "auth-service");
+    assert!(vars.get("AUTH_DB_URL").is_some(), "{vars}");
+    assert!(vars.get("DATABASE_URL").is_none(), "{vars}");
+    assert!(vars.get("DB_PASSWORD").is_none(), "{vars}");
+    assert_eq!(vars["DB_NAME"], "auth", "the registry's params still apply");
+}

@@ -163,7 +163,9 @@ fn plan_service(
 }
 
 /// Who gets a service's environment: the packages that imply it, each with what it
-/// asked, and the project when it lists the service itself.
+/// asked, and the project when it lists the service itself. A package that asks
+/// twice (a registry's implication, then hsm.yaml's addition) gets both, the later
+/// overlaid on the earlier, so a project can rename a package's variables.
 fn consumers(service: &ServiceInstance) -> Vec<(Consumer, Value)> {
     let mut out: Vec<(Consumer, Value)> = Vec::new();
     for c in &service.contributions {
@@ -172,8 +174,12 @@ fn consumers(service: &ServiceInstance) -> Vec<(Consumer, Value)> {
             Consumer::Project => true,
             Consumer::Package(p) => service.consumers.iter().any(|name| name == p),
         };
-        if wanted && !out.iter().any(|(existing, _)| *existing == consumer) {
-            out.push((consumer, c.params.clone()));
+        if !wanted {
+            continue;
+        }
+        match out.iter_mut().find(|(existing, _)| *existing == consumer) {
+            Some((_, params)) => params.overlay(&c.params),
+            None => out.push((consumer, c.params.clone())),
         }
     }
     out
