@@ -282,3 +282,19 @@ fn a_package_that_is_not_a_python_project_is_refused_before_anything_starts() {
     assert!(run.stderr.contains("not-python"), "{}", run.stderr);
     assert!(p.containers().is_empty(), "the chunker was not started");
 }
+
+#[test]
+fn a_renamed_project_replaces_its_old_containers_and_network() {
+    let mut p = Project::new("rename");
+    p.setup(&[], "services:\n  chunker: {}\n");
+    p.sync();
+    let old = p.name.clone();
+    p.name = format!("{old}-new");
+    p.setup(&[], "services:\n  chunker: {}\n");
+    let run = p.hsm(&["sync", "--json"]).expect(0);
+    let changes = actions(&run);
+    assert!(changes.contains(&format!("removed-container {old}-chunker-server")), "{changes:?}");
+    assert!(changes.contains(&format!("removed-network {old}-hsm")), "{changes:?}");
+    assert!(changes.contains(&format!("created-container {}", p.container("chunker", "server"))), "{changes:?}");
+    assert_eq!(p.containers().keys().collect::<Vec<_>>(), vec![&p.container("chunker", "server")]);
+}

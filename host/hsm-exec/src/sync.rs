@@ -971,8 +971,10 @@ pub async fn observe(
             other.labels.as_ref().and_then(|l| l.get(LABEL_PROJECT_DIR)).cloned().unwrap_or_else(|| "?".into());
         return Err(ExecError::SameNameElsewhere { project: project.name.clone(), other_dir });
     }
+    // Only this project's (a renamed project's old containers are orphans).
     let by_key: HashMap<(String, String), &ContainerSummary> = ours
         .iter()
+        .filter(|c| project.owns(c.labels.as_ref()))
         .filter_map(|c| {
             let l = c.labels.as_ref()?;
             Some(((l.get(LABEL_SERVICE)?.clone(), l.get(LABEL_CONTAINER)?.clone()), c))
