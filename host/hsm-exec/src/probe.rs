@@ -22,8 +22,8 @@ pub(crate) enum Resolved {
     Tcp { host: String, port: u16 },
     /// `GET path` on `host:port`.
     Http { host: String, port: u16, path: String, status: Option<u16>, headers: Vec<(String, Sensitive)> },
-    /// Run a command in a container.
-    Exec { container: String, cmd: Vec<Sensitive>, env: Vec<String>, user: Option<String>, shown: String },
+    /// Run a command in a container (by id; `name` is for people).
+    Exec { container: String, name: String, cmd: Vec<Sensitive>, env: Vec<String>, user: Option<String>, shown: String },
 }
 
 impl Resolved {
@@ -32,7 +32,7 @@ impl Resolved {
         match self {
             Self::Tcp { host, port } => format!("TCP connection to {host}:{port}"),
             Self::Http { host, port, path, .. } => format!("GET http://{host}:{port}{path}"),
-            Self::Exec { container, shown, .. } => format!("`{shown}` in `{container}`"),
+            Self::Exec { name, shown, .. } => format!("`{shown}` in `{name}`"),
         }
     }
 
@@ -59,7 +59,7 @@ impl Resolved {
                 };
                 if ok { Ok(()) } else { Err(format!("{} answered {got}", self.describe())) }
             }
-            Self::Exec { container, cmd, env, user, shown } => {
+            Self::Exec { container, cmd, env, user, shown, .. } => {
                 let cmd = cmd.iter().map(|s| s.expose().to_string()).collect();
                 let (code, output) =
                     docker.exec(container, cmd, env.clone(), user.clone()).await.map_err(|e| e.to_string())?;

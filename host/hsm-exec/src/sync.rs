@@ -111,6 +111,8 @@ pub struct Observed {
 pub struct Orphan {
     /// Its full name.
     pub name: String,
+    /// Its id.
+    pub id: String,
     /// Its service label.
     pub service: String,
 }
@@ -200,7 +202,7 @@ impl<'a> Syncer<'a> {
         // Orphans: containers of this project the plan no longer has.
         for orphan in &observation.orphans {
             self.op(Some(&orphan.service), &format!("remove container {}", orphan.name));
-            self.docker.remove(&orphan.name).await?;
+            self.docker.remove(&orphan.id).await?;
             self.report(Change {
                 service: Some(orphan.service.clone()),
                 action: ChangeKind::RemovedContainer,
@@ -354,7 +356,7 @@ impl<'a> Syncer<'a> {
                     }
                     ids.insert(c.name.clone(), id);
                 }
-                Action::Wait(w) if !ready => self.wait(svc, w).await?,
+                Action::Wait(w) if !ready => self.wait(svc, w, &ids).await?,
                 Action::Wait(_) => {}
                 Action::Exec(e) => self.exec(svc, e, &ids).await?,
                 Action::WriteFile(f) => self.write_file(svc, f)?,
@@ -422,22 +424,23 @@ impl<'a> Syncer<'a> {
             Decision::Start => {
                 if self.ports_free(svc, c, false)? {
                     self.op(Some(&svc.name), &format!("start container {name}"));
-                    self.docker.start(name).await.map_err(|e| port_error(e, svc, c))?;
+                    let id = observed.id.clone().expect("a stopped container exists");
+                    self.docker.start(&id).await.map_err(|e| port_error(e, svc, c))?;
                     self.report(Change {
                         service: Some(svc.name.clone()),
                         action: ChangeKind::StartedContainer,
                         subject: name.clone(),
                         reason: Some(format!("it was {}", observed.status)),
                     });
-                    return Ok(observed.id.clone().expect("a stopped container exists"));
+                    return Ok(id);
                 }
             }
             Decision::Create | Decision::Recreate(_) => {}
         }
         // Create (or replace) it.
-        if observed.id.is_some() {
+        if let Some(old) = &observed.id {
             self.op(Some(&svc.name), &format!("remove container {name}"));
-            self.docker.remove(name).await?;
+            self.docker.remove(old).await?;
         }
         self.ports_free(svc, c, true)?;
         self.ensure_volumes(svc, c).await?;
@@ -464,7 +467,7 @@ impl<'a> Syncer<'a> {
         self.op(Some(&svc.name), &format!("create container {name} from {}", c.image));
         let id = self.docker.create(name, built.body).await?;
         self.op(Some(&svc.name), &format!("start container {name}"));
-        self.docker.start(name).await.map_err(|e| port_error(e, svc, c))?;
+        self.docker.start(&id).await.map_err(|e| port_error(e, svc, c))?;
         {
             let mut state = self.state.lock().expect("state lock");
             state.container_mut(&svc.name, &c.name).new_instance(&id);
@@ -577,17 +580,19 @@ impl<'a> Syncer<'a> {
         Ok(())
     }
 
-    async fn wait(&self, svc: &ServicePlan, w: &Wait) -> Result<(), ExecError> {
-        let probe = self.resolve_probe(svc, &w.probe).await?;
-        let watched = match &w.probe {
+    async fn wait(&self, svc: &ServicePlan, w: &Wait, ids: &HashMap<String, String>) -> Result<(), ExecError> {
+        let probe = self.resolve_probe(svc, &w.probe, ids).await?;
+        let watched_short = match &w.probe {
             Probe::Tcp { endpoint: Endpoint::ContainerPort { container, .. } }
             | Probe::Http { endpoint: Endpoint::ContainerPort { container, .. }, .. } => Some(container.clone()),
             Probe::Exec(e) => Some(e.container.clone()),
             _ => containers_of(svc).next().map(|c| c.name.clone()),
-        }
-        .map(|c| self.cx.project.container(&svc.name, &c));
-        let restarts_at_start = match &watched {
-            Some(name) => self.docker.inspect(name).await?.and_then(|i| i.restart_count).unwrap_or(0),
+        };
+        // Looked at by id (what this run created or kept), named for people.
+        let watched = watched_short.as_ref().map(|c| self.cx.project.container(&svc.name, c));
+        let watched_id = watched_short.as_ref().and_then(|c| ids.get(c)).cloned();
+        let restarts_at_start = match &watched_id {
+            Some(id) => self.docker.inspect(id).await?.and_then(|i| i.restart_count).unwrap_or(0),
             None => 0,
         };
         let describe = probe.describe();
@@ -619,8 +624,8 @@ impl<'a> Syncer<'a> {
             self.cx.reporter.event(Event::WaitRetry { service: &svc.name, failure: &failure });
             // A container that stopped, or that Docker restarted since the wait began
             // (it crashed), will not become ready: say so at once.
-            if let Some(name) = &watched
-                && let Some(inspect) = self.docker.inspect(name).await?
+            if let (Some(name), Some(id)) = (&watched, &watched_id)
+                && let Some(inspect) = self.docker.inspect(id).await?
                 && let Some(s) = inspect.state
                 && (matches!(
                     s.status,
@@ -632,7 +637,7 @@ impl<'a> Syncer<'a> {
                 ) || inspect.restart_count.unwrap_or(0) > restarts_at_start)
             {
                 finished(false);
-                let logs = self.docker.logs_tail(name, 15).await;
+                let logs = self.docker.logs_tail(id, 15).await;
                 return Err(ExecError::Exited {
                     service: svc.name.clone(),
                     container: name.clone(),
@@ -642,8 +647,8 @@ impl<'a> Syncer<'a> {
             }
             if start.elapsed() + interval > timeout {
                 finished(false);
-                let logs = match &watched {
-                    Some(name) => self.docker.logs_tail(name, 15).await,
+                let logs = match &watched_id {
+                    Some(id) => self.docker.logs_tail(id, 15).await,
                     None => Vec::new(),
                 };
                 return Err(ExecError::NotReady {
@@ -658,7 +663,21 @@ impl<'a> Syncer<'a> {
         }
     }
 
-    async fn resolve_probe(&self, svc: &ServicePlan, probe: &Probe) -> Result<Resolved, ExecError> {
+    async fn resolve_probe(
+        &self,
+        svc: &ServicePlan,
+        probe: &Probe,
+        ids: &HashMap<String, String>,
+    ) -> Result<Resolved, ExecError> {
+        // A container is reached by the id this run created or kept, never by name.
+        let target = |short: &str| -> Result<(String, String), ExecError> {
+            let name = self.cx.project.container(&svc.name, short);
+            let id = ids.get(short).cloned().ok_or_else(|| ExecError::Reference {
+                service: svc.name.clone(),
+                message: format!("container `{name}` does not exist"),
+            })?;
+            Ok((id, name))
+        };
         let reference = |message: String| ExecError::Reference { service: svc.name.clone(), message };
         let value = |t: &hsm_model::Text| -> Result<String, ExecError> {
             let state = self.state.lock().expect("state lock");
@@ -677,11 +696,11 @@ impl<'a> Syncer<'a> {
                 Ok(Resolved::Tcp { host, port })
             }
             Probe::Tcp { endpoint: Endpoint::ContainerPort { container, port } } => {
-                let name = self.cx.project.container(&svc.name, container);
+                let (id, name) = target(container)?;
                 let network = self.cx.project.network();
                 let ip = self
                     .docker
-                    .inspect(&name)
+                    .inspect(&id)
                     .await?
                     .and_then(|i| i.network_settings)
                     .and_then(|n| n.networks)
@@ -727,8 +746,10 @@ impl<'a> Syncer<'a> {
             }
             Probe::Exec(e) => {
                 let built = self.build_exec(svc, e).map_err(reference)?;
+                let (id, name) = target(&e.container)?;
                 Ok(Resolved::Exec {
-                    container: self.cx.project.container(&svc.name, &e.container),
+                    container: id,
+                    name,
                     cmd: built.cmd.into_iter().map(hsm_model::Sensitive::new).collect(),
                     env: built.env,
                     user: e.user.clone(),
@@ -758,7 +779,7 @@ impl<'a> Syncer<'a> {
         let name = self.cx.project.container(&svc.name, &e.container);
         let shown = shown_command(&e.command);
         self.op(Some(&svc.name), &format!("exec in {name}: {shown}"));
-        let (code, output) = self.docker.exec(&name, built.cmd, built.env, e.user.clone()).await?;
+        let (code, output) = self.docker.exec(&id, built.cmd, built.env, e.user.clone()).await?;
         if code != 0 {
             return Err(ExecError::ExecFailed {
                 service: svc.name.clone(),
@@ -1070,8 +1091,9 @@ pub async fn observe(
         let same_project = project.owns(labels);
         if !is_planned || !same_project {
             let name = c.names.as_ref().and_then(|n| n.first()).map(|n| n.trim_start_matches('/').to_string());
-            let name = name.or_else(|| c.id.clone()).unwrap_or_default();
-            out.orphans.push(Orphan { name, service: key.map(|k| k.0).unwrap_or_default() });
+            let id = c.id.clone().unwrap_or_default();
+            let name = name.unwrap_or_else(|| id.clone());
+            out.orphans.push(Orphan { name, id, service: key.map(|k| k.0).unwrap_or_default() });
         }
     }
     Ok(out)
@@ -1297,7 +1319,9 @@ impl Syncer<'_> {
         }
         for action in &svc.actions {
             let Action::Wait(w) = action else { continue };
-            let probe = match self.resolve_probe(svc, &w.probe).await {
+            let ids: HashMap<String, String> =
+                mine.iter().filter_map(|o| Some((o.container.clone(), o.id.clone()?))).collect();
+            let probe = match self.resolve_probe(svc, &w.probe, &ids).await {
                 Ok(p) => p,
                 Err(e) => return Health::NotReady(e.to_string()),
             };
