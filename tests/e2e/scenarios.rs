@@ -126,7 +126,12 @@ fn hybrid_runs_the_chunker_here_and_injects_the_external_vector_db() {
     // Idempotent: no change, same container, same start.
     let again = p.hsm(&["sync", "--json"]).expect(0);
     assert_eq!(again.json()["changes"], json!([]), "{}", again.stdout);
+    assert_eq!(again.json()["ok"], json!(true));
     assert_eq!(p.containers(), containers);
+    // -q: nothing at all on success; the default says it is up to date.
+    assert_eq!(p.hsm(&["sync", "-q"]).expect(0).all(), "");
+    let plain = p.hsm(&["sync"]).expect(0);
+    assert!(plain.stdout.is_empty() && plain.stderr.contains(" is up to date: 2 services"), "{plain:?}");
 }
 
 #[test]
