@@ -244,3 +244,28 @@ fn invalid_input_starts_nothing() {
     assert!(run.stderr.contains("has not been synced yet"), "{}", run.stderr);
     assert!(run.stderr.contains("hint: run `hsm sync` first"), "{}", run.stderr);
 }
+
+#[test]
+fn on_a_terminal_waits_are_spinners_and_plain_lines_otherwise() {
+    let p = Project::new("tty");
+    p.setup(&[], "services:\n  chunker:\n    params:\n      health_path: /never\n");
+    // `script` gives hsm a terminal on stderr; its output file is the terminal's.
+    let log = p.path().join("tty.log");
+    let command =
+        format!("{} -C {} sync --wait-timeout 2 --color never", env!("CARGO_BIN_EXE_hsm"), p.dir.path().display());
+    let mut cmd = Command::new("script");
+    cmd.args(["-q", "-e", "-c", &command]).arg(&log).env("HSM_DATA_DIR", p.data.path());
+    cmd.env("HSM_CACHE_DIR", p.cache.path());
+    let status = cmd.output().expect("run script (util-linux)").status;
+    assert_eq!(status.code(), Some(1));
+    let tty = std::fs::read_to_string(&log).unwrap();
+    assert!(tty.contains("waiting for chunker to be ready"), "{tty}");
+    assert!(tty.contains('\u{1b}'), "a spinner redraws the line: {tty}");
+    assert!(["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"].iter().any(|s| tty.contains(s)), "{tty}");
+    assert!(tty.contains("did not become ready within 2s"), "{tty}");
+
+    // Piped: the same run in plain lines, no escape sequences.
+    let piped = p.hsm(&["sync", "--wait-timeout", "2"]).expect(1);
+    assert!(piped.stderr.contains("waiting for chunker to be ready (up to 2s)"), "{}", piped.stderr);
+    assert!(!piped.stderr.contains('\u{1b}'), "{}", piped.stderr);
+}
