@@ -5,6 +5,7 @@
 
 mod faults;
 mod leak;
+mod registry;
 mod scenarios;
 mod stack;
 mod third_party;
