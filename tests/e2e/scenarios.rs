@@ -123,8 +123,11 @@ fn hybrid_runs_the_chunker_here_and_injects_the_external_vector_db() {
     let shown = p.hsm(&["env", "rag-api", "--format", "shell"]).expect(0).stdout;
     assert!(shown.contains("export QDRANT_API_KEY='${QDRANT_API_KEY}'\n"), "{shown}");
 
-    // Idempotent: no change, same container, same start.
+    // Idempotent: no change, same container, same start, not even a write of the state.
+    let state_file = p.path().join(".hsm/state.json");
+    let written = std::fs::metadata(&state_file).unwrap().modified().unwrap();
     let again = p.hsm(&["sync", "--json"]).expect(0);
+    assert_eq!(std::fs::metadata(&state_file).unwrap().modified().unwrap(), written);
     assert_eq!(again.json()["changes"], json!([]), "{}", again.stdout);
     assert_eq!(again.json()["ok"], json!(true));
     assert_eq!(p.containers(), containers);

@@ -64,6 +64,7 @@ pub(crate) fn run(global: &GlobalArgs, args: &SyncArgs, out: &Output) -> Result<
     let _lock = Lock::acquire(&project, "sync").map_err(|e| state_failure(out, &e))?;
     let key = engine::key()?;
     let state = State::load(&project).map_err(|e| state_failure(out, &e))?;
+    let loaded = state.clone();
     let progress = Progress::new(out);
     let runtime = engine::runtime()?;
     let options =
@@ -93,7 +94,10 @@ pub(crate) fn run(global: &GlobalArgs, args: &SyncArgs, out: &Output) -> Result<
         (ran, Some(state), changes)
     });
     progress.clear();
+    // Written only when it changed (or was never written): a no-op sync writes nothing.
+    let unchanged = state.as_ref() == Some(&loaded) && hsm_exec::state::state_path(&project).is_file();
     if let Some(state) = &state
+        && !unchanged
         && let Err(e) = state.save(&project)
     {
         return Err(state_failure(out, &e));
