@@ -58,6 +58,12 @@ impl Budget {
     }
 }
 
+/// A plugin's words, safe to print: control characters (terminal escapes among
+/// them) shown as escapes instead of acted on.
+pub(crate) fn printable(s: &str) -> String {
+    s.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
+}
+
 fn malformed(message: impl Into<String>) -> CallErrorKind {
     CallErrorKind::Malformed(message.into())
 }
@@ -173,7 +179,22 @@ fn is_name(s: &str, max: usize) -> bool {
         && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
-pub(crate) fn info_from_wit(info: w::PluginInfo) -> Result<PluginInfo, String> {
+/// A plugin's self-description, checked: names and kinds are names, every text is
+/// printable (no terminal escapes when `hsm plugin check` shows it) and it all fits
+/// the output budget.
+pub(crate) fn info_from_wit(info: w::PluginInfo, budget: &mut Budget) -> Result<PluginInfo, String> {
+    let mut texts: Vec<&str> = vec![&info.name, &info.version];
+    texts.extend(info.kinds.iter().map(String::as_str));
+    for spec in info.params.iter().chain(&info.settings) {
+        texts.push(&spec.name);
+        texts.push(&spec.description);
+    }
+    for text in texts {
+        budget.take_str(text).map_err(|e| e.to_string())?;
+        if text.chars().any(char::is_control) {
+            return Err(format!("`{}` holds control characters", text.escape_debug()));
+        }
+    }
     if !is_name(&info.name, 64) {
         return Err(format!("its name `{}` is not lowercase letters, digits and `-`", info.name.escape_debug()));
     }
@@ -326,8 +347,8 @@ pub(crate) fn merge_error_from_wit(
             budget.take_str(&c.message)?;
             budget.take_str(&c.key)?;
             MergeFailure::Conflict {
-                message: c.message,
-                key: c.key,
+                message: printable(&c.message),
+                key: printable(&c.key),
                 contributions: c.contributions.into_iter().map(index).collect::<Result<_, _>>()?,
             }
         }

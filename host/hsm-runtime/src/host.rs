@@ -33,8 +33,9 @@ pub(crate) const MAX_MEMORY_BYTES: usize = 256 << 20;
 /// How often the epoch advances; call deadlines are counted in these ticks.
 const TICK: Duration = Duration::from_millis(5);
 
-/// How much of a plugin's stderr is kept to explain a failure.
-const STDERR_CAPACITY: usize = 16 * 1024;
+/// How much a plugin may print (stdout and stderr together) before its writes
+/// fail; the end of it explains a crash.
+const STDERR_CAPACITY: usize = 256 * 1024;
 
 /// The process's one engine, with the ticker thread that drives call deadlines.
 fn engine() -> &'static Engine {
@@ -50,7 +51,11 @@ fn engine() -> &'static Engine {
             .total_tables(256)
             .max_memory_size(MAX_MEMORY_BYTES);
         config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
-        let engine = Engine::new(&config).expect("the engine configuration is valid");
+        // The pool reserves address space up front; where that is limited (`ulimit
+        // -v`), instances are mapped one by one instead.
+        let engine = Engine::new(&config)
+            .or_else(|_| Engine::new(&engine_config::config()))
+            .expect("the engine configuration is valid");
         let ticker = engine.clone();
         std::thread::Builder::new()
             .name("hsm-plugin-epoch".into())
@@ -472,6 +477,7 @@ impl PluginHost {
         // The WASI interfaces a Rust `wasm32-wasip2` component imports; the context
         // each call gets (see `fresh_store`) makes them grant nothing.
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).expect("WASI links into a fresh linker");
+        forbid_waiting(&mut linker).expect("the clock's subscriptions can be replaced");
         Self { inner: Arc::new(HostInner { engine, linker, limits }) }
     }
 
@@ -574,9 +580,33 @@ impl PluginHost {
         let info = plugin
             .call("describe", |store, p| p.hsm_plugin_backend().call_describe(store))
             .map_err(|e| describe(e.kind.to_string()))?;
-        plugin.info = convert::info_from_wit(info).map_err(describe)?;
+        let mut budget = Budget::new(self.inner.limits.max_result_bytes);
+        plugin.info = convert::info_from_wit(info, &mut budget).map_err(describe)?;
         Ok(plugin)
     }
+}
+
+/// The WASI version the linker's interfaces carry (wasmtime-wasi's); components
+/// built against any 0.2.x match it.
+const WASI_CLOCKS: &str = "wasi:clocks/monotonic-clock@0.2.12";
+
+/// Replaces the monotonic clock's `subscribe-*` functions with ones that trap. The
+/// epoch deadline stops a plugin's own code, not the host blocking on its behalf: a
+/// plugin that slept would otherwise hang hsm. Plugins have no clock to wait on.
+fn forbid_waiting(linker: &mut Linker<State>) -> wasmtime::Result<()> {
+    use wasmtime::component::Resource;
+    use wasmtime_wasi::p2::DynPollable;
+    linker.allow_shadowing(true);
+    {
+        let mut clock = linker.instance(WASI_CLOCKS)?;
+        for name in ["subscribe-duration", "subscribe-instant"] {
+            clock.func_wrap(name, move |_, (_,): (u64,)| -> wasmtime::Result<(Resource<DynPollable>,)> {
+                Err(wasmtime::Error::msg(format!("plugins may not wait (`{name}`): hsm gives them no clock")))
+            })?;
+        }
+    }
+    linker.allow_shadowing(false);
+    Ok(())
 }
 
 /// The `hsm:plugin` version a component's backend export was built for.
@@ -588,10 +618,18 @@ fn wit_version(engine: &Engine, component: &Component) -> Option<String> {
 }
 
 /// Whether a plugin built for `found` loads into a host that speaks `supported`:
-/// same major and minor (for 0.x, the minor is the breaking part).
+/// same major and minor (for 0.x, the minor is the breaking part) and a patch the
+/// host knows (a plugin built for a newer 0.1.x may use what this host lacks).
 fn compatible(supported: &str, found: &str) -> bool {
-    let key = |v: &str| v.split('.').take(2).collect::<Vec<_>>().join(".");
-    key(supported) == key(found) && found.split('.').count() == 3
+    let parse = |v: &str| -> Option<(u64, u64, u64)> {
+        let mut parts = v.split('.').map(|p| p.parse::<u64>().ok());
+        let version = (parts.next()??, parts.next()??, parts.next()??);
+        parts.next().is_none().then_some(version)
+    };
+    match (parse(supported), parse(found)) {
+        (Some((sm, sn, sp)), Some((fm, fnn, fp))) => sm == fm && sn == fnn && fp <= sp,
+        _ => false,
+    }
 }
 
 /// A loaded plugin, ready to be called.
@@ -672,7 +710,10 @@ impl Plugin {
                 .map_err(|e| self.fail("plan", e).into()),
             Err(e) => {
                 budget.take_str(&e.message).map_err(|e| self.fail("plan", e))?;
-                Err(PlanFailure::Invalid { message: e.message, key: e.key })
+                Err(PlanFailure::Invalid {
+                    message: convert::printable(&e.message),
+                    key: e.key.as_deref().map(convert::printable),
+                })
             }
         }
     }
@@ -698,6 +739,9 @@ impl Plugin {
         outcome.map_err(|e| {
             let kind = if store.data().limiter.refused {
                 CallErrorKind::OutOfMemory(limits.memory_bytes)
+            } else if format!("{e:#}").contains("fuel allocated for hostcalls has been exhausted") {
+                // wasmtime's bound on data copied out of the guest in one go.
+                CallErrorKind::TooLarge(limits.max_result_bytes)
             } else if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
                 CallErrorKind::Timeout(limits.call_timeout)
             } else {
@@ -738,6 +782,8 @@ fn fresh_store(engine: &Engine, limits: Limits, stderr: &MemoryOutputPipe) -> St
     let ticks = (limits.call_timeout.as_millis() / TICK.as_millis()).max(1) as u64;
     store.set_epoch_deadline(ticks);
     store.epoch_deadline_trap();
+    // Bounds what the host allocates for data a plugin hands over in one go.
+    store.set_hostcall_fuel(limits.max_result_bytes.saturating_mul(2));
     store
 }
 
@@ -757,11 +803,28 @@ fn root_message(e: &wasmtime::Error) -> String {
     line
 }
 
-/// The last `n` lines of a plugin's output.
+/// The last `n` lines of a plugin's output, safe to print.
 fn tail(bytes: &[u8], n: usize) -> String {
     let text = String::from_utf8_lossy(bytes);
-    let lines: Vec<&str> = text.lines().collect();
+    let lines: Vec<String> = text.lines().map(convert::printable).collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::compatible;
+
+    #[test]
+    fn plugins_load_for_known_versions_of_the_same_minor() {
+        assert!(compatible("0.1.0", "0.1.0"));
+        assert!(compatible("0.1.3", "0.1.0"), "an older 0.1 plugin keeps loading");
+        assert!(!compatible("0.1.0", "0.1.1"), "a plugin for a newer 0.1 may use what this host lacks");
+        assert!(!compatible("0.1.0", "0.2.0"));
+        assert!(!compatible("0.1.0", "1.1.0"));
+        assert!(!compatible("0.1.0", "0.1"));
+        assert!(!compatible("0.1.0", "0.1.0.0"));
+        assert!(!compatible("0.1.0", "0.1.x"));
+    }
 }
 
 /// The plugins built by the build script.
