@@ -81,7 +81,7 @@ pub fn check_plan(
             ));
         }
         for (name, value) in &env.vars {
-            checker.env_name(name, "set an environment variable")?;
+            checker.consumer_env_name(name, &format!("set `{}`", name.escape_debug()))?;
             checker.text(value, &format!("set `{name}`"))?;
         }
     }
@@ -98,11 +98,12 @@ struct Checker<'a> {
 
 impl Checker<'_> {
     fn refuse(&self, action: impl Into<String>, reason: impl Into<String>, missing: Option<Capability>) -> Refusal {
+        // The action and reason quote what the plugin returned: print it safely.
         Refusal {
             plugin: self.info.name.clone(),
             service: self.ctx.service.to_string(),
-            action: action.into(),
-            reason: reason.into(),
+            action: crate::convert::printable(&action.into()),
+            reason: crate::convert::printable(&reason.into()),
             missing,
         }
     }
@@ -176,11 +177,20 @@ impl Checker<'_> {
                             }
                             self.container_path(target, &what)?;
                         }
-                        Mount::Bind { source, target, .. } => {
+                        Mount::Bind { source, target, read_only } => {
                             let what = format!("bind-mount `{source}` at `{target}`");
                             self.require(Capability::Files, &what)?;
                             self.relative_path(source, &what)?;
                             self.container_path(target, &what)?;
+                            // A writable bind lets the container plant a symlink that
+                            // Docker follows on its next start, out of the folder.
+                            if !read_only {
+                                return Err(self.refuse(
+                                    what,
+                                    "bind mounts are read-only; keep data the container writes in a named volume",
+                                    None,
+                                ));
+                            }
                         }
                     }
                 }
@@ -197,23 +207,75 @@ impl Checker<'_> {
                 let what = format!("exec in container `{}`", e.container);
                 self.require(Capability::Exec, &what)?;
                 self.own_container(&e.container, &what)?;
-                for t in e.command.iter().chain(e.env.iter().map(|(_, v)| v)) {
-                    self.text(t, &what)?;
-                }
+                self.exec_texts(e, &what)?;
             }
-            Action::Wait(wait) => match &wait.probe {
-                Probe::Tcp { endpoint } | Probe::Http { endpoint, .. } => self.endpoint(endpoint)?,
-                Probe::Exec(e) => {
-                    let what = format!("probe container `{}` with `exec`", e.container);
-                    self.require(Capability::Exec, &what)?;
-                    self.own_container(&e.container, &what)?;
-                    for t in &e.command {
-                        self.text(t, &what)?;
+            Action::Wait(wait) => {
+                if wait.timeout_ms > MAX_WAIT_MS || wait.interval_ms > wait.timeout_ms.max(1) {
+                    return Err(self.refuse(
+                        format!("wait {} ms", wait.timeout_ms),
+                        format!(
+                            "a wait lasts at most {} minutes, and tries again within that time",
+                            MAX_WAIT_MS / 60_000
+                        ),
+                        None,
+                    ));
+                }
+                match &wait.probe {
+                    Probe::Tcp { endpoint } => self.endpoint(endpoint)?,
+                    Probe::Http { endpoint, path, headers, .. } => {
+                        self.endpoint(endpoint)?;
+                        let what = format!("probe `{}`", path.escape_debug());
+                        let path_ok = path.starts_with('/')
+                            && path.len() <= 2048
+                            && !path.chars().any(|c| c.is_whitespace() || c.is_control());
+                        if !path_ok {
+                            return Err(self.refuse(
+                                what,
+                                "an HTTP probe's path starts with `/` and holds no spaces or control characters",
+                                None,
+                            ));
+                        }
+                        for (name, value) in headers {
+                            let token = !name.is_empty()
+                                && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+                            if !token {
+                                return Err(self.refuse(
+                                    what,
+                                    format!("`{}` is not an HTTP header name", name.escape_debug()),
+                                    None,
+                                ));
+                            }
+                            self.text(value, &what)?;
+                            let broken = value
+                                .pieces()
+                                .iter()
+                                .any(|p| matches!(p, Piece::Lit(l) if l.contains(['\r', '\n', '\0'])));
+                            if broken {
+                                return Err(self.refuse(what, format!("header `{name}` holds a line break"), None));
+                            }
+                        }
+                    }
+                    Probe::Exec(e) => {
+                        let what = format!("probe container `{}` with `exec`", e.container);
+                        self.require(Capability::Exec, &what)?;
+                        self.own_container(&e.container, &what)?;
+                        self.exec_texts(e, &what)?;
                     }
                 }
-            },
+            }
             Action::UvInstall { packages } => {
                 self.require(Capability::UvInstall, "install Python packages")?;
+                // The install is the project's whole set: hsm uninstalls what it
+                // installed and is not in it, so a partial list would remove packages.
+                let asked: std::collections::HashSet<&PythonPackage> = self.ctx.packages.iter().collect();
+                let given: std::collections::HashSet<&PythonPackage> = packages.iter().collect();
+                if given.len() < asked.len() || given.len() != packages.len() {
+                    return Err(self.refuse(
+                        "install Python packages",
+                        "a uv install must hold every package the project asks for, once",
+                        None,
+                    ));
+                }
                 for p in packages {
                     if !self.ctx.packages.contains(p) {
                         let source = match &p.source {
@@ -278,6 +340,36 @@ impl Checker<'_> {
         Ok(())
     }
 
+    fn exec_texts(&self, e: &hsm_plan::Exec, what: &str) -> Result<(), Refusal> {
+        for t in &e.command {
+            self.text(t, what)?;
+        }
+        for (name, value) in &e.env {
+            self.env_name(name, what)?;
+            self.text(value, what)?;
+        }
+        Ok(())
+    }
+
+    /// A variable a consumer gets: a valid name that doesn't steer the programs the
+    /// package runs (a loader, a shell, an interpreter's startup, a proxy, trusted
+    /// certificates). Those would let a plugin run code on the host through `hsm run`.
+    fn consumer_env_name(&self, name: &str, what: &str) -> Result<(), Refusal> {
+        self.env_name(name, what)?;
+        let upper = name.to_ascii_uppercase();
+        let denied = RESERVED_ENV.contains(&upper.as_str())
+            || RESERVED_ENV_PREFIXES.iter().any(|p| upper.starts_with(p))
+            || upper.ends_with("_PROXY");
+        if denied {
+            return Err(self.refuse(
+                what,
+                format!("`{name}` changes how programs start or connect, so no plugin may set it"),
+                None,
+            ));
+        }
+        Ok(())
+    }
+
     fn env_name(&self, name: &str, what: &str) -> Result<(), Refusal> {
         let ok = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
             && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
@@ -312,6 +404,75 @@ impl Checker<'_> {
         }
     }
 }
+
+/// The longest a plugin may make hsm wait for one probe.
+const MAX_WAIT_MS: u32 = 10 * 60 * 1000;
+
+/// Variables that steer how programs start, what they load or where they connect.
+const RESERVED_ENV: &[&str] = &[
+    "PATH",
+    "HOME",
+    "SHELL",
+    "ENV",
+    "BASH_ENV",
+    "IFS",
+    "PS4",
+    "PROMPT_COMMAND",
+    "CDPATH",
+    "VIRTUAL_ENV",
+    "PAGER",
+    "MANPAGER",
+    "EDITOR",
+    "VISUAL",
+    "BROWSER",
+    "LESSOPEN",
+    "LESSCLOSE",
+    "TMPDIR",
+    "TZDIR",
+    "LOCPATH",
+    "GCONV_PATH",
+    "HOSTALIASES",
+    "RESOLV_HOST_CONF",
+    "LOCALDOMAIN",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
+    "NODE_EXTRA_CA_CERTS",
+    "PERL5OPT",
+    "PERL5LIB",
+    "PERLLIB",
+    "RUBYOPT",
+    "RUBYLIB",
+    "NODE_OPTIONS",
+    "NODE_PATH",
+    "JAVA_TOOL_OPTIONS",
+    "_JAVA_OPTIONS",
+    "JDK_JAVA_OPTIONS",
+    "CLASSPATH",
+    "GIT_SSH",
+    "GIT_SSH_COMMAND",
+    "GIT_ASKPASS",
+    "SSH_ASKPASS",
+    "SUDO_ASKPASS",
+];
+
+/// Prefixes of such variables (loaders, interpreters, toolchains, hsm itself).
+const RESERVED_ENV_PREFIXES: &[&str] = &[
+    "LD_",
+    "DYLD_",
+    "PYTHON",
+    "GIT_",
+    "SSH_",
+    "UV_",
+    "PIP_",
+    "CARGO_",
+    "RUSTC",
+    "RUSTUP_",
+    "HSM_",
+    "DOCKER_",
+    "NPM_CONFIG_",
+];
 
 fn is_short_name(s: &str) -> bool {
     !s.is_empty()

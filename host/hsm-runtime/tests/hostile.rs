@@ -16,7 +16,7 @@ fn fixture(name: &str) -> Vec<u8> {
     static BUILT: OnceLock<Vec<(String, PathBuf)>> = OnceLock::new();
     let built = BUILT.get_or_init(|| {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/plugins");
-        ["hostile", "kind-clash", "future-wit"]
+        ["hostile", "kind-clash", "future-wit", "name-clash"]
             .iter()
             .map(|f| {
                 let path = hsm_sdk::testing::build_plugin(format!("{dir}/{f}"), &format!("hsm-fixture-{f}"))
@@ -106,6 +106,28 @@ fn a_stack_overflow_is_a_trap_not_a_crash_of_the_host() {
     let CallErrorKind::Trap { message, .. } = &e.kind else { panic!("expected a trap, got {e}") };
     assert!(message.contains("stack"), "{message}");
     still_works(&plugin);
+}
+
+/// The epoch stops a plugin's own code, not the host blocking for it: a plugin that
+/// sleeps must not hang hsm.
+#[test]
+fn a_plugin_that_sleeps_is_stopped_not_waited_for() {
+    let plugin = hostile();
+    let started = std::time::Instant::now();
+    let e = call_error(&plugin, "sleep");
+    assert!(started.elapsed() < Duration::from_secs(2), "it waited {:?}", started.elapsed());
+    let CallErrorKind::Trap { message, .. } = &e.kind else { panic!("expected a trap, got {e}") };
+    assert!(message.contains("plugins may not wait"), "{message}");
+    still_works(&plugin);
+}
+
+#[test]
+fn a_plugin_that_prints_a_lot_still_gets_its_panic_reported() {
+    let plugin = hostile();
+    let e = call_error(&plugin, "chatty");
+    let CallErrorKind::Trap { stderr, .. } = &e.kind else { panic!("expected a trap, got {e}") };
+    assert!(stderr.contains("the chatty plugin's last words"), "{stderr}");
+    assert!(stderr.lines().count() <= 12, "only the end is kept");
 }
 
 #[test]
@@ -227,6 +249,38 @@ fn actions_outside_what_any_grant_allows_are_refused() {
     for (service, message) in cases {
         assert_eq!(refusal(&plugin, service, &all).to_string(), message);
     }
+    let more = [
+        ("bind-rw", "bind mounts are read-only; keep data the container writes in a named volume"),
+        ("uv-empty", "a uv install must hold every package the project asks for, once"),
+        ("probe-inject", "an HTTP probe's path starts with `/` and holds no spaces or control characters"),
+        ("long-wait", "a wait lasts at most 10 minutes, and tries again within that time"),
+    ];
+    let one_package =
+        [hsm_plan::PythonPackage { name: "api".into(), source: hsm_plan::PackageSource::Pypi("api".into()) }];
+    for (service, reason) in more {
+        let planned = plan_of(&plugin, service);
+        let ctx = CheckContext { service, consumers: &[], packages: &one_package };
+        let r = check_plan(plugin.info(), &all, &ctx, &planned).expect_err("refused");
+        assert_eq!(r.reason, reason, "{service}: {r}");
+    }
+    // A variable that steers how programs start, through the environment `hsm run` sets.
+    let planned = plugin
+        .plan(&PlanInput {
+            project: "p",
+            service: "env-bash",
+            kind: "hostile",
+            config: &Value::Null,
+            profile: ProfileInput { name: "managed", mode: Mode::Managed, settings: &Value::Null },
+            consumers: vec![ConsumerInput { consumer: Consumer::Project, params: &Value::Null }],
+            host_address: "127.0.0.1",
+        })
+        .unwrap();
+    let ctx = CheckContext { service: "env-bash", consumers: &[Consumer::Project], packages: &[] };
+    let r = check_plan(plugin.info(), &Grants::default(), &ctx, &planned).expect_err("refused");
+    assert_eq!(
+        r.to_string(),
+        "plugin `hostile` may not set `BASH_ENV` for service `env-bash`: `BASH_ENV` changes how programs start or connect, so no plugin may set it"
+    );
     let mut open = all.clone();
     open.host_ips.insert("0.0.0.0".into());
     let planned = plan_of(&plugin, "wide-port");
@@ -316,10 +370,19 @@ fn the_compile_cache_serves_only_entries_hsm_wrote() {
     let (_, outcome) = CompileCache::new(dir.path(), &host, &other).load(&host, &bytes, source()).unwrap();
     assert_eq!(outcome, CacheOutcome::Replaced);
 
-    // A tampered entry is never deserialized.
+    // Another component's compiled code, planted under this component's digest
+    // with a tag made by another key: never deserialized.
+    let hostile_bytes = fixture("hostile");
+    let (planted, _) = CompileCache::new(dir.path(), &host, &other).load(&host, &hostile_bytes, source()).unwrap();
     let entry = cache.dir().join(format!("{}.cwasm", first.sha256()));
+    std::fs::copy(cache.dir().join(format!("{}.cwasm", planted.sha256())), &entry).unwrap();
+    let (plugin, outcome) = cache.load(&host, &bytes, source()).unwrap();
+    assert_eq!(outcome, CacheOutcome::Replaced);
+    assert_eq!(plugin.info().name, "pg-impostor", "the planted code did not run");
+
+    // A tampered entry is never deserialized.
     let (_, outcome) = cache.load(&host, &bytes, source()).unwrap();
-    assert_eq!(outcome, CacheOutcome::Replaced, "the entry was rewritten with the other key");
+    assert_eq!(outcome, CacheOutcome::Hit, "the planted entry was replaced by a good one");
     let mut data = std::fs::read(&entry).unwrap();
     let last = data.len() - 1;
     data[last] ^= 0xff;

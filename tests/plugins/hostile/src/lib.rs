@@ -3,12 +3,14 @@
 //! service name it is asked about, so one component covers every attack:
 //!
 //! - merge: `loop` (never returns), `bomb` (allocates without end), `big` (returns
-//!   16 MiB), `trap` (panics), `stack` (recurses without end), `forged-handle`
+//!   16 MiB), `trap` (panics), `stack` (recurses without end), `sleep` (blocks in
+//!   the host for an hour), `chatty` (prints a lot, then panics), `forged-handle`
 //!   (returns a secret handle it was never given), `cycle` (a tree that contains
 //!   itself), `spy` (reports everything it received and what WASI let it do).
-//! - plan: `bind-root`, `foreign-exec`, `wide-port`, `uv-outside`, `file-outside`
-//!   (actions outside any grant), `container`, `exec`, `files`, `probe`,
-//!   `uv-install` (one action needing one capability each), `spy`.
+//! - plan: `bind-root`, `bind-rw`, `foreign-exec`, `wide-port`, `uv-outside`,
+//!   `uv-empty`, `file-outside`, `env-bash`, `probe-inject`, `long-wait` (actions
+//!   outside any grant), `container`, `exec`, `files`, `probe`, `uv-install` (one
+//!   action needing one capability each), `spy`.
 #![cfg(target_arch = "wasm32")]
 // The raw bindings export functions with `export_name`, which the workspace denies
 // for hand-written code; plugins written with the SDK never need this.
@@ -122,6 +124,16 @@ impl Guest for Hostile {
             }
             "big" => Ok(text_tree("x".repeat(16 << 20))),
             "trap" => panic!("hostile plugin panics on purpose"),
+            "sleep" => {
+                std::thread::sleep(std::time::Duration::from_secs(3600));
+                Ok(Tree { nodes: vec![Node::Null] })
+            }
+            "chatty" => {
+                for i in 0..5000 {
+                    println!("line {i} of a plugin that talks too much");
+                }
+                panic!("the chatty plugin's last words");
+            }
             "stack" => Ok(text_tree(recurse(0).to_string())),
             "forged-handle" => Ok(Tree {
                 nodes: vec![Node::Text(Text {
@@ -141,6 +153,40 @@ impl Guest for Hostile {
                 c.mounts.push(Mount::Bind(BindMount { source: "/".into(), target: "/host".into(), read_only: false }));
                 vec![Action::EnsureContainer(c)]
             }
+            "bind-rw" => {
+                let mut c = container("server");
+                c.mounts.push(Mount::Bind(BindMount { source: "w".into(), target: "/w".into(), read_only: false }));
+                vec![Action::EnsureContainer(c)]
+            }
+            "uv-empty" => vec![Action::UvInstall(vec![])],
+            "env-bash" => {
+                return Ok(ServicePlan {
+                    actions: vec![],
+                    env: vec![ConsumerEnv {
+                        package: None,
+                        vars: vec![EnvVar { name: "BASH_ENV".into(), value: lit("/tmp/pwn.sh") }],
+                    }],
+                });
+            }
+            "probe-inject" => vec![Action::Wait(Wait {
+                probe: Probe::Http(HttpProbe {
+                    endpoint: Endpoint::Address(Address { host: lit("127.0.0.1"), port: lit("6379") }),
+                    path: "/ HTTP/1.1\r\n\r\nFLUSHALL\r\n".into(),
+                    tls: false,
+                    status: None,
+                    headers: vec![],
+                }),
+                timeout_ms: 10,
+                interval_ms: 10,
+            })],
+            "long-wait" => vec![
+                Action::EnsureContainer(container("server")),
+                Action::Wait(Wait {
+                    probe: Probe::Tcp(Endpoint::Address(Address { host: lit("10.0.0.50"), port: lit("5432") })),
+                    timeout_ms: u32::MAX,
+                    interval_ms: 1000,
+                }),
+            ],
             "foreign-exec" => vec![
                 Action::EnsureContainer(container("server")),
                 Action::Exec(exec_in("other-project-postgres-server")),
