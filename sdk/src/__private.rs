@@ -93,7 +93,7 @@ fn text_to_wit(text: t::Text) -> w::Text {
 fn tree_from_wit(tree: w::Tree) -> v::Value {
     let mut nodes: Vec<Option<w::Node>> = tree.nodes.into_iter().map(Some).collect();
     fn build(nodes: &mut [Option<w::Node>], i: u32, depth: u32) -> v::Value {
-        if depth > 128 {
+        if depth > 64 {
             return v::Value::Null;
         }
         let Some(node) = nodes.get_mut(i as usize).and_then(Option::take) else {

@@ -81,7 +81,7 @@ fn verbose_lists_the_files_read() {
     let plugins = "plugin postgres@0.1.0 (bundled) serves postgres\nplugin qdrant@0.1.0 (bundled) serves qdrant\nplugin chunker@0.1.0 (bundled) serves chunker\nplugin uv-package@0.1.0 (bundled) serves uv-package\n";
     assert_eq!(
         run.stderr,
-        format!("{plugins}read hsm.yaml\nread .env\nread reg.yaml\n`app` is valid: 1 package, 1 service\n")
+        format!("read hsm.yaml\nread .env\nread reg.yaml\n{plugins}`app` is valid: 1 package, 1 service\n")
     );
 }
 
@@ -214,4 +214,29 @@ fn a_project_renames_a_packages_variables() {
     assert!(vars.get("DATABASE_URL").is_none(), "{vars}");
     assert!(vars.get("DB_PASSWORD").is_none(), "{vars}");
     assert_eq!(vars["DB_NAME"], "auth", "the registry's params still apply");
+}
+
+/// Two services that give one package the same variable would have one silently
+/// replace the other: an error, with the rename that fixes it.
+#[test]
+fn two_services_giving_a_package_one_variable_is_an_error() {
+    let registry = "packages:\n  app:\n    implies:\n      - service: db\n        params: { db_name: app }\n      - service: replica\n        params: { db_name: app }\nservices:\n  db: { kind: postgres, profile: local, params: { version: \"16\" } }\n  replica: { kind: postgres, profile: local, params: { version: \"16\" } }\nprofiles:\n  local: { mode: managed }\n";
+    let dir = project(&[
+        ("hsm.yaml", "version: 1\nproject: app\nregistries: [./reg.yaml]\npackages: [app]\n"),
+        ("reg.yaml", registry),
+    ]);
+    let run = run_in(dir.path(), &["--color", "never", "validate"], &[]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("error: services `db` and `replica` both give package `app` `DB_HOST`"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains(
+            "hint: rename one with `env_names: { DB_HOST: NEW_NAME }` in the params `app` gives service `replica`"
+        ),
+        "{}",
+        run.stderr
+    );
 }

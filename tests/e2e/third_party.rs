@@ -142,6 +142,7 @@ fn hostile_actions_are_refused_before_anything_runs() {
         assert!(p.containers().is_empty(), "{service}: a container was created");
         assert!(p.volumes().is_empty(), "{service}: a volume was created");
         assert!(!p.dir.path().join(".hsm/hostile").exists(), "{service}: a file was written");
+        assert!(!p.dir.path().join("../etc/cron.d/evil").exists(), "{service}: a file was written outside");
     }
 }
 
@@ -225,6 +226,7 @@ fn a_plugin_is_loaded_only_when_it_is_the_pinned_valid_component() {
     let junk = b"\0asm\x0d\0\x01\0 definitely not a component".to_vec();
     let future = std::fs::read(built("tests/plugins/future-wit", "hsm-fixture-future-wit")).unwrap();
     let clash = std::fs::read(built("tests/plugins/kind-clash", "hsm-fixture-kind-clash")).unwrap();
+    let bundled_name = std::fs::read(built("tests/plugins/name-clash", "hsm-fixture-name-clash")).unwrap();
     for (name, wasm, expected) in [
         ("junk", junk, "is not a valid WebAssembly component"),
         ("future", future, "was built for `hsm:plugin@9.0.0`, which this hsm does not support (it loads `0.1.0`)"),
@@ -233,6 +235,7 @@ fn a_plugin_is_loaded_only_when_it_is_the_pinned_valid_component() {
             clash,
             "error: plugin `pg-impostor` serves kind `postgres`, which plugin `postgres` already serves",
         ),
+        ("postgres", bundled_name, "error: plugin `postgres` has the name of a plugin hsm bundles"),
     ] {
         let p = Project::new("pin");
         project_with_plugin(&p, name, &wasm, "", "packages: []\n");

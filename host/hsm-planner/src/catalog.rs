@@ -97,6 +97,14 @@ impl Catalog {
                     continue;
                 }
             };
+            if catalog.plugins.iter().any(|p| p.plugin.name() == plugin.name()) {
+                diags.push(
+                    Diagnostic::new(format!("plugin `{}` has the name of a plugin hsm bundles", def.name.name))
+                        .at(def.name.span, "")
+                        .hint("a third-party plugin needs a name of its own"),
+                );
+                continue;
+            }
             if plugin.name() != def.name.name {
                 diags.push(
                     Diagnostic::new(format!(

@@ -59,7 +59,60 @@ pub fn plan(resolution: &Resolution, catalog: &Catalog, sources: &Sources) -> Re
     if !diags.is_empty() {
         return Err(PlanningError::Input(diags));
     }
-    Ok(Plan { project: resolution.project.name.clone(), services })
+    let plan = Plan { project: resolution.project.name.clone(), services };
+    check_across_services(&plan)?;
+    Ok(plan)
+}
+
+/// What no single plugin's plan shows: two services giving one consumer the same
+/// variable (one would silently replace the other), and Python packages installed by
+/// more than one service (each install is the whole set).
+fn check_across_services(plan: &Plan) -> Result<(), PlanningError> {
+    let mut diags = Diagnostics::default();
+    let mut seen: Vec<(&Consumer, &str, &str)> = Vec::new();
+    for service in &plan.services {
+        for env in &service.env {
+            for (name, _) in &env.vars {
+                match seen.iter().find(|(c, n, _)| *c == &env.consumer && *n == name) {
+                    Some((_, _, first)) => {
+                        let who = match &env.consumer {
+                            Consumer::Project => "the project".to_string(),
+                            Consumer::Package(p) => format!("package `{p}`"),
+                        };
+                        let place = match &env.consumer {
+                            Consumer::Project => format!("in hsm.yaml, under `services.{}.params`", service.name),
+                            Consumer::Package(p) => format!(
+                                "in the params `{p}` gives service `{}` (its registry entry, or an `implies` added to it in hsm.yaml)",
+                                service.name
+                            ),
+                        };
+                        diags.push(
+                            Diagnostic::new(format!(
+                                "services `{first}` and `{}` both give {who} `{name}`",
+                                service.name
+                            ))
+                            .note("one would silently replace the other")
+                            .hint(format!("rename one with `env_names: {{ {name}: NEW_NAME }}` {place}")),
+                        );
+                    }
+                    None => seen.push((&env.consumer, name, &service.name)),
+                }
+            }
+        }
+    }
+    let installers: Vec<&str> = plan
+        .services
+        .iter()
+        .filter(|s| s.actions.iter().any(|a| matches!(a, hsm_plan::Action::UvInstall { .. })))
+        .map(|s| s.name.as_str())
+        .collect();
+    if installers.len() > 1 {
+        diags.push(
+            Diagnostic::new(format!("more than one service installs Python packages: {}", installers.join(", ")))
+                .note("the project's packages are installed once, by the `uv-package` plugin"),
+        );
+    }
+    diags.into_result(()).map_err(PlanningError::Input)
 }
 
 fn plan_service(

@@ -133,8 +133,15 @@ impl ComponentPlugin {
     }
 
     /// Calls `plan` in the sandbox, then checks the actions as `hsm` would for a
-    /// plugin granted everything it declares.
+    /// plugin granted everything it declares, in a project that asks for no Python
+    /// packages.
     pub fn plan(&self, req: PlanRequest) -> Result<Plan, ComponentError> {
+        self.plan_for_packages(req, &[])
+    }
+
+    /// [`ComponentPlugin::plan`] in a project that asks for these Python packages
+    /// (what a `uv-install` action may install).
+    pub fn plan_for_packages(&self, req: PlanRequest, packages: &[PythonPackage]) -> Result<Plan, ComponentError> {
         let config = value_to_host(&req.config);
         let settings = value_to_host(&req.profile.settings);
         let params: Vec<HostValue> = req.consumers.iter().map(|c| value_to_host(&c.params)).collect();
@@ -167,14 +174,16 @@ impl ComponentPlugin {
             rt::PlanFailure::Invalid { message, key } => ComponentError::Plan(PlanError { message, key }),
             rt::PlanFailure::Call(e) => ComponentError::Crashed(e.to_string()),
         })?;
-        let packages: Vec<hp::PythonPackage> = planned
-            .actions
+        let packages: Vec<hp::PythonPackage> = packages
             .iter()
-            .filter_map(|a| match a {
-                hp::Action::UvInstall { packages } => Some(packages.clone()),
-                _ => None,
+            .map(|p| hp::PythonPackage {
+                name: p.name.clone(),
+                source: match &p.source {
+                    PackageSource::Pypi(s) => hp::PackageSource::Pypi(s.clone()),
+                    PackageSource::Path(s) => hp::PackageSource::Path(s.clone()),
+                    PackageSource::Editable(s) => hp::PackageSource::Editable(s.clone()),
+                },
             })
-            .flatten()
             .collect();
         let ctx = rt::CheckContext { service: &req.service, consumers: &consumers, packages: &packages };
         rt::check_plan(self.plugin.info(), &rt::Grants::declared(self.plugin.info()), &ctx, &planned)
