@@ -42,6 +42,19 @@ pub enum ExecError {
         /// The project and folder that own it, if hsm created it.
         owner: Option<(String, String)>,
     },
+    /// An object of this project that belongs to another of its services: their
+    /// names collide.
+    #[error("{kind} `{name}` belongs to service `{owner}`, not to `{service}`")]
+    OtherService {
+        /// `container` or `volume`.
+        kind: &'static str,
+        /// Its name.
+        name: String,
+        /// The service that wanted it.
+        service: String,
+        /// The service that has it.
+        owner: String,
+    },
     /// Another folder's project of the same name has containers on this engine.
     #[error("project `{project}` already runs on this Docker engine from another folder, `{other_dir}`")]
     SameNameElsewhere {
@@ -169,6 +182,9 @@ impl ExecError {
             }
             Self::Foreign { kind, name, owner: None } => Some(format!(
                 "hsm never touches what it did not create: remove or rename {kind} `{name}` yourself (`docker {kind} rm {name}`), or rename this project in `hsm.yaml`"
+            )),
+            Self::OtherService { kind, service, owner, .. } => Some(format!(
+                "the names of services `{service}` and `{owner}` and their {kind}s run together; rename one of the services"
             )),
             Self::SameNameElsewhere { other_dir, .. } => {
                 Some(format!("give this project another name in `hsm.yaml`, or run `hsm down` in `{other_dir}` first"))

@@ -77,6 +77,15 @@ impl Resolved {
 
 /// Sends `GET path` and returns the response's status code.
 async fn http_get(host: &str, port: u16, path: &str, headers: &[(String, Sensitive)]) -> std::io::Result<u16> {
+    // The host checked the plan, but header values hold secrets filled in only now:
+    // nothing may break out of its line into another request.
+    let breaks = |s: &str| s.contains(['\r', '\n', '\0']);
+    if breaks(path) || breaks(host) || headers.iter().any(|(n, v)| breaks(n) || breaks(v.expose())) {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "the probe's request would hold a line break (in its path, host or a header's value)",
+        ));
+    }
     let mut stream = TcpStream::connect((host, port)).await?;
     let mut request = format!("GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: hsm\r\nAccept: */*\r\n");
     for (name, value) in headers {

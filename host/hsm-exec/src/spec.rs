@@ -132,9 +132,12 @@ pub(crate) fn build(
             Mount::Volume { volume, target, read_only } => {
                 (MountType::VOLUME, project.volume(service, volume), target, *read_only)
             }
-            Mount::Bind { source, target, read_only } => {
+            // Always read-only, whatever the plan says (the host refuses writable
+            // binds already): a writable bind lets the container swap in a symlink
+            // that Docker would follow on the next start.
+            Mount::Bind { source, target, .. } => {
                 let path = bind_source(project, plugin, source);
-                (MountType::BIND, path.display().to_string(), target, *read_only)
+                (MountType::BIND, path.display().to_string(), target, true)
             }
         };
         mounts_hashed.push((

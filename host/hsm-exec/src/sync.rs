@@ -423,6 +423,8 @@ impl<'a> Syncer<'a> {
             Decision::Keep => return Ok(observed.id.clone().expect("a kept container exists")),
             Decision::Start => {
                 if self.ports_free(svc, c, false)? {
+                    // Docker resolves bind sources on every start: check them again.
+                    self.check_binds(&plugin, c)?;
                     self.op(Some(&svc.name), &format!("start container {name}"));
                     let id = observed.id.clone().expect("a stopped container exists");
                     self.docker.start(&id).await.map_err(|e| port_error(e, svc, c))?;
@@ -453,17 +455,7 @@ impl<'a> Syncer<'a> {
             spec::build(&self.cx.project, &svc.name, &plugin, c, &ports, files, &x)
                 .map_err(|message| ExecError::Reference { service: svc.name.clone(), message })?
         };
-        for m in &c.mounts {
-            if let hsm_plan::Mount::Bind { source, .. } = m {
-                // Through the plugin's folder as a capability: a source that climbs
-                // out (`..`, a symlink) fails here, before Docker sees it.
-                let shown = format!(".hsm/{plugin}/{source}");
-                let file_err = |e: std::io::Error| ExecError::File { path: shown.clone(), message: e.to_string() };
-                crate::plugin_files::PluginDir::open(&self.cx.project, &plugin)
-                    .and_then(|files| files.bind_source(source))
-                    .map_err(file_err)?;
-            }
-        }
+        self.check_binds(&plugin, c)?;
         self.op(Some(&svc.name), &format!("create container {name} from {}", c.image));
         let id = self.docker.create(name, built.body).await?;
         self.op(Some(&svc.name), &format!("start container {name}"));
@@ -557,7 +549,20 @@ impl<'a> Syncer<'a> {
             let hsm_plan::Mount::Volume { volume, .. } = m else { continue };
             let name = project.volume(&svc.name, volume);
             match self.docker.volume(&name).await? {
-                Some(v) if project.owns(Some(&v.labels)) => {}
+                Some(v)
+                    if project.owns(Some(&v.labels))
+                        && v.labels.get(LABEL_SERVICE) == Some(&svc.name)
+                        && v.labels.get(LABEL_VOLUME) == Some(volume) => {}
+                // This project's, but another service's (`a` + `b-data` and `a-b` +
+                // `data` give one name): never hand one service another's data.
+                Some(v) if project.owns(Some(&v.labels)) => {
+                    return Err(ExecError::OtherService {
+                        kind: "volume",
+                        name,
+                        service: svc.name.clone(),
+                        owner: v.labels.get(LABEL_SERVICE).cloned().unwrap_or_default(),
+                    });
+                }
                 Some(v) => {
                     let owner = crate::names::owner(Some(&v.labels));
                     return Err(ExecError::Foreign { kind: "volume", name, owner });
@@ -637,7 +642,7 @@ impl<'a> Syncer<'a> {
                 ) || inspect.restart_count.unwrap_or(0) > restarts_at_start)
             {
                 finished(false);
-                let logs = self.docker.logs_tail(id, 15).await;
+                let logs = self.redact_lines(svc, self.docker.logs_tail(id, 15).await);
                 return Err(ExecError::Exited {
                     service: svc.name.clone(),
                     container: name.clone(),
@@ -648,12 +653,12 @@ impl<'a> Syncer<'a> {
             if start.elapsed() + interval > timeout {
                 finished(false);
                 let logs = match &watched_id {
-                    Some(id) => self.docker.logs_tail(id, 15).await,
+                    Some(id) => self.redact_lines(svc, self.docker.logs_tail(id, 15).await),
                     None => Vec::new(),
                 };
                 return Err(ExecError::NotReady {
                     service: svc.name.clone(),
-                    failure,
+                    failure: self.redact(svc, &failure),
                     timeout_ms,
                     container: watched,
                     logs,
@@ -786,7 +791,7 @@ impl<'a> Syncer<'a> {
                 container: name,
                 command: shown,
                 code,
-                output,
+                output: self.redact(svc, &output),
             });
         }
         self.state.lock().expect("state lock").container_mut(&svc.name, &e.container).execs.push(built.hash);
@@ -796,6 +801,44 @@ impl<'a> Syncer<'a> {
             subject: format!("`{shown}` in {name}"),
             reason: None,
         });
+        Ok(())
+    }
+
+    /// `text` with every secret value this service may hold (the project's secrets
+    /// and the service's generated ones) replaced: a container's output or log can
+    /// echo them, and errors are printed and logged.
+    fn redact(&self, svc: &ServicePlan, text: &str) -> String {
+        let mut out = text.to_string();
+        let mut values: Vec<String> = self.cx.secrets.values().map(|v| v.expose().to_string()).collect();
+        for name in generated_names(svc) {
+            let value = self.cx.key.generated(&self.cx.project.dir, &self.cx.project.name, &svc.name, &name);
+            values.push(value.into_exposed());
+        }
+        // Longest first, so a secret that contains another is replaced whole.
+        values.sort_by_key(|v| std::cmp::Reverse(v.len()));
+        for value in values.iter().filter(|v| !v.is_empty()) {
+            out = out.replace(value.as_str(), "[redacted]");
+        }
+        out
+    }
+
+    fn redact_lines(&self, svc: &ServicePlan, lines: Vec<String>) -> Vec<String> {
+        lines.iter().map(|l| self.redact(svc, l)).collect()
+    }
+
+    /// Checks a container's bind sources through the plugin's folder as a
+    /// capability: a source that climbs out (`..`, a symlink) fails here, before
+    /// Docker sees it. (Binds are read-only, so the container can't plant one.)
+    fn check_binds(&self, plugin: &str, c: &Container) -> Result<(), ExecError> {
+        for m in &c.mounts {
+            if let hsm_plan::Mount::Bind { source, .. } = m {
+                let shown = format!(".hsm/{plugin}/{source}");
+                let file_err = |e: std::io::Error| ExecError::File { path: shown.clone(), message: e.to_string() };
+                crate::plugin_files::PluginDir::open(&self.cx.project, plugin)
+                    .and_then(|files| files.bind_source(source))
+                    .map_err(file_err)?;
+            }
+        }
         Ok(())
     }
 
@@ -1382,6 +1425,33 @@ pub async fn down(
         }
     }
     Ok(changes)
+}
+
+/// The names of the generated secrets a service's plan refers to.
+fn generated_names(svc: &ServicePlan) -> std::collections::BTreeSet<String> {
+    let mut names = std::collections::BTreeSet::new();
+    let mut add = |t: &hsm_model::Text| {
+        for p in t.pieces() {
+            if let hsm_model::Piece::Generated { name, .. } = p {
+                names.insert(name.clone());
+            }
+        }
+    };
+    for action in &svc.actions {
+        match action {
+            Action::EnsureContainer(c) => {
+                c.env.iter().for_each(|(_, v)| add(v));
+                c.command.iter().flatten().for_each(&mut add);
+            }
+            Action::Exec(e) | Action::Wait(Wait { probe: Probe::Exec(e), .. }) => {
+                e.command.iter().for_each(&mut add);
+                e.env.iter().for_each(|(_, v)| add(v));
+            }
+            _ => {}
+        }
+    }
+    svc.env.iter().flat_map(|e| e.vars.iter()).for_each(|(_, v)| add(v));
+    names
 }
 
 #[cfg(test)]

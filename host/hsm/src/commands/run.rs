@@ -36,6 +36,11 @@ pub(crate) fn run(global: &GlobalArgs, args: &RunArgs, out: &Output) -> Result<(
     let (program, rest) = args.command.split_first().expect("clap requires a command");
     let mut cmd = Command::new(program);
     cmd.args(rest);
+    // The plan's variables first, so that the venv's own (`PATH`, `VIRTUAL_ENV`)
+    // win over anything a plan could hold.
+    for (name, value) in &vars {
+        cmd.env(name, value.expose());
+    }
     let venv = project.dir.join(hsm_exec::uv::VENV_DIR);
     if venv.join("pyvenv.cfg").is_file() {
         let mut path = venv.join("bin").into_os_string();
@@ -47,9 +52,6 @@ pub(crate) fn run(global: &GlobalArgs, args: &RunArgs, out: &Output) -> Result<(
         for name in hsm_exec::uv::ACTIVATION_UNSET {
             cmd.env_remove(name);
         }
-    }
-    for (name, value) in &vars {
-        cmd.env(name, value.expose());
     }
     out.verbose(&format!("running `{}` with {} variables from the plan", args.command.join(" "), vars.len()));
     // Only returns on failure.
