@@ -70,9 +70,12 @@ fn generate(dir: &Path, packages: usize, services: usize) -> usize {
         let kind = kinds[i % kinds.len()];
         let _ = write!(
             s,
-            "  svc-{i}:\n    kind: {kind}\n    profile: managed-dev\n    params:\n      image: \"example/{kind}:${{BENCH_TAG:-1.{i}}}\"\n      port: {}\n",
+            "  svc-{i}:\n    kind: {kind}\n    profile: managed-dev\n    params:\n      image: \"example/{kind}:1.{i}\"\n      port: {}\n",
             5000 + i
         );
+        if kind == "chunker" {
+            let _ = writeln!(s, "      env: {{ TAG: \"${{BENCH_TAG:-1.{i}}}\" }}");
+        }
     }
     total += write(&reg.join("services.yaml"), &s);
 
@@ -80,19 +83,24 @@ fn generate(dir: &Path, packages: usize, services: usize) -> usize {
         "version: 1\nprofiles:\n  managed-dev:\n    mode: managed\n  remote:\n    mode: external\n    services:\n",
     );
     for i in (0..services).step_by(10) {
-        let _ = writeln!(p, "      svc-{i}: {{ host: \"svc-{i}.example\", password: \"${{BENCH_SECRET}}\" }}");
+        let settings = match kinds[i % kinds.len()] {
+            "postgres" => format!("{{ host: \"svc-{i}.example\", user: app, password: \"${{BENCH_SECRET}}\" }}"),
+            "qdrant" => format!("{{ url: \"https://svc-{i}.example\", api_key: \"${{BENCH_SECRET}}\" }}"),
+            _ => format!("{{ url: \"https://svc-{i}.example/${{BENCH_PATH:-p}}\" }}"),
+        };
+        let _ = writeln!(p, "      svc-{i}: {settings}");
     }
     total += write(&reg.join("profiles.yaml"), &p);
 
     for chunk in 0..packages.div_ceil(PER_FILE) {
         let mut f = String::from("version: 1\npackages:\n");
         for i in chunk * PER_FILE..((chunk + 1) * PER_FILE).min(packages) {
+            let (a, b) = (i % services, (i * 31 + 7) % services);
             let _ = write!(
                 f,
-                "  pkg-{i}:\n    description: Generated package {i}\n    pypi: \"pkg-{i}>=1.0\"\n    implies:\n      - service: svc-{}\n        params: {{ db_name: pkg_{i}, pool: {} }}\n      - service: svc-{}\n        params: {{ collection: \"c-{i}\", url: \"http://x/${{BENCH_PATH:-p}}/{i}\" }}\n",
-                i % services,
-                i % 16,
-                (i * 31 + 7) % services,
+                "  pkg-{i}:\n    description: Generated package {i}\n    pypi: \"pkg-{i}>=1.0\"\n    implies:\n      - service: svc-{a}\n        params: {}\n      - service: svc-{b}\n        params: {}\n",
+                params(kinds[a % kinds.len()], i, ""),
+                params(kinds[b % kinds.len()], i, if a == b { "" } else { "B_" }),
             );
             if i > 0 {
                 let _ = writeln!(f, "      - package: pkg-{}", i / 2);
@@ -117,6 +125,25 @@ fn generate(dir: &Path, packages: usize, services: usize) -> usize {
         let _ = writeln!(h, "  svc-{i}: {{ profile: remote }}");
     }
     total + write(&dir.join("hsm.yaml"), &h)
+}
+
+/// What package `i` asks of a service of `kind`, as its plugin reads it; `prefix`
+/// renames the variables it gets, so that two services of one kind don't give the
+/// package the same ones.
+fn params(kind: &str, i: usize, prefix: &str) -> String {
+    let (own, vars): (String, &[&str]) = match kind {
+        "postgres" => {
+            (format!("db_name: pkg_{i}"), &["DB_HOST", "DB_PORT", "DB_NAME", "DB_USER", "DB_PASSWORD", "DATABASE_URL"])
+        }
+        "qdrant" => (format!("collection: \"c-{i}\""), &["QDRANT_URL", "QDRANT_API_KEY", "QDRANT_COLLECTION"]),
+        _ => (String::new(), &["CHUNKER_URL"]),
+    };
+    let mut out = vec![own].into_iter().filter(|s| !s.is_empty()).collect::<Vec<_>>();
+    if !prefix.is_empty() {
+        let renames: Vec<String> = vars.iter().map(|v| format!("{v}: {prefix}{v}")).collect();
+        out.push(format!("env_names: {{ {} }}", renames.join(", ")));
+    }
+    format!("{{ {} }}", out.join(", "))
 }
 
 fn write(path: &Path, text: &str) -> usize {

@@ -216,15 +216,16 @@ fn plan_service(
 }
 
 /// Who gets a service's environment: the packages that imply it, each with what it
-/// asked, and the project when it lists the service itself. A package that asks
-/// twice (a registry's implication, then hsm.yaml's addition) gets both, the later
-/// overlaid on the earlier, so a project can rename a package's variables.
+/// asked; or, for a service no package implies, the project that lists it (listing
+/// an implied service in hsm.yaml only configures it). A package that asks twice (a
+/// registry's implication, then hsm.yaml's addition) gets both, the later overlaid on
+/// the earlier, so a project can rename a package's variables.
 fn consumers(service: &ServiceInstance) -> Vec<(Consumer, Value)> {
     let mut out: Vec<(Consumer, Value)> = Vec::new();
     for c in &service.contributions {
         let consumer = consumer(&c.from);
         let wanted = match &consumer {
-            Consumer::Project => true,
+            Consumer::Project => service.consumers.is_empty(),
             Consumer::Package(p) => service.consumers.iter().any(|name| name == p),
         };
         if !wanted {
