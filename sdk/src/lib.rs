@@ -122,6 +122,48 @@ pub fn default_merge(req: &MergeRequest) -> Result<Value, MergeError> {
     Ok(merged)
 }
 
+/// Merges keys every contribution must agree on: the first contribution that sets a
+/// key gives its value (over the registry's default already in `merged`), and a
+/// later one that sets it differently is a conflict naming both, such as
+/// ``"`version` differs: `auth-service` asks `16`, `billing-service` asks `15`"``.
+pub fn merge_agreeing(req: &MergeRequest, keys: &[&str], merged: &mut Map) -> Result<(), MergeError> {
+    for key in keys {
+        let mut first: Option<usize> = None;
+        for (i, c) in req.contributions.iter().enumerate() {
+            let Some(value) = c.params.get(key) else { continue };
+            match first {
+                Some(j) if req.contributions[j].params.get(key) != Some(value) => {
+                    let show = |v: Option<&Value>| v.and_then(Value::to_text).map_or("?".into(), |t| t.to_string());
+                    let message = format!(
+                        "`{key}` differs: {} asks `{}`, {} asks `{}`",
+                        req.contributions[j].from,
+                        show(req.contributions[j].params.get(key)),
+                        c.from,
+                        show(Some(value)),
+                    );
+                    return Err(MergeError::conflict(message, *key, [j as u32, i as u32]));
+                }
+                Some(_) => {}
+                None => {
+                    first = Some(i);
+                    merged.insert(*key, value.clone());
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// An image reference with a tag: `image` as it is when it has a tag or digest,
+/// else `image:<tag>`; `None` when it has neither and there is no tag to add.
+pub fn image_with_tag(image: &str, tag: Option<&str>) -> Option<String> {
+    let last = image.rsplit('/').next().unwrap_or(image);
+    if last.contains(':') || last.contains('@') {
+        return Some(image.to_string());
+    }
+    tag.map(|tag| format!("{image}:{tag}"))
+}
+
 /// Exports a type implementing [`Backend`] as the plugin's component interface.
 ///
 /// Call it once, at the crate's top level. On targets other than `wasm32` it

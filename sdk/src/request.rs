@@ -95,6 +95,16 @@ pub enum Requester {
     Package(String),
 }
 
+/// Names the requester in messages: `` `auth-service` `` or `the project`.
+impl std::fmt::Display for Requester {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Project => f.write_str("the project"),
+            Self::Package(p) => write!(f, "`{p}`"),
+        }
+    }
+}
+
 /// What one requester asked of a service.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Contribution {

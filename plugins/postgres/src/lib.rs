@@ -57,8 +57,6 @@ impl Backend for Postgres {
             }
         }
         let mut databases: Vec<String> = Vec::new();
-        // Which contribution set each agreed key first, for naming both sides of a conflict.
-        let mut first: Vec<(&str, usize)> = Vec::new();
         for (i, c) in req.contributions.iter().enumerate() {
             if let Some(key) = c.params.unknown_keys(PARAMS).first() {
                 return Err(MergeError::invalid(unknown(key), *key, Some(i)));
@@ -72,27 +70,8 @@ impl Backend for Postgres {
                     databases.push(name.to_string());
                 }
             }
-            for key in ["version", "image", "user", "port"] {
-                let Some(value) = c.params.get(key) else { continue };
-                match first.iter().find(|(k, _)| *k == key) {
-                    Some((_, j)) if req.contributions[*j].params.get(key) != Some(value) => {
-                        let message = format!(
-                            "`{key}` differs: {} asks `{}`, {} asks `{}`",
-                            requester(&req.contributions[*j].from),
-                            show(req.contributions[*j].params.get(key)),
-                            requester(&c.from),
-                            show(Some(value)),
-                        );
-                        return Err(MergeError::conflict(message, key, [*j as u32, i as u32]));
-                    }
-                    Some(_) => {}
-                    None => {
-                        first.push((key, i));
-                        merged.insert(key, value.clone());
-                    }
-                }
-            }
         }
+        merge_agreeing(&req, &["version", "image", "user", "port"], &mut merged)?;
         if let Some(user) = merged.get("user") {
             let name =
                 user.as_str().ok_or_else(|| MergeError::invalid("`user` must be a plain string", "user", None))?;
@@ -219,16 +198,9 @@ fn db_name(req: &PlanRequest, params: &Value, fallback: &str) -> String {
 
 fn image(req: &PlanRequest) -> Result<String, PlanError> {
     let image = req.param("image").and_then(Value::as_str).unwrap_or("postgres");
-    let last = image.rsplit('/').next().unwrap_or(image);
-    if last.contains(':') || last.contains('@') {
-        return Ok(image.to_string());
-    }
-    let version = req
-        .param("version")
-        .and_then(Value::to_text)
-        .and_then(|t| t.as_plain().map(str::to_string))
-        .ok_or_else(|| PlanError::at("version", "`image` has no tag, so `version` is needed to pick one"))?;
-    Ok(format!("{image}:{version}"))
+    let version = req.param("version").and_then(Value::to_text).and_then(|t| t.as_plain().map(str::to_string));
+    image_with_tag(image, version.as_deref())
+        .ok_or_else(|| PlanError::at("version", "`image` has no tag, so `version` is needed to pick one"))
 }
 
 fn setting(settings: &Value, key: &str) -> Result<Option<Text>, PlanError> {
@@ -268,17 +240,6 @@ fn unknown_setting(key: &str) -> String {
 
 fn list(keys: &[&str]) -> String {
     keys.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
-}
-
-fn requester(r: &Requester) -> String {
-    match r {
-        Requester::Project => "the project".to_string(),
-        Requester::Package(p) => format!("`{p}`"),
-    }
-}
-
-fn show(v: Option<&Value>) -> String {
-    v.and_then(Value::to_text).map(|t| t.to_string()).unwrap_or_else(|| "?".into())
 }
 
 trait UrlLiteral {

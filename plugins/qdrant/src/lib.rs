@@ -34,7 +34,6 @@ impl Backend for Qdrant {
         }
         let mut merged = req.defaults.as_map().cloned().unwrap_or_default();
         let mut collections: Vec<String> = Vec::new();
-        let mut first: Vec<(&str, usize)> = Vec::new();
         for (i, c) in req.contributions.iter().enumerate() {
             if let Some(key) = c.params.unknown_keys(PARAMS).first() {
                 return Err(MergeError::invalid(unknown(key), *key, Some(i)));
@@ -51,28 +50,8 @@ impl Backend for Qdrant {
                     collections.push(name.to_string());
                 }
             }
-            for key in ["version", "image", "port", "api_key"] {
-                let Some(value) = c.params.get(key) else { continue };
-                match first.iter().find(|(k, _)| *k == key) {
-                    Some((_, j)) if req.contributions[*j].params.get(key) != Some(value) => {
-                        return Err(MergeError::conflict(
-                            format!(
-                                "`{key}` differs between {} and {}",
-                                who(&req.contributions[*j].from),
-                                who(&c.from)
-                            ),
-                            key,
-                            [*j as u32, i as u32],
-                        ));
-                    }
-                    Some(_) => {}
-                    None => {
-                        first.push((key, i));
-                        merged.insert(key, value.clone());
-                    }
-                }
-            }
         }
+        merge_agreeing(&req, &["version", "image", "port", "api_key"], &mut merged)?;
         merged.insert("collections", Value::List(collections.into_iter().map(Value::from).collect()));
         Ok(Value::Map(merged))
     }
@@ -140,16 +119,9 @@ impl Backend for Qdrant {
 
 fn image(req: &PlanRequest) -> Result<String, PlanError> {
     let image = req.param("image").and_then(Value::as_str).unwrap_or("qdrant/qdrant");
-    let last = image.rsplit('/').next().unwrap_or(image);
-    if last.contains(':') || last.contains('@') {
-        return Ok(image.to_string());
-    }
-    let version = req
-        .param("version")
-        .and_then(Value::to_text)
-        .and_then(|t| t.as_plain().map(str::to_string))
-        .ok_or_else(|| PlanError::at("version", "`image` has no tag, so `version` is needed to pick one"))?;
-    Ok(format!("{image}:v{}", version.trim_start_matches('v')))
+    let version = req.param("version").and_then(Value::to_text).and_then(|t| t.as_plain().map(str::to_string));
+    image_with_tag(image, version.map(|v| format!("v{}", v.trim_start_matches('v'))).as_deref())
+        .ok_or_else(|| PlanError::at("version", "`image` has no tag, so `version` is needed to pick one"))
 }
 
 fn valid_collection(name: &str) -> bool {
@@ -161,13 +133,6 @@ fn unknown(key: &str) -> String {
         "unknown parameter `{key}`; qdrant reads {}",
         PARAMS.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
     )
-}
-
-fn who(r: &Requester) -> String {
-    match r {
-        Requester::Project => "the project".into(),
-        Requester::Package(p) => format!("`{p}`"),
-    }
 }
 
 export_plugin!(Qdrant);
