@@ -10,6 +10,7 @@
 //! ```text
 //! cargo bench -p hsm --bench plan            # all sizes
 //! cargo bench -p hsm --bench plan -- 10000   # only the registries of that many packages
+//! HSM_BENCH_GENERATE=/tmp/big cargo bench -p hsm --bench plan -- 10000   # only write the project
 //! ```
 //!
 //! The results go to stdout as a Markdown table (see BENCHMARKS.md).
@@ -26,6 +27,14 @@ const PER_FILE: usize = 1_000;
 
 fn main() {
     let only: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
+    // `HSM_BENCH_GENERATE=DIR`: only write the largest selected project into DIR, for
+    // profiling `hsm plan` on it by hand.
+    if let Some(dir) = std::env::var_os("HSM_BENCH_GENERATE") {
+        let (packages, services) =
+            SIZES.iter().copied().rfind(|(p, _)| only.is_empty() || only.contains(p)).expect("a size");
+        generate(Path::new(&dir), packages, services);
+        return;
+    }
     let hsm = env!("CARGO_BIN_EXE_hsm");
     let mut table = String::from(
         "| packages in registry | services | resolved packages | resolved services | registry size | cache | mean ± σ | min … max | peak RSS |\n|---:|---:|---:|---:|---:|---|---:|---:|---:|\n",

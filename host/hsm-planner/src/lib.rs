@@ -49,8 +49,25 @@ pub fn plan(resolution: &Resolution, catalog: &Catalog, sources: &Sources) -> Re
     let mut services = Vec::new();
     let mut diags = Diagnostics::default();
     let python = python_service(resolution);
-    for service in resolution.services.iter().chain(python.as_ref()) {
-        match plan_service(resolution, service, catalog, sources, &packages) {
+    let all: Vec<&ServiceInstance> = resolution.services.iter().chain(python.as_ref()).collect();
+    // Each plugin call has an instance of its own, so services plan in parallel, in
+    // contiguous runs per thread so results keep the resolution's order.
+    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get).min(all.len().max(1));
+    let per_thread = all.len().div_ceil(threads).max(1);
+    let results: Vec<Result<ServicePlan, PlanningError>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = all
+            .chunks(per_thread)
+            .map(|chunk| {
+                let packages = &packages;
+                scope.spawn(move || {
+                    chunk.iter().map(|s| plan_service(resolution, s, catalog, sources, packages)).collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers.into_iter().flat_map(|w| w.join().expect("a planning thread panicked")).collect()
+    });
+    for result in results {
+        match result {
             Ok(s) => services.push(s),
             Err(PlanningError::Input(d)) => diags.0.extend(d.0),
             Err(e) => return Err(e),
@@ -69,12 +86,12 @@ pub fn plan(resolution: &Resolution, catalog: &Catalog, sources: &Sources) -> Re
 /// more than one service (each install is the whole set).
 fn check_across_services(plan: &Plan) -> Result<(), PlanningError> {
     let mut diags = Diagnostics::default();
-    let mut seen: Vec<(&Consumer, &str, &str)> = Vec::new();
+    let mut seen: std::collections::HashMap<(&Consumer, &str), &str> = std::collections::HashMap::new();
     for service in &plan.services {
         for env in &service.env {
             for (name, _) in &env.vars {
-                match seen.iter().find(|(c, n, _)| *c == &env.consumer && *n == name) {
-                    Some((_, _, first)) => {
+                match seen.get(&(&env.consumer, name.as_str())) {
+                    Some(first) => {
                         let who = match &env.consumer {
                             Consumer::Project => "the project".to_string(),
                             Consumer::Package(p) => format!("package `{p}`"),
@@ -95,7 +112,9 @@ fn check_across_services(plan: &Plan) -> Result<(), PlanningError> {
                             .hint(format!("rename one with `env_names: {{ {name}: NEW_NAME }}` {place}")),
                         );
                     }
-                    None => seen.push((&env.consumer, name, &service.name)),
+                    None => {
+                        seen.insert((&env.consumer, name), &service.name);
+                    }
                 }
             }
         }

@@ -277,7 +277,7 @@ impl Checker<'_> {
                     ));
                 }
                 for p in packages {
-                    if !self.ctx.packages.contains(p) {
+                    if !asked.contains(p) {
                         let source = match &p.source {
                             hsm_plan::PackageSource::Pypi(s)
                             | hsm_plan::PackageSource::Path(s)

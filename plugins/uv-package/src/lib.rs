@@ -20,18 +20,23 @@ impl Backend for UvPackage {
 
     fn merge(req: MergeRequest) -> Result<Value, MergeError> {
         let mut packages: Vec<(String, usize, PackageSource)> = Vec::new();
+        // Projects list thousands of packages: look them up by name, not by scanning.
+        let mut by_name: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
         for (i, c) in req.contributions.iter().enumerate() {
             let (name, source) = package(&c.params).map_err(|(key, m)| MergeError::invalid(m, key, Some(i)))?;
-            match packages.iter().find(|(n, _, _)| *n == name) {
-                Some((_, j, first)) if *first != source => {
+            match by_name.get(&name) {
+                Some(&k) if packages[k].2 != source => {
                     return Err(MergeError::conflict(
                         format!("package `{name}` is asked for from two different sources"),
                         "source",
-                        [*j as u32, i as u32],
+                        [packages[k].1 as u32, i as u32],
                     ));
                 }
                 Some(_) => {}
-                None => packages.push((name, i, source)),
+                None => {
+                    by_name.insert(name.clone(), packages.len());
+                    packages.push((name, i, source));
+                }
             }
         }
         let list = packages
