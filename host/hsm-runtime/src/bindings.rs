@@ -1,6 +1,8 @@
-//! Host bindings generated from the WIT, one module per released version. Later
-//! versions get their own module here and a conversion to the latest types, so
-//! plugins built against an older WIT keep loading.
+//! Host bindings generated from the WIT, one module per released version. Only
+//! `0.1.0` exists so far; when a version whose types differ is released, it gets a
+//! module here and the host converts the older versions' types to the latest, so
+//! plugins built against an older WIT keep loading (a test loads a committed
+//! plugin built for 0.1.0).
 
 /// `hsm:plugin@0.1.0`.
 pub(crate) mod v0_1 {
