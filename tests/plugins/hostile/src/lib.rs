@@ -129,6 +129,7 @@ impl Guest for Hostile {
                 Ok(Tree { nodes: vec![Node::Null] })
             }
             "chatty" => {
+                #[allow(clippy::print_stdout)] // Printing too much is the attack.
                 for i in 0..5000 {
                     println!("line {i} of a plugin that talks too much");
                 }
