@@ -15,5 +15,8 @@ pub(crate) fn config() -> wasmtime::Config {
     // Only for third-party unwinders (wasm backtraces don't need it), and
     // registering it is most of what loading a precompiled component costs.
     config.native_unwind_info(false);
+    // hsm reports a trap's reason and the plugin's own panic message, not wasm
+    // frames; capturing them costs every call a little.
+    config.wasm_backtrace(false);
     config
 }
