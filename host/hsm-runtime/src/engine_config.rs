@@ -17,6 +17,6 @@ pub(crate) fn config() -> wasmtime::Config {
     config.native_unwind_info(false);
     // hsm reports a trap's reason and the plugin's own panic message, not wasm
     // frames; capturing them costs every call a little.
-    config.wasm_backtrace(false);
+    config.wasm_backtrace_max_frames(None);
     config
 }
