@@ -30,6 +30,8 @@ fn main() {
         println!("cargo::rerun-if-changed={}", root.join(dir).display());
     }
     println!("cargo::rerun-if-changed={}", root.join("Cargo.lock").display());
+    // The `plugin` profile the plugins build with lives in the root manifest.
+    println!("cargo::rerun-if-changed={}", root.join("Cargo.toml").display());
     println!("cargo::rerun-if-changed=src/engine_config.rs");
     println!("cargo::rerun-if-env-changed=HSM_PLUGIN_TARGET_DIR");
 
