@@ -50,10 +50,21 @@ fn engine() -> &'static Engine {
             .total_memories(64)
             .total_tables(256)
             .max_memory_size(MAX_MEMORY_BYTES)
-            // The first pages of a slot (stack, data) are zeroed in place rather
-            // than unmapped, sparing the next instance their page faults; more
-            // than this costs more to zero than it saves.
-            .linear_memory_keep_resident(64 << 10)
+            // Calls are synchronous: no fiber stacks (each would cost a guard
+            // page's `mprotect` when the engine is created).
+            .total_stacks(0)
+            // Where Linux can say which pages an instance wrote (PAGEMAP_SCAN,
+            // kernel 6.7+), only those are reset, in place: a plugin's working
+            // set stays mapped, so the next instance has no page faults and
+            // resetting needs no unmapping (no TLB shootdowns). Elsewhere the
+            // first pages of a slot are zeroed and the rest unmapped, so there
+            // the window is kept small.
+            .pagemap_scan(wasmtime::Enabled::Auto)
+            .linear_memory_keep_resident(if wasmtime::PoolingAllocationConfig::is_pagemap_scan_available() {
+                2 << 20
+            } else {
+                64 << 10
+            })
             .table_keep_resident(16 << 10);
         config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
         // The pool reserves address space up front; where that is limited (`ulimit
