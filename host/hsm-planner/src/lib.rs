@@ -50,22 +50,7 @@ pub fn plan(resolution: &Resolution, catalog: &Catalog, sources: &Sources) -> Re
     let mut diags = Diagnostics::default();
     let python = python_service(resolution);
     let all: Vec<&ServiceInstance> = resolution.services.iter().chain(python.as_ref()).collect();
-    // Each plugin call has an instance of its own, so services plan in parallel, in
-    // contiguous runs per thread so results keep the resolution's order.
-    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get).min(all.len().max(1));
-    let per_thread = all.len().div_ceil(threads).max(1);
-    let results: Vec<Result<ServicePlan, PlanningError>> = std::thread::scope(|scope| {
-        let workers: Vec<_> = all
-            .chunks(per_thread)
-            .map(|chunk| {
-                let packages = &packages;
-                scope.spawn(move || {
-                    chunk.iter().map(|s| plan_service(resolution, s, catalog, sources, packages)).collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        workers.into_iter().flat_map(|w| w.join().expect("a planning thread panicked")).collect()
-    });
+    let results = plan_in_parallel(&all, |s| plan_service(resolution, s, catalog, sources, &packages));
     for result in results {
         match result {
             Ok(s) => services.push(s),
@@ -79,6 +64,38 @@ pub fn plan(resolution: &Resolution, catalog: &Catalog, sources: &Sources) -> Re
     let plan = Plan { project: resolution.project.name.clone(), services };
     check_across_services(&plan)?;
     Ok(plan)
+}
+
+/// Runs `plan` on every service, on one thread per core, and returns the results in
+/// the services' order. Each plugin call has an instance of its own, so services are
+/// independent. Threads take the next service from a shared queue, biggest first
+/// (the Python packages' service can be as much work as hundreds of others), so no
+/// thread is left with a long tail while the others idle.
+fn plan_in_parallel<T: Send>(services: &[&ServiceInstance], plan: impl Fn(&ServiceInstance) -> T + Sync) -> Vec<T> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let mut order: Vec<usize> = (0..services.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(services[i].contributions.len()));
+    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get).min(services.len().max(1));
+    let next = AtomicUsize::new(0);
+    let done: Vec<(usize, T)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut done = Vec::new();
+                    while let Some(&i) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
+                        done.push((i, plan(services[i])));
+                    }
+                    done
+                })
+            })
+            .collect();
+        workers.into_iter().flat_map(|w| w.join().expect("a planning thread panicked")).collect()
+    });
+    let mut slots: Vec<Option<T>> = std::iter::repeat_with(|| None).take(services.len()).collect();
+    for (i, result) in done {
+        slots[i] = Some(result);
+    }
+    slots.into_iter().map(|s| s.expect("every service was planned")).collect()
 }
 
 /// What no single plugin's plan shows: two services giving one consumer the same
