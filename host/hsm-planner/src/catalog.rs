@@ -30,12 +30,17 @@ pub struct Catalog {
 impl Catalog {
     /// The plugins compiled into hsm, each granted what it declares.
     pub fn bundled(host: &PluginHost) -> Result<Self, LoadError> {
+        Ok(Self::of_bundled(host.load_bundled()?))
+    }
+
+    /// A catalog of the bundled plugins `host.load_bundled()` returned.
+    fn of_bundled(bundled: Vec<Plugin>) -> Self {
         let mut catalog = Self::default();
-        for plugin in host.load_bundled()? {
+        for plugin in bundled {
             let grants = Grants::declared(plugin.info());
             catalog.add(plugin, grants).expect("bundled plugins serve distinct kinds");
         }
-        Ok(catalog)
+        catalog
     }
 
     /// The bundled plugins and every third-party plugin the configuration declares,
@@ -48,8 +53,22 @@ impl Catalog {
         cache: Option<&CompileCache<'_>>,
         report: &dyn Fn(&str),
     ) -> Result<Self, Diagnostics> {
-        let mut catalog = Self::bundled(host)
-            .map_err(|e| Diagnostics::from(Diagnostic::new(format!("cannot load the bundled plugins: {e}"))))?;
+        Self::load_with_bundled(host, host.load_bundled(), config, cache, report)
+    }
+
+    /// Like [`Catalog::load`], with the bundled plugins already loaded (on another
+    /// thread, say, while the configuration was read): `bundled` is what
+    /// `host.load_bundled()` returned.
+    pub fn load_with_bundled(
+        host: &PluginHost,
+        bundled: Result<Vec<Plugin>, LoadError>,
+        config: &Config,
+        cache: Option<&CompileCache<'_>>,
+        report: &dyn Fn(&str),
+    ) -> Result<Self, Diagnostics> {
+        let mut catalog = Self::of_bundled(
+            bundled.map_err(|e| Diagnostics::from(Diagnostic::new(format!("cannot load the bundled plugins: {e}"))))?,
+        );
         let mut diags = Diagnostics::default();
         for def in &config.plugins {
             let bytes = match std::fs::read(&def.path) {

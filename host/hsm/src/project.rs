@@ -9,7 +9,7 @@ use hsm_model::{Diagnostic, Diagnostics, Sources};
 use hsm_plan::Plan;
 use hsm_planner::{Catalog, PlanningError};
 use hsm_resolve::{Resolution, ResolveOptions};
-use hsm_runtime::{Authenticator, CompileCache, PluginHost};
+use hsm_runtime::{Authenticator, CompileCache, LoadError, Plugin, PluginHost};
 
 use crate::Failure;
 use crate::cli::GlobalArgs;
@@ -37,11 +37,37 @@ fn process_env() -> HashMap<String, String> {
     std::env::vars_os().map(|(k, v)| (k.to_string_lossy().into_owned(), v.to_string_lossy().into_owned())).collect()
 }
 
+/// The plugin engine and the bundled plugins, made ready on a thread of their own
+/// while the project's files are read: creating the engine and loading the plugins
+/// take milliseconds that need not wait for the YAML. If the files turn out to be
+/// invalid the result is dropped unused (loading has no side effects).
+pub(crate) struct Preload(std::thread::JoinHandle<(PluginHost, Result<Vec<Plugin>, LoadError>)>);
+
+impl Preload {
+    /// Starts loading.
+    pub(crate) fn start() -> Self {
+        Self(std::thread::spawn(|| {
+            let host = PluginHost::default();
+            let bundled = host.load_bundled();
+            (host, bundled)
+        }))
+    }
+
+    fn finish(self) -> (PluginHost, Result<Vec<Plugin>, LoadError>) {
+        self.0.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    }
+}
+
 /// Loads the plugins the project can use: the bundled ones and the third-party ones
 /// its files declare, with the grants `hsm.yaml` gives them. Compiled third-party
 /// plugins are cached (`<cache>/plugins`), authenticated with the user's key.
-pub(crate) fn catalog(config: &Config, sources: Sources, out: &Output) -> Result<(Sources, Catalog), Failure> {
-    let host = PluginHost::default();
+pub(crate) fn catalog(
+    preload: Preload,
+    config: &Config,
+    sources: Sources,
+    out: &Output,
+) -> Result<(Sources, Catalog), Failure> {
+    let (host, bundled) = preload.finish();
     let env = process_env();
     let key = if config.plugins.is_empty() { None } else { hsm_exec::keys::UserKey::load_default().ok().map(KeyAuth) };
     let cache_root = cache_dir(&env).map(|d| d.join("plugins"));
@@ -49,7 +75,7 @@ pub(crate) fn catalog(config: &Config, sources: Sources, out: &Output) -> Result
         (Some(key), Some(root)) => Some(CompileCache::new(root, &host, key)),
         _ => None,
     };
-    let catalog = match Catalog::load(&host, config, cache.as_ref(), &|line| out.verbose(line)) {
+    let catalog = match Catalog::load_with_bundled(&host, bundled, config, cache.as_ref(), &|line| out.verbose(line)) {
         Ok(c) => c,
         Err(diags) => return Err(Failure::Input(sources, diags)),
     };
@@ -68,8 +94,9 @@ pub(crate) fn catalog(config: &Config, sources: Sources, out: &Output) -> Result
 /// Loads, resolves and plans the project named by the global options: the plugin of
 /// every service merges and plans it, and the host checks what they return.
 pub(crate) fn plan(global: &GlobalArgs, out: &Output) -> Result<Planned, Failure> {
+    let preload = Preload::start();
     let (sources, config) = load(global, out)?;
-    let (sources, catalog) = catalog(&config, sources, out)?;
+    let (sources, catalog) = catalog(preload, &config, sources, out)?;
     let (sources, resolution) = resolve(config, sources, &catalog)?;
     match hsm_planner::plan(&resolution, &catalog, &sources) {
         Ok(plan) => Ok(Planned { resolution, plan }),

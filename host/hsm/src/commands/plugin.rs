@@ -177,8 +177,9 @@ struct Listed<'a> {
 }
 
 fn list(global: &GlobalArgs, args: &PluginListArgs, out: &Output) -> Result<(), Failure> {
+    let preload = project::Preload::start();
     let (sources, loaded) = project::load(global, out)?;
-    let (_, catalog) = project::catalog(&loaded, sources, out)?;
+    let (_, catalog) = project::catalog(preload, &loaded, sources, out)?;
     let listed: Vec<Listed<'_>> = catalog
         .plugins()
         .iter()
