@@ -1,7 +1,9 @@
 //! Benchmark (not a test): how long the plugin runtime takes to load the bundled
 //! plugins, to instantiate one plugin and call it, and to load a third-party
 //! component the first time (compile) and from the compile cache. Prints figures;
-//! `BENCHMARKS.md` records them. Run with `cargo bench -p hsm-runtime --bench plugins`.
+//! `BENCHMARKS.md` records them. Run with `cargo bench -p hsm-runtime --bench plugins`
+//! (`-- calls` for the bundled plugins only). Besides wall-clock times it prints the
+//! process's CPU time and page faults per run, which a busy machine disturbs less.
 
 #![allow(clippy::print_stdout, missing_docs)]
 
@@ -17,19 +19,60 @@ fn median(mut samples: Vec<Duration>) -> Duration {
     samples[samples.len() / 2]
 }
 
-fn time<T>(n: usize, mut f: impl FnMut() -> T) -> (Duration, Duration) {
+/// CPU time of the whole process (every thread), which a busy machine disturbs
+/// less than wall-clock time.
+fn cpu_time() -> Duration {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid, writable timespec.
+    #[allow(unsafe_code)]
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime(CLOCK_PROCESS_CPUTIME_ID)");
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// Minor page faults of the process so far.
+fn page_faults() -> u64 {
+    // SAFETY: an all-zero rusage is valid, and getrusage only writes into it.
+    #[allow(unsafe_code)]
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        assert_eq!(libc::getrusage(libc::RUSAGE_SELF, &mut usage), 0, "getrusage");
+        usage
+    };
+    usage.ru_minflt as u64
+}
+
+struct Timing {
+    median: Duration,
+    min: Duration,
+    cpu: Duration,
+    faults: f64,
+}
+
+/// Wall-clock median and minimum, mean CPU time and mean page faults of `n` runs of `f`.
+fn time<T>(n: usize, mut f: impl FnMut() -> T) -> Timing {
     let mut samples = Vec::with_capacity(n);
+    let faults_start = page_faults();
+    let cpu_start = cpu_time();
     for _ in 0..n {
         let start = Instant::now();
         std::hint::black_box(f());
         samples.push(start.elapsed());
     }
+    let cpu = (cpu_time() - cpu_start) / n as u32;
+    let faults = (page_faults() - faults_start) as f64 / n as f64;
     let min = *samples.iter().min().unwrap();
-    (median(samples), min)
+    Timing { median: median(samples), min, cpu, faults }
 }
 
-fn show(what: &str, (median, min): (Duration, Duration)) {
-    println!("{what:<58} median {:>10.1} µs   min {:>10.1} µs", median.as_secs_f64() * 1e6, min.as_secs_f64() * 1e6);
+fn show(what: &str, t: Timing) {
+    println!(
+        "{what:<58} median {:>9.1} µs   min {:>9.1} µs   cpu {:>9.1} µs   page faults {:>6.1}",
+        t.median.as_secs_f64() * 1e6,
+        t.min.as_secs_f64() * 1e6,
+        t.cpu.as_secs_f64() * 1e6,
+        t.faults
+    );
 }
 
 struct Key;
@@ -92,6 +135,10 @@ fn main() {
         time(5000, || pg.plan(&input).unwrap())
     });
 
+    // `-- calls`: only the bundled plugins (skips the slow compile below).
+    if std::env::args().any(|a| a == "calls") {
+        return;
+    }
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/third-party-plugin/registry/plugins/redis.wasm");
     let bytes = std::fs::read(path).unwrap();
     println!(
