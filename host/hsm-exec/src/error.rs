@@ -224,6 +224,38 @@ impl ExecError {
         }
     }
 
+    /// The error with `f` applied to every text in it that came from outside hsm
+    /// (Docker's messages, a command's output, a probe's failure, log lines, uv's
+    /// errors): how secrets are redacted from errors.
+    #[must_use]
+    pub fn map_texts(self, f: &dyn Fn(&str) -> String) -> Self {
+        match self {
+            Self::DockerUnreachable { host, message } => Self::DockerUnreachable { host, message: f(&message) },
+            Self::Docker { operation, message } => Self::Docker { operation: f(&operation), message: f(&message) },
+            Self::Pull { image, message } => Self::Pull { image, message: f(&message) },
+            Self::NotReady { service, failure, timeout_ms, container, logs } => Self::NotReady {
+                service,
+                failure: f(&failure),
+                timeout_ms,
+                container,
+                logs: logs.iter().map(|l| f(l)).collect(),
+            },
+            Self::Exited { service, container, code, logs } => {
+                Self::Exited { service, container, code, logs: logs.iter().map(|l| f(l)).collect() }
+            }
+            Self::ExecFailed { service, container, command, code, output } => {
+                Self::ExecFailed { service, container, command, code, output: f(&output) }
+            }
+            Self::Reference { service, message } => Self::Reference { service, message: f(&message) },
+            Self::File { path, message } => Self::File { path, message: f(&message) },
+            Self::Unsupported(message) => Self::Unsupported(f(&message)),
+            Self::Python { message, hint, input } => {
+                Self::Python { message: f(&message), hint: hint.map(|h| f(&h)), input }
+            }
+            other => other,
+        }
+    }
+
     /// Whether the error is about the user's input (exit code 2) rather than the job.
     pub fn is_input(&self) -> bool {
         matches!(self, Self::Reference { .. } | Self::Python { input: true, .. })

@@ -138,12 +138,17 @@ pub struct Syncer<'a> {
     changes: Mutex<Vec<Change>>,
     /// Ports chosen during this run, so two containers never get the same one.
     chosen: Mutex<BTreeSet<u16>>,
+    /// Every form of every secret value the plan may put anywhere, longest first:
+    /// what redaction replaces.
+    secret_forms: Vec<String>,
 }
 
 impl<'a> Syncer<'a> {
     /// A sync of `plan`, starting from `state`.
     pub fn new(docker: Docker, plan: &'a Plan, cx: Context<'a>, state: State, options: SyncOptions) -> Self {
+        let secret_forms = secret_forms(plan, &cx);
         Self {
+            secret_forms,
             docker,
             plan,
             cx,
@@ -173,6 +178,13 @@ impl<'a> Syncer<'a> {
     /// `Err`; a service that fails later does not stop the others and is listed in
     /// the outcome's failures.
     pub async fn run(&self) -> Result<Vec<ExecError>, ExecError> {
+        match self.run_unredacted().await {
+            Ok(failures) => Ok(failures.into_iter().map(|e| self.redact_error(e)).collect()),
+            Err(e) => Err(self.redact_error(e)),
+        }
+    }
+
+    async fn run_unredacted(&self) -> Result<Vec<ExecError>, ExecError> {
         let project = &self.cx.project;
         self.check_python()?;
         let observation = observe(&self.docker, self.plan, &self.cx, &self.state, true).await?;
@@ -624,7 +636,8 @@ impl<'a> Syncer<'a> {
                     finished(true);
                     return Ok(());
                 }
-                Err(f) => f,
+                // What the probe printed can hold a secret: redacted before it is shown.
+                Err(f) => self.redact(&f),
             };
             self.cx.reporter.event(Event::WaitRetry { service: &svc.name, failure: &failure });
             // A container that stopped, or that Docker restarted since the wait began
@@ -642,7 +655,7 @@ impl<'a> Syncer<'a> {
                 ) || inspect.restart_count.unwrap_or(0) > restarts_at_start)
             {
                 finished(false);
-                let logs = self.redact_lines(svc, self.docker.logs_tail(id, 15).await);
+                let logs = self.redact_lines(self.docker.logs_tail(id, 15).await);
                 return Err(ExecError::Exited {
                     service: svc.name.clone(),
                     container: name.clone(),
@@ -653,12 +666,12 @@ impl<'a> Syncer<'a> {
             if start.elapsed() + interval > timeout {
                 finished(false);
                 let logs = match &watched_id {
-                    Some(id) => self.redact_lines(svc, self.docker.logs_tail(id, 15).await),
+                    Some(id) => self.redact_lines(self.docker.logs_tail(id, 15).await),
                     None => Vec::new(),
                 };
                 return Err(ExecError::NotReady {
                     service: svc.name.clone(),
-                    failure: self.redact(svc, &failure),
+                    failure,
                     timeout_ms,
                     container: watched,
                     logs,
@@ -695,10 +708,13 @@ impl<'a> Syncer<'a> {
             let p = p.parse().map_err(|_| reference(format!("`{}` is not a port number", port.display())))?;
             Ok((h, p))
         };
+        // What people see of an address: its references, never its values.
+        let shown_address = |host: &hsm_model::Text, port: &hsm_model::Text| format!("{host}:{port}");
         match probe {
             Probe::Tcp { endpoint: Endpoint::Address { host, port } } => {
+                let shown = shown_address(host, port);
                 let (host, port) = address(host, port)?;
-                Ok(Resolved::Tcp { host, port })
+                Ok(Resolved::Tcp { host, port, shown })
             }
             Probe::Tcp { endpoint: Endpoint::ContainerPort { container, port } } => {
                 let (id, name) = target(container)?;
@@ -713,7 +729,8 @@ impl<'a> Syncer<'a> {
                     .and_then(|e| e.ip_address)
                     .filter(|ip| !ip.is_empty())
                     .ok_or_else(|| reference(format!("container `{name}` has no address on network `{network}`")))?;
-                Ok(Resolved::Tcp { host: ip, port: *port })
+                let shown = format!("{ip}:{port}");
+                Ok(Resolved::Tcp { host: ip, port: *port, shown })
             }
             Probe::Http { endpoint, path, tls, status, headers } => {
                 if *tls {
@@ -722,8 +739,12 @@ impl<'a> Syncer<'a> {
                         svc.name
                     )));
                 }
-                let (host, port) = match endpoint {
-                    Endpoint::Address { host, port } => address(host, port)?,
+                let (host, port, shown) = match endpoint {
+                    Endpoint::Address { host, port } => {
+                        let shown = shown_address(host, port);
+                        let (h, p) = address(host, port)?;
+                        (h, p, shown)
+                    }
                     Endpoint::ContainerPort { container, port } => {
                         let spec = containers_of(svc).find(|c| &c.name == container).and_then(|c| {
                             c.ports.iter().find(|p| p.container_port == *port && p.protocol == Protocol::Tcp)
@@ -737,7 +758,8 @@ impl<'a> Syncer<'a> {
                         });
                         let host_port = host_port
                             .ok_or_else(|| reference(format!("port {port} of `{container}` is not published")))?;
-                        (host_ip, host_port)
+                        let shown = format!("{host_ip}:{host_port}");
+                        (host_ip, host_port, shown)
                     }
                 };
                 let mut resolved = Vec::new();
@@ -747,7 +769,7 @@ impl<'a> Syncer<'a> {
                         ServiceRefs::new(self.cx.key, &self.cx.project.dir, &self.cx.project.name, &svc.name, &state);
                     resolved.push((name.clone(), text.expose(self.cx.secrets, &refs).map_err(reference)?));
                 }
-                Ok(Resolved::Http { host, port, path: path.clone(), status: *status, headers: resolved })
+                Ok(Resolved::Http { host, port, path: path.clone(), status: *status, headers: resolved, shown })
             }
             Probe::Exec(e) => {
                 let built = self.build_exec(svc, e).map_err(reference)?;
@@ -791,7 +813,7 @@ impl<'a> Syncer<'a> {
                 container: name,
                 command: shown,
                 code,
-                output: self.redact(svc, &output),
+                output: self.redact(&output),
             });
         }
         self.state.lock().expect("state lock").container_mut(&svc.name, &e.container).execs.push(built.hash);
@@ -804,26 +826,20 @@ impl<'a> Syncer<'a> {
         Ok(())
     }
 
-    /// `text` with every secret value this service may hold (the project's secrets
-    /// and the service's generated ones) replaced: a container's output or log can
-    /// echo them, and errors are printed and logged.
-    fn redact(&self, svc: &ServicePlan, text: &str) -> String {
-        let mut out = text.to_string();
-        let mut values: Vec<String> = self.cx.secrets.values().map(|v| v.expose().to_string()).collect();
-        for name in generated_names(svc) {
-            let value = self.cx.key.generated(&self.cx.project.dir, &self.cx.project.name, &svc.name, &name);
-            values.push(value.into_exposed());
-        }
-        // Longest first, so a secret that contains another is replaced whole.
-        values.sort_by_key(|v| std::cmp::Reverse(v.len()));
-        for value in values.iter().filter(|v| !v.is_empty()) {
-            out = out.replace(value.as_str(), "[redacted]");
-        }
-        out
+    /// `text` with every secret value of the plan replaced, in every form hsm writes
+    /// it (as it is, percent-encoded): a container's output or log, a probe's
+    /// failure or Docker's message can echo them, and all of these are printed.
+    fn redact(&self, text: &str) -> String {
+        redact_with(&self.secret_forms, text)
     }
 
-    fn redact_lines(&self, svc: &ServicePlan, lines: Vec<String>) -> Vec<String> {
-        lines.iter().map(|l| self.redact(svc, l)).collect()
+    fn redact_lines(&self, lines: Vec<String>) -> Vec<String> {
+        lines.iter().map(|l| self.redact(l)).collect()
+    }
+
+    /// An error with every text in it redacted: the one way errors leave a sync.
+    fn redact_error(&self, e: ExecError) -> ExecError {
+        e.map_texts(&|t| self.redact(t))
     }
 
     /// Checks a container's bind sources through the plugin's folder as a
@@ -908,7 +924,7 @@ impl<'a> Syncer<'a> {
             (result, py_state)
         });
         while let Some(line) = rx.recv().await {
-            self.op(Some(service), &line);
+            self.op(Some(service), &self.redact(&line));
         }
         let (result, py_state) = task.await.map_err(|e| ExecError::Unsupported(format!("uv task failed: {e}")))?;
         self.state.lock().expect("state lock").python =
@@ -1263,6 +1279,10 @@ impl Syncer<'_> {
     /// Compares the engine with the plan and probes running services once, changing
     /// nothing.
     pub async fn status(&self) -> Result<StatusReport, ExecError> {
+        self.status_unredacted().await.map_err(|e| self.redact_error(e))
+    }
+
+    async fn status_unredacted(&self) -> Result<StatusReport, ExecError> {
         // Ports are adopted into this run's copy of the state only: status saves nothing.
         let observation = observe(&self.docker, self.plan, &self.cx, &self.state, true).await?;
         let mut services = Vec::new();
@@ -1366,10 +1386,10 @@ impl Syncer<'_> {
                 mine.iter().filter_map(|o| Some((o.container.clone(), o.id.clone()?))).collect();
             let probe = match self.resolve_probe(svc, &w.probe, &ids).await {
                 Ok(p) => p,
-                Err(e) => return Health::NotReady(e.to_string()),
+                Err(e) => return Health::NotReady(self.redact(&e.to_string())),
             };
             if let Err(failure) = probe.attempt(&self.docker, Duration::from_secs(3)).await {
-                return Health::NotReady(failure);
+                return Health::NotReady(self.redact(&failure));
             }
         }
         Health::Ready
@@ -1427,6 +1447,35 @@ pub async fn down(
     Ok(changes)
 }
 
+/// Every value a secret of the plan can have in what hsm hands out: the project's
+/// secrets and each service's generated ones, in every [`hsm_model::Encoding`]
+/// hsm writes them in, longest first (so a value containing another is replaced
+/// whole).
+fn secret_forms(plan: &Plan, cx: &Context<'_>) -> Vec<String> {
+    let mut values: Vec<String> = cx.secrets.values().map(|v| v.expose().to_string()).collect();
+    for svc in &plan.services {
+        for name in generated_names(svc) {
+            values.push(cx.key.generated(&cx.project.dir, &cx.project.name, &svc.name, &name).into_exposed());
+        }
+    }
+    let mut forms: Vec<String> =
+        values.iter().filter(|v| !v.is_empty()).flat_map(|v| hsm_model::Encoding::ALL.map(|e| e.apply(v))).collect();
+    forms.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+    forms.dedup();
+    forms
+}
+
+/// `text` with each of `forms` (longest first) replaced by `[redacted]`.
+fn redact_with(forms: &[String], text: &str) -> String {
+    let mut out = text.to_string();
+    for form in forms {
+        if out.contains(form.as_str()) {
+            out = out.replace(form.as_str(), "[redacted]");
+        }
+    }
+    out
+}
+
 /// The names of the generated secrets a service's plan refers to.
 fn generated_names(svc: &ServicePlan) -> std::collections::BTreeSet<String> {
     let mut names = std::collections::BTreeSet::new();
@@ -1459,6 +1508,14 @@ mod tests {
     use hsm_model::Text;
 
     use super::*;
+
+    #[test]
+    fn every_encoded_form_of_a_secret_is_redacted() {
+        let mut forms: Vec<String> = hsm_model::Encoding::ALL.map(|e| e.apply("p@ss/w rd")).into();
+        forms.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+        let text = "postgresql://u:p%40ss%2Fw%20rd@h/db and p@ss/w rd";
+        assert_eq!(redact_with(&forms, text), "postgresql://u:[redacted]@h/db and [redacted]");
+    }
 
     #[test]
     fn commands_are_shown_short_and_quoted() {

@@ -1,0 +1,189 @@
+//! The executor against the real Docker engine, with plans written by hand (no
+//! plugin needed): what leaves a sync or a status never holds a secret, the waits of
+//! services without containers run, a recreate that can't succeed leaves the old
+//! container running, and bad references are found before anything is touched.
+//! Uses the test image `hsm-test/base` (`tests/images/build.sh`); every test has
+//! its own project and removes what it created.
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Mutex;
+
+use hsm_exec::error::ExecError;
+use hsm_exec::keys::UserKey;
+use hsm_exec::names::ProjectId;
+use hsm_exec::report::{Event, Reporter, Silent};
+use hsm_exec::state::State;
+use hsm_exec::sync::{Context, SyncOptions, Syncer};
+use hsm_model::{Encoding, Piece, SecretId, SecretStore, Sensitive, Text};
+use hsm_plan::{Action, Container, Exec, Mode, Plan, Port, Probe, RestartPolicy, ServicePlan, Wait};
+use tempfile::TempDir;
+
+/// The base test image's tag, from `tests/images/images.env`.
+fn base_image() -> String {
+    let env_file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/images/images.env");
+    let text = std::fs::read_to_string(&env_file).expect("tests/images/images.env");
+    let tag = std::env::var("HSM_TEST_IMAGE_BASE").ok().filter(|v| !v.is_empty()).unwrap_or_else(|| {
+        text.lines().find_map(|l| l.strip_prefix("HSM_TEST_IMAGE_BASE=").map(str::to_string)).expect("the base image")
+    });
+    assert!(
+        docker_ok(&["image", "inspect", &tag]),
+        "the test image `{tag}` is not on the Docker engine: build it with `tests/images/build.sh`"
+    );
+    tag
+}
+
+fn docker_ok(args: &[&str]) -> bool {
+    Command::new("docker").args(args).output().is_ok_and(|o| o.status.success())
+}
+
+/// Records every event, as its `Debug` text (which shows every field).
+#[derive(Default)]
+struct Recorder(Mutex<Vec<String>>);
+
+impl Reporter for Recorder {
+    fn event(&self, event: Event<'_>) {
+        self.0.lock().unwrap().push(format!("{event:?}"));
+    }
+}
+
+/// A throwaway project: folder, key, name; removes its Docker objects when dropped.
+struct Sandbox {
+    dir: TempDir,
+    _key_dir: TempDir,
+    key: UserKey,
+    project: ProjectId,
+}
+
+impl Sandbox {
+    fn new(tag: &str) -> Self {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+        let name = format!("exec-{tag}-{:x}", (std::process::id() ^ nanos) & 0xfffff);
+        let dir = tempfile::Builder::new().prefix("hsm-exec-").tempdir().unwrap();
+        let key_dir = tempfile::tempdir().unwrap();
+        let key = UserKey::load_or_create(&key_dir.path().join("secret.key")).unwrap();
+        let project = ProjectId::new(name, dir.path());
+        Self { dir, _key_dir: key_dir, key, project }
+    }
+
+    /// Runs a sync of `plan` with `secrets`; returns its result, the state and the events.
+    fn sync(
+        &self,
+        plan: &Plan,
+        secrets: &SecretStore,
+        state: State,
+    ) -> (Result<Vec<ExecError>, ExecError>, State, Vec<String>) {
+        let recorder = Recorder::default();
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let (result, state) = runtime.block_on(async {
+            let docker = hsm_exec::docker::Docker::connect().await.expect("the Docker engine");
+            let cx = Context { project: self.project.clone(), key: &self.key, secrets, reporter: &recorder };
+            let syncer = Syncer::new(docker, plan, cx, state, SyncOptions::default());
+            let result = syncer.run().await;
+            (result, syncer.finish().0)
+        });
+        (result, state, recorder.0.into_inner().unwrap())
+    }
+
+    /// `hsm status`'s report as JSON.
+    fn status(&self, plan: &Plan, secrets: &SecretStore, state: State) -> String {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async {
+            let docker = hsm_exec::docker::Docker::connect().await.expect("the Docker engine");
+            let cx = Context { project: self.project.clone(), key: &self.key, secrets, reporter: &Silent };
+            let report = Syncer::new(docker, plan, cx, state, SyncOptions::default()).status().await.unwrap();
+            serde_json::to_string(&report).unwrap()
+        })
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let _ = runtime.block_on(async {
+            let docker = hsm_exec::docker::Docker::connect().await?;
+            hsm_exec::sync::down(&docker, &self.project, true, &Silent).await
+        });
+        let _ = &self.dir;
+    }
+}
+
+fn service(name: &str, mode: Mode, actions: Vec<Action>) -> ServicePlan {
+    ServicePlan {
+        name: name.into(),
+        kind: "test".into(),
+        plugin: "test@0.1.0".into(),
+        profile: "p".into(),
+        mode,
+        merged: hsm_model::Value::Null,
+        actions,
+        env: Vec::new(),
+    }
+}
+
+/// A container of the base image that sleeps (and stops at once when asked).
+fn sleeper(ports: Vec<Port>, env: Vec<(String, Text)>) -> Container {
+    Container {
+        name: "server".into(),
+        image: base_image(),
+        command: Some(["sh", "-c", "trap 'exit 0' TERM; sleep 1000 & wait"].into_iter().map(Text::from).collect()),
+        env,
+        ports,
+        mounts: Vec::new(),
+        restart: RestartPolicy::No,
+    }
+}
+
+fn secret(store: &mut SecretStore, label: &str, value: &str, encoding: Encoding) -> (SecretId, Text) {
+    let id = store.insert(Sensitive::new(value.to_string()));
+    (id, Text::from_pieces([Piece::Secret { id, label: label.into(), encoding }]))
+}
+
+#[test]
+fn a_probes_output_with_a_secret_never_leaves_the_executor() {
+    let sandbox = Sandbox::new("leak");
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let value = format!("p@ss w0rd/{nanos:x}");
+    let encoded = Encoding::Url.apply(&value);
+    let mut secrets = SecretStore::new();
+    let (_, raw) = secret(&mut secrets, "${PROBE_TOKEN}", &value, Encoding::Raw);
+    let (_, url) = secret(&mut secrets, "${PROBE_TOKEN}", &value, Encoding::Url);
+    // The probe prints the secret, raw and percent-encoded (as in a DSN), and fails.
+    let probe = Exec {
+        container: "server".into(),
+        command: ["sh", "-c", "echo \"not ready: token=$T dsn=postgresql://u:$U@db/x\"; exit 1"]
+            .into_iter()
+            .map(Text::from)
+            .collect(),
+        env: vec![("T".into(), raw.clone()), ("U".into(), url)],
+        user: None,
+    };
+    let plan = Plan {
+        project: sandbox.project.name.clone(),
+        services: vec![service(
+            "probed",
+            Mode::Managed,
+            vec![
+                Action::EnsureContainer(sleeper(Vec::new(), vec![("TOKEN".into(), raw)])),
+                Action::Wait(Wait { probe: Probe::Exec(probe), timeout_ms: 1500, interval_ms: 200 }),
+            ],
+        )],
+    };
+    let (result, state, events) = sandbox.sync(&plan, &secrets, State::new(&sandbox.project));
+    let failures = result.expect("the sync ran");
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    let failure = &failures[0];
+    let shown = format!("{failure}\n{:?}\n{:?}\n{:?}", failure.hint(), failure.details(), failure);
+    assert!(shown.contains("not ready: token=[redacted] dsn=postgresql://u:[redacted]@db/x"), "{shown}");
+    let retries: Vec<&String> = events.iter().filter(|e| e.starts_with("WaitRetry")).collect();
+    assert!(!retries.is_empty(), "-vv shows each failed attempt: {events:#?}");
+    assert!(retries.iter().all(|e| e.contains("token=[redacted]")), "{retries:#?}");
+
+    let status = sandbox.status(&plan, &secrets, state);
+    assert!(status.contains("not-ready") && status.contains("token=[redacted]"), "{status}");
+
+    for text in events.iter().chain([&shown, &status]) {
+        assert!(!text.contains(&value), "a secret was shown: {text}");
+        assert!(!text.contains(&encoded), "a percent-encoded secret was shown: {text}");
+    }
+}
