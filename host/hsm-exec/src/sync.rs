@@ -338,17 +338,9 @@ impl<'a> Syncer<'a> {
         svc: &ServicePlan,
         decisions: &HashMap<(String, String), &Observed>,
     ) -> Result<(), ExecError> {
-        // Whether every container of the service was kept and seen ready since it
-        // last started: then its readiness waits are already satisfied.
         let mut ready = {
             let state = self.state.lock().expect("state lock");
-            containers_of(svc).all(|c| {
-                let Some(o) = decisions.get(&(svc.name.clone(), c.name.clone())) else { return false };
-                let recorded = state.container(&svc.name, &c.name);
-                o.decision == Decision::Keep
-                    && o.started_at.is_some()
-                    && recorded.is_some_and(|r| r.id == o.id && r.ready_at == o.started_at)
-            })
+            seen_ready(svc, decisions, &state)
         };
         let files = self.file_hashes(svc);
         let mut ids: HashMap<String, String> = HashMap::new();
@@ -975,6 +967,22 @@ fn python_error(e: crate::uv::UvError) -> ExecError {
     ExecError::Python { message: e.to_string(), hint: e.hint(), input: e.is_bad_input() }
 }
 
+/// Whether a service's readiness waits are already satisfied: it has containers,
+/// and every one was kept and seen ready since it last started. A service without
+/// containers (an external one) has nothing that could have been seen ready, so its
+/// waits always run.
+fn seen_ready(svc: &ServicePlan, decisions: &HashMap<(String, String), &Observed>, state: &State) -> bool {
+    let mut containers = containers_of(svc).peekable();
+    containers.peek().is_some()
+        && containers.all(|c| {
+            let Some(o) = decisions.get(&(svc.name.clone(), c.name.clone())) else { return false };
+            let recorded = state.container(&svc.name, &c.name);
+            o.decision == Decision::Keep
+                && o.started_at.is_some()
+                && recorded.is_some_and(|r| r.id == o.id && r.ready_at == o.started_at)
+        })
+}
+
 /// The containers a service's plan describes.
 pub fn containers_of(svc: &ServicePlan) -> impl Iterator<Item = &Container> {
     svc.actions.iter().filter_map(|a| match a {
@@ -1508,6 +1516,71 @@ mod tests {
     use hsm_model::Text;
 
     use super::*;
+
+    fn service(name: &str, mode: hsm_plan::Mode, actions: Vec<Action>) -> ServicePlan {
+        ServicePlan {
+            name: name.into(),
+            kind: "k".into(),
+            plugin: "k@1".into(),
+            profile: "p".into(),
+            mode,
+            merged: hsm_model::Value::Null,
+            actions,
+            env: Vec::new(),
+        }
+    }
+
+    fn wait_for_address() -> Action {
+        Action::Wait(Wait {
+            probe: Probe::Tcp { endpoint: Endpoint::Address { host: Text::from("127.0.0.1"), port: Text::from("1") } },
+            timeout_ms: 1000,
+            interval_ms: 100,
+        })
+    }
+
+    #[test]
+    fn a_service_without_containers_is_never_taken_as_seen_ready() {
+        let external = service("db", hsm_plan::Mode::External, vec![wait_for_address()]);
+        assert!(!seen_ready(&external, &HashMap::new(), &State::default()), "its waits must run");
+    }
+
+    #[test]
+    fn a_service_is_seen_ready_only_when_every_container_was_kept_since_it_was_ready() {
+        let container = Container {
+            name: "server".into(),
+            image: "i".into(),
+            command: None,
+            env: Vec::new(),
+            ports: Vec::new(),
+            mounts: Vec::new(),
+            restart: hsm_plan::RestartPolicy::No,
+        };
+        let svc = service("db", hsm_plan::Mode::Managed, vec![Action::EnsureContainer(container), wait_for_address()]);
+        let observed = |decision: Decision| Observed {
+            service: "db".into(),
+            container: "server".into(),
+            name: "p-db-server".into(),
+            image: "i".into(),
+            decision,
+            id: Some("id1".into()),
+            status: "running".into(),
+            started_at: Some("t1".into()),
+            image_present: true,
+        };
+        let mut state = State::default();
+        let entry = state.container_mut("db", "server");
+        entry.new_instance("id1");
+        entry.ready_at = Some("t1".into());
+        let kept = observed(Decision::Keep);
+        let decisions = HashMap::from([(("db".to_string(), "server".to_string()), &kept)]);
+        assert!(seen_ready(&svc, &decisions, &state));
+        let started = observed(Decision::Start);
+        let decisions = HashMap::from([(("db".to_string(), "server".to_string()), &started)]);
+        assert!(!seen_ready(&svc, &decisions, &state));
+        state.container_mut("db", "server").ready_at = Some("t0".into());
+        let decisions = HashMap::from([(("db".to_string(), "server".to_string()), &kept)]);
+        assert!(!seen_ready(&svc, &decisions, &state), "restarted since it was last seen ready");
+    }
 
     #[test]
     fn every_encoded_form_of_a_secret_is_redacted() {

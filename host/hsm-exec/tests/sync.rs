@@ -16,7 +16,7 @@ use hsm_exec::report::{Event, Reporter, Silent};
 use hsm_exec::state::State;
 use hsm_exec::sync::{Context, SyncOptions, Syncer};
 use hsm_model::{Encoding, Piece, SecretId, SecretStore, Sensitive, Text};
-use hsm_plan::{Action, Container, Exec, Mode, Plan, Port, Probe, RestartPolicy, ServicePlan, Wait};
+use hsm_plan::{Action, Container, Endpoint, Exec, Mode, Plan, Port, Probe, RestartPolicy, ServicePlan, Wait};
 use tempfile::TempDir;
 
 /// The base test image's tag, from `tests/images/images.env`.
@@ -139,6 +139,11 @@ fn secret(store: &mut SecretStore, label: &str, value: &str, encoding: Encoding)
     (id, Text::from_pieces([Piece::Secret { id, label: label.into(), encoding }]))
 }
 
+/// A port nothing listens on.
+fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
 #[test]
 fn a_probes_output_with_a_secret_never_leaves_the_executor() {
     let sandbox = Sandbox::new("leak");
@@ -185,5 +190,34 @@ fn a_probes_output_with_a_secret_never_leaves_the_executor() {
     for text in events.iter().chain([&shown, &status]) {
         assert!(!text.contains(&value), "a secret was shown: {text}");
         assert!(!text.contains(&encoded), "a percent-encoded secret was shown: {text}");
+    }
+}
+
+#[test]
+fn an_external_services_probe_runs_and_shows_its_address_as_written() {
+    let sandbox = Sandbox::new("external");
+    let mut secrets = SecretStore::new();
+    // The host is a secret from the environment: shown as its reference only.
+    let (_, host) = secret(&mut secrets, "${EXT_HOST}", "127.0.0.1", Encoding::Raw);
+    let port = closed_port();
+    let wait = Wait {
+        probe: Probe::Tcp { endpoint: Endpoint::Address { host, port: Text::from(port.to_string().as_str()) } },
+        timeout_ms: 1000,
+        interval_ms: 200,
+    };
+    let plan = Plan {
+        project: sandbox.project.name.clone(),
+        services: vec![service("db", Mode::External, vec![Action::Wait(wait)])],
+    };
+    let (result, _, events) = sandbox.sync(&plan, &secrets, State::new(&sandbox.project));
+    let failures = result.expect("the sync ran");
+    assert_eq!(failures.len(), 1, "the wait ran and failed: {failures:?} {events:#?}");
+    let message = failures[0].to_string();
+    assert!(message.starts_with("service `db` did not become ready within 1s"), "{message}");
+    assert!(message.contains(&format!("TCP connection to ${{EXT_HOST}}:{port}")), "{message}");
+    let started = events.iter().find(|e| e.starts_with("WaitStarted")).expect("a wait started");
+    assert!(started.contains(&format!("${{EXT_HOST}}:{port}")), "{started}");
+    for text in events.iter().chain([&message]) {
+        assert!(!text.contains("127.0.0.1"), "the secret host was shown: {text}");
     }
 }
