@@ -104,6 +104,8 @@ pub struct Observed {
     pub started_at: Option<String>,
     /// Whether the image is present locally.
     pub image_present: bool,
+    /// The host ports the existing container publishes (it frees them when removed).
+    pub published: Vec<(u16, Protocol)>,
 }
 
 /// A container of the project that the plan no longer has.
@@ -426,12 +428,13 @@ impl<'a> Syncer<'a> {
         match &observed.decision {
             Decision::Keep => return Ok(observed.id.clone().expect("a kept container exists")),
             Decision::Start => {
-                if self.ports_free(svc, c, false)? {
+                if self.ports_free(svc, c, false, &[])? {
                     // Docker resolves bind sources on every start: check them again.
                     self.check_binds(&plugin, c)?;
                     self.op(Some(&svc.name), &format!("start container {name}"));
                     let id = observed.id.clone().expect("a stopped container exists");
-                    self.docker.start(&id).await.map_err(|e| port_error(e, svc, c))?;
+                    let ports = self.recorded_ports(svc, c);
+                    self.docker.start(&id).await.map_err(|e| port_error(e, svc, c, &ports))?;
                     self.report(Change {
                         service: Some(svc.name.clone()),
                         action: ChangeKind::StartedContainer,
@@ -443,27 +446,30 @@ impl<'a> Syncer<'a> {
             }
             Decision::Create | Decision::Recreate(_) => {}
         }
-        // Create (or replace) it.
+        // Create (or replace) it. Everything that can fail is checked before the old
+        // container is removed, so that a failure leaves it running: host ports
+        // (those it holds itself are free once it is gone), volumes, bind sources and
+        // the description with every reference resolved.
+        let held = observed.published.as_slice();
+        self.ports_free(svc, c, true, held)?;
+        self.ensure_volumes(svc, c).await?;
+        self.check_binds(&plugin, c)?;
+        let mut built = self.build_spec(svc, c, &plugin, files)?;
         if let Some(old) = &observed.id {
             self.op(Some(&svc.name), &format!("remove container {name}"));
             self.docker.remove(old).await?;
+            if !held.is_empty() {
+                // The ports it held are free now; one taken meanwhile is chosen anew
+                // (or, fixed, is an error).
+                self.ports_free(svc, c, true, &[])?;
+                built = self.build_spec(svc, c, &plugin, files)?;
+            }
         }
-        self.ports_free(svc, c, true)?;
-        self.ensure_volumes(svc, c).await?;
-        let ports = self.state.lock().expect("state lock").container(&svc.name, &c.name).map(|s| s.ports.clone());
-        let ports = ports.unwrap_or_default();
-        let built = {
-            let state = self.state.lock().expect("state lock");
-            let refs = ServiceRefs::new(self.cx.key, &self.cx.project.dir, &self.cx.project.name, &svc.name, &state);
-            let x = Exposer { secrets: self.cx.secrets, refs: &refs, key: self.cx.key };
-            spec::build(&self.cx.project, &svc.name, &plugin, c, &ports, files, &x)
-                .map_err(|message| ExecError::Reference { service: svc.name.clone(), message })?
-        };
-        self.check_binds(&plugin, c)?;
         self.op(Some(&svc.name), &format!("create container {name} from {}", c.image));
         let id = self.docker.create(name, built.body).await?;
         self.op(Some(&svc.name), &format!("start container {name}"));
-        self.docker.start(&id).await.map_err(|e| port_error(e, svc, c))?;
+        let ports = self.recorded_ports(svc, c);
+        self.docker.start(&id).await.map_err(|e| port_error(e, svc, c, &ports))?;
         {
             let mut state = self.state.lock().expect("state lock");
             state.container_mut(&svc.name, &c.name).new_instance(&id);
@@ -477,16 +483,47 @@ impl<'a> Syncer<'a> {
         Ok(id)
     }
 
+    /// The host ports recorded for a container.
+    fn recorded_ports(&self, svc: &ServicePlan, c: &Container) -> spec::HostPorts {
+        let state = self.state.lock().expect("state lock");
+        state.container(&svc.name, &c.name).map(|s| s.ports.clone()).unwrap_or_default()
+    }
+
+    /// The Docker description of a container, with every reference resolved.
+    fn build_spec(
+        &self,
+        svc: &ServicePlan,
+        c: &Container,
+        plugin: &str,
+        files: &[String],
+    ) -> Result<spec::Built, ExecError> {
+        let state = self.state.lock().expect("state lock");
+        let ports = state.container(&svc.name, &c.name).map(|s| s.ports.clone()).unwrap_or_default();
+        let refs = ServiceRefs::new(self.cx.key, &self.cx.project.dir, &self.cx.project.name, &svc.name, &state);
+        let x = Exposer { secrets: self.cx.secrets, refs: &refs, key: self.cx.key };
+        spec::build(&self.cx.project, &svc.name, plugin, c, &ports, files, &x)
+            .map_err(|message| ExecError::Reference { service: svc.name.clone(), message })
+    }
+
     /// Checks that the container's host ports are free. A port hsm chose that is now
     /// taken is chosen anew (reported; returns `false` so that the container is
     /// recreated with it); a fixed port that is taken is an error. With `create`,
-    /// ports still unchosen are chosen.
-    fn ports_free(&self, svc: &ServicePlan, c: &Container, create: bool) -> Result<bool, ExecError> {
+    /// ports still unchosen are chosen. Ports in `held` (published by the container
+    /// about to be replaced, which frees them) count as free.
+    fn ports_free(
+        &self,
+        svc: &ServicePlan,
+        c: &Container,
+        create: bool,
+        held: &[(u16, Protocol)],
+    ) -> Result<bool, ExecError> {
+        let free =
+            |ip: &str, port: u16, protocol: Protocol| held.contains(&(port, protocol)) || is_free(ip, port, protocol);
         let mut all_free = true;
         for port in &c.ports {
             let key = port_key(port.container_port, port.protocol);
             if let Some(fixed) = port.host_port {
-                if !is_free(&port.host_ip, fixed, port.protocol) {
+                if !free(&port.host_ip, fixed, port.protocol) {
                     return Err(ExecError::PortTaken {
                         service: svc.name.clone(),
                         container: c.name.clone(),
@@ -504,7 +541,7 @@ impl<'a> Syncer<'a> {
                 .container(&svc.name, &c.name)
                 .and_then(|s| s.ports.get(&key).copied());
             match current {
-                Some(p) if is_free(&port.host_ip, p, port.protocol) => {}
+                Some(p) if free(&port.host_ip, p, port.protocol) => {}
                 Some(p) => {
                     all_free = false;
                     if create {
@@ -1014,17 +1051,40 @@ fn shown_command(words: &[hsm_model::Text]) -> String {
     shown.join(" ")
 }
 
-/// A Docker error on start that means a host port is taken becomes [`ExecError::PortTaken`].
-fn port_error(e: ExecError, svc: &ServicePlan, c: &Container) -> ExecError {
+/// A Docker error on start that means a host port is taken becomes
+/// [`ExecError::PortTaken`], naming the port Docker could not bind (read from its
+/// message), else the container's only host port.
+fn port_error(e: ExecError, svc: &ServicePlan, c: &Container, ports: &spec::HostPorts) -> ExecError {
     match &e {
         ExecError::Docker { message, .. }
             if message.contains("address already in use") || message.contains("port is already allocated") =>
         {
-            let port = c.ports.iter().find_map(|p| p.host_port).unwrap_or(0);
-            ExecError::PortTaken { service: svc.name.clone(), container: c.name.clone(), port }
+            let host_ports: BTreeSet<u16> = c
+                .ports
+                .iter()
+                .filter_map(|p| p.host_port.or_else(|| ports.get(&port_key(p.container_port, p.protocol)).copied()))
+                .collect();
+            let only = (host_ports.len() == 1).then(|| host_ports.first().copied()).flatten();
+            match taken_port(message).or(only) {
+                Some(port) => ExecError::PortTaken { service: svc.name.clone(), container: c.name.clone(), port },
+                None => e,
+            }
         }
         _ => e,
     }
+}
+
+/// The host port in Docker's "port taken" messages: `Bind for 127.0.0.1:5432
+/// failed: port is already allocated`, `listen tcp4 127.0.0.1:5432: bind: address
+/// already in use`.
+fn taken_port(message: &str) -> Option<u16> {
+    let address = if let Some((_, rest)) = message.split_once("Bind for ") {
+        rest.split_whitespace().next()?
+    } else {
+        let (_, rest) = message.split_once("listen ")?;
+        rest.split_whitespace().nth(1)?.trim_end_matches(':')
+    };
+    address.rsplit_once(':')?.1.parse().ok()
 }
 
 fn is_free(host_ip: &str, port: u16, protocol: Protocol) -> bool {
@@ -1147,6 +1207,7 @@ pub async fn observe(
             status,
             started_at,
             image_present: image_id.is_some(),
+            published: summary.map(published).unwrap_or_default(),
         });
     }
     let planned_keys: BTreeSet<(String, String)> =
@@ -1164,6 +1225,22 @@ pub async fn observe(
         }
     }
     Ok(out)
+}
+
+/// The host ports a container publishes.
+fn published(summary: &ContainerSummary) -> Vec<(u16, Protocol)> {
+    summary
+        .ports
+        .iter()
+        .flatten()
+        .filter_map(|p| {
+            let proto = match p.typ {
+                Some(bollard::models::PortSummaryTypeEnum::UDP) => Protocol::Udp,
+                _ => Protocol::Tcp,
+            };
+            Some((p.public_port?, proto))
+        })
+        .collect()
 }
 
 /// Records the host ports of an existing container that the state lacks.
@@ -1566,6 +1643,7 @@ mod tests {
             status: "running".into(),
             started_at: Some("t1".into()),
             image_present: true,
+            published: Vec::new(),
         };
         let mut state = State::default();
         let entry = state.container_mut("db", "server");
@@ -1588,6 +1666,17 @@ mod tests {
         forms.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
         let text = "postgresql://u:p%40ss%2Fw%20rd@h/db and p@ss/w rd";
         assert_eq!(redact_with(&forms, text), "postgresql://u:[redacted]@h/db and [redacted]");
+    }
+
+    #[test]
+    fn the_taken_port_is_read_from_dockers_message() {
+        let allocated = "driver failed programming external connectivity on endpoint p-db-server (0123): Bind for 127.0.0.1:40123 failed: port is already allocated";
+        assert_eq!(taken_port(allocated), Some(40123));
+        let in_use = "driver failed programming external connectivity on endpoint x (y): Error starting userland proxy: listen tcp4 127.0.0.1:5433: bind: address already in use";
+        assert_eq!(taken_port(in_use), Some(5433));
+        let v6 = "Error starting userland proxy: listen tcp6 [::1]:6380: bind: address already in use";
+        assert_eq!(taken_port(v6), Some(6380));
+        assert_eq!(taken_port("address already in use"), None);
     }
 
     #[test]

@@ -16,7 +16,9 @@ use hsm_exec::report::{Event, Reporter, Silent};
 use hsm_exec::state::State;
 use hsm_exec::sync::{Context, SyncOptions, Syncer};
 use hsm_model::{Encoding, Piece, SecretId, SecretStore, Sensitive, Text};
-use hsm_plan::{Action, Container, Endpoint, Exec, Mode, Plan, Port, Probe, RestartPolicy, ServicePlan, Wait};
+use hsm_plan::{
+    Action, Container, Endpoint, Exec, Mode, Plan, Port, Probe, Protocol, RestartPolicy, ServicePlan, Wait,
+};
 use tempfile::TempDir;
 
 /// The base test image's tag, from `tests/images/images.env`.
@@ -35,6 +37,12 @@ fn base_image() -> String {
 
 fn docker_ok(args: &[&str]) -> bool {
     Command::new("docker").args(args).output().is_ok_and(|o| o.status.success())
+}
+
+fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker").args(args).output().expect("run docker");
+    assert!(out.status.success(), "docker {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 /// Records every event, as its `Debug` text (which shows every field).
@@ -94,6 +102,12 @@ impl Sandbox {
             let report = Syncer::new(docker, plan, cx, state, SyncOptions::default()).status().await.unwrap();
             serde_json::to_string(&report).unwrap()
         })
+    }
+
+    /// The ids of the project's containers.
+    fn containers(&self) -> Vec<String> {
+        let label = format!("label=dev.hsm.project-dir={}", self.project.dir_label());
+        docker(&["ps", "-aq", "--no-trunc", "--filter", &label]).split_whitespace().map(str::to_string).collect()
     }
 }
 
@@ -220,4 +234,47 @@ fn an_external_services_probe_runs_and_shows_its_address_as_written() {
     for text in events.iter().chain([&message]) {
         assert!(!text.contains("127.0.0.1"), "the secret host was shown: {text}");
     }
+}
+
+#[test]
+fn a_recreate_onto_a_taken_fixed_port_leaves_the_old_container_running() {
+    let sandbox = Sandbox::new("recreate");
+    let secrets = SecretStore::new();
+    let plan_on = |host_port: u16| Plan {
+        project: sandbox.project.name.clone(),
+        services: vec![service(
+            "web",
+            Mode::Managed,
+            vec![Action::EnsureContainer(sleeper(
+                vec![Port {
+                    container_port: 8080,
+                    protocol: Protocol::Tcp,
+                    host_port: Some(host_port),
+                    host_ip: "127.0.0.1".into(),
+                }],
+                Vec::new(),
+            ))],
+        )],
+    };
+    let (result, state, _) = sandbox.sync(&plan_on(closed_port()), &secrets, State::new(&sandbox.project));
+    assert!(result.expect("the first sync ran").is_empty());
+    let before = sandbox.containers();
+    assert_eq!(before.len(), 1);
+
+    let squatter = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = squatter.local_addr().unwrap().port();
+    let (result, state, _) = sandbox.sync(&plan_on(taken), &secrets, state);
+    let failures = result.expect("the second sync ran");
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert_eq!(failures[0].to_string(), format!("host port {taken} for `server` of service `web` is already in use"));
+    assert_eq!(sandbox.containers(), before, "the old container was not removed");
+    assert_eq!(docker(&["inspect", "--format", "{{.State.Status}}", &before[0]]), "running");
+
+    // Once the port is free, the recreate goes through.
+    drop(squatter);
+    let (result, _, _) = sandbox.sync(&plan_on(taken), &secrets, state);
+    assert!(result.expect("the third sync ran").is_empty());
+    let after = sandbox.containers();
+    assert_eq!(after.len(), 1);
+    assert_ne!(after, before, "recreated");
 }
