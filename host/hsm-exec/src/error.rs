@@ -55,6 +55,20 @@ pub enum ExecError {
         /// The service that has it.
         owner: String,
     },
+    /// Two services of the plan would give one Docker object the same name
+    /// (`{project}-{service}-{name}`: `b-c` + `x` and `b` + `c-x`). Found before
+    /// anything is touched.
+    #[error("services `{first}` and `{second}` would both name a {kind} `{name}`")]
+    NameClash {
+        /// `container` or `volume`.
+        kind: &'static str,
+        /// The name both would use.
+        name: String,
+        /// The first service.
+        first: String,
+        /// The second service.
+        second: String,
+    },
     /// Another folder's project of the same name has containers on this engine.
     #[error("project `{project}` already runs on this Docker engine from another folder, `{other_dir}`")]
     SameNameElsewhere {
@@ -116,9 +130,18 @@ pub enum ExecError {
         /// The end of its output.
         output: String,
     },
-    /// A reference in the plan could not be resolved.
+    /// A reference in the plan could not be resolved (found in pre-flight: bad
+    /// input, nothing touched).
     #[error("service `{service}`: {message}")]
     Reference {
+        /// The service.
+        service: String,
+        /// Why.
+        message: String,
+    },
+    /// A reference could not be resolved once the sync had begun changing things.
+    #[error("service `{service}`: {message}")]
+    Unresolved {
         /// The service.
         service: String,
         /// Why.
@@ -186,6 +209,9 @@ impl ExecError {
             Self::OtherService { kind, service, owner, .. } => Some(format!(
                 "the names of services `{service}` and `{owner}` and their {kind}s run together; rename one of the services"
             )),
+            Self::NameClash { kind, first, second, .. } => Some(format!(
+                "{kind} names are `{{project}}-{{service}}-{{{kind}}}`, and these run together: rename service `{first}` or `{second}` in `hsm.yaml`"
+            )),
             Self::SameNameElsewhere { other_dir, .. } => {
                 Some(format!("give this project another name in `hsm.yaml`, or run `hsm down` in `{other_dir}` first"))
             }
@@ -247,6 +273,7 @@ impl ExecError {
                 Self::ExecFailed { service, container, command, code, output: f(&output) }
             }
             Self::Reference { service, message } => Self::Reference { service, message: f(&message) },
+            Self::Unresolved { service, message } => Self::Unresolved { service, message: f(&message) },
             Self::File { path, message } => Self::File { path, message: f(&message) },
             Self::Unsupported(message) => Self::Unsupported(f(&message)),
             Self::Python { message, hint, input } => {
@@ -256,8 +283,19 @@ impl ExecError {
         }
     }
 
+    /// The error as raised after a sync began changing things: exit code 2 says
+    /// "bad input: nothing was touched", so no error raised then is an input error.
+    #[must_use]
+    pub fn after_changes(self) -> Self {
+        match self {
+            Self::Reference { service, message } => Self::Unresolved { service, message },
+            Self::Python { message, hint, .. } => Self::Python { message, hint, input: false },
+            other => other,
+        }
+    }
+
     /// Whether the error is about the user's input (exit code 2) rather than the job.
     pub fn is_input(&self) -> bool {
-        matches!(self, Self::Reference { .. } | Self::Python { input: true, .. })
+        matches!(self, Self::Reference { .. } | Self::NameClash { .. } | Self::Python { input: true, .. })
     }
 }

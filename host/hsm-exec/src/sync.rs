@@ -188,6 +188,8 @@ impl<'a> Syncer<'a> {
 
     async fn run_unredacted(&self) -> Result<Vec<ExecError>, ExecError> {
         let project = &self.cx.project;
+        check_names(self.plan, project)?;
+        self.check_references()?;
         self.check_python()?;
         let observation = observe(&self.docker, self.plan, &self.cx, &self.state, true).await?;
         let decisions: HashMap<(String, String), &Observed> =
@@ -284,8 +286,11 @@ impl<'a> Syncer<'a> {
         }
 
         // The services, concurrently; actions within one in order.
+        // Past pre-flight, things were touched: no failure is "bad input, nothing
+        // was touched" any more.
         let results = join_all(self.plan.services.iter().map(|svc| self.run_service(svc, &decisions))).await;
-        let mut failures: Vec<ExecError> = results.into_iter().filter_map(Result::err).collect();
+        let mut failures: Vec<ExecError> =
+            results.into_iter().filter_map(Result::err).map(ExecError::after_changes).collect();
 
         // No package left to install: what hsm installed earlier is uninstalled.
         let installs =
@@ -298,7 +303,7 @@ impl<'a> Syncer<'a> {
             && installed_before
             && let Err(e) = self.python("python", &[]).await
         {
-            failures.push(e);
+            failures.push(e.after_changes());
         }
 
         if self.options.prune_volumes {
@@ -392,6 +397,53 @@ impl<'a> Syncer<'a> {
             entry.new_instance(id);
             entry.ready_at = started_at;
             entry.execs.retain(|h| planned.contains(h));
+        }
+        Ok(())
+    }
+
+    /// Resolves, before anything is touched, every reference the plan's containers,
+    /// execs and probes hold (host ports that will be chosen count as resolved) and
+    /// checks that probe addresses have port numbers: a reference that can't be
+    /// resolved is bad input, reported before any change.
+    fn check_references(&self) -> Result<(), ExecError> {
+        let state = self.state.lock().expect("state lock");
+        for svc in &self.plan.services {
+            let refs = PlannedRefs {
+                inner: ServiceRefs::new(self.cx.key, &self.cx.project.dir, &self.cx.project.name, &svc.name, &state),
+                svc,
+            };
+            let reference = |message: String| ExecError::Reference { service: svc.name.clone(), message };
+            let value = |t: &hsm_model::Text| t.expose(self.cx.secrets, &refs).map_err(reference);
+            let exec_texts = |e: &hsm_plan::Exec| -> Result<(), ExecError> {
+                e.command.iter().chain(e.env.iter().map(|(_, v)| v)).try_for_each(|t| value(t).map(drop))
+            };
+            let address = |endpoint: &Endpoint| -> Result<(), ExecError> {
+                if let Endpoint::Address { host, port } = endpoint {
+                    value(host)?;
+                    if value(port)?.expose().parse::<u16>().is_err() {
+                        return Err(reference(format!("`{port}` of a readiness probe is not a port number")));
+                    }
+                }
+                Ok(())
+            };
+            for action in &svc.actions {
+                match action {
+                    Action::EnsureContainer(c) => {
+                        c.env
+                            .iter()
+                            .map(|(_, v)| v)
+                            .chain(c.command.iter().flatten())
+                            .try_for_each(|t| value(t).map(drop))?;
+                    }
+                    Action::Exec(e) | Action::Wait(Wait { probe: Probe::Exec(e), .. }) => exec_texts(e)?,
+                    Action::Wait(Wait { probe: Probe::Tcp { endpoint }, .. }) => address(endpoint)?,
+                    Action::Wait(Wait { probe: Probe::Http { endpoint, headers, .. }, .. }) => {
+                        address(endpoint)?;
+                        headers.iter().try_for_each(|(_, v)| value(v).map(drop))?;
+                    }
+                    Action::WriteFile(_) | Action::UvInstall { .. } => {}
+                }
+            }
         }
         Ok(())
     }
@@ -1002,6 +1054,66 @@ impl<'a> Syncer<'a> {
 
 fn python_error(e: crate::uv::UvError) -> ExecError {
     ExecError::Python { message: e.to_string(), hint: e.hint(), input: e.is_bad_input() }
+}
+
+/// A service's references as pre-flight sees them: a host port of a port the
+/// service publishes resolves (to its recorded number, or 0 until it is chosen),
+/// any other fails.
+struct PlannedRefs<'a> {
+    inner: ServiceRefs<'a>,
+    svc: &'a ServicePlan,
+}
+
+impl hsm_model::ResolveRefs for PlannedRefs<'_> {
+    fn generated(&self, name: &str) -> Result<hsm_model::Sensitive, String> {
+        self.inner.generated(name)
+    }
+
+    fn host_port(&self, container: &str, port: u16) -> Result<u16, String> {
+        let published =
+            containers_of(self.svc).any(|c| c.name == container && c.ports.iter().any(|p| p.container_port == port));
+        if published {
+            Ok(self.inner.host_port(container, port).unwrap_or(0))
+        } else {
+            Err(format!("port {port} of container `{container}` is not published by service `{}`", self.svc.name))
+        }
+    }
+}
+
+/// Refuses a plan in which two services would give a container (or a volume) the
+/// same Docker name: `{project}-{service}-{name}` is ambiguous (`b-c` + `x` and
+/// `b` + `c-x`). Checked before anything is touched; otherwise the second create
+/// would fail half-way with a misleading "belongs to" error.
+pub fn check_names(plan: &Plan, project: &ProjectId) -> Result<(), ExecError> {
+    let mut containers: HashMap<String, &str> = HashMap::new();
+    let mut volumes: HashMap<String, &str> = HashMap::new();
+    for svc in &plan.services {
+        for c in containers_of(svc) {
+            let mut names = vec![("container", project.container(&svc.name, &c.name))];
+            for m in &c.mounts {
+                if let hsm_plan::Mount::Volume { volume, .. } = m {
+                    names.push(("volume", project.volume(&svc.name, volume)));
+                }
+            }
+            for (kind, name) in names {
+                let seen = if kind == "container" { &mut containers } else { &mut volumes };
+                match seen.get(&name) {
+                    Some(other) if *other != svc.name => {
+                        return Err(ExecError::NameClash {
+                            kind,
+                            name,
+                            first: (*other).to_string(),
+                            second: svc.name.clone(),
+                        });
+                    }
+                    _ => {
+                        seen.insert(name, &svc.name);
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Whether a service's readiness waits are already satisfied: it has containers,
@@ -1666,6 +1778,34 @@ mod tests {
         forms.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
         let text = "postgresql://u:p%40ss%2Fw%20rd@h/db and p@ss/w rd";
         assert_eq!(redact_with(&forms, text), "postgresql://u:[redacted]@h/db and [redacted]");
+    }
+
+    #[test]
+    fn two_services_whose_container_names_run_together_are_refused() {
+        let container = |name: &str| {
+            Action::EnsureContainer(Container {
+                name: name.into(),
+                image: "i".into(),
+                command: None,
+                env: Vec::new(),
+                ports: Vec::new(),
+                mounts: Vec::new(),
+                restart: hsm_plan::RestartPolicy::No,
+            })
+        };
+        let plan = Plan {
+            project: "a".into(),
+            services: vec![
+                service("b-c", hsm_plan::Mode::Managed, vec![container("x")]),
+                service("b", hsm_plan::Mode::Managed, vec![container("c-x")]),
+            ],
+        };
+        let project = ProjectId::new("a", std::path::Path::new("/nonexistent/a"));
+        let err = check_names(&plan, &project).unwrap_err();
+        assert_eq!(err.to_string(), "services `b-c` and `b` would both name a container `a-b-c-x`");
+        assert!(err.is_input(), "nothing was touched");
+        let fine = Plan { project: "a".into(), services: plan.services[..1].to_vec() };
+        assert!(check_names(&fine, &project).is_ok());
     }
 
     #[test]

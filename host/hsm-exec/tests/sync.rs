@@ -278,3 +278,27 @@ fn a_recreate_onto_a_taken_fixed_port_leaves_the_old_container_running() {
     assert_eq!(after.len(), 1);
     assert_ne!(after, before, "recreated");
 }
+
+#[test]
+fn a_bad_reference_is_bad_input_found_before_anything_is_touched() {
+    let sandbox = Sandbox::new("badref");
+    let mut secrets = SecretStore::new();
+    let (_, port) = secret(&mut secrets, "${EXT_PORT}", "not-a-port", Encoding::Raw);
+    let wait = Wait {
+        probe: Probe::Tcp { endpoint: Endpoint::Address { host: Text::from("127.0.0.1"), port } },
+        timeout_ms: 1000,
+        interval_ms: 200,
+    };
+    let plan = Plan {
+        project: sandbox.project.name.clone(),
+        services: vec![
+            service("web", Mode::Managed, vec![Action::EnsureContainer(sleeper(Vec::new(), Vec::new()))]),
+            service("db", Mode::External, vec![Action::Wait(wait)]),
+        ],
+    };
+    let (result, _, _) = sandbox.sync(&plan, &secrets, State::new(&sandbox.project));
+    let err = result.expect_err("refused before any change");
+    assert!(err.is_input(), "{err:?}");
+    assert_eq!(err.to_string(), "service `db`: `${EXT_PORT}` of a readiness probe is not a port number");
+    assert!(sandbox.containers().is_empty(), "nothing was created");
+}
