@@ -70,12 +70,18 @@ pub enum ExecError {
         second: String,
     },
     /// Another folder's project of the same name has containers on this engine.
-    #[error("project `{project}` already runs on this Docker engine from another folder, `{other_dir}`")]
+    #[error(
+        "project `{project}` already runs on this Docker engine from another folder, `{other_dir}`{}",
+        other.said()
+    )]
     SameNameElsewhere {
         /// The project's name.
         project: String,
         /// The other project's folder.
         other_dir: String,
+        /// What is at that folder now (when not a project, it was probably moved or
+        /// deleted, and `hsm down` can't be run there).
+        other: OtherFolder,
     },
     /// A host port is taken.
     #[error("host port {port} for `{container}` of service `{service}` is already in use")]
@@ -173,6 +179,39 @@ pub enum ExecError {
     State(#[from] StateError),
 }
 
+/// What is at the folder of a same-named project found on the engine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OtherFolder {
+    /// It still holds an hsm project (`hsm.yaml` or `.hsm/`).
+    Project,
+    /// It exists but holds no hsm project any more.
+    NoProject,
+    /// It no longer exists.
+    Missing,
+}
+
+impl OtherFolder {
+    /// What is at `dir` now.
+    pub fn at(dir: &std::path::Path) -> Self {
+        if dir.join("hsm.yaml").is_file() || dir.join(".hsm").is_dir() {
+            Self::Project
+        } else if dir.exists() {
+            Self::NoProject
+        } else {
+            Self::Missing
+        }
+    }
+
+    /// How the error message ends.
+    fn said(self) -> &'static str {
+        match self {
+            Self::Project => "",
+            Self::NoProject => ", which no longer holds an hsm project",
+            Self::Missing => ", which no longer exists",
+        }
+    }
+}
+
 fn owner_text(owner: &Option<(String, String)>) -> String {
     match owner {
         Some((project, dir)) => format!("belongs to project `{project}` in `{dir}`"),
@@ -212,9 +251,12 @@ impl ExecError {
             Self::NameClash { kind, first, second, .. } => Some(format!(
                 "{kind} names are `{{project}}-{{service}}-{{{kind}}}`, and these run together: rename service `{first}` or `{second}` in `hsm.yaml`"
             )),
-            Self::SameNameElsewhere { other_dir, .. } => {
+            Self::SameNameElsewhere { other_dir, other: OtherFolder::Project, .. } => {
                 Some(format!("give this project another name in `hsm.yaml`, or run `hsm down` in `{other_dir}` first"))
             }
+            Self::SameNameElsewhere { other_dir, .. } => Some(format!(
+                "if the project moved here, remove what the old folder left with `hsm down --from-folder '{other_dir}'` (its volumes stay unless you add `--volumes`; this folder can't reuse them), then sync again; or give this project another name in `hsm.yaml`"
+            )),
             Self::PortTaken { port, .. } => Some(format!(
                 "free port {port} (`ss -ltnp 'sport = :{port}'` shows who holds it), or choose another `port` for the service, or remove `port` to let hsm choose a free one"
             )),

@@ -1229,7 +1229,8 @@ pub async fn observe(
     if let Some(other) = others.first() {
         let other_dir =
             other.labels.as_ref().and_then(|l| l.get(LABEL_PROJECT_DIR)).cloned().unwrap_or_else(|| "?".into());
-        return Err(ExecError::SameNameElsewhere { project: project.name.clone(), other_dir });
+        let other = crate::error::OtherFolder::at(std::path::Path::new(&other_dir));
+        return Err(ExecError::SameNameElsewhere { project: project.name.clone(), other_dir, other });
     }
     // Only this project's (a renamed project's old containers are orphans).
     let by_key: HashMap<(String, String), &ContainerSummary> = ours
