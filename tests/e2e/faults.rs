@@ -227,6 +227,32 @@ fn a_project_of_the_same_name_in_another_folder_is_refused_and_left_alone() {
 }
 
 #[test]
+fn a_moved_project_is_told_how_to_remove_what_its_old_folder_left() {
+    let old = Project::new("moved");
+    old.setup(&[], "services:\n  chunker: {}\n");
+    old.sync();
+    let old_dir = old.path();
+    // The project moves: its old folder is gone, the same project runs from a new one.
+    let away = old_dir.with_extension("away");
+    std::fs::rename(&old_dir, &away).unwrap();
+    let mut moved = Project::new("moved");
+    moved.name = old.name.clone();
+    moved.setup(&[], "services:\n  chunker: {}\n");
+    let run = moved.hsm(&["sync"]).expect(1);
+    let shown = old_dir.display().to_string();
+    assert!(run.stderr.contains(&format!("from another folder, `{shown}`, which no longer exists")), "{}", run.stderr);
+    assert!(run.stderr.contains(&format!("hsm down --from-folder '{shown}'")), "{}", run.stderr);
+    let down = moved.hsm(&["down", "--from-folder", &shown, "--volumes"]).expect(0);
+    assert!(down.stderr.contains("removed"), "{}", down.stderr);
+    moved.sync();
+    assert_eq!(moved.containers().len(), 1);
+    // A folder that still holds a project is refused: its own `hsm down` is the way.
+    let refused = moved.hsm(&["down", "--from-folder", &moved.path().display().to_string()]).expect(2);
+    assert!(refused.stderr.contains("still holds an hsm project"), "{}", refused.stderr);
+    std::fs::rename(&away, &old_dir).unwrap();
+}
+
+#[test]
 fn invalid_input_starts_nothing() {
     let p = Project::new("invalid");
     p.setup(&["no-such-package"], "services:\n  chunker: {}\n");

@@ -55,13 +55,33 @@ pub enum ExecError {
         /// The service that has it.
         owner: String,
     },
+    /// Two services of the plan would give one Docker object the same name
+    /// (`{project}-{service}-{name}`: `b-c` + `x` and `b` + `c-x`). Found before
+    /// anything is touched.
+    #[error("services `{first}` and `{second}` would both name a {kind} `{name}`")]
+    NameClash {
+        /// `container` or `volume`.
+        kind: &'static str,
+        /// The name both would use.
+        name: String,
+        /// The first service.
+        first: String,
+        /// The second service.
+        second: String,
+    },
     /// Another folder's project of the same name has containers on this engine.
-    #[error("project `{project}` already runs on this Docker engine from another folder, `{other_dir}`")]
+    #[error(
+        "project `{project}` already runs on this Docker engine from another folder, `{other_dir}`{}",
+        other.said()
+    )]
     SameNameElsewhere {
         /// The project's name.
         project: String,
         /// The other project's folder.
         other_dir: String,
+        /// What is at that folder now (when not a project, it was probably moved or
+        /// deleted, and `hsm down` can't be run there).
+        other: OtherFolder,
     },
     /// A host port is taken.
     #[error("host port {port} for `{container}` of service `{service}` is already in use")]
@@ -116,9 +136,18 @@ pub enum ExecError {
         /// The end of its output.
         output: String,
     },
-    /// A reference in the plan could not be resolved.
+    /// A reference in the plan could not be resolved (found in pre-flight: bad
+    /// input, nothing touched).
     #[error("service `{service}`: {message}")]
     Reference {
+        /// The service.
+        service: String,
+        /// Why.
+        message: String,
+    },
+    /// A reference could not be resolved once the sync had begun changing things.
+    #[error("service `{service}`: {message}")]
+    Unresolved {
         /// The service.
         service: String,
         /// Why.
@@ -148,6 +177,39 @@ pub enum ExecError {
     /// The state or the lock.
     #[error(transparent)]
     State(#[from] StateError),
+}
+
+/// What is at the folder of a same-named project found on the engine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OtherFolder {
+    /// It still holds an hsm project (`hsm.yaml` or `.hsm/`).
+    Project,
+    /// It exists but holds no hsm project any more.
+    NoProject,
+    /// It no longer exists.
+    Missing,
+}
+
+impl OtherFolder {
+    /// What is at `dir` now.
+    pub fn at(dir: &std::path::Path) -> Self {
+        if dir.join("hsm.yaml").is_file() || dir.join(".hsm").is_dir() {
+            Self::Project
+        } else if dir.exists() {
+            Self::NoProject
+        } else {
+            Self::Missing
+        }
+    }
+
+    /// How the error message ends.
+    fn said(self) -> &'static str {
+        match self {
+            Self::Project => "",
+            Self::NoProject => ", which no longer holds an hsm project",
+            Self::Missing => ", which no longer exists",
+        }
+    }
 }
 
 fn owner_text(owner: &Option<(String, String)>) -> String {
@@ -186,9 +248,15 @@ impl ExecError {
             Self::OtherService { kind, service, owner, .. } => Some(format!(
                 "the names of services `{service}` and `{owner}` and their {kind}s run together; rename one of the services"
             )),
-            Self::SameNameElsewhere { other_dir, .. } => {
+            Self::NameClash { kind, first, second, .. } => Some(format!(
+                "{kind} names are `{{project}}-{{service}}-{{{kind}}}`, and these run together: rename service `{first}` or `{second}` in `hsm.yaml`"
+            )),
+            Self::SameNameElsewhere { other_dir, other: OtherFolder::Project, .. } => {
                 Some(format!("give this project another name in `hsm.yaml`, or run `hsm down` in `{other_dir}` first"))
             }
+            Self::SameNameElsewhere { other_dir, .. } => Some(format!(
+                "if the project moved here, remove what the old folder left with `hsm down --from-folder '{other_dir}'` (its volumes stay unless you add `--volumes`; this folder can't reuse them), then sync again; or give this project another name in `hsm.yaml`"
+            )),
             Self::PortTaken { port, .. } => Some(format!(
                 "free port {port} (`ss -ltnp 'sport = :{port}'` shows who holds it), or choose another `port` for the service, or remove `port` to let hsm choose a free one"
             )),
@@ -224,8 +292,52 @@ impl ExecError {
         }
     }
 
+    /// The error with `f` applied to every text in it that came from outside hsm
+    /// (Docker's messages, a command's output, a probe's failure, log lines, uv's
+    /// errors): how secrets are redacted from errors.
+    #[must_use]
+    pub fn map_texts(self, f: &dyn Fn(&str) -> String) -> Self {
+        match self {
+            Self::DockerUnreachable { host, message } => Self::DockerUnreachable { host, message: f(&message) },
+            Self::Docker { operation, message } => Self::Docker { operation: f(&operation), message: f(&message) },
+            Self::Pull { image, message } => Self::Pull { image, message: f(&message) },
+            Self::NotReady { service, failure, timeout_ms, container, logs } => Self::NotReady {
+                service,
+                failure: f(&failure),
+                timeout_ms,
+                container,
+                logs: logs.iter().map(|l| f(l)).collect(),
+            },
+            Self::Exited { service, container, code, logs } => {
+                Self::Exited { service, container, code, logs: logs.iter().map(|l| f(l)).collect() }
+            }
+            Self::ExecFailed { service, container, command, code, output } => {
+                Self::ExecFailed { service, container, command, code, output: f(&output) }
+            }
+            Self::Reference { service, message } => Self::Reference { service, message: f(&message) },
+            Self::Unresolved { service, message } => Self::Unresolved { service, message: f(&message) },
+            Self::File { path, message } => Self::File { path, message: f(&message) },
+            Self::Unsupported(message) => Self::Unsupported(f(&message)),
+            Self::Python { message, hint, input } => {
+                Self::Python { message: f(&message), hint: hint.map(|h| f(&h)), input }
+            }
+            other => other,
+        }
+    }
+
+    /// The error as raised after a sync began changing things: exit code 2 says
+    /// "bad input: nothing was touched", so no error raised then is an input error.
+    #[must_use]
+    pub fn after_changes(self) -> Self {
+        match self {
+            Self::Reference { service, message } => Self::Unresolved { service, message },
+            Self::Python { message, hint, .. } => Self::Python { message, hint, input: false },
+            other => other,
+        }
+    }
+
     /// Whether the error is about the user's input (exit code 2) rather than the job.
     pub fn is_input(&self) -> bool {
-        matches!(self, Self::Reference { .. } | Self::Python { input: true, .. })
+        matches!(self, Self::Reference { .. } | Self::NameClash { .. } | Self::Python { input: true, .. })
     }
 }

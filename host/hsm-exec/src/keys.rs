@@ -61,11 +61,27 @@ impl UserKey {
         }
         let mut bytes = [0u8; 32];
         getrandom::fill(&mut bytes).map_err(|e| io::Error::other(format!("no randomness from the OS: {e}")))?;
-        // `create_new` so that two hsm processes racing here agree on one key.
-        match OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
-            Ok(mut file) => {
-                file.write_all(&bytes)?;
-                file.sync_all()?;
+        // Written whole to a temporary file in the same folder, then linked into
+        // place: the link is atomic and fails when the key exists, so a crash never
+        // leaves a short key and two hsm processes racing here agree on one key.
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let mut suffix = [0u8; 8];
+        getrandom::fill(&mut suffix).map_err(|e| io::Error::other(format!("no randomness from the OS: {e}")))?;
+        let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let temp = dir.join(format!(".{file_name}.{}.tmp", hex::encode(suffix)));
+        let written = (|| {
+            let mut file = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&temp)?;
+            file.write_all(&bytes)?;
+            file.sync_all()?;
+            fs::hard_link(&temp, path)
+        })();
+        let _ = fs::remove_file(&temp);
+        match written {
+            Ok(()) => {
+                // The link's folder entry, durable too.
+                if let Ok(d) = fs::File::open(dir) {
+                    let _ = d.sync_all();
+                }
                 Ok(Self(bytes))
             }
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Self::read(path),
@@ -88,9 +104,17 @@ impl UserKey {
             ));
         }
         let mut bytes = [0u8; 32];
-        file.read_exact(&mut bytes).map_err(|_| {
-            io::Error::new(io::ErrorKind::InvalidData, format!("{} is not a 32-byte hsm key", path.display()))
-        })?;
+        let mut extra = [0u8; 1];
+        let whole = file.read_exact(&mut bytes).is_ok() && matches!(file.read(&mut extra), Ok(0));
+        if !whole {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "{} is not a 32-byte hsm key (an older hsm may have been stopped while creating it); move it away and hsm creates a new one, but the generated passwords change with it: managed databases whose data volumes were set up with the old ones need `hsm down --volumes`",
+                    path.display()
+                ),
+            ));
+        }
         Ok(Self(bytes))
     }
 
@@ -168,6 +192,32 @@ mod tests {
         fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
         let err = UserKey::load_or_create(&path).unwrap_err();
         assert!(err.to_string().contains("run `chmod 600`"), "{err}");
+    }
+
+    #[test]
+    fn a_short_key_is_an_error_that_says_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secret.key");
+        fs::write(&path, b"short").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+        let err = UserKey::load_or_create(&path).unwrap_err();
+        assert!(err.to_string().contains("is not a 32-byte hsm key"), "{err}");
+        assert!(err.to_string().contains("move it away"), "{err}");
+        assert_eq!(fs::read(&path).unwrap(), b"short", "never overwritten");
+    }
+
+    #[test]
+    fn racing_first_runs_agree_on_one_whole_key_and_leave_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secret.key");
+        let keys: Vec<UserKey> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8).map(|_| s.spawn(|| UserKey::load_or_create(&path).unwrap())).collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert!(keys.iter().all(|k| k.0 == keys[0].0));
+        assert_eq!(fs::read(&path).unwrap(), keys[0].0);
+        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, ["secret.key"]);
     }
 
     #[test]

@@ -16,12 +16,21 @@ use tokio::net::TcpStream;
 
 use crate::docker::Docker;
 
-/// A probe with every reference resolved.
+/// A probe with every reference resolved. `shown` is what people see of it: built
+/// from the plan's references (`Text::display`), never from resolved values, since
+/// an external service's host can be a secret from the environment.
 pub(crate) enum Resolved {
     /// Connect to `host:port`.
-    Tcp { host: String, port: u16 },
+    Tcp { host: String, port: u16, shown: String },
     /// `GET path` on `host:port`.
-    Http { host: String, port: u16, path: String, status: Option<u16>, headers: Vec<(String, Sensitive)> },
+    Http {
+        host: String,
+        port: u16,
+        path: String,
+        status: Option<u16>,
+        headers: Vec<(String, Sensitive)>,
+        shown: String,
+    },
     /// Run a command in a container (by id; `name` is for people).
     Exec { container: String, name: String, cmd: Vec<Sensitive>, env: Vec<String>, user: Option<String>, shown: String },
 }
@@ -30,13 +39,15 @@ impl Resolved {
     /// The probe for people (references, never secret values).
     pub(crate) fn describe(&self) -> String {
         match self {
-            Self::Tcp { host, port } => format!("TCP connection to {host}:{port}"),
-            Self::Http { host, port, path, .. } => format!("GET http://{host}:{port}{path}"),
+            Self::Tcp { shown, .. } => format!("TCP connection to {shown}"),
+            Self::Http { shown, path, .. } => format!("GET http://{shown}{path}"),
             Self::Exec { name, shown, .. } => format!("`{shown}` in `{name}`"),
         }
     }
 
-    /// One attempt; `Err` says why it failed.
+    /// One attempt; `Err` says why it failed. The failure may quote what the probe
+    /// printed (an exec probe's last line), which can hold a secret: the caller
+    /// redacts it before it goes anywhere.
     pub(crate) async fn attempt(&self, docker: &Docker, timeout: Duration) -> Result<(), String> {
         match tokio::time::timeout(timeout, self.attempt_inner(docker)).await {
             Ok(result) => result,
@@ -46,11 +57,11 @@ impl Resolved {
 
     async fn attempt_inner(&self, docker: &Docker) -> Result<(), String> {
         match self {
-            Self::Tcp { host, port } => TcpStream::connect((host.as_str(), *port))
+            Self::Tcp { host, port, .. } => TcpStream::connect((host.as_str(), *port))
                 .await
                 .map(drop)
                 .map_err(|e| format!("{}: {e}", self.describe())),
-            Self::Http { host, port, path, status, headers } => {
+            Self::Http { host, port, path, status, headers, .. } => {
                 let got =
                     http_get(host, *port, path, headers).await.map_err(|e| format!("{}: {e}", self.describe()))?;
                 let ok = match status {

@@ -104,6 +104,8 @@ pub struct Observed {
     pub started_at: Option<String>,
     /// Whether the image is present locally.
     pub image_present: bool,
+    /// The host ports the existing container publishes (it frees them when removed).
+    pub published: Vec<(u16, Protocol)>,
 }
 
 /// A container of the project that the plan no longer has.
@@ -138,12 +140,17 @@ pub struct Syncer<'a> {
     changes: Mutex<Vec<Change>>,
     /// Ports chosen during this run, so two containers never get the same one.
     chosen: Mutex<BTreeSet<u16>>,
+    /// Every form of every secret value the plan may put anywhere, longest first:
+    /// what redaction replaces.
+    secret_forms: Vec<String>,
 }
 
 impl<'a> Syncer<'a> {
     /// A sync of `plan`, starting from `state`.
     pub fn new(docker: Docker, plan: &'a Plan, cx: Context<'a>, state: State, options: SyncOptions) -> Self {
+        let secret_forms = secret_forms(plan, &cx);
         Self {
+            secret_forms,
             docker,
             plan,
             cx,
@@ -173,7 +180,16 @@ impl<'a> Syncer<'a> {
     /// `Err`; a service that fails later does not stop the others and is listed in
     /// the outcome's failures.
     pub async fn run(&self) -> Result<Vec<ExecError>, ExecError> {
+        match self.run_unredacted().await {
+            Ok(failures) => Ok(failures.into_iter().map(|e| self.redact_error(e)).collect()),
+            Err(e) => Err(self.redact_error(e)),
+        }
+    }
+
+    async fn run_unredacted(&self) -> Result<Vec<ExecError>, ExecError> {
         let project = &self.cx.project;
+        check_names(self.plan, project)?;
+        self.check_references()?;
         self.check_python()?;
         let observation = observe(&self.docker, self.plan, &self.cx, &self.state, true).await?;
         let decisions: HashMap<(String, String), &Observed> =
@@ -270,8 +286,11 @@ impl<'a> Syncer<'a> {
         }
 
         // The services, concurrently; actions within one in order.
+        // Past pre-flight, things were touched: no failure is "bad input, nothing
+        // was touched" any more.
         let results = join_all(self.plan.services.iter().map(|svc| self.run_service(svc, &decisions))).await;
-        let mut failures: Vec<ExecError> = results.into_iter().filter_map(Result::err).collect();
+        let mut failures: Vec<ExecError> =
+            results.into_iter().filter_map(Result::err).map(ExecError::after_changes).collect();
 
         // No package left to install: what hsm installed earlier is uninstalled.
         let installs =
@@ -284,7 +303,7 @@ impl<'a> Syncer<'a> {
             && installed_before
             && let Err(e) = self.python("python", &[]).await
         {
-            failures.push(e);
+            failures.push(e.after_changes());
         }
 
         if self.options.prune_volumes {
@@ -326,17 +345,9 @@ impl<'a> Syncer<'a> {
         svc: &ServicePlan,
         decisions: &HashMap<(String, String), &Observed>,
     ) -> Result<(), ExecError> {
-        // Whether every container of the service was kept and seen ready since it
-        // last started: then its readiness waits are already satisfied.
         let mut ready = {
             let state = self.state.lock().expect("state lock");
-            containers_of(svc).all(|c| {
-                let Some(o) = decisions.get(&(svc.name.clone(), c.name.clone())) else { return false };
-                let recorded = state.container(&svc.name, &c.name);
-                o.decision == Decision::Keep
-                    && o.started_at.is_some()
-                    && recorded.is_some_and(|r| r.id == o.id && r.ready_at == o.started_at)
-            })
+            seen_ready(svc, decisions, &state)
         };
         let files = self.file_hashes(svc);
         let mut ids: HashMap<String, String> = HashMap::new();
@@ -390,6 +401,53 @@ impl<'a> Syncer<'a> {
         Ok(())
     }
 
+    /// Resolves, before anything is touched, every reference the plan's containers,
+    /// execs and probes hold (host ports that will be chosen count as resolved) and
+    /// checks that probe addresses have port numbers: a reference that can't be
+    /// resolved is bad input, reported before any change.
+    fn check_references(&self) -> Result<(), ExecError> {
+        let state = self.state.lock().expect("state lock");
+        for svc in &self.plan.services {
+            let refs = PlannedRefs {
+                inner: ServiceRefs::new(self.cx.key, &self.cx.project.dir, &self.cx.project.name, &svc.name, &state),
+                svc,
+            };
+            let reference = |message: String| ExecError::Reference { service: svc.name.clone(), message };
+            let value = |t: &hsm_model::Text| t.expose(self.cx.secrets, &refs).map_err(reference);
+            let exec_texts = |e: &hsm_plan::Exec| -> Result<(), ExecError> {
+                e.command.iter().chain(e.env.iter().map(|(_, v)| v)).try_for_each(|t| value(t).map(drop))
+            };
+            let address = |endpoint: &Endpoint| -> Result<(), ExecError> {
+                if let Endpoint::Address { host, port } = endpoint {
+                    value(host)?;
+                    if value(port)?.expose().parse::<u16>().is_err() {
+                        return Err(reference(format!("`{port}` of a readiness probe is not a port number")));
+                    }
+                }
+                Ok(())
+            };
+            for action in &svc.actions {
+                match action {
+                    Action::EnsureContainer(c) => {
+                        c.env
+                            .iter()
+                            .map(|(_, v)| v)
+                            .chain(c.command.iter().flatten())
+                            .try_for_each(|t| value(t).map(drop))?;
+                    }
+                    Action::Exec(e) | Action::Wait(Wait { probe: Probe::Exec(e), .. }) => exec_texts(e)?,
+                    Action::Wait(Wait { probe: Probe::Tcp { endpoint }, .. }) => address(endpoint)?,
+                    Action::Wait(Wait { probe: Probe::Http { endpoint, headers, .. }, .. }) => {
+                        address(endpoint)?;
+                        headers.iter().try_for_each(|(_, v)| value(v).map(drop))?;
+                    }
+                    Action::WriteFile(_) | Action::UvInstall { .. } => {}
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Hashes of the files the service's plugin writes, for the config hash of
     /// containers that bind-mount them.
     fn file_hashes(&self, svc: &ServicePlan) -> Vec<String> {
@@ -422,12 +480,13 @@ impl<'a> Syncer<'a> {
         match &observed.decision {
             Decision::Keep => return Ok(observed.id.clone().expect("a kept container exists")),
             Decision::Start => {
-                if self.ports_free(svc, c, false)? {
+                if self.ports_free(svc, c, false, &[])? {
                     // Docker resolves bind sources on every start: check them again.
                     self.check_binds(&plugin, c)?;
                     self.op(Some(&svc.name), &format!("start container {name}"));
                     let id = observed.id.clone().expect("a stopped container exists");
-                    self.docker.start(&id).await.map_err(|e| port_error(e, svc, c))?;
+                    let ports = self.recorded_ports(svc, c);
+                    self.docker.start(&id).await.map_err(|e| port_error(e, svc, c, &ports))?;
                     self.report(Change {
                         service: Some(svc.name.clone()),
                         action: ChangeKind::StartedContainer,
@@ -439,27 +498,30 @@ impl<'a> Syncer<'a> {
             }
             Decision::Create | Decision::Recreate(_) => {}
         }
-        // Create (or replace) it.
+        // Create (or replace) it. Everything that can fail is checked before the old
+        // container is removed, so that a failure leaves it running: host ports
+        // (those it holds itself are free once it is gone), volumes, bind sources and
+        // the description with every reference resolved.
+        let held = observed.published.as_slice();
+        self.ports_free(svc, c, true, held)?;
+        self.ensure_volumes(svc, c).await?;
+        self.check_binds(&plugin, c)?;
+        let mut built = self.build_spec(svc, c, &plugin, files)?;
         if let Some(old) = &observed.id {
             self.op(Some(&svc.name), &format!("remove container {name}"));
             self.docker.remove(old).await?;
+            if !held.is_empty() {
+                // The ports it held are free now; one taken meanwhile is chosen anew
+                // (or, fixed, is an error).
+                self.ports_free(svc, c, true, &[])?;
+                built = self.build_spec(svc, c, &plugin, files)?;
+            }
         }
-        self.ports_free(svc, c, true)?;
-        self.ensure_volumes(svc, c).await?;
-        let ports = self.state.lock().expect("state lock").container(&svc.name, &c.name).map(|s| s.ports.clone());
-        let ports = ports.unwrap_or_default();
-        let built = {
-            let state = self.state.lock().expect("state lock");
-            let refs = ServiceRefs::new(self.cx.key, &self.cx.project.dir, &self.cx.project.name, &svc.name, &state);
-            let x = Exposer { secrets: self.cx.secrets, refs: &refs, key: self.cx.key };
-            spec::build(&self.cx.project, &svc.name, &plugin, c, &ports, files, &x)
-                .map_err(|message| ExecError::Reference { service: svc.name.clone(), message })?
-        };
-        self.check_binds(&plugin, c)?;
         self.op(Some(&svc.name), &format!("create container {name} from {}", c.image));
         let id = self.docker.create(name, built.body).await?;
         self.op(Some(&svc.name), &format!("start container {name}"));
-        self.docker.start(&id).await.map_err(|e| port_error(e, svc, c))?;
+        let ports = self.recorded_ports(svc, c);
+        self.docker.start(&id).await.map_err(|e| port_error(e, svc, c, &ports))?;
         {
             let mut state = self.state.lock().expect("state lock");
             state.container_mut(&svc.name, &c.name).new_instance(&id);
@@ -473,16 +535,47 @@ impl<'a> Syncer<'a> {
         Ok(id)
     }
 
+    /// The host ports recorded for a container.
+    fn recorded_ports(&self, svc: &ServicePlan, c: &Container) -> spec::HostPorts {
+        let state = self.state.lock().expect("state lock");
+        state.container(&svc.name, &c.name).map(|s| s.ports.clone()).unwrap_or_default()
+    }
+
+    /// The Docker description of a container, with every reference resolved.
+    fn build_spec(
+        &self,
+        svc: &ServicePlan,
+        c: &Container,
+        plugin: &str,
+        files: &[String],
+    ) -> Result<spec::Built, ExecError> {
+        let state = self.state.lock().expect("state lock");
+        let ports = state.container(&svc.name, &c.name).map(|s| s.ports.clone()).unwrap_or_default();
+        let refs = ServiceRefs::new(self.cx.key, &self.cx.project.dir, &self.cx.project.name, &svc.name, &state);
+        let x = Exposer { secrets: self.cx.secrets, refs: &refs, key: self.cx.key };
+        spec::build(&self.cx.project, &svc.name, plugin, c, &ports, files, &x)
+            .map_err(|message| ExecError::Reference { service: svc.name.clone(), message })
+    }
+
     /// Checks that the container's host ports are free. A port hsm chose that is now
     /// taken is chosen anew (reported; returns `false` so that the container is
     /// recreated with it); a fixed port that is taken is an error. With `create`,
-    /// ports still unchosen are chosen.
-    fn ports_free(&self, svc: &ServicePlan, c: &Container, create: bool) -> Result<bool, ExecError> {
+    /// ports still unchosen are chosen. Ports in `held` (published by the container
+    /// about to be replaced, which frees them) count as free.
+    fn ports_free(
+        &self,
+        svc: &ServicePlan,
+        c: &Container,
+        create: bool,
+        held: &[(u16, Protocol)],
+    ) -> Result<bool, ExecError> {
+        let free =
+            |ip: &str, port: u16, protocol: Protocol| held.contains(&(port, protocol)) || is_free(ip, port, protocol);
         let mut all_free = true;
         for port in &c.ports {
             let key = port_key(port.container_port, port.protocol);
             if let Some(fixed) = port.host_port {
-                if !is_free(&port.host_ip, fixed, port.protocol) {
+                if !free(&port.host_ip, fixed, port.protocol) {
                     return Err(ExecError::PortTaken {
                         service: svc.name.clone(),
                         container: c.name.clone(),
@@ -500,7 +593,7 @@ impl<'a> Syncer<'a> {
                 .container(&svc.name, &c.name)
                 .and_then(|s| s.ports.get(&key).copied());
             match current {
-                Some(p) if is_free(&port.host_ip, p, port.protocol) => {}
+                Some(p) if free(&port.host_ip, p, port.protocol) => {}
                 Some(p) => {
                     all_free = false;
                     if create {
@@ -624,7 +717,8 @@ impl<'a> Syncer<'a> {
                     finished(true);
                     return Ok(());
                 }
-                Err(f) => f,
+                // What the probe printed can hold a secret: redacted before it is shown.
+                Err(f) => self.redact(&f),
             };
             self.cx.reporter.event(Event::WaitRetry { service: &svc.name, failure: &failure });
             // A container that stopped, or that Docker restarted since the wait began
@@ -642,7 +736,7 @@ impl<'a> Syncer<'a> {
                 ) || inspect.restart_count.unwrap_or(0) > restarts_at_start)
             {
                 finished(false);
-                let logs = self.redact_lines(svc, self.docker.logs_tail(id, 15).await);
+                let logs = self.redact_lines(self.docker.logs_tail(id, 15).await);
                 return Err(ExecError::Exited {
                     service: svc.name.clone(),
                     container: name.clone(),
@@ -653,12 +747,12 @@ impl<'a> Syncer<'a> {
             if start.elapsed() + interval > timeout {
                 finished(false);
                 let logs = match &watched_id {
-                    Some(id) => self.redact_lines(svc, self.docker.logs_tail(id, 15).await),
+                    Some(id) => self.redact_lines(self.docker.logs_tail(id, 15).await),
                     None => Vec::new(),
                 };
                 return Err(ExecError::NotReady {
                     service: svc.name.clone(),
-                    failure: self.redact(svc, &failure),
+                    failure,
                     timeout_ms,
                     container: watched,
                     logs,
@@ -695,10 +789,13 @@ impl<'a> Syncer<'a> {
             let p = p.parse().map_err(|_| reference(format!("`{}` is not a port number", port.display())))?;
             Ok((h, p))
         };
+        // What people see of an address: its references, never its values.
+        let shown_address = |host: &hsm_model::Text, port: &hsm_model::Text| format!("{host}:{port}");
         match probe {
             Probe::Tcp { endpoint: Endpoint::Address { host, port } } => {
+                let shown = shown_address(host, port);
                 let (host, port) = address(host, port)?;
-                Ok(Resolved::Tcp { host, port })
+                Ok(Resolved::Tcp { host, port, shown })
             }
             Probe::Tcp { endpoint: Endpoint::ContainerPort { container, port } } => {
                 let (id, name) = target(container)?;
@@ -713,7 +810,8 @@ impl<'a> Syncer<'a> {
                     .and_then(|e| e.ip_address)
                     .filter(|ip| !ip.is_empty())
                     .ok_or_else(|| reference(format!("container `{name}` has no address on network `{network}`")))?;
-                Ok(Resolved::Tcp { host: ip, port: *port })
+                let shown = format!("{ip}:{port}");
+                Ok(Resolved::Tcp { host: ip, port: *port, shown })
             }
             Probe::Http { endpoint, path, tls, status, headers } => {
                 if *tls {
@@ -722,8 +820,12 @@ impl<'a> Syncer<'a> {
                         svc.name
                     )));
                 }
-                let (host, port) = match endpoint {
-                    Endpoint::Address { host, port } => address(host, port)?,
+                let (host, port, shown) = match endpoint {
+                    Endpoint::Address { host, port } => {
+                        let shown = shown_address(host, port);
+                        let (h, p) = address(host, port)?;
+                        (h, p, shown)
+                    }
                     Endpoint::ContainerPort { container, port } => {
                         let spec = containers_of(svc).find(|c| &c.name == container).and_then(|c| {
                             c.ports.iter().find(|p| p.container_port == *port && p.protocol == Protocol::Tcp)
@@ -737,7 +839,8 @@ impl<'a> Syncer<'a> {
                         });
                         let host_port = host_port
                             .ok_or_else(|| reference(format!("port {port} of `{container}` is not published")))?;
-                        (host_ip, host_port)
+                        let shown = format!("{host_ip}:{host_port}");
+                        (host_ip, host_port, shown)
                     }
                 };
                 let mut resolved = Vec::new();
@@ -747,7 +850,7 @@ impl<'a> Syncer<'a> {
                         ServiceRefs::new(self.cx.key, &self.cx.project.dir, &self.cx.project.name, &svc.name, &state);
                     resolved.push((name.clone(), text.expose(self.cx.secrets, &refs).map_err(reference)?));
                 }
-                Ok(Resolved::Http { host, port, path: path.clone(), status: *status, headers: resolved })
+                Ok(Resolved::Http { host, port, path: path.clone(), status: *status, headers: resolved, shown })
             }
             Probe::Exec(e) => {
                 let built = self.build_exec(svc, e).map_err(reference)?;
@@ -791,7 +894,7 @@ impl<'a> Syncer<'a> {
                 container: name,
                 command: shown,
                 code,
-                output: self.redact(svc, &output),
+                output: self.redact(&output),
             });
         }
         self.state.lock().expect("state lock").container_mut(&svc.name, &e.container).execs.push(built.hash);
@@ -804,26 +907,20 @@ impl<'a> Syncer<'a> {
         Ok(())
     }
 
-    /// `text` with every secret value this service may hold (the project's secrets
-    /// and the service's generated ones) replaced: a container's output or log can
-    /// echo them, and errors are printed and logged.
-    fn redact(&self, svc: &ServicePlan, text: &str) -> String {
-        let mut out = text.to_string();
-        let mut values: Vec<String> = self.cx.secrets.values().map(|v| v.expose().to_string()).collect();
-        for name in generated_names(svc) {
-            let value = self.cx.key.generated(&self.cx.project.dir, &self.cx.project.name, &svc.name, &name);
-            values.push(value.into_exposed());
-        }
-        // Longest first, so a secret that contains another is replaced whole.
-        values.sort_by_key(|v| std::cmp::Reverse(v.len()));
-        for value in values.iter().filter(|v| !v.is_empty()) {
-            out = out.replace(value.as_str(), "[redacted]");
-        }
-        out
+    /// `text` with every secret value of the plan replaced, in every form hsm writes
+    /// it (as it is, percent-encoded): a container's output or log, a probe's
+    /// failure or Docker's message can echo them, and all of these are printed.
+    fn redact(&self, text: &str) -> String {
+        redact_with(&self.secret_forms, text)
     }
 
-    fn redact_lines(&self, svc: &ServicePlan, lines: Vec<String>) -> Vec<String> {
-        lines.iter().map(|l| self.redact(svc, l)).collect()
+    fn redact_lines(&self, lines: Vec<String>) -> Vec<String> {
+        lines.iter().map(|l| self.redact(l)).collect()
+    }
+
+    /// An error with every text in it redacted: the one way errors leave a sync.
+    fn redact_error(&self, e: ExecError) -> ExecError {
+        e.map_texts(&|t| self.redact(t))
     }
 
     /// Checks a container's bind sources through the plugin's folder as a
@@ -908,7 +1005,7 @@ impl<'a> Syncer<'a> {
             (result, py_state)
         });
         while let Some(line) = rx.recv().await {
-            self.op(Some(service), &line);
+            self.op(Some(service), &self.redact(&line));
         }
         let (result, py_state) = task.await.map_err(|e| ExecError::Unsupported(format!("uv task failed: {e}")))?;
         self.state.lock().expect("state lock").python =
@@ -959,6 +1056,82 @@ fn python_error(e: crate::uv::UvError) -> ExecError {
     ExecError::Python { message: e.to_string(), hint: e.hint(), input: e.is_bad_input() }
 }
 
+/// A service's references as pre-flight sees them: a host port of a port the
+/// service publishes resolves (to its recorded number, or 0 until it is chosen),
+/// any other fails.
+struct PlannedRefs<'a> {
+    inner: ServiceRefs<'a>,
+    svc: &'a ServicePlan,
+}
+
+impl hsm_model::ResolveRefs for PlannedRefs<'_> {
+    fn generated(&self, name: &str) -> Result<hsm_model::Sensitive, String> {
+        self.inner.generated(name)
+    }
+
+    fn host_port(&self, container: &str, port: u16) -> Result<u16, String> {
+        let published =
+            containers_of(self.svc).any(|c| c.name == container && c.ports.iter().any(|p| p.container_port == port));
+        if published {
+            Ok(self.inner.host_port(container, port).unwrap_or(0))
+        } else {
+            Err(format!("port {port} of container `{container}` is not published by service `{}`", self.svc.name))
+        }
+    }
+}
+
+/// Refuses a plan in which two services would give a container (or a volume) the
+/// same Docker name: `{project}-{service}-{name}` is ambiguous (`b-c` + `x` and
+/// `b` + `c-x`). Checked before anything is touched; otherwise the second create
+/// would fail half-way with a misleading "belongs to" error.
+pub fn check_names(plan: &Plan, project: &ProjectId) -> Result<(), ExecError> {
+    let mut containers: HashMap<String, &str> = HashMap::new();
+    let mut volumes: HashMap<String, &str> = HashMap::new();
+    for svc in &plan.services {
+        for c in containers_of(svc) {
+            let mut names = vec![("container", project.container(&svc.name, &c.name))];
+            for m in &c.mounts {
+                if let hsm_plan::Mount::Volume { volume, .. } = m {
+                    names.push(("volume", project.volume(&svc.name, volume)));
+                }
+            }
+            for (kind, name) in names {
+                let seen = if kind == "container" { &mut containers } else { &mut volumes };
+                match seen.get(&name) {
+                    Some(other) if *other != svc.name => {
+                        return Err(ExecError::NameClash {
+                            kind,
+                            name,
+                            first: (*other).to_string(),
+                            second: svc.name.clone(),
+                        });
+                    }
+                    _ => {
+                        seen.insert(name, &svc.name);
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether a service's readiness waits are already satisfied: it has containers,
+/// and every one was kept and seen ready since it last started. A service without
+/// containers (an external one) has nothing that could have been seen ready, so its
+/// waits always run.
+fn seen_ready(svc: &ServicePlan, decisions: &HashMap<(String, String), &Observed>, state: &State) -> bool {
+    let mut containers = containers_of(svc).peekable();
+    containers.peek().is_some()
+        && containers.all(|c| {
+            let Some(o) = decisions.get(&(svc.name.clone(), c.name.clone())) else { return false };
+            let recorded = state.container(&svc.name, &c.name);
+            o.decision == Decision::Keep
+                && o.started_at.is_some()
+                && recorded.is_some_and(|r| r.id == o.id && r.ready_at == o.started_at)
+        })
+}
+
 /// The containers a service's plan describes.
 pub fn containers_of(svc: &ServicePlan) -> impl Iterator<Item = &Container> {
     svc.actions.iter().filter_map(|a| match a {
@@ -990,17 +1163,40 @@ fn shown_command(words: &[hsm_model::Text]) -> String {
     shown.join(" ")
 }
 
-/// A Docker error on start that means a host port is taken becomes [`ExecError::PortTaken`].
-fn port_error(e: ExecError, svc: &ServicePlan, c: &Container) -> ExecError {
+/// A Docker error on start that means a host port is taken becomes
+/// [`ExecError::PortTaken`], naming the port Docker could not bind (read from its
+/// message), else the container's only host port.
+fn port_error(e: ExecError, svc: &ServicePlan, c: &Container, ports: &spec::HostPorts) -> ExecError {
     match &e {
         ExecError::Docker { message, .. }
             if message.contains("address already in use") || message.contains("port is already allocated") =>
         {
-            let port = c.ports.iter().find_map(|p| p.host_port).unwrap_or(0);
-            ExecError::PortTaken { service: svc.name.clone(), container: c.name.clone(), port }
+            let host_ports: BTreeSet<u16> = c
+                .ports
+                .iter()
+                .filter_map(|p| p.host_port.or_else(|| ports.get(&port_key(p.container_port, p.protocol)).copied()))
+                .collect();
+            let only = (host_ports.len() == 1).then(|| host_ports.first().copied()).flatten();
+            match taken_port(message).or(only) {
+                Some(port) => ExecError::PortTaken { service: svc.name.clone(), container: c.name.clone(), port },
+                None => e,
+            }
         }
         _ => e,
     }
+}
+
+/// The host port in Docker's "port taken" messages: `Bind for 127.0.0.1:5432
+/// failed: port is already allocated`, `listen tcp4 127.0.0.1:5432: bind: address
+/// already in use`.
+fn taken_port(message: &str) -> Option<u16> {
+    let address = if let Some((_, rest)) = message.split_once("Bind for ") {
+        rest.split_whitespace().next()?
+    } else {
+        let (_, rest) = message.split_once("listen ")?;
+        rest.split_whitespace().nth(1)?.trim_end_matches(':')
+    };
+    address.rsplit_once(':')?.1.parse().ok()
 }
 
 fn is_free(host_ip: &str, port: u16, protocol: Protocol) -> bool {
@@ -1033,7 +1229,8 @@ pub async fn observe(
     if let Some(other) = others.first() {
         let other_dir =
             other.labels.as_ref().and_then(|l| l.get(LABEL_PROJECT_DIR)).cloned().unwrap_or_else(|| "?".into());
-        return Err(ExecError::SameNameElsewhere { project: project.name.clone(), other_dir });
+        let other = crate::error::OtherFolder::at(std::path::Path::new(&other_dir));
+        return Err(ExecError::SameNameElsewhere { project: project.name.clone(), other_dir, other });
     }
     // Only this project's (a renamed project's old containers are orphans).
     let by_key: HashMap<(String, String), &ContainerSummary> = ours
@@ -1123,6 +1320,7 @@ pub async fn observe(
             status,
             started_at,
             image_present: image_id.is_some(),
+            published: summary.map(published).unwrap_or_default(),
         });
     }
     let planned_keys: BTreeSet<(String, String)> =
@@ -1140,6 +1338,22 @@ pub async fn observe(
         }
     }
     Ok(out)
+}
+
+/// The host ports a container publishes.
+fn published(summary: &ContainerSummary) -> Vec<(u16, Protocol)> {
+    summary
+        .ports
+        .iter()
+        .flatten()
+        .filter_map(|p| {
+            let proto = match p.typ {
+                Some(bollard::models::PortSummaryTypeEnum::UDP) => Protocol::Udp,
+                _ => Protocol::Tcp,
+            };
+            Some((p.public_port?, proto))
+        })
+        .collect()
 }
 
 /// Records the host ports of an existing container that the state lacks.
@@ -1263,6 +1477,10 @@ impl Syncer<'_> {
     /// Compares the engine with the plan and probes running services once, changing
     /// nothing.
     pub async fn status(&self) -> Result<StatusReport, ExecError> {
+        self.status_unredacted().await.map_err(|e| self.redact_error(e))
+    }
+
+    async fn status_unredacted(&self) -> Result<StatusReport, ExecError> {
         // Ports are adopted into this run's copy of the state only: status saves nothing.
         let observation = observe(&self.docker, self.plan, &self.cx, &self.state, true).await?;
         let mut services = Vec::new();
@@ -1366,10 +1584,10 @@ impl Syncer<'_> {
                 mine.iter().filter_map(|o| Some((o.container.clone(), o.id.clone()?))).collect();
             let probe = match self.resolve_probe(svc, &w.probe, &ids).await {
                 Ok(p) => p,
-                Err(e) => return Health::NotReady(e.to_string()),
+                Err(e) => return Health::NotReady(self.redact(&e.to_string())),
             };
             if let Err(failure) = probe.attempt(&self.docker, Duration::from_secs(3)).await {
-                return Health::NotReady(failure);
+                return Health::NotReady(self.redact(&failure));
             }
         }
         Health::Ready
@@ -1427,6 +1645,35 @@ pub async fn down(
     Ok(changes)
 }
 
+/// Every value a secret of the plan can have in what hsm hands out: the project's
+/// secrets and each service's generated ones, in every [`hsm_model::Encoding`]
+/// hsm writes them in, longest first (so a value containing another is replaced
+/// whole).
+fn secret_forms(plan: &Plan, cx: &Context<'_>) -> Vec<String> {
+    let mut values: Vec<String> = cx.secrets.values().map(|v| v.expose().to_string()).collect();
+    for svc in &plan.services {
+        for name in generated_names(svc) {
+            values.push(cx.key.generated(&cx.project.dir, &cx.project.name, &svc.name, &name).into_exposed());
+        }
+    }
+    let mut forms: Vec<String> =
+        values.iter().filter(|v| !v.is_empty()).flat_map(|v| hsm_model::Encoding::ALL.map(|e| e.apply(v))).collect();
+    forms.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+    forms.dedup();
+    forms
+}
+
+/// `text` with each of `forms` (longest first) replaced by `[redacted]`.
+fn redact_with(forms: &[String], text: &str) -> String {
+    let mut out = text.to_string();
+    for form in forms {
+        if out.contains(form.as_str()) {
+            out = out.replace(form.as_str(), "[redacted]");
+        }
+    }
+    out
+}
+
 /// The names of the generated secrets a service's plan refers to.
 fn generated_names(svc: &ServicePlan) -> std::collections::BTreeSet<String> {
     let mut names = std::collections::BTreeSet::new();
@@ -1459,6 +1706,119 @@ mod tests {
     use hsm_model::Text;
 
     use super::*;
+
+    fn service(name: &str, mode: hsm_plan::Mode, actions: Vec<Action>) -> ServicePlan {
+        ServicePlan {
+            name: name.into(),
+            kind: "k".into(),
+            plugin: "k@1".into(),
+            profile: "p".into(),
+            mode,
+            merged: hsm_model::Value::Null,
+            actions,
+            env: Vec::new(),
+        }
+    }
+
+    fn wait_for_address() -> Action {
+        Action::Wait(Wait {
+            probe: Probe::Tcp { endpoint: Endpoint::Address { host: Text::from("127.0.0.1"), port: Text::from("1") } },
+            timeout_ms: 1000,
+            interval_ms: 100,
+        })
+    }
+
+    #[test]
+    fn a_service_without_containers_is_never_taken_as_seen_ready() {
+        let external = service("db", hsm_plan::Mode::External, vec![wait_for_address()]);
+        assert!(!seen_ready(&external, &HashMap::new(), &State::default()), "its waits must run");
+    }
+
+    #[test]
+    fn a_service_is_seen_ready_only_when_every_container_was_kept_since_it_was_ready() {
+        let container = Container {
+            name: "server".into(),
+            image: "i".into(),
+            command: None,
+            env: Vec::new(),
+            ports: Vec::new(),
+            mounts: Vec::new(),
+            restart: hsm_plan::RestartPolicy::No,
+        };
+        let svc = service("db", hsm_plan::Mode::Managed, vec![Action::EnsureContainer(container), wait_for_address()]);
+        let observed = |decision: Decision| Observed {
+            service: "db".into(),
+            container: "server".into(),
+            name: "p-db-server".into(),
+            image: "i".into(),
+            decision,
+            id: Some("id1".into()),
+            status: "running".into(),
+            started_at: Some("t1".into()),
+            image_present: true,
+            published: Vec::new(),
+        };
+        let mut state = State::default();
+        let entry = state.container_mut("db", "server");
+        entry.new_instance("id1");
+        entry.ready_at = Some("t1".into());
+        let kept = observed(Decision::Keep);
+        let decisions = HashMap::from([(("db".to_string(), "server".to_string()), &kept)]);
+        assert!(seen_ready(&svc, &decisions, &state));
+        let started = observed(Decision::Start);
+        let decisions = HashMap::from([(("db".to_string(), "server".to_string()), &started)]);
+        assert!(!seen_ready(&svc, &decisions, &state));
+        state.container_mut("db", "server").ready_at = Some("t0".into());
+        let decisions = HashMap::from([(("db".to_string(), "server".to_string()), &kept)]);
+        assert!(!seen_ready(&svc, &decisions, &state), "restarted since it was last seen ready");
+    }
+
+    #[test]
+    fn every_encoded_form_of_a_secret_is_redacted() {
+        let mut forms: Vec<String> = hsm_model::Encoding::ALL.map(|e| e.apply("p@ss/w rd")).into();
+        forms.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+        let text = "postgresql://u:p%40ss%2Fw%20rd@h/db and p@ss/w rd";
+        assert_eq!(redact_with(&forms, text), "postgresql://u:[redacted]@h/db and [redacted]");
+    }
+
+    #[test]
+    fn two_services_whose_container_names_run_together_are_refused() {
+        let container = |name: &str| {
+            Action::EnsureContainer(Container {
+                name: name.into(),
+                image: "i".into(),
+                command: None,
+                env: Vec::new(),
+                ports: Vec::new(),
+                mounts: Vec::new(),
+                restart: hsm_plan::RestartPolicy::No,
+            })
+        };
+        let plan = Plan {
+            project: "a".into(),
+            services: vec![
+                service("b-c", hsm_plan::Mode::Managed, vec![container("x")]),
+                service("b", hsm_plan::Mode::Managed, vec![container("c-x")]),
+            ],
+        };
+        let project = ProjectId::new("a", std::path::Path::new("/nonexistent/a"));
+        let err = check_names(&plan, &project).unwrap_err();
+        assert_eq!(err.to_string(), "services `b-c` and `b` would both name a container `a-b-c-x`");
+        assert!(err.is_input(), "nothing was touched");
+        let fine = Plan { project: "a".into(), services: plan.services[..1].to_vec() };
+        assert!(check_names(&fine, &project).is_ok());
+    }
+
+    #[test]
+    fn the_taken_port_is_read_from_dockers_message() {
+        let allocated = "driver failed programming external connectivity on endpoint p-db-server (0123): Bind for 127.0.0.1:40123 failed: port is already allocated";
+        assert_eq!(taken_port(allocated), Some(40123));
+        let in_use = "driver failed programming external connectivity on endpoint x (y): Error starting userland proxy: listen tcp4 127.0.0.1:5433: bind: address already in use";
+        assert_eq!(taken_port(in_use), Some(5433));
+        let v6 = "Error starting userland proxy: listen tcp6 [::1]:6380: bind: address already in use";
+        assert_eq!(taken_port(v6), Some(6380));
+        assert_eq!(taken_port("address already in use"), None);
+    }
 
     #[test]
     fn commands_are_shown_short_and_quoted() {

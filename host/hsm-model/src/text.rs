@@ -23,6 +23,19 @@ pub enum Encoding {
     Url,
 }
 
+impl Encoding {
+    /// Every encoding a value can be written in, so that whoever hides values
+    /// (redaction) can hide each form of them.
+    pub const ALL: [Self; 2] = [Self::Raw, Self::Url];
+
+    /// `value` as this encoding writes it.
+    pub fn apply(self, value: &str) -> String {
+        let mut out = String::with_capacity(value.len());
+        encode_into(&mut out, value, self);
+        out
+    }
+}
+
 /// One part of a [`Text`].
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Piece {

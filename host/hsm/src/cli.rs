@@ -167,6 +167,11 @@ pub(crate) struct DownArgs {
     /// Also remove the project's volumes (its databases' data).
     #[arg(long)]
     pub(crate) volumes: bool,
+
+    /// Remove what a project left on the engine from FOLDER, a folder that no longer
+    /// holds it (the project was moved or deleted), instead of this folder's.
+    #[arg(long, value_name = "FOLDER")]
+    pub(crate) from_folder: Option<std::path::PathBuf>,
 }
 
 /// Arguments of `hsm plan`.

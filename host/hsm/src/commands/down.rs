@@ -18,6 +18,9 @@ use crate::progress::Progress;
 
 /// Runs `hsm down`.
 pub(crate) fn run(global: &GlobalArgs, args: &DownArgs, out: &Output) -> Result<(), Failure> {
+    if let Some(old) = &args.from_folder {
+        return from_folder(old, args.volumes, out);
+    }
     let dir = std::path::absolute(&global.project_dir).unwrap_or_else(|_| global.project_dir.clone());
     if !dir.join("hsm.yaml").is_file() && !dir.join(".hsm").is_dir() {
         out.error_with(
@@ -57,6 +60,42 @@ pub(crate) fn run(global: &GlobalArgs, args: &DownArgs, out: &Output) -> Result<
         let n = removed.len();
         let objects = if n == 1 { "Docker object" } else { "Docker objects" };
         out.status(&format!("removed {n} {objects} of {name}{kept}"));
+    }
+    Ok(())
+}
+
+/// `hsm down --from-folder OLD`: removes what is labelled with a folder that no
+/// longer holds a project (moved or deleted), where `hsm down` can't be run. A
+/// folder that still holds one is refused: its own `hsm down` is the way, under its
+/// lock.
+fn from_folder(old: &Path, volumes: bool, out: &Output) -> Result<(), Failure> {
+    let dir = std::path::absolute(old).unwrap_or_else(|_| old.to_path_buf());
+    if hsm_exec::error::OtherFolder::at(&dir) == hsm_exec::error::OtherFolder::Project {
+        out.error_with(
+            &format!("`{}` still holds an hsm project", dir.display()),
+            &[],
+            Some(&format!("run `hsm -C '{}' down` instead", dir.display())),
+        );
+        return Err(Failure::Exit(2));
+    }
+    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let project = ProjectId::new(name, &dir);
+    let progress = Progress::new(out);
+    let runtime = engine::runtime()?;
+    let removed = runtime.block_on(async {
+        let docker = Docker::connect().await?;
+        hsm_exec::sync::down(&docker, &project, volumes, &progress).await
+    });
+    progress.clear();
+    let removed = removed.map_err(|e| exec_failure(out, &e))?;
+    let folder = paint(out.color_err(), Style::Name, &dir.display().to_string());
+    if removed.is_empty() {
+        out.status(&format!("nothing of a project in {folder} was on the engine"));
+    } else {
+        let kept = if volumes { "" } else { "; volumes kept (add `--volumes` to remove them)" };
+        let n = removed.len();
+        let objects = if n == 1 { "Docker object" } else { "Docker objects" };
+        out.status(&format!("removed {n} {objects} left by {folder}{kept}"));
     }
     Ok(())
 }
