@@ -1728,6 +1728,19 @@ mod tests {
         })
     }
 
+    /// An action ensuring a container with nothing but a name and an image.
+    fn bare_container(name: &str) -> Action {
+        Action::EnsureContainer(Container {
+            name: name.into(),
+            image: "i".into(),
+            command: None,
+            env: Vec::new(),
+            ports: Vec::new(),
+            mounts: Vec::new(),
+            restart: hsm_plan::RestartPolicy::No,
+        })
+    }
+
     #[test]
     fn a_service_without_containers_is_never_taken_as_seen_ready() {
         let external = service("db", hsm_plan::Mode::External, vec![wait_for_address()]);
@@ -1736,16 +1749,7 @@ mod tests {
 
     #[test]
     fn a_service_is_seen_ready_only_when_every_container_was_kept_since_it_was_ready() {
-        let container = Container {
-            name: "server".into(),
-            image: "i".into(),
-            command: None,
-            env: Vec::new(),
-            ports: Vec::new(),
-            mounts: Vec::new(),
-            restart: hsm_plan::RestartPolicy::No,
-        };
-        let svc = service("db", hsm_plan::Mode::Managed, vec![Action::EnsureContainer(container), wait_for_address()]);
+        let svc = service("db", hsm_plan::Mode::Managed, vec![bare_container("server"), wait_for_address()]);
         let observed = |decision: Decision| Observed {
             service: "db".into(),
             container: "server".into(),
@@ -1783,17 +1787,7 @@ mod tests {
 
     #[test]
     fn two_services_whose_container_names_run_together_are_refused() {
-        let container = |name: &str| {
-            Action::EnsureContainer(Container {
-                name: name.into(),
-                image: "i".into(),
-                command: None,
-                env: Vec::new(),
-                ports: Vec::new(),
-                mounts: Vec::new(),
-                restart: hsm_plan::RestartPolicy::No,
-            })
-        };
+        let container = bare_container;
         let plan = Plan {
             project: "a".into(),
             services: vec![
