@@ -113,19 +113,6 @@ pub enum CapabilityName {
     NetworkProbe,
 }
 
-impl CapabilityName {
-    /// The name as written.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Containers => "containers",
-            Self::Exec => "exec",
-            Self::UvInstall => "uv-install",
-            Self::Files => "files",
-            Self::NetworkProbe => "network-probe",
-        }
-    }
-}
-
 /// What `hsm.yaml` says about one service.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
