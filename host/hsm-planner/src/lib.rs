@@ -48,7 +48,7 @@ pub fn plan(resolution: &Resolution, catalog: &Catalog, sources: &Sources) -> Re
     let packages = python_packages(resolution);
     let mut services = Vec::new();
     let mut diags = Diagnostics::default();
-    let python = python_service(resolution);
+    let python = python_service(resolution, &packages);
     let all: Vec<&ServiceInstance> = resolution.services.iter().chain(python.as_ref()).collect();
     let results = plan_in_parallel(&all, |s| plan_service(resolution, s, catalog, sources, &packages));
     for result in results {
@@ -311,12 +311,12 @@ pub fn python_packages(resolution: &Resolution) -> Vec<PythonPackage> {
 }
 
 /// The synthetic service whose contributions are the project's packages.
-fn python_service(resolution: &Resolution) -> Option<ServiceInstance> {
-    let contributions: Vec<hsm_resolve::Contribution> = python_packages(resolution)
-        .into_iter()
+fn python_service(resolution: &Resolution, packages: &[PythonPackage]) -> Option<ServiceInstance> {
+    let contributions: Vec<hsm_resolve::Contribution> = packages
+        .iter()
         .zip(resolution.packages.iter().filter(|p| p.source.is_some()))
         .map(|(pkg, resolved)| {
-            let (key, value) = match pkg.source {
+            let (key, value) = match &pkg.source {
                 PackageSource::Pypi(s) => ("pypi", s),
                 PackageSource::Path(s) => ("path", s),
                 PackageSource::Editable(s) => ("editable", s),
