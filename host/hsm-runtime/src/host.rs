@@ -20,6 +20,7 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::bindings::latest::{Plugin as Bindings, PluginPre};
+use crate::code_memory::{self, CodeProtection};
 use crate::convert::{self, Budget, Handles};
 use crate::engine_config;
 
@@ -41,7 +42,12 @@ const STDERR_CAPACITY: usize = 256 * 1024;
 fn engine() -> &'static Engine {
     static ENGINE: OnceLock<Engine> = OnceLock::new();
     ENGINE.get_or_init(|| {
-        let mut config = engine_config::config();
+        let base = || {
+            let mut config = engine_config::config();
+            config.with_custom_code_memory(Some(Arc::new(CodeProtection)));
+            config
+        };
+        let mut config = base();
         // Instances come from a pool of slots that are reused (and kept warm)
         // rather than mapped afresh: a call's fresh instance costs microseconds.
         let mut pool = wasmtime::PoolingAllocationConfig::new();
@@ -69,9 +75,7 @@ fn engine() -> &'static Engine {
         config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
         // The pool reserves address space up front; where that is limited (`ulimit
         // -v`), instances are mapped one by one instead.
-        let engine = Engine::new(&config)
-            .or_else(|_| Engine::new(&engine_config::config()))
-            .expect("the engine configuration is valid");
+        let engine = Engine::new(&config).or_else(|_| Engine::new(&base())).expect("the engine configuration is valid");
         let ticker = engine.clone();
         std::thread::Builder::new()
             .name("hsm-plugin-epoch".into())
@@ -190,7 +194,7 @@ pub struct PluginInfo {
 }
 
 /// Why a component could not be loaded.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum LoadError {
     /// Not a valid WebAssembly component.
     #[error("`{source_name}` is not a valid WebAssembly component: {message}")]
@@ -517,19 +521,31 @@ impl PluginHost {
         })
     }
 
-    fn load_one_bundled(&self, b: &bundled::Bundled) -> Result<Plugin, LoadError> {
-        // SAFETY: `cwasm` is this build's own output: the build script compiled it
-        // from `wasm` with this engine's configuration. If the machine differs from
-        // the build machine (other CPU features), wasmtime refuses it and we compile
-        // the embedded component instead.
-        #[allow(unsafe_code)]
-        let (component, precompiled) = match unsafe { Component::deserialize(&self.inner.engine, b.cwasm) } {
-            Ok(component) => (component, true),
-            Err(_) => (self.compile(b.wasm, b.name)?, false),
-        };
+    fn load_one_bundled(&self, b: &'static bundled::Bundled) -> Result<Plugin, LoadError> {
+        // Once per process: every host shares the one engine, and wasmtime allows
+        // one component per code address (code in the binary has only one).
+        let (component, precompiled) = b.code.get_or_init(|| self.bundled_code(b)).clone()?;
         let mut plugin = self.finish_load(component, PluginSource::Bundled, b.sha256.to_string(), b.name)?;
         plugin.precompiled = precompiled;
         Ok(plugin)
+    }
+
+    /// A bundled plugin's component, and whether it came precompiled.
+    fn bundled_code(&self, b: &'static bundled::Bundled) -> Result<(Component, bool), LoadError> {
+        // SAFETY: `cwasm` is this build's own output: the build script compiled it
+        // from `wasm` with this engine's configuration, and the engine has
+        // `CodeProtection`. It runs where it lies in the binary if it can, else
+        // from a copy. If the machine differs from the build machine (other CPU
+        // features), wasmtime refuses it and we compile the embedded component.
+        #[allow(unsafe_code)]
+        let loaded = match unsafe { code_memory::load_in_place(&self.inner.engine, b.cwasm) } {
+            Some(component) => Ok(component),
+            None => unsafe { Component::deserialize(&self.inner.engine, &b.cwasm.0) },
+        };
+        match loaded {
+            Ok(component) => Ok((component, true)),
+            Err(_) => Ok((self.compile(b.wasm, b.name)?, false)),
+        }
     }
 
     /// Compiles and loads a component from its bytes.
@@ -684,6 +700,11 @@ impl Plugin {
     /// The sha256 of its component, in hex.
     pub fn sha256(&self) -> &str {
         &self.sha256
+    }
+
+    /// The limits its calls run under.
+    pub fn limits(&self) -> Limits {
+        self.host.limits
     }
 
     /// The `hsm:plugin` WIT version it was built for.
@@ -845,12 +866,22 @@ mod tests {
 
 /// The plugins built by the build script.
 mod bundled {
+    use std::sync::OnceLock;
+
+    use wasmtime::component::Component;
+
+    use super::LoadError;
+    use crate::code_memory::PageAligned;
+
     /// A bundled plugin: its component and the native code precompiled from it.
     pub(crate) struct Bundled {
         pub(crate) name: &'static str,
         pub(crate) wasm: &'static [u8],
-        pub(crate) cwasm: &'static [u8],
+        pub(crate) cwasm: &'static PageAligned<[u8]>,
         pub(crate) sha256: &'static str,
+        /// Its component once loaded (with whether it came precompiled), shared by
+        /// every host of the process.
+        pub(crate) code: OnceLock<Result<(Component, bool), LoadError>>,
     }
 
     include!(concat!(env!("OUT_DIR"), "/bundled.rs"));

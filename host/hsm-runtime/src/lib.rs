@@ -10,11 +10,13 @@
 //!
 //! The bundled plugins are built for `wasm32-wasip2` by this crate's build script
 //! and precompiled with this engine's configuration, so loading them compiles
-//! nothing.
+//! nothing, and their native code runs where it lies in the binary (nothing is
+//! copied).
 
 mod bindings;
 mod cache;
 mod check;
+mod code_memory;
 mod convert;
 mod engine_config;
 mod host;
