@@ -11,5 +11,5 @@ pub mod text;
 pub mod value;
 
 pub use diag::{Diagnostic, Diagnostics, FileId, Label, Origin, SourceFile, Sources, Span};
-pub use text::{Encoding, NoRefs, Piece, ResolveRefs, SecretId, SecretStore, Sensitive, Text};
+pub use text::{Encoding, NoRefs, Piece, ResolveRefs, SecretId, SecretStore, Sensitive, Text, stored_form};
 pub use value::Value;

@@ -6,14 +6,14 @@
 
 use std::fmt;
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Index of a secret in a [`SecretStore`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct SecretId(pub u32);
 
 /// How a secret's value is written where it is placed.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Encoding {
     /// As it is.
     #[default]
@@ -36,8 +36,8 @@ impl Encoding {
     }
 }
 
-/// One part of a [`Text`].
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+/// One part of a [`Text`]. Serialized, a secret is its id and label, never a value.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Piece {
     /// Text written literally in a file or by a plugin.
     Lit(String),
@@ -199,9 +199,44 @@ impl fmt::Display for Text {
     }
 }
 
+thread_local! {
+    static STORED_FORM: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` with texts and values serializing in their stored form on this thread:
+/// the form hsm's own caches write, which reads back as it was (a text's pieces,
+/// secrets as ids and labels, never values). Otherwise they serialize for people.
+/// (A flag rather than `Serializer::is_human_readable`, which serde's tagged enums
+/// don't pass on.)
+pub fn stored_form<R>(f: impl FnOnce() -> R) -> R {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            STORED_FORM.set(self.0);
+        }
+    }
+    let _restore = Restore(STORED_FORM.replace(true));
+    f()
+}
+
+/// Whether [`stored_form`] is in effect on this thread.
+pub(crate) fn in_stored_form() -> bool {
+    STORED_FORM.get()
+}
+
+/// For people: the string [`Text::display`] gives. In the [`stored_form`]: the
+/// pieces.
 impl Serialize for Text {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.display())
+        if in_stored_form() { self.pieces.serialize(s) } else { s.serialize_str(&self.display()) }
+    }
+}
+
+/// Reads the [`stored_form`] (the pieces); the display string is not read back, as
+/// it can't tell a reference from literal text.
+impl<'de> Deserialize<'de> for Text {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Vec::<Piece>::deserialize(d).map(Self::from_pieces)
     }
 }
 

@@ -4,9 +4,11 @@
 
 use indexmap::IndexMap;
 use serde::ser::{SerializeMap, SerializeSeq};
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::text::Text;
+#[cfg(doc)]
+use crate::text::stored_form;
+use crate::text::{Text, in_stored_form};
 
 /// A YAML-like value whose strings may hold secret references.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -111,8 +113,48 @@ impl From<&str> for Value {
     }
 }
 
+/// The stored form of a [`Value`] (see its `Serialize`): each node tagged with its
+/// variant, since a text's pieces would otherwise read back as a list.
+#[derive(Serialize)]
+enum Tagged<'a> {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Text(&'a Text),
+    List(&'a [Value]),
+    Map(&'a IndexMap<String, Value>),
+}
+
+/// [`Tagged`], read back.
+#[derive(Deserialize)]
+#[serde(rename = "Tagged")]
+enum Owned {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Text(Text),
+    List(Vec<Value>),
+    Map(IndexMap<String, Value>),
+}
+
+/// For people: as YAML or JSON would write it. In the [`stored_form`]: tagged, so
+/// that it reads back as it was.
 impl Serialize for Value {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if in_stored_form() {
+            let tagged = match self {
+                Self::Null => Tagged::Null,
+                Self::Bool(b) => Tagged::Bool(*b),
+                Self::Int(i) => Tagged::Int(*i),
+                Self::Float(f) => Tagged::Float(*f),
+                Self::Text(t) => Tagged::Text(t),
+                Self::List(items) => Tagged::List(items),
+                Self::Map(m) => Tagged::Map(m),
+            };
+            return tagged.serialize(s);
+        }
         match self {
             Self::Null => s.serialize_unit(),
             Self::Bool(b) => s.serialize_bool(*b),
@@ -134,6 +176,21 @@ impl Serialize for Value {
                 map.end()
             }
         }
+    }
+}
+
+/// Reads the [`stored_form`] only.
+impl<'de> Deserialize<'de> for Value {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(match Owned::deserialize(d)? {
+            Owned::Null => Self::Null,
+            Owned::Bool(b) => Self::Bool(b),
+            Owned::Int(i) => Self::Int(i),
+            Owned::Float(f) => Self::Float(f),
+            Owned::Text(t) => Self::Text(t),
+            Owned::List(items) => Self::List(items),
+            Owned::Map(m) => Self::Map(m),
+        })
     }
 }
 

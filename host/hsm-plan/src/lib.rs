@@ -4,10 +4,10 @@
 //! references, so a plan can be printed, serialized and compared freely.
 
 use hsm_model::{Text, Value};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// How a profile reaches a service.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Mode {
     /// hsm runs it locally in containers.
@@ -17,7 +17,7 @@ pub enum Mode {
 }
 
 /// Who receives a service's environment.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", tag = "type", content = "name")]
 pub enum Consumer {
     /// The project itself (a service listed in hsm.yaml).
@@ -37,7 +37,7 @@ impl Consumer {
 }
 
 /// Everything hsm will do for one project.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Plan {
     /// The project's name.
     pub project: String,
@@ -61,7 +61,7 @@ impl Plan {
 }
 
 /// What hsm will do for one service instance.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ServicePlan {
     /// The instance's name.
     pub name: String,
@@ -82,7 +82,7 @@ pub struct ServicePlan {
 }
 
 /// The environment one consumer gets from one service.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ConsumerEnv {
     /// Who gets it.
     pub consumer: Consumer,
@@ -91,7 +91,7 @@ pub struct ConsumerEnv {
 }
 
 /// One step, from the closed set the host can check and execute.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", tag = "action")]
 pub enum Action {
     /// Make a container exist, run and match its description.
@@ -110,7 +110,7 @@ pub enum Action {
 }
 
 /// The transport protocol of a port.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Protocol {
     /// TCP.
@@ -120,7 +120,7 @@ pub enum Protocol {
 }
 
 /// A published port.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Port {
     /// The port inside the container.
     pub container_port: u16,
@@ -133,7 +133,7 @@ pub struct Port {
 }
 
 /// A mount.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", tag = "type")]
 pub enum Mount {
     /// A named volume owned by the project.
@@ -157,7 +157,7 @@ pub enum Mount {
 }
 
 /// What Docker does when the container stops.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum RestartPolicy {
     /// Never.
@@ -171,7 +171,7 @@ pub enum RestartPolicy {
 }
 
 /// A container description.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Container {
     /// Short name within the service.
     pub name: String,
@@ -190,7 +190,7 @@ pub struct Container {
 }
 
 /// A command in one of the service's containers.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Exec {
     /// The container's short name.
     pub container: String,
@@ -203,7 +203,7 @@ pub struct Exec {
 }
 
 /// Where a probe connects.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", tag = "type")]
 pub enum Endpoint {
     /// A published port of one of the service's containers.
@@ -223,7 +223,7 @@ pub enum Endpoint {
 }
 
 /// How readiness is checked.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", tag = "probe")]
 pub enum Probe {
     /// A TCP connection succeeds.
@@ -249,7 +249,7 @@ pub enum Probe {
 }
 
 /// Wait for a probe.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Wait {
     /// The probe.
     pub probe: Probe,
@@ -260,7 +260,7 @@ pub struct Wait {
 }
 
 /// Where a Python package comes from.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum PackageSource {
     /// A requirement resolved from the index.
@@ -272,7 +272,7 @@ pub enum PackageSource {
 }
 
 /// A Python package to install.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct PythonPackage {
     /// Its name.
     pub name: String,
@@ -281,7 +281,7 @@ pub struct PythonPackage {
 }
 
 /// A file under `.hsm/<plugin>/`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WriteFile {
     /// The plugin whose folder it is in.
     pub plugin: String,
