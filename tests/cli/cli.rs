@@ -81,7 +81,9 @@ fn verbose_lists_the_files_read() {
     let plugins = "plugin postgres@0.1.0 (bundled) serves postgres\nplugin qdrant@0.1.0 (bundled) serves qdrant\nplugin chunker@0.1.0 (bundled) serves chunker\nplugin uv-package@0.1.0 (bundled) serves uv-package\n";
     assert_eq!(
         run.stderr,
-        format!("read hsm.yaml\nread .env\nread reg.yaml\n{plugins}`app` is valid: 1 package, 1 service\n")
+        format!(
+            "read hsm.yaml\nread .env\nread reg.yaml\n{plugins}plugins planned 2 service(s); 0 came from earlier runs\n`app` is valid: 1 package, 1 service\n"
+        )
     );
 }
 
@@ -181,6 +183,54 @@ fn the_registry_cache_gives_the_same_plan_and_never_hides_errors() {
     }
     let run = run_in(dir.path(), &["plan", "--json"], &env);
     assert_eq!((run.code, run.stdout.as_str()), (0, fresh.stdout.as_str()), "{}", run.stderr);
+}
+
+/// A service planned as in an earlier run is taken from the memo of plugin answers:
+/// same plan, no plugin call, no secret value in the file; a change to one service
+/// asks its plugin again, and only its plugin.
+#[test]
+fn plugin_answers_are_remembered_per_service() {
+    let secret = "hunter2-not-in-any-file";
+    let dir = project(&[
+        ("hsm.yaml", SECRET_PROJECT),
+        ("reg.yaml", SECRET_REGISTRY),
+        (".env", &format!("DB_PASSWORD={secret}\n")),
+    ]);
+    let cache = tempfile::tempdir().unwrap();
+    let cache_dir = cache.path().display().to_string();
+    let env = [("HSM_CACHE_DIR", cache_dir.as_str())];
+    let planned_by_plugins = |run: &support::Run| {
+        let line = run.stderr.lines().find(|l| l.starts_with("plugins planned")).expect("the -v line");
+        line.split_whitespace().find_map(|w| w.parse::<usize>().ok()).expect("a count")
+    };
+    let fresh = run_in(dir.path(), &["-v", "plan", "--json", "--no-cache"], &env);
+    assert_eq!(fresh.code, 0, "{}", fresh.stderr);
+    assert_eq!(planned_by_plugins(&fresh), 2, "the chunker service and the Python packages");
+    assert!(std::fs::read_dir(cache.path()).unwrap().next().is_none(), "--no-cache wrote the cache");
+
+    let first = run_in(dir.path(), &["-v", "plan", "--json"], &env);
+    assert_eq!((planned_by_plugins(&first), first.stdout.as_str()), (2, fresh.stdout.as_str()));
+    let second = run_in(dir.path(), &["-v", "plan", "--json"], &env);
+    assert_eq!((planned_by_plugins(&second), second.stdout.as_str()), (0, fresh.stdout.as_str()));
+
+    let build = std::fs::read_dir(cache.path()).unwrap().next().unwrap().unwrap().path();
+    let memos: Vec<_> = std::fs::read_dir(build.join("plans")).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(memos.len(), 1, "one memo for the project");
+    let bytes = std::fs::read(&memos[0]).unwrap();
+    assert!(!bytes.windows(secret.len()).any(|w| w == secret.as_bytes()), "the secret's value was written");
+    assert!(bytes.windows(14).any(|w| w == b"${DB_PASSWORD}"), "the reference is kept");
+
+    // One service changes: only its plugin is asked again.
+    std::fs::write(dir.path().join("reg.yaml"), SECRET_REGISTRY.replace("x/chunker:1", "x/chunker:2")).unwrap();
+    let changed = run_in(dir.path(), &["-v", "plan", "--json"], &env);
+    assert_eq!((changed.code, planned_by_plugins(&changed)), (0, 1), "{}", changed.stderr);
+    assert!(changed.stdout.contains("x/chunker:2") && !changed.stdout.contains("x/chunker:1"));
+
+    // A damaged memo is a miss, not an error.
+    std::fs::write(&memos[0], b"HSMMEMO1 damaged").unwrap();
+    let damaged = run_in(dir.path(), &["-v", "plan", "--json"], &env);
+    assert_eq!((damaged.code, planned_by_plugins(&damaged)), (0, 2), "{}", damaged.stderr);
+    assert_eq!(damaged.stdout, changed.stdout);
 }
 
 #[test]

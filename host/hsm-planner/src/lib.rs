@@ -8,6 +8,7 @@
 //! `python` of kind `uv-package` whose contributions are the packages.
 
 mod catalog;
+mod memo;
 
 use hsm_model::{Diagnostic, Diagnostics, Origin, Sources, Span, Value};
 use hsm_plan::{Consumer, Mode, PackageSource, Plan, PythonPackage, ServicePlan};
@@ -19,6 +20,8 @@ use hsm_runtime::{
 use indexmap::IndexMap;
 
 pub use catalog::{Catalog, LoadedPlugin};
+use memo::Answer;
+pub use memo::Memo;
 
 /// The name of the service that installs the project's Python packages.
 pub const PYTHON_SERVICE: &str = "python";
@@ -42,15 +45,16 @@ pub enum PlanningError {
     Refused(#[from] Refusal),
 }
 
-/// Plans every service of a resolved project. Independent problems in several
-/// services are reported together.
-pub fn plan(resolution: &Resolution, catalog: &Catalog, sources: &Sources) -> Result<Plan, PlanningError> {
+/// Plans every service of a resolved project; a service planned as it is in an
+/// earlier run is taken from `memo` instead of asking its plugin again. Independent
+/// problems in several services are reported together.
+pub fn plan(resolution: &Resolution, catalog: &Catalog, sources: &Sources, memo: &Memo) -> Result<Plan, PlanningError> {
     let packages = python_packages(resolution);
     let mut services = Vec::new();
     let mut diags = Diagnostics::default();
     let python = python_service(resolution, &packages);
     let all: Vec<&ServiceInstance> = resolution.services.iter().chain(python.as_ref()).collect();
-    let results = plan_in_parallel(&all, |s| plan_service(resolution, s, catalog, sources, &packages));
+    let results = plan_in_parallel(&all, |s| plan_service(resolution, s, catalog, sources, &packages, memo));
     for result in results {
         match result {
             Ok(s) => services.push(s),
@@ -157,12 +161,64 @@ fn plan_service(
     catalog: &Catalog,
     sources: &Sources,
     packages: &[PythonPackage],
+    memo: &Memo,
 ) -> Result<ServicePlan, PlanningError> {
     let loaded = catalog.for_kind(&service.kind).ok_or_else(|| {
         PlanningError::Input(
             Diagnostic::new(format!("no plugin serves kind `{}` of service `{}`", service.kind, service.name)).into(),
         )
     })?;
+    let plugin = &loaded.plugin;
+    // Everything the plugin's two calls receive (see `memo`).
+    let key = Memo::key(&(
+        plugin.sha256(),
+        format!("{:?}", plugin.limits()),
+        &resolution.project.name,
+        HOST_ADDRESS,
+        service,
+    ));
+    let answer = match key.as_ref().and_then(|k| memo.get(k)) {
+        Some(answer) => answer,
+        None => {
+            let answer = ask_plugin(resolution, service, loaded, sources)?;
+            if let Some(key) = key {
+                memo.put(key, &answer);
+            }
+            answer
+        }
+    };
+    let Answer { merged, actions, env } = answer;
+    let planned = hsm_runtime::PlannedService { actions, env };
+    let who: Vec<Consumer> = consumers(service).into_iter().map(|(c, _)| c).collect();
+    let ctx = CheckContext { service: &service.name, consumers: &who, packages };
+    check_plan(plugin.info(), &loaded.grants, &ctx, &planned)?;
+    Ok(ServicePlan {
+        name: service.name.clone(),
+        kind: service.kind.clone(),
+        plugin: format!("{}@{}", plugin.name(), plugin.info().version),
+        profile: service.profile.name.clone(),
+        mode: mode(service),
+        merged,
+        actions: planned.actions,
+        env: planned.env,
+    })
+}
+
+fn mode(service: &ServiceInstance) -> Mode {
+    match service.profile.mode {
+        hsm_config::Mode::Managed => Mode::Managed,
+        hsm_config::Mode::External => Mode::External,
+    }
+}
+
+/// Asks a service's plugin to merge its contributions and plan it; a conflict or a
+/// bad parameter becomes a diagnostic pointing at the files.
+fn ask_plugin(
+    resolution: &Resolution,
+    service: &ServiceInstance,
+    loaded: &LoadedPlugin,
+    sources: &Sources,
+) -> Result<Answer, PlanningError> {
     let plugin = &loaded.plugin;
     let contributions: Vec<ContributionInput<'_>> = service
         .contributions
@@ -202,10 +258,7 @@ fn plan_service(
     };
 
     let consumers = consumers(service);
-    let mode = match service.profile.mode {
-        hsm_config::Mode::Managed => Mode::Managed,
-        hsm_config::Mode::External => Mode::External,
-    };
+    let mode = mode(service);
     let input = PlanInput {
         project: &resolution.project.name,
         service: &service.name,
@@ -236,19 +289,7 @@ fn plan_service(
             return Err(PlanningError::Input(d.into()));
         }
     };
-    let who: Vec<Consumer> = consumers.iter().map(|(c, _)| c.clone()).collect();
-    let ctx = CheckContext { service: &service.name, consumers: &who, packages };
-    check_plan(plugin.info(), &loaded.grants, &ctx, &planned)?;
-    Ok(ServicePlan {
-        name: service.name.clone(),
-        kind: service.kind.clone(),
-        plugin: format!("{}@{}", plugin.name(), plugin.info().version),
-        profile: service.profile.name.clone(),
-        mode,
-        merged,
-        actions: planned.actions,
-        env: planned.env,
-    })
+    Ok(Answer { merged, actions: planned.actions, env: planned.env })
 }
 
 /// Who gets a service's environment: the packages that imply it, each with what it

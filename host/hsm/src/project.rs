@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use hsm_config::{Config, LoadOptions};
 use hsm_model::{Diagnostic, Diagnostics, Sources};
 use hsm_plan::Plan;
-use hsm_planner::{Catalog, PlanningError};
+use hsm_planner::{Catalog, Memo, PlanningError};
 use hsm_resolve::{Resolution, ResolveOptions};
 use hsm_runtime::{Authenticator, CompileCache, LoadError, Plugin, PluginHost};
 
@@ -98,7 +98,11 @@ pub(crate) fn plan(global: &GlobalArgs, out: &Output) -> Result<Planned, Failure
     let (sources, config) = load(global, out)?;
     let (sources, catalog) = catalog(preload, &config, sources, out)?;
     let (sources, resolution) = resolve(config, sources, &catalog)?;
-    match hsm_planner::plan(&resolution, &catalog, &sources) {
+    let memo = memo(global, &resolution);
+    let planned = hsm_planner::plan(&resolution, &catalog, &sources, &memo);
+    out.verbose(&format!("plugins planned {} service(s); {} came from earlier runs", memo.misses(), memo.hits()));
+    memo.save();
+    match planned {
         Ok(plan) => Ok(Planned { resolution, plan }),
         Err(PlanningError::Input(diags)) => Err(Failure::Input(sources, diags)),
         Err(PlanningError::Plugin(e)) => Err(Failure::Job(e.to_string())),
@@ -113,6 +117,17 @@ pub(crate) fn plan(global: &GlobalArgs, out: &Output) -> Result<Planned, Failure
             Err(Failure::Input(sources, d.into()))
         }
     }
+}
+
+/// The plugin answers remembered for this project (`<cache>/<build>/plans`), or
+/// none with `--no-cache`.
+fn memo(global: &GlobalArgs, resolution: &Resolution) -> Memo {
+    if global.no_cache {
+        return Memo::disabled();
+    }
+    let Some(dir) = cache_dir(&process_env()).map(|d| d.join(build_tag())) else { return Memo::disabled() };
+    let project_dir = resolution.project.dir.canonicalize().unwrap_or_else(|_| resolution.project.dir.clone());
+    Memo::open(Memo::path_for(&dir, &project_dir, &resolution.project.name))
 }
 
 /// Loads the project's files. Problems local to one value do not stop here, so that
