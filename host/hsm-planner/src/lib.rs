@@ -170,7 +170,7 @@ fn plan_service(
     })?;
     let plugin = &loaded.plugin;
     // Everything the plugin's two calls receive (see `memo`).
-    let key = Memo::key(&(
+    let key = memo.key_for(&(
         plugin.sha256(),
         format!("{:?}", plugin.limits()),
         &resolution.project.name,
@@ -181,9 +181,7 @@ fn plan_service(
         Some(answer) => answer,
         None => {
             let answer = ask_plugin(resolution, service, loaded, sources)?;
-            if let Some(key) = key {
-                memo.put(key, &answer);
-            }
+            memo.put(key, &answer);
             answer
         }
     };

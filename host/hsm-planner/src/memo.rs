@@ -15,6 +15,7 @@
 
 use std::collections::HashMap;
 use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -98,6 +99,12 @@ impl Memo {
         self.hits.load(Ordering::Relaxed)
     }
 
+    /// The digest of `parts`, each in its stored form; `None` when this memo
+    /// remembers nothing (no need to hash then).
+    pub(crate) fn key_for(&self, parts: &impl Serialize) -> Option<Key> {
+        self.path.as_ref().and_then(|_| Self::key(parts))
+    }
+
     /// The digest of `parts`, each in its stored form.
     pub(crate) fn key(parts: &impl Serialize) -> Option<Key> {
         let bytes = stored_form(|| rmp_serde::to_vec(parts)).ok()?;
@@ -113,12 +120,10 @@ impl Memo {
         Some(answer)
     }
 
-    /// Stores an answer the plugin just gave.
-    pub(crate) fn put(&self, key: Key, answer: &Answer) {
+    /// Counts an answer the plugin just gave, and stores it under `key` if any.
+    pub(crate) fn put(&self, key: Option<Key>, answer: &Answer) {
         self.misses.fetch_add(1, Ordering::Relaxed);
-        if self.path.is_none() {
-            return;
-        }
+        let Some(key) = key else { return };
         if let Ok(bytes) = stored_form(|| rmp_serde::to_vec(answer)) {
             self.this_run.lock().expect("the memo's lock is never poisoned").push((key, Entry::New(bytes)));
         }
@@ -180,10 +185,14 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().ok_or_else(|| std::io::Error::other("no parent folder"))?;
     std::fs::create_dir_all(dir)?;
     let tmp = dir.join(format!(".tmp-{}-{:?}", std::process::id(), std::thread::current().id()));
-    let mut file = std::fs::File::create(&tmp)?;
-    file.write_all(bytes)?;
-    drop(file);
-    std::fs::rename(&tmp, path).inspect_err(|_| {
+    let write = || {
+        // Only the user: entries hold secret labels, which may carry inline defaults.
+        let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+        file.write_all(bytes)?;
+        drop(file);
+        std::fs::rename(&tmp, path)
+    };
+    write().inspect_err(|_| {
         let _ = std::fs::remove_file(&tmp);
     })
 }
@@ -230,7 +239,7 @@ mod tests {
         let memo = Memo::open(path.clone());
         let key = Memo::key(&("postgres", 1)).unwrap();
         assert!(memo.get(&key).is_none());
-        memo.put(key, &answer());
+        memo.put(Some(key), &answer());
         assert_eq!(memo.misses(), 1);
         memo.save();
 
@@ -252,7 +261,7 @@ mod tests {
         let path = dir.path().join("m.memo");
         let memo = Memo::open(path.clone());
         let key = Memo::key(&"k").unwrap();
-        memo.put(key, &answer());
+        memo.put(Some(key), &answer());
         memo.save();
         let written = std::fs::metadata(&path).unwrap().modified().unwrap();
         std::thread::sleep(std::time::Duration::from_millis(20));
@@ -268,12 +277,12 @@ mod tests {
         let path = dir.path().join("m.memo");
         let (a, b, c) = (Memo::key(&"a").unwrap(), Memo::key(&"b").unwrap(), Memo::key(&"c").unwrap());
         let memo = Memo::open(path.clone());
-        memo.put(a, &answer());
-        memo.put(b, &answer());
+        memo.put(Some(a), &answer());
+        memo.put(Some(b), &answer());
         memo.save();
         let memo = Memo::open(path.clone());
         assert!(memo.get(&a).is_some());
-        memo.put(c, &answer());
+        memo.put(Some(c), &answer());
         memo.save();
         let memo = Memo::open(path);
         assert!(memo.get(&a).is_some() && memo.get(&c).is_some());
@@ -286,7 +295,7 @@ mod tests {
         let path = dir.path().join("m.memo");
         let key = Memo::key(&"k").unwrap();
         let memo = Memo::open(path.clone());
-        memo.put(key, &answer());
+        memo.put(Some(key), &answer());
         memo.save();
         let bytes = std::fs::read(&path).unwrap();
         std::fs::write(&path, &bytes[..bytes.len() - 3]).unwrap();
