@@ -8,6 +8,12 @@ use std::ptr::NonNull;
 use wasmtime::component::Component;
 use wasmtime::{CustomCodeMemory, Engine};
 
+/// Whether code is published by [`CodeProtection`] and bundled code run in place:
+/// only on x86-64, whose instruction caches are coherent with data writes and
+/// whose code pages need no branch-target marking (arm64's BTI). Elsewhere
+/// wasmtime's own publisher, which does both, is used and the code is copied.
+pub(crate) const SUPPORTED: bool = cfg!(target_arch = "x86_64");
+
 /// How the bundled plugins' native code is aligned in the binary (a page on
 /// x86-64 and on most Linux arm64 machines). On a machine with bigger pages the
 /// code is copied instead, as for any other component.
@@ -68,8 +74,8 @@ fn page_size() -> usize {
 }
 
 /// Loads native code that stays where it is: a component precompiled into hsm's
-/// binary. `None` where pages are bigger than the code's alignment, or if the
-/// engine refuses it; the caller then copies it.
+/// binary. `None` where that is not [`SUPPORTED`], where pages are bigger than the
+/// code's alignment, or if the engine refuses it; the caller then copies it.
 ///
 /// # Safety
 ///
@@ -77,7 +83,7 @@ fn page_size() -> usize {
 /// `engine` must have been configured with [`CodeProtection`].
 #[allow(unsafe_code)]
 pub(crate) unsafe fn load_in_place(engine: &Engine, code: &'static PageAligned<[u8]>) -> Option<Component> {
-    if page_size() > CODE_ALIGN {
+    if !SUPPORTED || page_size() > CODE_ALIGN {
         return None;
     }
     // SAFETY: the caller's contract, and `code` is immutable static data, alive

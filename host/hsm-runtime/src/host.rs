@@ -44,7 +44,12 @@ fn engine() -> &'static Engine {
     ENGINE.get_or_init(|| {
         let base = || {
             let mut config = engine_config::config();
-            config.with_custom_code_memory(Some(Arc::new(CodeProtection)));
+            // Only where writing code needs no instruction-cache maintenance and
+            // code pages need no branch-target marking: `CodeProtection` does
+            // neither. Elsewhere wasmtime's own publisher copies and flushes.
+            if code_memory::SUPPORTED {
+                config.with_custom_code_memory(Some(Arc::new(CodeProtection)));
+            }
             config
         };
         let mut config = base();
