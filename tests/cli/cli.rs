@@ -196,22 +196,23 @@ fn plugin_answers_are_remembered_per_service() {
         ("reg.yaml", SECRET_REGISTRY),
         (".env", &format!("DB_PASSWORD={secret}\n")),
     ]);
-    let cache = tempfile::tempdir().unwrap();
-    let cache_dir = cache.path().display().to_string();
-    let env = [("HSM_CACHE_DIR", cache_dir.as_str())];
+    let (cache, data) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (cache_dir, data_dir) = (cache.path().display().to_string(), data.path().display().to_string());
+    let env = [("HSM_CACHE_DIR", cache_dir.as_str()), ("HSM_DATA_DIR", data_dir.as_str())];
     let planned_by_plugins = |run: &support::Run| {
         let line = run.stderr.lines().find(|l| l.starts_with("plugins planned")).expect("the -v line");
         line.split_whitespace().find_map(|w| w.parse::<usize>().ok()).expect("a count")
     };
-    let fresh = run_in(dir.path(), &["-v", "plan", "--json", "--no-cache"], &env);
+    // `validate` plans like `plan` but prints no plan, so it never reuses a printed one.
+    let fresh = run_in(dir.path(), &["-v", "validate", "--no-cache"], &env);
     assert_eq!(fresh.code, 0, "{}", fresh.stderr);
     assert_eq!(planned_by_plugins(&fresh), 2, "the chunker service and the Python packages");
     assert!(std::fs::read_dir(cache.path()).unwrap().next().is_none(), "--no-cache wrote the cache");
 
-    let first = run_in(dir.path(), &["-v", "plan", "--json"], &env);
-    assert_eq!((planned_by_plugins(&first), first.stdout.as_str()), (2, fresh.stdout.as_str()));
-    let second = run_in(dir.path(), &["-v", "plan", "--json"], &env);
-    assert_eq!((planned_by_plugins(&second), second.stdout.as_str()), (0, fresh.stdout.as_str()));
+    let first = run_in(dir.path(), &["-v", "validate"], &env);
+    assert_eq!((first.code, planned_by_plugins(&first)), (0, 2), "{}", first.stderr);
+    let second = run_in(dir.path(), &["-v", "validate"], &env);
+    assert_eq!((second.code, planned_by_plugins(&second)), (0, 0), "{}", second.stderr);
 
     let build = std::fs::read_dir(cache.path()).unwrap().next().unwrap().unwrap().path();
     let memos: Vec<_> = std::fs::read_dir(build.join("plans")).unwrap().map(|e| e.unwrap().path()).collect();
@@ -222,15 +223,95 @@ fn plugin_answers_are_remembered_per_service() {
 
     // One service changes: only its plugin is asked again.
     std::fs::write(dir.path().join("reg.yaml"), SECRET_REGISTRY.replace("x/chunker:1", "x/chunker:2")).unwrap();
-    let changed = run_in(dir.path(), &["-v", "plan", "--json"], &env);
-    assert_eq!((changed.code, planned_by_plugins(&changed)), (0, 1), "{}", changed.stderr);
+    let changed = run_in(dir.path(), &["-v", "plan", "--json", "--no-cache"], &env);
+    let changed_memo = run_in(dir.path(), &["-v", "plan", "--json"], &env);
+    assert_eq!((changed_memo.code, planned_by_plugins(&changed_memo)), (0, 1), "{}", changed_memo.stderr);
+    assert_eq!(changed_memo.stdout, changed.stdout);
     assert!(changed.stdout.contains("x/chunker:2") && !changed.stdout.contains("x/chunker:1"));
 
-    // A damaged memo is a miss, not an error.
-    std::fs::write(&memos[0], b"HSMMEMO1 damaged").unwrap();
-    let damaged = run_in(dir.path(), &["-v", "plan", "--json"], &env);
+    // A damaged memo, or one made with another key, is a miss, not an error.
+    std::fs::write(&memos[0], b"HSMMEMO2 damaged").unwrap();
+    let damaged = run_in(dir.path(), &["-v", "validate"], &env);
     assert_eq!((damaged.code, planned_by_plugins(&damaged)), (0, 2), "{}", damaged.stderr);
-    assert_eq!(damaged.stdout, changed.stdout);
+    let other_key = tempfile::tempdir().unwrap();
+    let other = other_key.path().display().to_string();
+    let stranger = run_in(dir.path(), &["-v", "validate"], &[env[0], ("HSM_DATA_DIR", other.as_str())]);
+    assert_eq!((stranger.code, planned_by_plugins(&stranger)), (0, 2), "{}", stranger.stderr);
+}
+
+/// `hsm plan` prints a plan again, without loading or planning anything, only while
+/// everything it was made from is as it was: files, folders and variables.
+#[test]
+fn a_printed_plan_is_reused_only_while_its_inputs_are_unchanged() {
+    let secret = "hunter2-not-in-any-file";
+    let dir = project(&[
+        ("hsm.yaml", &SECRET_PROJECT.replace("./reg.yaml", "./reg")),
+        ("reg/a.yaml", SECRET_REGISTRY),
+        (".env", &format!("DB_PASSWORD={secret}\n")),
+    ]);
+    let (cache, data) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (cache_dir, data_dir) = (cache.path().display().to_string(), data.path().display().to_string());
+    let env = [("HSM_CACHE_DIR", cache_dir.as_str()), ("HSM_DATA_DIR", data_dir.as_str())];
+    let reused = |run: &support::Run| run.stderr.contains("printing it as it was");
+    let plan = |extra: &[(&str, &str)]| {
+        let mut all = env.to_vec();
+        all.extend_from_slice(extra);
+        let run = run_in(dir.path(), &["-v", "plan", "--json"], &all);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        run
+    };
+
+    let first = plan(&[]);
+    assert!(!reused(&first), "{}", first.stderr);
+    let again = plan(&[]);
+    assert!(reused(&again), "{}", again.stderr);
+    assert_eq!(again.stdout, first.stdout);
+    assert!(again.stderr.contains("read hsm.yaml\nread .env\nread reg/a.yaml\n"), "{}", again.stderr);
+    // Text is a different printout, kept apart.
+    let text = run_in(dir.path(), &["plan"], &env);
+    assert!(text.stdout.starts_with("project app"), "{}", text.stdout);
+    assert!(reused(&plan(&[])));
+
+    let build = std::fs::read_dir(cache.path()).unwrap().next().unwrap().unwrap().path();
+    for entry in std::fs::read_dir(build.join("plans")).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        assert!(!bytes.windows(secret.len()).any(|w| w == secret.as_bytes()), "the secret's value was written");
+    }
+
+    // A variable interpolation reads, set where it was not: not reused.
+    let set = plan(&[("DB_NAME", "other")]);
+    assert!(!reused(&set), "{}", set.stderr);
+    assert!(reused(&plan(&[("DB_NAME", "other")])));
+    // Its value changes (a secret's value is not printed, but may matter): not reused.
+    assert!(!reused(&plan(&[("DB_NAME", "changed")])));
+    // A variable nothing reads: reused.
+    assert!(reused(&plan(&[("DB_NAME", "changed"), ("UNRELATED", "x")])));
+
+    // `.env` changes: not reused.
+    std::fs::write(dir.path().join(".env"), "DB_PASSWORD=rotated\n").unwrap();
+    assert!(!reused(&plan(&[])));
+    assert!(reused(&plan(&[])));
+    // A registry file appears in the registry folder: not reused, and it is read.
+    std::fs::write(dir.path().join("reg/b.yaml"), "packages:\n  q: { pypi: q }\n").unwrap();
+    let added = plan(&[]);
+    assert!(!reused(&added) && added.stderr.contains("read reg/b.yaml"), "{}", added.stderr);
+    // A registry file changes: not reused, and the plan shows the change.
+    std::fs::write(dir.path().join("reg/a.yaml"), SECRET_REGISTRY.replace("x/chunker:1", "x/chunker:2")).unwrap();
+    let changed = plan(&[]);
+    assert!(!reused(&changed) && changed.stdout.contains("x/chunker:2"), "{}", changed.stderr);
+
+    // An entry changed by anyone but hsm is a miss, and the plan is made afresh.
+    for entry in std::fs::read_dir(build.join("plans")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.to_string_lossy().ends_with(".json.out") {
+            let bytes = std::fs::read(&path).unwrap();
+            let forged = String::from_utf8_lossy(&bytes).replace("x/chunker:2", "x/chunker:6");
+            std::fs::write(&path, forged.as_bytes()).unwrap();
+        }
+    }
+    let forged = plan(&[]);
+    assert!(!reused(&forged) && forged.stdout.contains("x/chunker:2"), "{}", forged.stderr);
+    assert!(!forged.stdout.contains("x/chunker:6"));
 }
 
 #[test]

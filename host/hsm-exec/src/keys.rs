@@ -94,6 +94,12 @@ impl UserKey {
         Self::load_or_create(&data_dir()?.join("secret.key"))
     }
 
+    /// Reads the key in hsm's data folder, without creating one: for checking what
+    /// was made with it, which can't exist if it doesn't.
+    pub fn load_existing() -> io::Result<Self> {
+        Self::read(&data_dir()?.join("secret.key"))
+    }
+
     fn read(path: &Path) -> io::Result<Self> {
         let mut file = fs::File::open(path)?;
         let mode = file.metadata()?.permissions().mode();

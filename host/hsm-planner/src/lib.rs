@@ -48,7 +48,12 @@ pub enum PlanningError {
 /// Plans every service of a resolved project; a service planned as it is in an
 /// earlier run is taken from `memo` instead of asking its plugin again. Independent
 /// problems in several services are reported together.
-pub fn plan(resolution: &Resolution, catalog: &Catalog, sources: &Sources, memo: &Memo) -> Result<Plan, PlanningError> {
+pub fn plan(
+    resolution: &Resolution,
+    catalog: &Catalog,
+    sources: &Sources,
+    memo: &Memo<'_>,
+) -> Result<Plan, PlanningError> {
     let packages = python_packages(resolution);
     let mut services = Vec::new();
     let mut diags = Diagnostics::default();
@@ -161,7 +166,7 @@ fn plan_service(
     catalog: &Catalog,
     sources: &Sources,
     packages: &[PythonPackage],
-    memo: &Memo,
+    memo: &Memo<'_>,
 ) -> Result<ServicePlan, PlanningError> {
     let loaded = catalog.for_kind(&service.kind).ok_or_else(|| {
         PlanningError::Input(

@@ -9,9 +9,13 @@
 //! on every run, as a fresh one is.
 //!
 //! The store is one file per project, read once and rewritten only when a run
-//! planned something new or no longer needed an entry. A missing, unreadable or
-//! corrupt file, or an entry that doesn't decode, is a miss: the store is only a
-//! shortcut.
+//! planned something new or no longer needed an entry. Each entry carries a MAC
+//! made with the user's secret key, so only hsm, after checking a plugin's answer
+//! through the WIT conversion (secret handles the plugin was given, the plugin
+//! named in its files), can have written it: anyone else who can write the cache
+//! folder can delete entries, not plant them. A missing, unreadable or corrupt
+//! file, or an entry whose MAC is wrong or that doesn't decode, is a miss: the
+//! store is only a shortcut.
 
 use std::collections::HashMap;
 use std::io::Write as _;
@@ -22,15 +26,23 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use hsm_model::{Value, stored_form};
 use hsm_plan::{Action, ConsumerEnv};
+use hsm_runtime::Authenticator;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 /// Identifies the file format and the stored form of entries; bumped when either
 /// changes.
-const MAGIC: &[u8; 8] = b"HSMMEMO1";
+const MAGIC: &[u8; 8] = b"HSMMEMO2";
+
+/// What an entry's MAC covers besides the key and the answer: it says what the
+/// bytes are, so a MAC made for something else never verifies here.
+const DOMAIN: &[u8] = b"hsm plan memo entry";
 
 /// The digest of what a service's plugin calls receive.
 pub(crate) type Key = [u8; 32];
+
+/// An entry's MAC.
+type Tag = [u8; 32];
 
 /// What the plugin answered for a service: the merged config and the plan.
 #[derive(Serialize, Deserialize)]
@@ -41,13 +53,14 @@ pub(crate) struct Answer {
 }
 
 /// Plugin answers from earlier runs, and those of this run.
-pub struct Memo {
-    /// Where it is kept; `None` when it is not (then nothing is remembered).
-    path: Option<PathBuf>,
+pub struct Memo<'a> {
+    /// Where it is kept and what authenticates its entries; `None` when it is not
+    /// kept (then nothing is remembered).
+    store: Option<(PathBuf, &'a dyn Authenticator)>,
     /// The file as read.
     bytes: Vec<u8>,
-    /// Where each entry of the file is in `bytes`.
-    index: HashMap<Key, std::ops::Range<usize>>,
+    /// Where each entry's answer is in `bytes`, and its MAC (not yet verified).
+    index: HashMap<Key, (std::ops::Range<usize>, Tag)>,
     /// The entries this run used or made, to write back.
     this_run: Mutex<Vec<(Key, Entry)>>,
     hits: AtomicUsize,
@@ -55,18 +68,18 @@ pub struct Memo {
 }
 
 enum Entry {
-    /// Read from the file: its place in `bytes`.
-    Old(std::ops::Range<usize>),
-    /// Made in this run.
-    New(Vec<u8>),
+    /// Read from the file (and verified): its place in `bytes`, and its MAC.
+    Old(std::ops::Range<usize>, Tag),
+    /// Made in this run, with its MAC.
+    New(Vec<u8>, Tag),
 }
 
-impl Memo {
+impl<'a> Memo<'a> {
     /// A memo that remembers nothing (for `--no-cache`, or where there is no cache
-    /// folder).
+    /// folder or no user key).
     pub fn disabled() -> Self {
         Self {
-            path: None,
+            store: None,
             bytes: Vec::new(),
             index: HashMap::new(),
             this_run: Mutex::new(Vec::new()),
@@ -75,11 +88,12 @@ impl Memo {
         }
     }
 
-    /// The memo kept in `path`, read now.
-    pub fn open(path: PathBuf) -> Self {
+    /// The memo kept in `path`, read now; `auth` (keyed with the user's secret key)
+    /// makes and checks the entries' MACs.
+    pub fn open(path: PathBuf, auth: &'a dyn Authenticator) -> Self {
         let bytes = std::fs::read(&path).unwrap_or_default();
         let index = parse_index(&bytes).unwrap_or_default();
-        Self { path: Some(path), bytes, index, ..Self::disabled() }
+        Self { store: Some((path, auth)), bytes, index, ..Self::disabled() }
     }
 
     /// The file a project's memo is kept in, under the cache folder `dir`. One file
@@ -102,7 +116,7 @@ impl Memo {
     /// The digest of `parts`, each in its stored form; `None` when this memo
     /// remembers nothing (no need to hash then).
     pub(crate) fn key_for(&self, parts: &impl Serialize) -> Option<Key> {
-        self.path.as_ref().and_then(|_| Self::key(parts))
+        self.store.as_ref().and_then(|_| Self::key(parts))
     }
 
     /// The digest of `parts`, each in its stored form.
@@ -111,28 +125,36 @@ impl Memo {
         Some(Sha256::digest(&bytes).into())
     }
 
-    /// The answer stored under `key`, if any (and it decodes).
+    /// The answer stored under `key`, if any, its MAC verifies and it decodes.
     pub(crate) fn get(&self, key: &Key) -> Option<Answer> {
-        let range = self.index.get(key)?;
-        let answer = rmp_serde::from_slice(&self.bytes[range.clone()]).ok()?;
-        self.this_run.lock().expect("the memo's lock is never poisoned").push((*key, Entry::Old(range.clone())));
+        let (_, auth) = self.store.as_ref()?;
+        let (range, tag) = self.index.get(key)?;
+        let body = &self.bytes[range.clone()];
+        if !same(&auth.tag(&[DOMAIN, key, body]), tag) {
+            return None;
+        }
+        let answer = rmp_serde::from_slice(body).ok()?;
+        self.this_run.lock().expect("the memo's lock is never poisoned").push((*key, Entry::Old(range.clone(), *tag)));
         self.hits.fetch_add(1, Ordering::Relaxed);
         Some(answer)
     }
 
     /// Counts an answer the plugin just gave, and stores it under `key` if any.
+    /// Only answers that passed the WIT conversion's checks may be put here: a hit
+    /// skips them.
     pub(crate) fn put(&self, key: Option<Key>, answer: &Answer) {
         self.misses.fetch_add(1, Ordering::Relaxed);
-        let Some(key) = key else { return };
+        let (Some(key), Some((_, auth))) = (key, self.store.as_ref()) else { return };
         if let Ok(bytes) = stored_form(|| rmp_serde::to_vec(answer)) {
-            self.this_run.lock().expect("the memo's lock is never poisoned").push((key, Entry::New(bytes)));
+            let tag = auth.tag(&[DOMAIN, &key, &bytes]);
+            self.this_run.lock().expect("the memo's lock is never poisoned").push((key, Entry::New(bytes, tag)));
         }
     }
 
     /// Writes the entries this run used or made, unless they are exactly those read.
     /// Failing to write is not an error (the memo is only a shortcut).
     pub fn save(self) {
-        let Some(path) = self.path else { return };
+        let Some((path, _)) = self.store else { return };
         let mut entries = self.this_run.into_inner().expect("the memo's lock is never poisoned");
         entries.sort_by_key(|e| e.0);
         entries.dedup_by(|a, b| a.0 == b.0);
@@ -144,20 +166,27 @@ impl Memo {
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&(entries.len() as u64).to_le_bytes());
         for (key, entry) in &entries {
-            let body = match entry {
-                Entry::Old(range) => &self.bytes[range.clone()],
-                Entry::New(bytes) => bytes,
+            let (body, tag) = match entry {
+                Entry::Old(range, tag) => (&self.bytes[range.clone()], tag),
+                Entry::New(bytes, tag) => (bytes.as_slice(), tag),
             };
             out.extend_from_slice(key);
             out.extend_from_slice(&(body.len() as u64).to_le_bytes());
             out.extend_from_slice(body);
+            out.extend_from_slice(tag);
         }
         let _ = write_atomically(&path, &out);
     }
 }
 
-/// The entries of a memo file: key, then length and bytes, after the magic and a count.
-fn parse_index(bytes: &[u8]) -> Option<HashMap<Key, std::ops::Range<usize>>> {
+/// Compares two MACs in time that doesn't depend on where they differ.
+fn same(a: &Tag, b: &Tag) -> bool {
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The entries of a memo file, after the magic and a count: key, the answer's length
+/// and bytes, then the MAC.
+fn parse_index(bytes: &[u8]) -> Option<HashMap<Key, (std::ops::Range<usize>, Tag)>> {
     let rest = bytes.strip_prefix(MAGIC)?;
     let (count, mut rest) = split_u64(rest)?;
     let mut index = HashMap::with_capacity(usize::try_from(count).ok()?.min(1 << 20));
@@ -169,8 +198,9 @@ fn parse_index(bytes: &[u8]) -> Option<HashMap<Key, std::ops::Range<usize>>> {
             return None;
         }
         let start = bytes.len() - body.len();
-        index.insert(*key, start..start + len);
-        rest = &body[len..];
+        let (tag, after) = body[len..].split_first_chunk::<32>()?;
+        index.insert(*key, (start..start + len, *tag));
+        rest = after;
     }
     rest.is_empty().then_some(index)
 }
@@ -204,6 +234,24 @@ mod tests {
     use hsm_plan::Consumer;
     use indexmap::IndexMap;
 
+    /// An authenticator keyed with `.0` (HMAC-like enough for tests: the key
+    /// hashed with the parts).
+    struct TestKey(u8);
+
+    impl Authenticator for TestKey {
+        fn tag(&self, parts: &[&[u8]]) -> [u8; 32] {
+            let mut h = Sha256::new();
+            h.update([self.0]);
+            for p in parts {
+                h.update((p.len() as u64).to_le_bytes());
+                h.update(p);
+            }
+            h.finalize().into()
+        }
+    }
+
+    const KEY: TestKey = TestKey(1);
+
     fn answer() -> Answer {
         let secret = Text::from_pieces([
             Piece::Lit("postgres://app:".into()),
@@ -236,14 +284,14 @@ mod tests {
     fn answers_read_back_as_they_were_written_with_secret_references_kept() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("plans/p.memo");
-        let memo = Memo::open(path.clone());
+        let memo = Memo::open(path.clone(), &KEY);
         let key = Memo::key(&("postgres", 1)).unwrap();
         assert!(memo.get(&key).is_none());
         memo.put(Some(key), &answer());
         assert_eq!(memo.misses(), 1);
         memo.save();
 
-        let memo = Memo::open(path.clone());
+        let memo = Memo::open(path.clone(), &KEY);
         let got = memo.get(&key).expect("stored");
         let want = answer();
         assert_eq!(got.merged, want.merged);
@@ -259,13 +307,13 @@ mod tests {
     fn a_run_with_nothing_new_does_not_rewrite_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.memo");
-        let memo = Memo::open(path.clone());
+        let memo = Memo::open(path.clone(), &KEY);
         let key = Memo::key(&"k").unwrap();
         memo.put(Some(key), &answer());
         memo.save();
         let written = std::fs::metadata(&path).unwrap().modified().unwrap();
         std::thread::sleep(std::time::Duration::from_millis(20));
-        let memo = Memo::open(path.clone());
+        let memo = Memo::open(path.clone(), &KEY);
         assert!(memo.get(&key).is_some());
         memo.save();
         assert_eq!(std::fs::metadata(&path).unwrap().modified().unwrap(), written);
@@ -276,15 +324,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.memo");
         let (a, b, c) = (Memo::key(&"a").unwrap(), Memo::key(&"b").unwrap(), Memo::key(&"c").unwrap());
-        let memo = Memo::open(path.clone());
+        let memo = Memo::open(path.clone(), &KEY);
         memo.put(Some(a), &answer());
         memo.put(Some(b), &answer());
         memo.save();
-        let memo = Memo::open(path.clone());
+        let memo = Memo::open(path.clone(), &KEY);
         assert!(memo.get(&a).is_some());
         memo.put(Some(c), &answer());
         memo.save();
-        let memo = Memo::open(path);
+        let memo = Memo::open(path, &KEY);
         assert!(memo.get(&a).is_some() && memo.get(&c).is_some());
         assert!(memo.get(&b).is_none(), "b was not used by the last run");
     }
@@ -294,19 +342,42 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.memo");
         let key = Memo::key(&"k").unwrap();
-        let memo = Memo::open(path.clone());
+        let memo = Memo::open(path.clone(), &KEY);
         memo.put(Some(key), &answer());
         memo.save();
         let bytes = std::fs::read(&path).unwrap();
         std::fs::write(&path, &bytes[..bytes.len() - 3]).unwrap();
-        assert!(Memo::open(path.clone()).get(&key).is_none());
+        assert!(Memo::open(path.clone(), &KEY).get(&key).is_none());
         let mut garbled = bytes.clone();
         let last = garbled.len() - 10;
         garbled[last..].fill(0xff);
         std::fs::write(&path, &garbled).unwrap();
-        assert!(Memo::open(path.clone()).get(&key).is_none());
+        assert!(Memo::open(path.clone(), &KEY).get(&key).is_none());
         std::fs::write(&path, b"not a memo").unwrap();
-        assert!(Memo::open(path).get(&key).is_none());
+        assert!(Memo::open(path, &KEY).get(&key).is_none());
+    }
+
+    #[test]
+    fn entries_not_made_with_the_users_key_are_misses() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.memo");
+        let key = Memo::key(&"k").unwrap();
+        let memo = Memo::open(path.clone(), &TestKey(2));
+        memo.put(Some(key), &answer());
+        memo.save();
+        assert!(Memo::open(path.clone(), &TestKey(2)).get(&key).is_some());
+        // Another user's key (or someone who planted the file) verifies nothing.
+        assert!(Memo::open(path.clone(), &KEY).get(&key).is_none());
+
+        // An entry whose answer was changed after it was written: its MAC fails.
+        let memo = Memo::open(path.clone(), &KEY);
+        memo.put(Some(key), &answer());
+        memo.save();
+        let mut bytes = std::fs::read(&path).unwrap();
+        let at = bytes.windows(4).position(|w| w == b"auth").expect("the package name is in the entry");
+        bytes[at..at + 4].copy_from_slice(b"evil");
+        std::fs::write(&path, &bytes).unwrap();
+        assert!(Memo::open(path, &KEY).get(&key).is_none());
     }
 
     #[test]

@@ -34,8 +34,8 @@ pub(crate) struct GlobalArgs {
     pub(crate) verbose: u8,
 
     /// Read every registry file and ask every plugin afresh instead of using the
-    /// caches of checked registry files and of plugin answers (in `$HSM_CACHE_DIR`,
-    /// else `$XDG_CACHE_HOME/hsm`, else `~/.cache/hsm`).
+    /// caches of checked registry files, plugin answers and printed plans (in
+    /// `$HSM_CACHE_DIR`, else `$XDG_CACHE_HOME/hsm`, else `~/.cache/hsm`).
     #[arg(long, global = true)]
     pub(crate) no_cache: bool,
 

@@ -62,8 +62,13 @@ impl Output {
 
     /// Writes data to stdout. A closed pipe (`hsm plan | head`) is not an error.
     pub(crate) fn data(&self, text: &str) -> Result<(), Failure> {
+        self.data_bytes(text.as_bytes())
+    }
+
+    /// Writes bytes to stdout (text already rendered, say from a cache).
+    pub(crate) fn data_bytes(&self, bytes: &[u8]) -> Result<(), Failure> {
         let mut stdout = std::io::stdout().lock();
-        match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+        match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
             Err(e) => Err(Failure::Job(format!("cannot write to stdout: {e}"))),

@@ -14,6 +14,7 @@ use hsm_runtime::{Authenticator, CompileCache, LoadError, Plugin, PluginHost};
 use crate::Failure;
 use crate::cli::GlobalArgs;
 use crate::output::Output;
+use crate::printed::MadeFrom;
 
 /// A project resolved and planned.
 pub(crate) struct Planned {
@@ -21,10 +22,31 @@ pub(crate) struct Planned {
     pub(crate) resolution: Resolution,
     /// The plan.
     pub(crate) plan: Plan,
+    /// What it was made from.
+    pub(crate) made_from: MadeFrom,
 }
 
-/// The user's key, lent to the compile cache to authenticate its entries.
-struct KeyAuth(hsm_exec::keys::UserKey);
+/// The user's key, lent to the caches to authenticate their entries.
+pub(crate) struct KeyAuth(hsm_exec::keys::UserKey);
+
+impl KeyAuth {
+    /// The user's key (created if there is none), unless `--no-cache` says not to
+    /// use caches; `None` also when it can't be read.
+    pub(crate) fn for_caches(global: &GlobalArgs) -> Option<Self> {
+        if global.no_cache {
+            return None;
+        }
+        hsm_exec::keys::UserKey::load_default().ok().map(Self)
+    }
+
+    /// The user's key if there is one (none is created), unless `--no-cache`.
+    pub(crate) fn existing(global: &GlobalArgs) -> Option<Self> {
+        if global.no_cache {
+            return None;
+        }
+        hsm_exec::keys::UserKey::load_existing().ok().map(Self)
+    }
+}
 
 impl Authenticator for KeyAuth {
     fn tag(&self, parts: &[&[u8]]) -> [u8; 32] {
@@ -33,7 +55,7 @@ impl Authenticator for KeyAuth {
 }
 
 /// The process environment as the loaders take it.
-fn process_env() -> HashMap<String, String> {
+pub(crate) fn process_env() -> HashMap<String, String> {
     std::env::vars_os().map(|(k, v)| (k.to_string_lossy().into_owned(), v.to_string_lossy().into_owned())).collect()
 }
 
@@ -97,13 +119,26 @@ pub(crate) fn plan(global: &GlobalArgs, out: &Output) -> Result<Planned, Failure
     let preload = Preload::start();
     let (sources, config) = load(global, out)?;
     let (sources, catalog) = catalog(preload, &config, sources, out)?;
-    let (sources, resolution) = resolve(config, sources, &catalog)?;
-    let memo = memo(global, &resolution);
+    let plugin_files = config.plugins.iter().map(|p| p.path.clone()).collect();
+    let (sources, resolution, variables) = resolve(config, sources, &catalog)?;
+    let key = KeyAuth::for_caches(global);
+    let memo = memo(global, &resolution, key.as_ref());
     let planned = hsm_planner::plan(&resolution, &catalog, &sources, &memo);
     out.verbose(&format!("plugins planned {} service(s); {} came from earlier runs", memo.misses(), memo.hits()));
     memo.save();
     match planned {
-        Ok(plan) => Ok(Planned { resolution, plan }),
+        Ok(plan) => {
+            let package_dirs = resolution
+                .packages
+                .iter()
+                .filter_map(|p| match &p.source {
+                    Some(hsm_resolve::PackageSource::Path { path, .. }) => Some(path.clone()),
+                    _ => None,
+                })
+                .collect();
+            let made_from = MadeFrom { sources, plugin_files, package_dirs, variables };
+            Ok(Planned { resolution, plan, made_from })
+        }
         Err(PlanningError::Input(diags)) => Err(Failure::Input(sources, diags)),
         Err(PlanningError::Plugin(e)) => Err(Failure::Job(e.to_string())),
         Err(PlanningError::Refused(r)) => {
@@ -119,22 +154,19 @@ pub(crate) fn plan(global: &GlobalArgs, out: &Output) -> Result<Planned, Failure
     }
 }
 
-/// The plugin answers remembered for this project (`<cache>/<build>/plans`), or
-/// none with `--no-cache`.
-fn memo(global: &GlobalArgs, resolution: &Resolution) -> Memo {
-    if global.no_cache {
-        return Memo::disabled();
-    }
-    let Some(dir) = cache_dir(&process_env()).map(|d| d.join(build_tag())) else { return Memo::disabled() };
+/// The plugin answers remembered for this project (`<cache>/<build>/plans`),
+/// authenticated with the user's key; none with `--no-cache` or without a key.
+fn memo<'k>(global: &GlobalArgs, resolution: &Resolution, key: Option<&'k KeyAuth>) -> Memo<'k> {
+    let (Some(key), Some(dir)) = (key, build_cache_dir(global)) else { return Memo::disabled() };
     let project_dir = resolution.project.dir.canonicalize().unwrap_or_else(|_| resolution.project.dir.clone());
-    Memo::open(Memo::path_for(&dir, &project_dir, &resolution.project.name))
+    Memo::open(Memo::path_for(&dir, &project_dir, &resolution.project.name), key)
 }
 
 /// Loads the project's files. Problems local to one value do not stop here, so that
 /// one run reports them together with what resolving finds.
 pub(crate) fn load(global: &GlobalArgs, out: &Output) -> Result<(Sources, Loaded), Failure> {
     let env = process_env();
-    let cache_dir = if global.no_cache { None } else { cache_dir(&env).map(|d| d.join(build_tag())) };
+    let cache_dir = build_cache_dir(global);
     let options = LoadOptions { project_dir: global.project_dir.clone(), env, cache_dir };
     let mut sources = Sources::new();
     let (config, diags) = hsm_config::load_lenient(&options, &mut sources);
@@ -159,23 +191,33 @@ impl std::ops::Deref for Loaded {
     }
 }
 
-/// Resolves the project, with the kinds `catalog` serves.
-fn resolve(loaded: Loaded, sources: Sources, catalog: &Catalog) -> Result<(Sources, Resolution), Failure> {
+/// Resolves the project, with the kinds `catalog` serves; also says which process
+/// variables interpolation looked up.
+fn resolve(loaded: Loaded, sources: Sources, catalog: &Catalog) -> Result<(Sources, Resolution, Vec<String>), Failure> {
     let Loaded { config, mut diags } = loaded;
     let mut known_kinds: BTreeSet<String> = catalog.kinds();
     known_kinds.remove(hsm_planner::PYTHON_KIND);
     let resolve_options = ResolveOptions { known_kinds };
     let resolved = hsm_resolve::resolve(&config, &sources, &resolve_options);
+    let variables = config.env.process_names_used();
     // The process ends soon after: freeing a large registry's tree would only cost time.
     std::mem::forget(config);
     match resolved {
-        Ok(r) if diags.is_empty() => Ok((sources, r)),
+        Ok(r) if diags.is_empty() => Ok((sources, r, variables)),
         Ok(_) => Err(Failure::Input(sources, diags)),
         Err(more) => {
             diags.0.extend(more.0);
             Err(Failure::Input(sources, diags))
         }
     }
+}
+
+/// This build's folder in the cache folder; `None` with `--no-cache`.
+pub(crate) fn build_cache_dir(global: &GlobalArgs) -> Option<PathBuf> {
+    if global.no_cache {
+        return None;
+    }
+    cache_dir(&process_env()).zip(build_tag()).map(|(d, tag)| d.join(tag))
 }
 
 /// Where checked registry files are cached: `$HSM_CACHE_DIR` (empty: no cache), else
@@ -191,15 +233,11 @@ fn cache_dir(env: &HashMap<String, String>) -> Option<PathBuf> {
 
 /// Names this build of hsm, so that a rebuilt hsm (whose checks may differ) never
 /// reads entries an earlier build wrote: the version, and the executable's size and
-/// modification time. The whole cache folder can be deleted at any time.
-fn build_tag() -> String {
-    let exe = std::env::current_exe().and_then(std::fs::metadata);
-    let (size, mtime) = match exe {
-        Ok(m) => {
-            let mtime = m.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
-            (m.len(), mtime.map_or(0, |d| d.as_secs()))
-        }
-        Err(_) => (0, 0),
-    };
-    format!("{}-{size:x}-{mtime:x}", env!("CARGO_PKG_VERSION"))
+/// modification time (to the nanosecond). `None`, and then nothing is cached, when
+/// the executable can't be examined: a tag that can't tell builds apart would let
+/// one read another's entries. The whole cache folder can be deleted at any time.
+fn build_tag() -> Option<String> {
+    let exe = std::env::current_exe().and_then(std::fs::metadata).ok()?;
+    let mtime = exe.modified().ok()?.duration_since(std::time::UNIX_EPOCH).ok()?;
+    Some(format!("{}-{:x}-{:x}", env!("CARGO_PKG_VERSION"), exe.len(), mtime.as_nanos()))
 }

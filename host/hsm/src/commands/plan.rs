@@ -15,15 +15,51 @@ use serde::Serialize;
 use crate::Failure;
 use crate::cli::{GlobalArgs, PlanArgs};
 use crate::output::{Output, Style, paint};
-use crate::project;
+use crate::printed::Printed;
+use crate::project::{self, KeyAuth};
 
-/// Runs `hsm plan`.
+/// Runs `hsm plan`. What it prints is kept in the cache folder with what it was
+/// made from; when none of that has changed, it is printed again as it was (see
+/// `printed`).
 pub(crate) fn run(global: &GlobalArgs, args: &PlanArgs, out: &Output) -> Result<(), Failure> {
+    let variant = match (args.json, out.color_out()) {
+        (true, _) => "json",
+        (false, true) => "text-color",
+        (false, false) => "text",
+    };
+    let env = |name: &str| std::env::var_os(name).map(|v| v.to_string_lossy().into_owned());
+    let cache = project::build_cache_dir(global);
+    if let Some(hit) = cache
+        .as_ref()
+        .zip(KeyAuth::existing(global))
+        .and_then(|(dir, key)| Printed::new(dir, &global.project_dir, variant, &key).lookup(&env))
+    {
+        for file in &hit.files {
+            out.verbose(&format!("read {file}"));
+        }
+        out.verbose("nothing the plan is made from changed since the last run: printing it as it was");
+        return out.data_bytes(hit.stdout());
+    }
+
     let planned = project::plan(global, out)?;
-    let result = if args.json {
-        out.json(&json(&planned.resolution, &planned.plan))
-    } else {
-        out.data(&text(&planned.resolution, &planned.plan, out.color_out()))
+    let key = cache.as_ref().and_then(|_| KeyAuth::for_caches(global));
+    let result = match cache.as_ref().zip(key.as_ref()) {
+        Some((dir, key)) => {
+            let rendered = if args.json {
+                let mut bytes = Vec::new();
+                serde_json::to_writer_pretty(&mut bytes, &json(&planned.resolution, &planned.plan))
+                    .map_err(|e| Failure::Job(format!("cannot render the JSON plan: {e}")))?;
+                bytes.push(b'\n');
+                bytes
+            } else {
+                text(&planned.resolution, &planned.plan, out.color_out()).into_bytes()
+            };
+            let result = out.data_bytes(&rendered);
+            Printed::new(dir, &global.project_dir, variant, key).store(&planned.made_from, &env, &rendered);
+            result
+        }
+        None if args.json => out.json(&json(&planned.resolution, &planned.plan)),
+        None => out.data(&text(&planned.resolution, &planned.plan, out.color_out())),
     };
     // The process ends right after; see `project::resolve`.
     std::mem::forget(planned);
