@@ -151,21 +151,28 @@ fn plan_text_goes_to_stdout() {
 #[test]
 fn the_registry_cache_gives_the_same_plan_and_never_hides_errors() {
     let dir = project(&[("hsm.yaml", SECRET_PROJECT), ("reg.yaml", SECRET_REGISTRY), (".env", "DB_PASSWORD=x\n")]);
-    let cache = tempfile::tempdir().unwrap();
-    let cache_dir = cache.path().display().to_string();
-    let env = [("HSM_CACHE_DIR", cache_dir.as_str())];
+    let (cache, data) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (cache_dir, data_dir) = (cache.path().display().to_string(), data.path().display().to_string());
+    let env = [("HSM_CACHE_DIR", cache_dir.as_str()), ("HSM_DATA_DIR", data_dir.as_str())];
     let fresh = run_in(dir.path(), &["plan", "--json", "--no-cache"], &env);
     assert_eq!(fresh.code, 0, "{}", fresh.stderr);
     assert!(std::fs::read_dir(cache.path()).unwrap().next().is_none(), "--no-cache wrote the cache");
+    assert!(std::fs::read_dir(data.path()).unwrap().next().is_none(), "--no-cache made a user key");
+    // Entries are made with the user's key, which the first run that plans creates.
     let first = run_in(dir.path(), &["plan", "--json"], &env);
+    assert!(data.path().join("secret.key").is_file());
+    // `validate` never reuses a printed plan, so it reads the registry.
+    let second = run_in(dir.path(), &["validate"], &env);
+    assert_eq!(second.code, 0, "{}", second.stderr);
     // One folder for this build of hsm, holding the entries.
     let build: Vec<_> = std::fs::read_dir(cache.path()).unwrap().map(|e| e.unwrap().path()).collect();
     assert_eq!(build.len(), 1);
-    let entries_dir = build[0].join("registry-v3");
+    let entries_dir = build[0].join("registry-v4");
     let entries = std::fs::read_dir(&entries_dir).unwrap().count();
     assert_eq!(entries, 1, "one entry per registry file");
-    let second = run_in(dir.path(), &["plan", "--json"], &env);
-    assert_eq!((first.stdout.as_str(), second.stdout.as_str()), (fresh.stdout.as_str(), fresh.stdout.as_str()));
+    std::fs::remove_dir_all(build[0].join("plans")).unwrap();
+    let third = run_in(dir.path(), &["plan", "--json"], &env);
+    assert_eq!((first.stdout.as_str(), third.stdout.as_str()), (fresh.stdout.as_str(), fresh.stdout.as_str()));
 
     // A changed file is a miss; a file with a problem is never stored.
     std::fs::write(dir.path().join("reg.yaml"), SECRET_REGISTRY.replace("pypi: p", "pypi: p\n    pipy: q")).unwrap();
@@ -304,9 +311,11 @@ fn a_printed_plan_is_reused_only_while_its_inputs_are_unchanged() {
     for entry in std::fs::read_dir(build.join("plans")).unwrap() {
         let path = entry.unwrap().path();
         if path.to_string_lossy().ends_with(".json.out") {
-            let bytes = std::fs::read(&path).unwrap();
-            let forged = String::from_utf8_lossy(&bytes).replace("x/chunker:2", "x/chunker:6");
-            std::fs::write(&path, forged.as_bytes()).unwrap();
+            // Changed in place, same length: only the MAC tells.
+            let mut bytes = std::fs::read(&path).unwrap();
+            let at = bytes.windows(11).position(|w| w == b"x/chunker:2").expect("the image is in the entry");
+            bytes[at..at + 11].copy_from_slice(b"x/chunker:6");
+            std::fs::write(&path, &bytes).unwrap();
         }
     }
     let forged = plan(&[]);

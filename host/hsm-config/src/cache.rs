@@ -5,20 +5,28 @@
 //! the run's file table. Any change is a miss; a missing, unreadable or corrupt entry
 //! is a miss too, and a file with problems is never stored, so diagnostics always
 //! come from a fresh parse. Entries hold what the files say (secret references,
-//! never values).
+//! never values), and a MAC keyed with the user's secret key: what hsm plans from
+//! a registry must be what the registry says, so only entries hsm wrote count.
 
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use hsm_model::FileId;
+use hsm_model::{Authenticator, FileId, tags_equal};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{PackageDef, PluginDef, ProfileDef, ServiceDef};
 
 /// Bumped whenever the stored form, or how a file is parsed and checked, changes
-/// (2: YAML 1.2 booleans; 3: plugins), since development builds share hsm's version
-/// number.
-const FORMAT: u32 = 3;
+/// (2: YAML 1.2 booleans; 3: plugins; 4: MACs), since development builds share
+/// hsm's version number.
+const FORMAT: u32 = 4;
+
+/// What an entry's MAC covers besides its key and bytes.
+const DOMAIN: &[u8] = b"hsm registry cache";
+
+/// Entries are a few MiB at most; anything much bigger was not written here.
+const MAX_ENTRY: u64 = 1 << 30;
 
 /// What one registry file defines, as stored.
 #[derive(Serialize, Deserialize)]
@@ -29,15 +37,16 @@ pub(crate) struct Entry {
     pub(crate) plugins: Vec<PluginDef>,
 }
 
-/// A folder of entries.
+/// A folder of entries, and what authenticates them.
 #[derive(Clone, Debug)]
 pub(crate) struct Cache {
     dir: PathBuf,
+    auth: Arc<dyn Authenticator>,
 }
 
 impl Cache {
-    pub(crate) fn new(dir: &Path) -> Self {
-        Self { dir: dir.join(format!("registry-v{FORMAT}")) }
+    pub(crate) fn new(dir: &Path, auth: Arc<dyn Authenticator>) -> Self {
+        Self { dir: dir.join(format!("registry-v{FORMAT}")), auth }
     }
 
     /// The key of a file's entry.
@@ -50,22 +59,22 @@ impl Cache {
         format!("{:016x}{:016x}", hash(1), hash(2))
     }
 
+    /// The entry stored under `key`, if its MAC verifies and it decodes.
     pub(crate) fn get(&self, key: &str) -> Option<Entry> {
-        let bytes = std::fs::read(self.dir.join(key)).ok()?;
-        postcard::from_bytes(&bytes).ok()
+        let bytes = hsm_model::cache::read_entry(&self.dir.join(key), MAX_ENTRY)?;
+        let (body, tag) = bytes.split_at_checked(bytes.len().checked_sub(32)?)?;
+        if !tags_equal(&self.auth.tag(&[DOMAIN, key.as_bytes(), body]), tag) {
+            return None;
+        }
+        postcard::from_bytes(body).ok()
     }
 
     /// Stores an entry; failing to is not an error (the cache is only a shortcut).
     pub(crate) fn put(&self, key: &str, entry: &Entry) {
-        let Ok(bytes) = postcard::to_stdvec(entry) else { return };
-        if std::fs::create_dir_all(&self.dir).is_err() {
-            return;
-        }
-        // Write then rename, so a concurrent run never reads half an entry.
-        let tmp = self.dir.join(format!("{key}.{}.tmp", std::process::id()));
-        if std::fs::write(&tmp, bytes).is_ok() && std::fs::rename(&tmp, self.dir.join(key)).is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
+        let Ok(mut bytes) = postcard::to_stdvec(entry) else { return };
+        let tag = self.auth.tag(&[DOMAIN, key.as_bytes(), &bytes]);
+        bytes.extend_from_slice(&tag);
+        let _ = hsm_model::cache::write_entry(&self.dir.join(key), &bytes);
     }
 }
 
@@ -85,15 +94,50 @@ mod tests {
         assert_ne!(k, Cache::key(FileId(3), "registry/a.yaml", Some(base), "packages: {} \n"));
     }
 
+    /// A stand-in for the user's key: `.0` hashed with the parts (not a MAC, but
+    /// it tells keys and contents apart, which is what these tests need).
+    #[derive(Debug)]
+    struct TestKey(u64);
+
+    impl Authenticator for TestKey {
+        fn tag(&self, parts: &[&[u8]]) -> [u8; 32] {
+            let mut out = [0u8; 32];
+            for (i, chunk) in out.chunks_mut(8).enumerate() {
+                let mut h = std::hash::DefaultHasher::new();
+                (self.0, i, parts).hash(&mut h);
+                chunk.copy_from_slice(&h.finish().to_le_bytes());
+            }
+            out
+        }
+    }
+
+    fn empty() -> Entry {
+        Entry { packages: Vec::new(), services: Vec::new(), profiles: Vec::new(), plugins: Vec::new() }
+    }
+
     #[test]
     fn entries_round_trip_and_corrupt_ones_are_misses() {
         let dir = tempfile::tempdir().unwrap();
-        let cache = Cache::new(dir.path());
+        let cache = Cache::new(dir.path(), Arc::new(TestKey(1)));
         assert!(cache.get("k").is_none());
-        cache
-            .put("k", &Entry { packages: Vec::new(), services: Vec::new(), profiles: Vec::new(), plugins: Vec::new() });
+        cache.put("k", &empty());
         assert!(cache.get("k").is_some());
         std::fs::write(dir.path().join(format!("registry-v{FORMAT}/k")), [0xff, 0xff, 0xff]).unwrap();
         assert!(cache.get("k").is_none());
+    }
+
+    #[test]
+    fn entries_not_written_with_the_users_key_are_misses() {
+        let dir = tempfile::tempdir().unwrap();
+        Cache::new(dir.path(), Arc::new(TestKey(1))).put("k", &empty());
+        assert!(Cache::new(dir.path(), Arc::new(TestKey(2))).get("k").is_none(), "another key");
+        // A planted entry (valid postcard, no valid MAC) is a miss.
+        let planted = postcard::to_stdvec(&empty()).unwrap();
+        let path = dir.path().join(format!("registry-v{FORMAT}/p"));
+        std::fs::write(&path, [planted.as_slice(), &[0u8; 32]].concat()).unwrap();
+        assert!(Cache::new(dir.path(), Arc::new(TestKey(1))).get("p").is_none());
+        // An entry moved under another key is a miss too.
+        std::fs::copy(dir.path().join(format!("registry-v{FORMAT}/k")), &path).unwrap();
+        assert!(Cache::new(dir.path(), Arc::new(TestKey(1))).get("p").is_none());
     }
 }

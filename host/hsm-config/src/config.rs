@@ -32,6 +32,8 @@ pub struct Config {
     pub plugins: Vec<PluginDef>,
     /// The variables interpolation reads.
     pub env: Environment,
+    /// What the load saw of the file system besides the files it read.
+    pub observed: crate::load::Observed,
 }
 
 /// A name and where it was written.

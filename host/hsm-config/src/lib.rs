@@ -25,7 +25,7 @@ pub use config::{
 };
 pub use env::Environment;
 pub use file::Mode;
-pub use load::{BUNDLED, LoadOptions, PROJECT_FILE, load, load_lenient};
+pub use load::{BUNDLED, LoadOptions, Observed, PROJECT_FILE, load, load_lenient, registry_files};
 pub use names::{KindName, PackageName, ProfileName, ProjectName, ServiceName};
 pub use spanned::{Loc, Spanned};
 pub use yaml_error::did_you_mean;

@@ -36,6 +36,31 @@ pub const BUNDLED: &[(&str, &str)] = &[
 /// The name of the project file.
 pub const PROJECT_FILE: &str = "hsm.yaml";
 
+/// What a load saw of the file system besides the files it read (which are in
+/// the run's [`Sources`]): which registry files each registry folder held, and
+/// whether the project folder had a `.env` where none was named. Something made
+/// from a load is only as current as these.
+#[derive(Clone, Debug, Default)]
+pub struct Observed {
+    /// Each registry folder read, with the names of the registry files in it, as
+    /// [`registry_files`] lists them.
+    pub folders: Vec<(PathBuf, Vec<String>)>,
+    /// Where a `.env` was looked for (when `hsm.yaml` names no `env_file`), and
+    /// whether one was there.
+    pub dotenv: Option<(PathBuf, bool)>,
+}
+
+/// The registry files in a registry folder, sorted: its `*.yaml` and `*.yml` files.
+pub fn registry_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+        .collect();
+    paths.sort();
+    Ok(paths)
+}
+
 /// What [`load`] needs.
 #[derive(Clone, Debug, Default)]
 pub struct LoadOptions {
@@ -44,8 +69,9 @@ pub struct LoadOptions {
     /// The process environment (the CLI passes `std::env::vars()`; tests pass what
     /// they need).
     pub env: HashMap<String, String>,
-    /// Where checked registry files are cached between runs; `None` for no cache.
-    pub cache_dir: Option<PathBuf>,
+    /// Where checked registry files are cached between runs, and what authenticates
+    /// the entries (keyed with the user's secret key); `None` for no cache.
+    pub cache: Option<(PathBuf, Arc<dyn hsm_model::Authenticator>)>,
 }
 
 /// Loads the project in `options.project_dir`. Files read are added to `sources`, so
@@ -64,7 +90,8 @@ pub fn load(options: &LoadOptions, sources: &mut Sources) -> Result<Config, Diag
 /// resolving without it would only report the same problem again in other words.
 pub fn load_lenient(options: &LoadOptions, sources: &mut Sources) -> (Option<Config>, Diagnostics) {
     let dir = normalize(&std::path::absolute(&options.project_dir).unwrap_or_else(|_| options.project_dir.clone()));
-    let mut loader = Loader { sources, diags: Diagnostics::default(), dir, incomplete: false };
+    let mut loader =
+        Loader { sources, diags: Diagnostics::default(), dir, incomplete: false, observed: Observed::default() };
     let config = loader.run(options);
     let config = if loader.incomplete { None } else { config };
     (config, loader.diags)
@@ -77,6 +104,7 @@ struct Loader<'a> {
     /// Set when a file is missing or could not be parsed: the configuration lacks
     /// what it said, so resolving it would report spurious problems.
     incomplete: bool,
+    observed: Observed,
 }
 
 /// A registry file read but not parsed yet.
@@ -238,7 +266,7 @@ impl Loader<'_> {
             }
         }
         let texts: Vec<&RegistryText> = read.iter().flat_map(|(_, files)| files.iter()).collect();
-        let cache = options.cache_dir.as_deref().map(Cache::new);
+        let cache = options.cache.as_ref().map(|(dir, auth)| Cache::new(dir, auth.clone()));
         let mut parsed = parse_all(&texts, cache.as_ref()).into_iter();
         for (name, files) in &read {
             let mut defs = RegistryDefs::default();
@@ -341,7 +369,8 @@ impl Loader<'_> {
             grants,
         };
         let plugins = plugins.into_values().collect();
-        Some(Config { project, registries, packages, services, profiles, plugins, env })
+        let observed = std::mem::take(&mut self.observed);
+        Some(Config { project, registries, packages, services, profiles, plugins, env, observed })
     }
 
     fn add_file(&mut self, display: String, path: Option<&Path>, text: String) -> (FileId, Arc<str>) {
@@ -364,11 +393,10 @@ impl Loader<'_> {
     fn env_files(&mut self, project: &ProjectFile, file: FileId, env: &mut Environment) {
         let named: Vec<(String, Option<Span>)> = match &project.env_file {
             None => {
-                if self.dir.join(".env").is_file() {
-                    vec![(".env".to_string(), None)]
-                } else {
-                    Vec::new()
-                }
+                let path = self.dir.join(".env");
+                let exists = path.is_file();
+                self.observed.dotenv = Some((path, exists));
+                if exists { vec![(".env".to_string(), None)] } else { Vec::new() }
             }
             Some(s) => match &s.value {
                 EnvFiles::One(p) => vec![(p.clone(), Some(s.span(file)))],
@@ -421,12 +449,8 @@ impl Loader<'_> {
             let path = normalize(&self.dir.join(written));
             name = self.display(&path);
             if path.is_dir() {
-                let mut paths: Vec<PathBuf> = match std::fs::read_dir(&path) {
-                    Ok(rd) => rd
-                        .filter_map(Result::ok)
-                        .map(|e| e.path())
-                        .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
-                        .collect(),
+                let paths = match registry_files(&path) {
+                    Ok(paths) => paths,
                     Err(e) => {
                         self.diags.push(
                             Diagnostic::new(format!("cannot read registry folder `{written}`: {e}")).at_opt(span, ""),
@@ -435,7 +459,8 @@ impl Loader<'_> {
                         return None;
                     }
                 };
-                paths.sort();
+                let names = paths.iter().filter_map(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned());
+                self.observed.folders.push((path.clone(), names.collect()));
                 if paths.is_empty() {
                     self.diags.push(
                         Diagnostic::new(format!("registry folder `{written}` has no `*.yaml` files"))

@@ -18,15 +18,12 @@
 //! store is only a shortcut.
 
 use std::collections::HashMap;
-use std::io::Write as _;
-use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use hsm_model::{Value, stored_form};
+use hsm_model::{Authenticator, Value, stored_form, tags_equal};
 use hsm_plan::{Action, ConsumerEnv};
-use hsm_runtime::Authenticator;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -34,9 +31,13 @@ use sha2::{Digest, Sha256};
 /// changes.
 const MAGIC: &[u8; 8] = b"HSMMEMO2";
 
-/// What an entry's MAC covers besides the key and the answer: it says what the
-/// bytes are, so a MAC made for something else never verifies here.
+/// What an entry's MAC covers besides the file it is in, the key and the answer:
+/// it says what the bytes are, so a MAC made for something else never verifies.
 const DOMAIN: &[u8] = b"hsm plan memo entry";
+
+/// Memo files are tens of MiB for the largest projects; anything much bigger was
+/// not written here.
+const MAX_FILE: u64 = 1 << 32;
 
 /// The digest of what a service's plugin calls receive.
 pub(crate) type Key = [u8; 32];
@@ -54,9 +55,12 @@ pub(crate) struct Answer {
 
 /// Plugin answers from earlier runs, and those of this run.
 pub struct Memo<'a> {
-    /// Where it is kept and what authenticates its entries; `None` when it is not
-    /// kept (then nothing is remembered).
-    store: Option<(PathBuf, &'a dyn Authenticator)>,
+    /// Where it is kept; `None` when it is not (then nothing is remembered).
+    path: Option<PathBuf>,
+    /// What verifies the entries read; `None` when there is no user key yet (then
+    /// nothing is read, but this run's answers are kept if a key is given to
+    /// [`Memo::save`]).
+    auth: Option<&'a dyn Authenticator>,
     /// The file as read.
     bytes: Vec<u8>,
     /// Where each entry's answer is in `bytes`, and its MAC (not yet verified).
@@ -70,8 +74,8 @@ pub struct Memo<'a> {
 enum Entry {
     /// Read from the file (and verified): its place in `bytes`, and its MAC.
     Old(std::ops::Range<usize>, Tag),
-    /// Made in this run, with its MAC.
-    New(Vec<u8>, Tag),
+    /// Made in this run.
+    New(Vec<u8>),
 }
 
 impl<'a> Memo<'a> {
@@ -79,7 +83,8 @@ impl<'a> Memo<'a> {
     /// folder or no user key).
     pub fn disabled() -> Self {
         Self {
-            store: None,
+            path: None,
+            auth: None,
             bytes: Vec::new(),
             index: HashMap::new(),
             this_run: Mutex::new(Vec::new()),
@@ -88,12 +93,21 @@ impl<'a> Memo<'a> {
         }
     }
 
-    /// The memo kept in `path`, read now; `auth` (keyed with the user's secret key)
-    /// makes and checks the entries' MACs.
-    pub fn open(path: PathBuf, auth: &'a dyn Authenticator) -> Self {
-        let bytes = std::fs::read(&path).unwrap_or_default();
+    /// The memo kept in `path`, read now if there is a user key: `auth`, keyed with
+    /// it, checks the entries' MACs.
+    pub fn open(path: PathBuf, auth: Option<&'a dyn Authenticator>) -> Self {
+        let bytes = match auth {
+            Some(_) => hsm_model::cache::read_entry(&path, MAX_FILE).unwrap_or_default(),
+            None => Vec::new(),
+        };
         let index = parse_index(&bytes).unwrap_or_default();
-        Self { store: Some((path, auth)), bytes, index, ..Self::disabled() }
+        Self { path: Some(path), auth, bytes, index, ..Self::disabled() }
+    }
+
+    /// An entry's MAC: over the file it is in too, so an entry copied into another
+    /// project's memo, or another build's, never verifies.
+    fn tag(path: &Path, auth: &dyn Authenticator, key: &Key, body: &[u8]) -> Tag {
+        auth.tag(&[DOMAIN, path.as_os_str().as_encoded_bytes(), key, body])
     }
 
     /// The file a project's memo is kept in, under the cache folder `dir`. One file
@@ -116,7 +130,7 @@ impl<'a> Memo<'a> {
     /// The digest of `parts`, each in its stored form; `None` when this memo
     /// remembers nothing (no need to hash then).
     pub(crate) fn key_for(&self, parts: &impl Serialize) -> Option<Key> {
-        self.store.as_ref().and_then(|_| Self::key(parts))
+        self.path.as_ref().and_then(|_| Self::key(parts))
     }
 
     /// The digest of `parts`, each in its stored form.
@@ -127,10 +141,10 @@ impl<'a> Memo<'a> {
 
     /// The answer stored under `key`, if any, its MAC verifies and it decodes.
     pub(crate) fn get(&self, key: &Key) -> Option<Answer> {
-        let (_, auth) = self.store.as_ref()?;
+        let (path, auth) = (self.path.as_ref()?, self.auth?);
         let (range, tag) = self.index.get(key)?;
         let body = &self.bytes[range.clone()];
-        if !same(&auth.tag(&[DOMAIN, key, body]), tag) {
+        if !tags_equal(&Self::tag(path, auth, key, body), tag) {
             return None;
         }
         let answer = rmp_serde::from_slice(body).ok()?;
@@ -144,17 +158,17 @@ impl<'a> Memo<'a> {
     /// skips them.
     pub(crate) fn put(&self, key: Option<Key>, answer: &Answer) {
         self.misses.fetch_add(1, Ordering::Relaxed);
-        let (Some(key), Some((_, auth))) = (key, self.store.as_ref()) else { return };
+        let Some(key) = key else { return };
         if let Ok(bytes) = stored_form(|| rmp_serde::to_vec(answer)) {
-            let tag = auth.tag(&[DOMAIN, &key, &bytes]);
-            self.this_run.lock().expect("the memo's lock is never poisoned").push((key, Entry::New(bytes, tag)));
+            self.this_run.lock().expect("the memo's lock is never poisoned").push((key, Entry::New(bytes)));
         }
     }
 
-    /// Writes the entries this run used or made, unless they are exactly those read.
-    /// Failing to write is not an error (the memo is only a shortcut).
-    pub fn save(self) {
-        let Some((path, _)) = self.store else { return };
+    /// Writes the entries this run used or made, unless they are exactly those read,
+    /// with MACs made by `auth` (keyed with the user's key; without one nothing is
+    /// written). Failing to write is not an error (the memo is only a shortcut).
+    pub fn save(self, auth: Option<&dyn Authenticator>) {
+        let (Some(path), Some(auth)) = (self.path, auth) else { return };
         let mut entries = self.this_run.into_inner().expect("the memo's lock is never poisoned");
         entries.sort_by_key(|e| e.0);
         entries.dedup_by(|a, b| a.0 == b.0);
@@ -167,21 +181,16 @@ impl<'a> Memo<'a> {
         out.extend_from_slice(&(entries.len() as u64).to_le_bytes());
         for (key, entry) in &entries {
             let (body, tag) = match entry {
-                Entry::Old(range, tag) => (&self.bytes[range.clone()], tag),
-                Entry::New(bytes, tag) => (bytes.as_slice(), tag),
+                Entry::Old(range, tag) => (&self.bytes[range.clone()], *tag),
+                Entry::New(bytes) => (bytes.as_slice(), Self::tag(&path, auth, key, bytes)),
             };
             out.extend_from_slice(key);
             out.extend_from_slice(&(body.len() as u64).to_le_bytes());
             out.extend_from_slice(body);
-            out.extend_from_slice(tag);
+            out.extend_from_slice(&tag);
         }
-        let _ = write_atomically(&path, &out);
+        let _ = hsm_model::cache::write_entry(&path, &out);
     }
-}
-
-/// Compares two MACs in time that doesn't depend on where they differ.
-fn same(a: &Tag, b: &Tag) -> bool {
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// The entries of a memo file, after the magic and a count: key, the answer's length
@@ -210,23 +219,6 @@ fn split_u64(bytes: &[u8]) -> Option<(u64, &[u8])> {
     Some((u64::from_le_bytes(*n), rest))
 }
 
-/// Writes a file whole or not at all: a reader never sees half of it.
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().ok_or_else(|| std::io::Error::other("no parent folder"))?;
-    std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(".tmp-{}-{:?}", std::process::id(), std::thread::current().id()));
-    let write = || {
-        // Only the user: entries hold secret labels, which may carry inline defaults.
-        let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
-        file.write_all(bytes)?;
-        drop(file);
-        std::fs::rename(&tmp, path)
-    };
-    write().inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp);
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -236,6 +228,7 @@ mod tests {
 
     /// An authenticator keyed with `.0` (HMAC-like enough for tests: the key
     /// hashed with the parts).
+    #[derive(Debug)]
     struct TestKey(u8);
 
     impl Authenticator for TestKey {
@@ -284,14 +277,14 @@ mod tests {
     fn answers_read_back_as_they_were_written_with_secret_references_kept() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("plans/p.memo");
-        let memo = Memo::open(path.clone(), &KEY);
+        let memo = Memo::open(path.clone(), Some(&KEY));
         let key = Memo::key(&("postgres", 1)).unwrap();
         assert!(memo.get(&key).is_none());
         memo.put(Some(key), &answer());
         assert_eq!(memo.misses(), 1);
-        memo.save();
+        memo.save(Some(&KEY));
 
-        let memo = Memo::open(path.clone(), &KEY);
+        let memo = Memo::open(path.clone(), Some(&KEY));
         let got = memo.get(&key).expect("stored");
         let want = answer();
         assert_eq!(got.merged, want.merged);
@@ -307,15 +300,15 @@ mod tests {
     fn a_run_with_nothing_new_does_not_rewrite_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.memo");
-        let memo = Memo::open(path.clone(), &KEY);
+        let memo = Memo::open(path.clone(), Some(&KEY));
         let key = Memo::key(&"k").unwrap();
         memo.put(Some(key), &answer());
-        memo.save();
+        memo.save(Some(&KEY));
         let written = std::fs::metadata(&path).unwrap().modified().unwrap();
         std::thread::sleep(std::time::Duration::from_millis(20));
-        let memo = Memo::open(path.clone(), &KEY);
+        let memo = Memo::open(path.clone(), Some(&KEY));
         assert!(memo.get(&key).is_some());
-        memo.save();
+        memo.save(Some(&KEY));
         assert_eq!(std::fs::metadata(&path).unwrap().modified().unwrap(), written);
     }
 
@@ -324,15 +317,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.memo");
         let (a, b, c) = (Memo::key(&"a").unwrap(), Memo::key(&"b").unwrap(), Memo::key(&"c").unwrap());
-        let memo = Memo::open(path.clone(), &KEY);
+        let memo = Memo::open(path.clone(), Some(&KEY));
         memo.put(Some(a), &answer());
         memo.put(Some(b), &answer());
-        memo.save();
-        let memo = Memo::open(path.clone(), &KEY);
+        memo.save(Some(&KEY));
+        let memo = Memo::open(path.clone(), Some(&KEY));
         assert!(memo.get(&a).is_some());
         memo.put(Some(c), &answer());
-        memo.save();
-        let memo = Memo::open(path, &KEY);
+        memo.save(Some(&KEY));
+        let memo = Memo::open(path, Some(&KEY));
         assert!(memo.get(&a).is_some() && memo.get(&c).is_some());
         assert!(memo.get(&b).is_none(), "b was not used by the last run");
     }
@@ -342,19 +335,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.memo");
         let key = Memo::key(&"k").unwrap();
-        let memo = Memo::open(path.clone(), &KEY);
+        let memo = Memo::open(path.clone(), Some(&KEY));
         memo.put(Some(key), &answer());
-        memo.save();
+        memo.save(Some(&KEY));
         let bytes = std::fs::read(&path).unwrap();
         std::fs::write(&path, &bytes[..bytes.len() - 3]).unwrap();
-        assert!(Memo::open(path.clone(), &KEY).get(&key).is_none());
+        assert!(Memo::open(path.clone(), Some(&KEY)).get(&key).is_none());
         let mut garbled = bytes.clone();
         let last = garbled.len() - 10;
         garbled[last..].fill(0xff);
         std::fs::write(&path, &garbled).unwrap();
-        assert!(Memo::open(path.clone(), &KEY).get(&key).is_none());
+        assert!(Memo::open(path.clone(), Some(&KEY)).get(&key).is_none());
         std::fs::write(&path, b"not a memo").unwrap();
-        assert!(Memo::open(path, &KEY).get(&key).is_none());
+        assert!(Memo::open(path, Some(&KEY)).get(&key).is_none());
     }
 
     #[test]
@@ -362,22 +355,37 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.memo");
         let key = Memo::key(&"k").unwrap();
-        let memo = Memo::open(path.clone(), &TestKey(2));
+        let memo = Memo::open(path.clone(), Some(&TestKey(2)));
         memo.put(Some(key), &answer());
-        memo.save();
-        assert!(Memo::open(path.clone(), &TestKey(2)).get(&key).is_some());
+        memo.save(Some(&TestKey(2)));
+        assert!(Memo::open(path.clone(), Some(&TestKey(2))).get(&key).is_some());
         // Another user's key (or someone who planted the file) verifies nothing.
-        assert!(Memo::open(path.clone(), &KEY).get(&key).is_none());
+        assert!(Memo::open(path.clone(), Some(&KEY)).get(&key).is_none());
+        // Nor does the file copied to another project's (or build's) place.
+        let elsewhere = dir.path().join("other.memo");
+        std::fs::copy(&path, &elsewhere).unwrap();
+        assert!(Memo::open(elsewhere, Some(&TestKey(2))).get(&key).is_none());
+        // Without a key nothing is read, and nothing written unless one is given.
+        assert!(Memo::open(path.clone(), None).get(&key).is_none());
+        let keyless = dir.path().join("keyless.memo");
+        let memo = Memo::open(keyless.clone(), None);
+        memo.put(Some(key), &answer());
+        memo.save(None);
+        assert!(!keyless.exists());
+        let memo = Memo::open(keyless.clone(), None);
+        memo.put(Some(key), &answer());
+        memo.save(Some(&TestKey(2)));
+        assert!(Memo::open(keyless, Some(&TestKey(2))).get(&key).is_some(), "the key came with the save");
 
         // An entry whose answer was changed after it was written: its MAC fails.
-        let memo = Memo::open(path.clone(), &KEY);
+        let memo = Memo::open(path.clone(), Some(&KEY));
         memo.put(Some(key), &answer());
-        memo.save();
+        memo.save(Some(&KEY));
         let mut bytes = std::fs::read(&path).unwrap();
         let at = bytes.windows(4).position(|w| w == b"auth").expect("the package name is in the entry");
         bytes[at..at + 4].copy_from_slice(b"evil");
         std::fs::write(&path, &bytes).unwrap();
-        assert!(Memo::open(path, &KEY).get(&key).is_none());
+        assert!(Memo::open(path, Some(&KEY)).get(&key).is_none());
     }
 
     #[test]

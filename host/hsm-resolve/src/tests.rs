@@ -60,7 +60,7 @@ impl Fixture {
     fn resolve(&self, env: &[(&str, &str)]) -> Result<Resolution, String> {
         let env: HashMap<String, String> = env.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
         let mut sources = Sources::new();
-        let options = LoadOptions { project_dir: self.dir.path().to_path_buf(), env, cache_dir: None };
+        let options = LoadOptions { project_dir: self.dir.path().to_path_buf(), env, cache: None };
         let config = hsm_config::load(&options, &mut sources).map_err(|d| d.render(&sources))?;
         let kinds: BTreeSet<String> = ["postgres", "qdrant"].iter().map(|k| (*k).to_string()).collect();
         resolve(&config, &sources, &ResolveOptions { known_kinds: kinds }).map_err(|d| d.render(&sources))
@@ -199,7 +199,7 @@ fn a_cycle_is_reported_once_with_its_path() {
     .unwrap();
     let f = Fixture { dir };
     let mut sources = Sources::new();
-    let options = LoadOptions { project_dir: f.dir.path().to_path_buf(), env: HashMap::new(), cache_dir: None };
+    let options = LoadOptions { project_dir: f.dir.path().to_path_buf(), env: HashMap::new(), cache: None };
     let config = hsm_config::load(&options, &mut sources).unwrap();
     let err = resolve(&config, &sources, &ResolveOptions::default()).unwrap_err();
     assert_eq!(err.0.len(), 1, "{}", err.render(&sources));

@@ -75,6 +75,7 @@ fn show(what: &str, t: Timing) {
     );
 }
 
+#[derive(Debug)]
 struct Key;
 
 impl Authenticator for Key {

@@ -17,17 +17,12 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 
+use hsm_model::Authenticator;
+
 use crate::host::{LoadError, Plugin, PluginHost, PluginSource};
 
 const MAGIC: &[u8; 8] = b"HSMCWSM1";
 const TAG_LEN: usize = 32;
-
-/// Makes and checks the MAC of cache entries; hsm passes one keyed with the user's
-/// secret key.
-pub trait Authenticator: Send + Sync {
-    /// A MAC over the parts, each length-prefixed.
-    fn tag(&self, parts: &[&[u8]]) -> [u8; 32];
-}
 
 /// How a component was loaded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,7 +68,8 @@ impl<'a> CompileCache<'a> {
         let sha256 = hex::encode(digest);
         let path = self.dir.join(format!("{sha256}.cwasm"));
         let mut outcome = CacheOutcome::Compiled;
-        if let Ok(entry) = std::fs::read(&path) {
+        // Compiled plugins are a few MiB; anything much bigger was not written here.
+        if let Some(entry) = hsm_model::cache::read_entry(&path, 1 << 30) {
             if let Some(code) = self.verified_code(&entry, &digest) {
                 // SAFETY: the entry's MAC verified: hsm wrote this code itself, for
                 // this component and this engine configuration.
@@ -109,10 +105,7 @@ impl<'a> CompileCache<'a> {
             return None;
         }
         let (tag, code) = rest.split_at(TAG_LEN);
-        let expected = self.tag(digest, code);
-        // Constant time, so the comparison reveals nothing about the expected tag.
-        let diff = tag.iter().zip(expected.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b));
-        (diff == 0).then_some(code)
+        hsm_model::tags_equal(&self.tag(digest, code), tag).then_some(code)
     }
 
     fn store(&self, path: &Path, digest: &[u8], code: &[u8]) -> std::io::Result<()> {

@@ -21,10 +21,11 @@ mod convert;
 mod engine_config;
 mod host;
 
-pub use cache::{Authenticator, CacheOutcome, CompileCache};
+pub use cache::{CacheOutcome, CompileCache};
 pub use check::{CheckContext, Grants, Refusal, check_plan};
 pub use host::{
     CallError, CallErrorKind, Capability, ConsumerInput, ContributionInput, Limits, LoadError, MergeFailure,
     MergeInput, ParamSpec, PlanFailure, PlanInput, PlannedService, Plugin, PluginHost, PluginInfo, PluginSource,
     ProfileInput, WIT_VERSIONS,
 };
+pub use hsm_model::Authenticator;

@@ -333,6 +333,7 @@ fn a_second_plugin_may_describe_a_kind_already_served() {
 }
 
 /// A stand-in for the user's key: a MAC over the parts with a fixed secret.
+#[derive(Debug)]
 struct TestKey(&'static [u8]);
 
 impl Authenticator for TestKey {

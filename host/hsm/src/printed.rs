@@ -3,46 +3,54 @@
 //! resolving or planning anything (on a registry of thousands of packages that is
 //! the difference between a fraction of a second and a few milliseconds).
 //!
-//! A plan is a pure function of: hsm's build (each build has its own cache folder),
-//! the command line, the files read (`hsm.yaml`, `.env` files, registry files,
-//! plugin components), the folders they were found in (a registry folder gaining a
-//! file, or a `.env` appearing, changes the plan), the folders of packages' path
-//! sources (which must exist), and the process variables interpolation looked up,
-//! set or not. The record keeps each file's SHA-256, each folder's `*.yaml` files,
-//! the variables' names and a MAC of their values keyed with the user's secret key
-//! (so a changed secret is noticed, and nothing about it is written down). Any
+//! A plan is a pure function of: hsm's build (each build has its own cache folder,
+//! and the folder is under the entries' MAC), the project folder as the loader
+//! sees it and how the plan is printed (in the entry's name and under its MAC), the
+//! files read (`hsm.yaml`, `.env` files, registry files) and the third-party plugin
+//! components, what the load saw of the file system besides them (which registry
+//! files each registry folder held, whether a `.env` was there), the folders of
+//! packages' path sources (which must exist), and the process variables
+//! interpolation looked up, set or not. The record keeps each file's SHA-256 as
+//! read (a plugin's as pinned and verified), the folders' listings as the load made
+//! them, and the variables' names with a MAC of their values keyed with the user's
+//! secret key (a changed secret is noticed; nothing about it is written down). Any
 //! difference is a miss, and the run does the work and records it again.
 //!
-//! Each entry carries a MAC over the record and the output, keyed with the user's
-//! key: only hsm can have written it. A missing, unreadable, corrupt or forged
-//! entry is a miss; failing to write one is not an error. What is printed holds
-//! secret references, never values (as every output of hsm).
+//! Each entry carries a MAC over its place, the record and the output, keyed with
+//! the user's key: only hsm can have written it, for this project and build. A
+//! missing, unreadable, corrupt or forged entry is a miss; failing to write one is
+//! not an error. What is printed holds secret references, never values (as every
+//! output of hsm).
 
-use std::io::Write as _;
-use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 
-use hsm_model::Sources;
-use hsm_runtime::Authenticator;
+use hsm_config::Observed;
+use hsm_model::{Authenticator, Sources, tags_equal};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 /// Identifies the file format; bumped when it or the record changes.
-const MAGIC: &[u8; 8] = b"HSMOUT01";
+const MAGIC: &[u8; 8] = b"HSMOUT02";
 
-/// What the entry's MAC covers besides the record and the output.
+/// What the entry's MAC covers besides its place, the record and the output.
 const DOMAIN: &[u8] = b"hsm printed plan";
 
+/// What the MAC of the variables' values covers besides them.
+const VALUES_DOMAIN: &[u8] = b"hsm printed plan: variables";
+
+/// Printed plans are tens of MiB for the largest projects; anything much bigger
+/// was not written here.
+const MAX_ENTRY: u64 = 1 << 32;
+
 /// What a printed plan was made from.
-#[derive(Serialize, Deserialize, Debug, Default, PartialEq)]
-pub(crate) struct Inputs {
-    /// The command line as it bears on what is printed.
-    args: String,
+#[derive(Serialize, Deserialize)]
+struct Inputs {
     /// Each file read: its path, the SHA-256 of its bytes, and how it is shown.
     files: Vec<(PathBuf, [u8; 32], String)>,
-    /// Each folder those files are in: its `*.yaml` and `*.yml` files, and whether
-    /// it holds a `.env` file.
-    folders: Vec<(PathBuf, Vec<String>, bool)>,
+    /// Each registry folder read, with its registry files.
+    folders: Vec<(PathBuf, Vec<String>)>,
+    /// Where a `.env` was looked for, and whether it was there.
+    dotenv: Option<(PathBuf, bool)>,
     /// Folders that must still be folders: the packages' path sources.
     package_dirs: Vec<PathBuf>,
     /// The process variables interpolation looked up, set or not.
@@ -51,19 +59,17 @@ pub(crate) struct Inputs {
     values: [u8; 32],
 }
 
-/// A project's printed plans (one per way of printing it), authenticated with the
-/// user's key.
-pub(crate) struct Printed<'k> {
+/// A project's printed plan, for one way of printing it.
+pub(crate) struct Printed {
     path: PathBuf,
-    auth: &'k dyn Authenticator,
-    args: String,
 }
 
 /// A printed plan whose inputs are all as they were.
 pub(crate) struct Hit {
-    /// What to print on stdout: `stdout[start..]`.
-    stdout: Vec<u8>,
+    /// The entry; what to print is `entry[start..end]`.
+    entry: Vec<u8>,
     start: usize,
+    end: usize,
     /// How the files read are shown, for `-v`.
     pub(crate) files: Vec<String>,
 }
@@ -71,136 +77,133 @@ pub(crate) struct Hit {
 impl Hit {
     /// What to print on stdout.
     pub(crate) fn stdout(&self) -> &[u8] {
-        &self.stdout[self.start..]
-    }
-}
-
-impl<'k> Printed<'k> {
-    /// The entry for the project in `project_dir` printed as `variant` (`json`,
-    /// `text`, `text-color`), under the cache folder `dir`.
-    pub(crate) fn new(dir: &Path, project_dir: &Path, variant: &str, auth: &'k dyn Authenticator) -> Self {
-        let canonical = project_dir.canonicalize().unwrap_or_else(|_| project_dir.to_path_buf());
-        let digest = Sha256::digest(canonical.as_os_str().as_encoded_bytes());
-        let path = dir.join("plans").join(format!("{}.{variant}.out", hex::encode(&digest[..12])));
-        // The folder as written too: paths are shown relative to it.
-        let args = format!("{variant}\0{}", project_dir.display());
-        Self { path, auth, args }
-    }
-
-    /// What was printed last time, if nothing it was made from has changed since.
-    /// `env` is the process environment.
-    pub(crate) fn lookup(&self, env: &dyn Fn(&str) -> Option<String>) -> Option<Hit> {
-        let mut bytes = std::fs::read(&self.path).ok()?;
-        let rest = bytes.strip_prefix(MAGIC)?;
-        let (record, rest) = split_framed(rest)?;
-        let (stdout, rest) = split_framed(rest)?;
-        let (tag, rest) = split_framed(rest)?;
-        if !rest.is_empty() || !same(&self.auth.tag(&[DOMAIN, record, stdout]), tag) {
-            return None;
-        }
-        let inputs: Inputs = rmp_serde::from_slice(record).ok()?;
-        let unchanged = inputs.args == self.args
-            && inputs.values == values_mac(self.auth, &inputs.variables, env)
-            && inputs.package_dirs.iter().all(|d| d.is_dir())
-            && inputs.folders.iter().all(|(dir, yaml, dotenv)| folder_state(dir) == (yaml.clone(), *dotenv))
-            && inputs
-                .files
-                .iter()
-                .all(|(path, digest, _)| std::fs::read(path).is_ok_and(|b| Sha256::digest(&b)[..] == digest[..]));
-        if !unchanged {
-            return None;
-        }
-        // The output is the second part: keep only it, without copying it.
-        let end = bytes.len() - tag.len() - 8;
-        let start = end - stdout.len();
-        bytes.truncate(end);
-        let files = inputs.files.into_iter().map(|(_, _, shown)| shown).collect();
-        Some(Hit { stdout: bytes, start, files })
-    }
-
-    /// Records what a run printed and what it was made from. Failing to write is not
-    /// an error (this is only a shortcut).
-    pub(crate) fn store(&self, made_from: &MadeFrom, env: &dyn Fn(&str) -> Option<String>, stdout: &[u8]) {
-        let Some(inputs) = made_from.record(self, env) else { return };
-        let Ok(record) = rmp_serde::to_vec(&inputs) else { return };
-        let tag = self.auth.tag(&[DOMAIN, &record, stdout]);
-        let mut out = Vec::with_capacity(8 + 16 + record.len() + stdout.len() + 32);
-        out.extend_from_slice(MAGIC);
-        for part in [&record[..], stdout, &tag[..]] {
-            out.extend_from_slice(&(part.len() as u64).to_le_bytes());
-            out.extend_from_slice(part);
-        }
-        let _ = write_atomically(&self.path, &out);
+        &self.entry[self.start..self.end]
     }
 }
 
 /// What a plan was made from, as the run that made it knows it.
 pub(crate) struct MadeFrom {
+    /// The project folder, as the loader saw it.
+    pub(crate) project_dir: PathBuf,
     /// Every file read.
     pub(crate) sources: Sources,
-    /// The plugin components the project's files declare.
-    pub(crate) plugin_files: Vec<PathBuf>,
+    /// What the load saw of the file system besides those files.
+    pub(crate) observed: Observed,
+    /// The third-party plugin components, with the SHA-256 (hex) they are pinned to
+    /// and were checked against when loaded.
+    pub(crate) plugins: Vec<(PathBuf, String)>,
     /// The packages' path sources.
     pub(crate) package_dirs: Vec<PathBuf>,
     /// The process variables interpolation looked up.
     pub(crate) variables: Vec<String>,
 }
 
+impl Printed {
+    /// The entry, under the cache folder `dir`, for the project in `project_dir`
+    /// (as given on the command line) printed as `variant` (`json`, `text`,
+    /// `text-color`).
+    pub(crate) fn new(dir: &Path, project_dir: &Path, variant: &str) -> Self {
+        // The folder exactly as the loader will see it (absolute, without `.` and
+        // `..`, links not resolved): shown paths, and paths relative to it, depend
+        // on it.
+        let seen = std::path::absolute(project_dir).unwrap_or_else(|_| project_dir.to_path_buf());
+        let seen = hsm_config::load::normalize(&seen);
+        let digest = Sha256::digest(seen.as_os_str().as_encoded_bytes());
+        Self { path: dir.join("plans").join(format!("{}.{variant}.out", hex::encode(&digest[..16]))) }
+    }
+
+    /// The entry's MAC: over its place too (the build's folder, the project, the
+    /// way of printing), so that an entry copied anywhere else never verifies.
+    fn tag(&self, auth: &dyn Authenticator, record: &[u8], stdout: &[u8]) -> [u8; 32] {
+        auth.tag(&[DOMAIN, self.path.as_os_str().as_encoded_bytes(), record, stdout])
+    }
+
+    /// What was printed last time, if nothing it was made from has changed since.
+    /// `env` is the process environment.
+    pub(crate) fn lookup(&self, auth: &dyn Authenticator, env: &dyn Fn(&str) -> Option<String>) -> Option<Hit> {
+        let entry = hsm_model::cache::read_entry(&self.path, MAX_ENTRY)?;
+        let rest = entry.strip_prefix(MAGIC)?;
+        let (record, rest) = split_framed(rest)?;
+        let (stdout, rest) = split_framed(rest)?;
+        let (tag, rest) = split_framed(rest)?;
+        if !rest.is_empty() || !tags_equal(&self.tag(auth, record, stdout), tag) {
+            return None;
+        }
+        let inputs: Inputs = rmp_serde::from_slice(record).ok()?;
+        let unchanged = tags_equal(&values_mac(auth, &inputs.variables, env), &inputs.values)
+            && inputs.package_dirs.iter().all(|d| d.is_dir())
+            && inputs.dotenv.iter().all(|(path, was)| path.is_file() == *was)
+            && inputs.folders.iter().all(|(dir, names)| names_in(dir).as_ref() == Some(names))
+            && inputs.files.iter().all(|(path, digest, _)| std::fs::read(path).is_ok_and(|b| *digest == sha256(&b)));
+        if !unchanged {
+            return None;
+        }
+        let end = entry.len() - tag.len() - 8;
+        let start = end - stdout.len();
+        let files = inputs.files.into_iter().map(|(_, _, shown)| shown).collect();
+        Some(Hit { entry, start, end, files })
+    }
+
+    /// Records what a run printed and what it was made from. Failing to write is not
+    /// an error (this is only a shortcut).
+    pub(crate) fn store(
+        &self,
+        auth: &dyn Authenticator,
+        made_from: &MadeFrom,
+        env: &dyn Fn(&str) -> Option<String>,
+        stdout: &[u8],
+    ) {
+        let Some(inputs) = made_from.record(auth, env) else { return };
+        let Ok(record) = rmp_serde::to_vec(&inputs) else { return };
+        let tag = self.tag(auth, &record, stdout);
+        let mut out = Vec::with_capacity(8 + 24 + record.len() + stdout.len() + tag.len());
+        out.extend_from_slice(MAGIC);
+        for part in [&record[..], stdout, &tag[..]] {
+            out.extend_from_slice(&(part.len() as u64).to_le_bytes());
+            out.extend_from_slice(part);
+        }
+        let _ = hsm_model::cache::write_entry(&self.path, &out);
+    }
+}
+
 impl MadeFrom {
-    fn record(&self, printed: &Printed<'_>, env: &dyn Fn(&str) -> Option<String>) -> Option<Inputs> {
+    fn record(&self, auth: &dyn Authenticator, env: &dyn Fn(&str) -> Option<String>) -> Option<Inputs> {
         let mut files = Vec::new();
         for (_, f) in self.sources.iter() {
             // Files without a path are compiled into hsm (the bundled registry).
             if let Some(path) = &f.path {
-                files.push((path.clone(), Sha256::digest(f.text.as_bytes()).into(), f.display.clone()));
+                files.push((path.clone(), sha256(f.text.as_bytes()), f.display.clone()));
             }
         }
-        for path in &self.plugin_files {
-            let bytes = std::fs::read(path).ok()?;
-            files.push((path.clone(), Sha256::digest(&bytes).into(), path.display().to_string()));
+        for (path, pinned) in &self.plugins {
+            let digest: [u8; 32] = hex::decode(pinned).ok()?.try_into().ok()?;
+            files.push((path.clone(), digest, hsm_config::load::display_path(&self.project_dir, path)));
         }
-        let mut folders: Vec<PathBuf> =
-            files.iter().filter_map(|(p, _, _)| p.parent().map(Path::to_path_buf)).collect();
-        folders.sort();
-        folders.dedup();
-        let folders = folders
-            .into_iter()
-            .map(|dir| {
-                let (yaml, dotenv) = folder_state(&dir);
-                (dir, yaml, dotenv)
-            })
-            .collect();
         Some(Inputs {
-            args: printed.args.clone(),
             files,
-            folders,
+            folders: self.observed.folders.clone(),
+            dotenv: self.observed.dotenv.clone(),
             package_dirs: self.package_dirs.clone(),
-            values: values_mac(printed.auth, &self.variables, env),
+            values: values_mac(auth, &self.variables, env),
             variables: self.variables.clone(),
         })
     }
 }
 
-/// The `*.yaml` and `*.yml` files in `dir`, sorted, and whether it holds a `.env`
-/// file: what decides which files a run reads from it.
-fn folder_state(dir: &Path) -> (Vec<String>, bool) {
-    let mut yaml: Vec<String> = std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.filter_map(Result::ok)
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml") && p.is_file())
-                .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
-                .collect()
-        })
-        .unwrap_or_default();
-    yaml.sort();
-    (yaml, dir.join(".env").is_file())
+fn sha256(bytes: &[u8]) -> [u8; 32] {
+    Sha256::digest(bytes).into()
+}
+
+/// The names of the registry files in `dir`, as the loader lists them.
+fn names_in(dir: &Path) -> Option<Vec<String>> {
+    let paths = hsm_config::registry_files(dir).ok()?;
+    Some(paths.iter().filter_map(|p| p.file_name()).map(|n| n.to_string_lossy().into_owned()).collect())
 }
 
 /// A MAC of the variables' values, each marked set or unset.
 fn values_mac(auth: &dyn Authenticator, names: &[String], env: &dyn Fn(&str) -> Option<String>) -> [u8; 32] {
     let values: Vec<Option<String>> = names.iter().map(|n| env(n)).collect();
-    let mut parts: Vec<&[u8]> = vec![b"variables"];
+    let mut parts: Vec<&[u8]> = vec![VALUES_DOMAIN];
     for (name, value) in names.iter().zip(&values) {
         parts.push(name.as_bytes());
         match value {
@@ -218,23 +221,146 @@ fn split_framed(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
     (rest.len() >= len).then(|| rest.split_at(len))
 }
 
-/// Compares two MACs in time that doesn't depend on where they differ.
-fn same(a: &[u8; 32], b: &[u8]) -> bool {
-    b.len() == 32 && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// Writes a file whole or not at all, readable by its owner only.
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().ok_or_else(|| std::io::Error::other("no parent folder"))?;
-    std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(".tmp-out-{}", std::process::id()));
-    let write = || {
-        let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
-        file.write_all(bytes)?;
-        drop(file);
-        std::fs::rename(&tmp, path)
-    };
-    write().inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp);
-    })
+    /// A stand-in for the user's key: `.0` hashed with the parts.
+    #[derive(Debug)]
+    struct TestKey(u8);
+
+    impl Authenticator for TestKey {
+        fn tag(&self, parts: &[&[u8]]) -> [u8; 32] {
+            let mut h = Sha256::new();
+            h.update([self.0]);
+            for p in parts {
+                h.update((p.len() as u64).to_le_bytes());
+                h.update(p);
+            }
+            h.finalize().into()
+        }
+    }
+
+    const KEY: TestKey = TestKey(1);
+
+    /// A project folder with `hsm.yaml`, a registry folder and a package folder, and
+    /// what a run that read them would record.
+    fn project() -> (tempfile::TempDir, MadeFrom) {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("reg")).unwrap();
+        std::fs::create_dir_all(root.join("pkg")).unwrap();
+        std::fs::write(root.join("hsm.yaml"), "project: p\n").unwrap();
+        std::fs::write(root.join("reg/a.yaml"), "packages: {}\n").unwrap();
+        let mut sources = Sources::new();
+        for name in ["hsm.yaml", "reg/a.yaml"] {
+            let path = root.join(name);
+            sources.add(name, Some(&path), std::fs::read_to_string(&path).unwrap());
+        }
+        let made_from = MadeFrom {
+            project_dir: root.to_path_buf(),
+            sources,
+            observed: Observed {
+                folders: vec![(root.join("reg"), vec!["a.yaml".into()])],
+                dotenv: Some((root.join(".env"), false)),
+            },
+            plugins: Vec::new(),
+            package_dirs: vec![root.join("pkg")],
+            variables: vec!["SET".into(), "UNSET".into()],
+        };
+        (dir, made_from)
+    }
+
+    fn env(name: &str) -> Option<String> {
+        (name == "SET").then(|| "value".to_string())
+    }
+
+    fn stored(dir: &Path, made_from: &MadeFrom) -> Printed {
+        let printed = Printed::new(&dir.join("cache"), dir, "json");
+        printed.store(&KEY, made_from, &env, b"{\"plan\": 1}\n");
+        printed
+    }
+
+    #[test]
+    fn a_plan_is_printed_again_while_nothing_changed() {
+        let (dir, made_from) = project();
+        let printed = stored(dir.path(), &made_from);
+        let hit = printed.lookup(&KEY, &env).expect("unchanged");
+        assert_eq!(hit.stdout(), b"{\"plan\": 1}\n");
+        assert_eq!(hit.files, ["hsm.yaml", "reg/a.yaml"]);
+        // Other ways of printing are other entries.
+        assert!(Printed::new(&dir.path().join("cache"), dir.path(), "text").lookup(&KEY, &env).is_none());
+    }
+
+    #[test]
+    fn any_change_to_what_it_was_made_from_is_a_miss() {
+        type Change = fn(&Path);
+        let changes: [(&str, Change); 6] = [
+            ("a file read changes", |d| std::fs::write(d.join("reg/a.yaml"), "packages: { x: {} }\n").unwrap()),
+            ("a registry file appears", |d| std::fs::write(d.join("reg/b.yml"), "").unwrap()),
+            ("a .env appears", |d| std::fs::write(d.join(".env"), "A=1\n").unwrap()),
+            ("a package folder goes", |d| std::fs::remove_dir(d.join("pkg")).unwrap()),
+            ("a file read goes", |d| std::fs::remove_file(d.join("hsm.yaml")).unwrap()),
+            ("a registry file becomes a folder", |d| {
+                std::fs::remove_file(d.join("reg/a.yaml")).unwrap();
+                std::fs::create_dir(d.join("reg/a.yaml")).unwrap();
+            }),
+        ];
+        for (what, change) in changes {
+            let (dir, made_from) = project();
+            let printed = stored(dir.path(), &made_from);
+            assert!(printed.lookup(&KEY, &env).is_some(), "{what}: before");
+            change(dir.path());
+            assert!(printed.lookup(&KEY, &env).is_none(), "{what}: still reused");
+        }
+    }
+
+    #[test]
+    fn variables_count_by_value_and_by_being_set() {
+        let (dir, made_from) = project();
+        let printed = stored(dir.path(), &made_from);
+        assert!(printed.lookup(&KEY, &|n| (n == "SET").then(|| "other".into())).is_none(), "a value changed");
+        assert!(printed.lookup(&KEY, &|n| (n == "SET" || n == "UNSET").then(|| "value".into())).is_none(), "set");
+        assert!(printed.lookup(&KEY, &|_| None).is_none(), "unset");
+        assert!(printed.lookup(&KEY, &|n| (n != "UNSET").then(|| "value".into())).is_some(), "others don't count");
+        // The value is not in the entry.
+        let bytes = std::fs::read(&printed.path).unwrap();
+        assert!(!bytes.windows(5).any(|w| w == b"value"));
+    }
+
+    #[test]
+    fn entries_made_elsewhere_or_changed_are_misses() {
+        let (dir, made_from) = project();
+        let printed = stored(dir.path(), &made_from);
+        assert!(printed.lookup(&TestKey(2), &env).is_none(), "another user's key");
+
+        // The output changed in place, same length: its MAC fails.
+        let mut bytes = std::fs::read(&printed.path).unwrap();
+        let at = bytes.windows(4).position(|w| w == b"plan").unwrap();
+        bytes[at..at + 4].copy_from_slice(b"evil");
+        std::fs::write(&printed.path, &bytes).unwrap();
+        assert!(printed.lookup(&KEY, &env).is_none());
+
+        // A valid entry copied to another project's place.
+        let printed = stored(dir.path(), &made_from);
+        let other = Printed::new(&dir.path().join("cache"), &dir.path().join("pkg"), "json");
+        std::fs::copy(&printed.path, &other.path).unwrap();
+        assert!(other.lookup(&KEY, &env).is_none());
+        // Truncated.
+        let bytes = std::fs::read(&printed.path).unwrap();
+        std::fs::write(&printed.path, &bytes[..bytes.len() - 1]).unwrap();
+        assert!(printed.lookup(&KEY, &env).is_none());
+    }
+
+    #[test]
+    fn the_project_folder_counts_as_the_loader_sees_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = dir.path().join("cache");
+        let a = Printed::new(&cache, &dir.path().join("x/../p"), "json");
+        assert_eq!(a.path, Printed::new(&cache, &dir.path().join("p"), "json").path);
+        // Through a link is another folder to the loader (relative paths go elsewhere).
+        std::fs::create_dir(dir.path().join("p")).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("p"), dir.path().join("link")).unwrap();
+        assert_ne!(a.path, Printed::new(&cache, &dir.path().join("link"), "json").path);
+    }
 }

@@ -1,8 +1,10 @@
 //! Loading, resolving and planning the project, shared by the subcommands that
 //! need it.
 
+use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use hsm_config::{Config, LoadOptions};
 use hsm_model::{Diagnostic, Diagnostics, Sources};
@@ -27,24 +29,51 @@ pub(crate) struct Planned {
 }
 
 /// The user's key, lent to the caches to authenticate their entries.
+#[derive(Debug)]
 pub(crate) struct KeyAuth(hsm_exec::keys::UserKey);
 
-impl KeyAuth {
-    /// The user's key (created if there is none), unless `--no-cache` says not to
-    /// use caches; `None` also when it can't be read.
-    pub(crate) fn for_caches(global: &GlobalArgs) -> Option<Self> {
-        if global.no_cache {
-            return None;
-        }
-        hsm_exec::keys::UserKey::load_default().ok().map(Self)
+/// This build's part of hsm's cache folder, and the user's key that authenticates
+/// what is kept there, read at most once per run. The key is never created to read
+/// entries (none can verify without it), only to write them after a run whose input
+/// was valid.
+pub(crate) struct Caches {
+    dir: Option<PathBuf>,
+    key: RefCell<Option<Option<Arc<KeyAuth>>>>,
+}
+
+impl Caches {
+    /// The caches the global options allow: none with `--no-cache`, with an empty
+    /// `HSM_CACHE_DIR`, or when this build can't be told apart from others.
+    pub(crate) fn new(global: &GlobalArgs) -> Self {
+        let dir =
+            if global.no_cache { None } else { cache_dir(&process_env()).zip(build_tag()).map(|(d, t)| d.join(t)) };
+        Self { dir, key: RefCell::new(None) }
     }
 
-    /// The user's key if there is one (none is created), unless `--no-cache`.
-    pub(crate) fn existing(global: &GlobalArgs) -> Option<Self> {
-        if global.no_cache {
-            return None;
+    /// `<cache>/<build>`, if caches are used.
+    pub(crate) fn dir(&self) -> Option<&Path> {
+        self.dir.as_deref()
+    }
+
+    /// The user's key for reading entries: `None` if there is none yet (it is not
+    /// created here) or caches are off.
+    pub(crate) fn existing_key(&self) -> Option<Arc<KeyAuth>> {
+        self.dir.as_ref()?;
+        self.key
+            .borrow_mut()
+            .get_or_insert_with(|| hsm_exec::keys::UserKey::load_existing().ok().map(|k| Arc::new(KeyAuth(k))))
+            .clone()
+    }
+
+    /// The user's key for writing entries, created if there is none yet.
+    pub(crate) fn key_for_writing(&self) -> Option<Arc<KeyAuth>> {
+        if let Some(key) = self.existing_key() {
+            return Some(key);
         }
-        hsm_exec::keys::UserKey::load_existing().ok().map(Self)
+        self.dir.as_ref()?;
+        let key = hsm_exec::keys::UserKey::load_default().ok().map(|k| Arc::new(KeyAuth(k)));
+        *self.key.borrow_mut() = Some(key.clone());
+        key
     }
 }
 
@@ -55,7 +84,7 @@ impl Authenticator for KeyAuth {
 }
 
 /// The process environment as the loaders take it.
-pub(crate) fn process_env() -> HashMap<String, String> {
+fn process_env() -> HashMap<String, String> {
     std::env::vars_os().map(|(k, v)| (k.to_string_lossy().into_owned(), v.to_string_lossy().into_owned())).collect()
 }
 
@@ -88,13 +117,14 @@ pub(crate) fn catalog(
     config: &Config,
     sources: Sources,
     out: &Output,
+    caches: &Caches,
 ) -> Result<(Sources, Catalog), Failure> {
     let (host, bundled) = preload.finish();
-    let env = process_env();
-    let key = if config.plugins.is_empty() { None } else { hsm_exec::keys::UserKey::load_default().ok().map(KeyAuth) };
-    let cache_root = cache_dir(&env).map(|d| d.join("plugins"));
+    // Compiling a plugin takes long enough that its cache is worth creating the key for.
+    let key = if config.plugins.is_empty() { None } else { caches.key_for_writing() };
+    let cache_root = cache_dir(&process_env()).map(|d| d.join("plugins"));
     let cache = match (&key, &cache_root) {
-        (Some(key), Some(root)) => Some(CompileCache::new(root, &host, key)),
+        (Some(key), Some(root)) => Some(CompileCache::new(root, &host, key.as_ref())),
         _ => None,
     };
     let catalog = match Catalog::load_with_bundled(&host, bundled, config, cache.as_ref(), &|line| out.verbose(line)) {
@@ -116,16 +146,24 @@ pub(crate) fn catalog(
 /// Loads, resolves and plans the project named by the global options: the plugin of
 /// every service merges and plans it, and the host checks what they return.
 pub(crate) fn plan(global: &GlobalArgs, out: &Output) -> Result<Planned, Failure> {
+    plan_with(global, out, &Caches::new(global))
+}
+
+/// [`plan`], with the caches given.
+pub(crate) fn plan_with(global: &GlobalArgs, out: &Output, caches: &Caches) -> Result<Planned, Failure> {
     let preload = Preload::start();
-    let (sources, config) = load(global, out)?;
-    let (sources, catalog) = catalog(preload, &config, sources, out)?;
-    let plugin_files = config.plugins.iter().map(|p| p.path.clone()).collect();
+    let (sources, config) = load(global, out, caches)?;
+    let (sources, catalog) = catalog(preload, &config, sources, out, caches)?;
+    let plugins = config.plugins.iter().map(|p| (p.path.clone(), p.sha256.clone())).collect();
+    let observed = config.observed.clone();
     let (sources, resolution, variables) = resolve(config, sources, &catalog)?;
-    let key = KeyAuth::for_caches(global);
-    let memo = memo(global, &resolution, key.as_ref());
+    let key = caches.existing_key();
+    let memo = memo(caches, &resolution, key.as_deref());
     let planned = hsm_planner::plan(&resolution, &catalog, &sources, &memo);
     out.verbose(&format!("plugins planned {} service(s); {} came from earlier runs", memo.misses(), memo.hits()));
-    memo.save();
+    // A key is created only for a plan that succeeded (its input was valid).
+    let writer = if planned.is_ok() { caches.key_for_writing() } else { key.clone() };
+    memo.save(writer.as_deref().map(|k| k as &dyn Authenticator));
     match planned {
         Ok(plan) => {
             let package_dirs = resolution
@@ -136,7 +174,14 @@ pub(crate) fn plan(global: &GlobalArgs, out: &Output) -> Result<Planned, Failure
                     _ => None,
                 })
                 .collect();
-            let made_from = MadeFrom { sources, plugin_files, package_dirs, variables };
+            let made_from = MadeFrom {
+                project_dir: resolution.project.dir.clone(),
+                sources,
+                observed,
+                plugins,
+                package_dirs,
+                variables,
+            };
             Ok(Planned { resolution, plan, made_from })
         }
         Err(PlanningError::Input(diags)) => Err(Failure::Input(sources, diags)),
@@ -155,19 +200,21 @@ pub(crate) fn plan(global: &GlobalArgs, out: &Output) -> Result<Planned, Failure
 }
 
 /// The plugin answers remembered for this project (`<cache>/<build>/plans`),
-/// authenticated with the user's key; none with `--no-cache` or without a key.
-fn memo<'k>(global: &GlobalArgs, resolution: &Resolution, key: Option<&'k KeyAuth>) -> Memo<'k> {
-    let (Some(key), Some(dir)) = (key, build_cache_dir(global)) else { return Memo::disabled() };
+/// authenticated with the user's key (read only if it exists); none with
+/// `--no-cache`.
+fn memo<'k>(caches: &Caches, resolution: &Resolution, key: Option<&'k KeyAuth>) -> Memo<'k> {
+    let Some(dir) = caches.dir() else { return Memo::disabled() };
     let project_dir = resolution.project.dir.canonicalize().unwrap_or_else(|_| resolution.project.dir.clone());
-    Memo::open(Memo::path_for(&dir, &project_dir, &resolution.project.name), key)
+    Memo::open(Memo::path_for(dir, &project_dir, &resolution.project.name), key.map(|k| k as &dyn Authenticator))
 }
 
 /// Loads the project's files. Problems local to one value do not stop here, so that
 /// one run reports them together with what resolving finds.
-pub(crate) fn load(global: &GlobalArgs, out: &Output) -> Result<(Sources, Loaded), Failure> {
+pub(crate) fn load(global: &GlobalArgs, out: &Output, caches: &Caches) -> Result<(Sources, Loaded), Failure> {
     let env = process_env();
-    let cache_dir = build_cache_dir(global);
-    let options = LoadOptions { project_dir: global.project_dir.clone(), env, cache_dir };
+    let cache =
+        caches.dir().zip(caches.existing_key()).map(|(dir, key)| (dir.to_path_buf(), key as Arc<dyn Authenticator>));
+    let options = LoadOptions { project_dir: global.project_dir.clone(), env, cache };
     let mut sources = Sources::new();
     let (config, diags) = hsm_config::load_lenient(&options, &mut sources);
     let Some(config) = config else { return Err(Failure::Input(sources, diags)) };
@@ -212,14 +259,6 @@ fn resolve(loaded: Loaded, sources: Sources, catalog: &Catalog) -> Result<(Sourc
     }
 }
 
-/// This build's folder in the cache folder; `None` with `--no-cache`.
-pub(crate) fn build_cache_dir(global: &GlobalArgs) -> Option<PathBuf> {
-    if global.no_cache {
-        return None;
-    }
-    cache_dir(&process_env()).zip(build_tag()).map(|(d, tag)| d.join(tag))
-}
-
 /// Where checked registry files are cached: `$HSM_CACHE_DIR` (empty: no cache), else
 /// `$XDG_CACHE_HOME/hsm`, else `$HOME/.cache/hsm`, else nowhere.
 fn cache_dir(env: &HashMap<String, String>) -> Option<PathBuf> {
@@ -233,11 +272,23 @@ fn cache_dir(env: &HashMap<String, String>) -> Option<PathBuf> {
 
 /// Names this build of hsm, so that a rebuilt hsm (whose checks may differ) never
 /// reads entries an earlier build wrote: the version, and the executable's size and
-/// modification time (to the nanosecond). `None`, and then nothing is cached, when
+/// modification and change times (to the nanosecond) and inode. Builds that set a
+/// fixed modification time (reproducible builds, Nix) still differ in the change
+/// time, which only writing the file sets. `None`, and then nothing is cached, when
 /// the executable can't be examined: a tag that can't tell builds apart would let
 /// one read another's entries. The whole cache folder can be deleted at any time.
 fn build_tag() -> Option<String> {
+    use std::os::unix::fs::MetadataExt as _;
     let exe = std::env::current_exe().and_then(std::fs::metadata).ok()?;
     let mtime = exe.modified().ok()?.duration_since(std::time::UNIX_EPOCH).ok()?;
-    Some(format!("{}-{:x}-{:x}", env!("CARGO_PKG_VERSION"), exe.len(), mtime.as_nanos()))
+    let ctime = (exe.ctime(), exe.ctime_nsec());
+    Some(format!(
+        "{}-{:x}-{:x}-{:x}{:09}-{:x}",
+        env!("CARGO_PKG_VERSION"),
+        exe.len(),
+        mtime.as_nanos(),
+        ctime.0,
+        ctime.1,
+        exe.ino()
+    ))
 }

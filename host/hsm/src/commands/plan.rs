@@ -16,7 +16,7 @@ use crate::Failure;
 use crate::cli::{GlobalArgs, PlanArgs};
 use crate::output::{Output, Style, paint};
 use crate::printed::Printed;
-use crate::project::{self, KeyAuth};
+use crate::project::{self, Caches};
 
 /// Runs `hsm plan`. What it prints is kept in the cache folder with what it was
 /// made from; when none of that has changed, it is printed again as it was (see
@@ -28,12 +28,9 @@ pub(crate) fn run(global: &GlobalArgs, args: &PlanArgs, out: &Output) -> Result<
         (false, false) => "text",
     };
     let env = |name: &str| std::env::var_os(name).map(|v| v.to_string_lossy().into_owned());
-    let cache = project::build_cache_dir(global);
-    if let Some(hit) = cache
-        .as_ref()
-        .zip(KeyAuth::existing(global))
-        .and_then(|(dir, key)| Printed::new(dir, &global.project_dir, variant, &key).lookup(&env))
-    {
+    let caches = Caches::new(global);
+    let printed = caches.dir().map(|dir| Printed::new(dir, &global.project_dir, variant));
+    if let Some(hit) = printed.as_ref().zip(caches.existing_key()).and_then(|(p, key)| p.lookup(key.as_ref(), &env)) {
         for file in &hit.files {
             out.verbose(&format!("read {file}"));
         }
@@ -41,10 +38,10 @@ pub(crate) fn run(global: &GlobalArgs, args: &PlanArgs, out: &Output) -> Result<
         return out.data_bytes(hit.stdout());
     }
 
-    let planned = project::plan(global, out)?;
-    let key = cache.as_ref().and_then(|_| KeyAuth::for_caches(global));
-    let result = match cache.as_ref().zip(key.as_ref()) {
-        Some((dir, key)) => {
+    let planned = project::plan_with(global, out, &caches)?;
+    let result = match printed.zip(caches.key_for_writing()) {
+        Some((printed, key)) => {
+            // Rendered whole, to be kept as well as printed.
             let rendered = if args.json {
                 let mut bytes = Vec::new();
                 serde_json::to_writer_pretty(&mut bytes, &json(&planned.resolution, &planned.plan))
@@ -55,7 +52,7 @@ pub(crate) fn run(global: &GlobalArgs, args: &PlanArgs, out: &Output) -> Result<
                 text(&planned.resolution, &planned.plan, out.color_out()).into_bytes()
             };
             let result = out.data_bytes(&rendered);
-            Printed::new(dir, &global.project_dir, variant, key).store(&planned.made_from, &env, &rendered);
+            printed.store(key.as_ref(), &planned.made_from, &env, &rendered);
             result
         }
         None if args.json => out.json(&json(&planned.resolution, &planned.plan)),

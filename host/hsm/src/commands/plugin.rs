@@ -178,8 +178,9 @@ struct Listed<'a> {
 
 fn list(global: &GlobalArgs, args: &PluginListArgs, out: &Output) -> Result<(), Failure> {
     let preload = project::Preload::start();
-    let (sources, loaded) = project::load(global, out)?;
-    let (_, catalog) = project::catalog(preload, &loaded, sources, out)?;
+    let caches = project::Caches::new(global);
+    let (sources, loaded) = project::load(global, out, &caches)?;
+    let (_, catalog) = project::catalog(preload, &loaded, sources, out, &caches)?;
     let listed: Vec<Listed<'_>> = catalog
         .plugins()
         .iter()
