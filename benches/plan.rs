@@ -4,8 +4,16 @@
 //! 300 / 1,000 services (every package implies two services with params and one or
 //! two other packages, so resolution covers nearly every package), then times
 //! `hsm plan --json` on each with hyperfine and measures peak memory with
-//! `/usr/bin/time -v`: cold (`--no-cache`: every registry file parsed) and warm
-//! (checked registry files read from the cache a previous run wrote). Run it with:
+//! `/usr/bin/time -v`, three ways:
+//!
+//! - **cold** (`--no-cache`): every registry file parsed, every plugin asked;
+//! - **changed**: what a run after an edit does — checked registry files and
+//!   plugin answers come from the caches earlier runs wrote, but the printed plan
+//!   is gone, so the project is loaded, resolved and planned;
+//! - **unchanged**: nothing the plan is made from changed, so the plan printed
+//!   last time is checked against its inputs and printed again.
+//!
+//! Run it with:
 //!
 //! ```text
 //! cargo bench -p hsm --bench plan            # all sizes
@@ -46,9 +54,10 @@ fn main() {
         let dir = tempfile::tempdir().expect("temporary folder");
         let bytes = generate(dir.path(), packages, services);
         let (resolved_packages, resolved_services) = check(hsm, dir.path());
-        for (label, cache) in [("cold", false), ("warm", true)] {
-            let (mean, sd, min, max) = time(hsm, dir.path(), cache);
-            let rss = peak_rss_kib(hsm, dir.path(), cache);
+        for mode in [Mode::Cold, Mode::Changed, Mode::Unchanged] {
+            let label = mode.label();
+            let (mean, sd, min, max) = time(hsm, dir.path(), mode);
+            let rss = peak_rss_kib(hsm, dir.path(), mode);
             let _ = writeln!(
                 table,
                 "| {packages} | {services} | {resolved_packages} | {resolved_services} | {:.1} MiB | {label} | {:.1} ms ± {:.1} | {:.1} … {:.1} ms | {:.1} MiB |",
@@ -161,23 +170,59 @@ fn write(path: &Path, text: &str) -> usize {
 }
 
 /// The arguments of the timed command, with or without the cache (kept in `dir`).
-fn args(dir: &Path, cache: bool) -> Vec<String> {
+/// How much earlier runs left for the timed one.
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    /// Nothing: `--no-cache`.
+    Cold,
+    /// The registry cache and the plugin answers, not the printed plan.
+    Changed,
+    /// Everything, the printed plan included.
+    Unchanged,
+}
+
+impl Mode {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Cold => "cold",
+            Self::Changed => "changed",
+            Self::Unchanged => "unchanged",
+        }
+    }
+}
+
+fn args(dir: &Path, mode: Mode) -> Vec<String> {
     let mut a = vec!["-q".to_string(), "-C".to_string(), dir.display().to_string(), "plan".into(), "--json".into()];
-    if !cache {
+    if mode == Mode::Cold {
         a.push("--no-cache".into());
     }
     a
 }
 
-fn command(hsm: &str, dir: &Path, cache: bool) -> Command {
+/// The environment of every run: the secret, the cache folder and the folder of
+/// the user key that authenticates the caches' entries.
+fn env(dir: &Path) -> [(&'static str, String); 3] {
+    [
+        ("BENCH_SECRET", "s3cret".to_string()),
+        ("HSM_CACHE_DIR", dir.join("cache").display().to_string()),
+        ("HSM_DATA_DIR", dir.join("data").display().to_string()),
+    ]
+}
+
+/// A shell command that removes the printed plans, so the next run plans afresh.
+fn forget_printed(dir: &Path) -> String {
+    format!("rm -f {}/cache/*/plans/*.out", dir.display())
+}
+
+fn command(hsm: &str, dir: &Path, mode: Mode) -> Command {
     let mut c = Command::new(hsm);
-    c.args(args(dir, cache)).env_clear().env("BENCH_SECRET", "s3cret").env("HSM_CACHE_DIR", dir.join("cache"));
+    c.args(args(dir, mode)).env_clear().envs(env(dir));
     c
 }
 
 /// Runs the plan once and returns how many packages and services it resolved.
 fn check(hsm: &str, dir: &Path) -> (usize, usize) {
-    let out = command(hsm, dir, false).output().expect("run hsm");
+    let out = command(hsm, dir, Mode::Cold).output().expect("run hsm");
     assert!(out.status.success(), "hsm plan failed:\n{}", String::from_utf8_lossy(&out.stderr));
     let plan: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON plan");
     assert!(!String::from_utf8_lossy(&out.stdout).contains("s3cret"), "the secret leaked");
@@ -185,19 +230,16 @@ fn check(hsm: &str, dir: &Path) -> (usize, usize) {
 }
 
 /// Mean, standard deviation, min and max in seconds, from hyperfine.
-fn time(hsm: &str, dir: &Path, cache: bool) -> (f64, f64, f64, f64) {
+fn time(hsm: &str, dir: &Path, mode: Mode) -> (f64, f64, f64, f64) {
     let json = dir.join("hyperfine.json");
-    let cmd = format!(
-        "env -i BENCH_SECRET=s3cret HSM_CACHE_DIR={} {hsm} {}",
-        dir.join("cache").display(),
-        args(dir, cache).join(" ")
-    );
-    let status = Command::new("hyperfine")
-        .args(["--warmup", "3", "--min-runs", "20", "--style", "none", "--export-json"])
-        .arg(&json)
-        .arg(&cmd)
-        .status()
-        .expect("hyperfine (install it with `apt-get install hyperfine`)");
+    let vars: Vec<String> = env(dir).iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let cmd = format!("env -i {} {hsm} {}", vars.join(" "), args(dir, mode).join(" "));
+    let mut hyperfine = Command::new("hyperfine");
+    hyperfine.args(["--warmup", "3", "--min-runs", "20", "--style", "none", "--export-json"]).arg(&json);
+    if mode == Mode::Changed {
+        hyperfine.arg("--prepare").arg(forget_printed(dir));
+    }
+    let status = hyperfine.arg(&cmd).status().expect("hyperfine (install it with `apt-get install hyperfine`)");
     assert!(status.success(), "hyperfine failed");
     let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let r = &v["results"][0];
@@ -206,14 +248,17 @@ fn time(hsm: &str, dir: &Path, cache: bool) -> (f64, f64, f64, f64) {
 }
 
 /// Peak resident memory of one run, in KiB, from `/usr/bin/time -v`.
-fn peak_rss_kib(hsm: &str, dir: &Path, cache: bool) -> u64 {
+fn peak_rss_kib(hsm: &str, dir: &Path, mode: Mode) -> u64 {
+    if mode == Mode::Changed {
+        let status = Command::new("sh").arg("-c").arg(forget_printed(dir)).status().expect("sh");
+        assert!(status.success());
+    }
     let out = Command::new("/usr/bin/time")
         .arg("-v")
         .arg(hsm)
-        .args(args(dir, cache))
+        .args(args(dir, mode))
         .env_clear()
-        .env("BENCH_SECRET", "s3cret")
-        .env("HSM_CACHE_DIR", dir.join("cache"))
+        .envs(env(dir))
         .output()
         .expect("/usr/bin/time (install it with `apt-get install time`)");
     let stderr = String::from_utf8_lossy(&out.stderr);
