@@ -26,7 +26,7 @@ const FORMAT: u32 = 4;
 const DOMAIN: &[u8] = b"hsm registry cache";
 
 /// Entries are a few MiB at most; anything much bigger was not written here.
-const MAX_ENTRY: u64 = 1 << 30;
+const MAX_ENTRY: u64 = 64 << 20;
 
 /// What one registry file defines, as stored.
 #[derive(Serialize, Deserialize)]
@@ -59,11 +59,17 @@ impl Cache {
         format!("{:016x}{:016x}", hash(1), hash(2))
     }
 
+    /// An entry's MAC: over its folder too (which names hsm's build), so that an
+    /// entry copied from another build's folder never verifies.
+    fn tag(&self, key: &str, body: &[u8]) -> [u8; 32] {
+        self.auth.tag(&[DOMAIN, self.dir.as_os_str().as_encoded_bytes(), key.as_bytes(), body])
+    }
+
     /// The entry stored under `key`, if its MAC verifies and it decodes.
     pub(crate) fn get(&self, key: &str) -> Option<Entry> {
         let bytes = hsm_model::cache::read_entry(&self.dir.join(key), MAX_ENTRY)?;
         let (body, tag) = bytes.split_at_checked(bytes.len().checked_sub(32)?)?;
-        if !tags_equal(&self.auth.tag(&[DOMAIN, key.as_bytes(), body]), tag) {
+        if !tags_equal(&self.tag(key, body), tag) {
             return None;
         }
         postcard::from_bytes(body).ok()
@@ -72,7 +78,7 @@ impl Cache {
     /// Stores an entry; failing to is not an error (the cache is only a shortcut).
     pub(crate) fn put(&self, key: &str, entry: &Entry) {
         let Ok(mut bytes) = postcard::to_stdvec(entry) else { return };
-        let tag = self.auth.tag(&[DOMAIN, key.as_bytes(), &bytes]);
+        let tag = self.tag(key, &bytes);
         bytes.extend_from_slice(&tag);
         let _ = hsm_model::cache::write_entry(&self.dir.join(key), &bytes);
     }
@@ -139,5 +145,14 @@ mod tests {
         // An entry moved under another key is a miss too.
         std::fs::copy(dir.path().join(format!("registry-v{FORMAT}/k")), &path).unwrap();
         assert!(Cache::new(dir.path(), Arc::new(TestKey(1))).get("p").is_none());
+        // And one copied from another build's folder.
+        let other = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(other.path().join(format!("registry-v{FORMAT}"))).unwrap();
+        std::fs::copy(
+            dir.path().join(format!("registry-v{FORMAT}/k")),
+            other.path().join(format!("registry-v{FORMAT}/k")),
+        )
+        .unwrap();
+        assert!(Cache::new(other.path(), Arc::new(TestKey(1))).get("k").is_none());
     }
 }

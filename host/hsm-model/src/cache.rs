@@ -8,7 +8,8 @@
 
 use std::io::{Read as _, Write as _};
 use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Makes the MACs of cache entries; hsm passes one keyed with the user's secret key.
 pub trait Authenticator: Send + Sync + std::fmt::Debug {
@@ -23,44 +24,94 @@ pub fn tags_equal(expected: &[u8; 32], found: &[u8]) -> bool {
     found.len() == expected.len() && expected.iter().zip(found).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Reads a cache entry: a regular file (a symbolic link is not followed) of at
-/// most `max` bytes. `None` for anything else, or on any error: an entry that
-/// can't be read is a miss.
+/// Reads a cache entry: a regular file (a symbolic link is not followed, a FIFO
+/// never waited on) of at most `max` bytes, read whole as its size said. `None`
+/// for anything else, or on any error: an entry that can't be read is a miss.
 pub fn read_entry(path: &Path, max: u64) -> Option<Vec<u8>> {
-    let file = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(path).ok()?;
+    let file =
+        std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(path).ok()?;
     let meta = file.metadata().ok()?;
     if !meta.is_file() || meta.len() > max {
         return None;
     }
     let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).ok()?);
-    file.take(max).read_to_end(&mut bytes).ok()?;
-    Some(bytes)
+    // One byte more than its size: a file that grew meanwhile is not an entry.
+    file.take(meta.len() + 1).read_to_end(&mut bytes).ok()?;
+    (bytes.len() as u64 == meta.len()).then_some(bytes)
 }
 
-/// Writes a cache entry whole or not at all, readable by its owner only: into a
-/// new temporary file next to it (never one that exists, so never through a
-/// planted link), then renamed into place (which replaces a link, not its target).
+/// Writes a cache entry whole or not at all, readable by its owner only.
 pub fn write_entry(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().ok_or_else(|| std::io::Error::other("no parent folder"))?;
-    std::fs::create_dir_all(dir)?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    for attempt in 0..16u32 {
-        let tmp = dir.join(format!(".{name}.{}-{attempt}.tmp", std::process::id()));
-        let mut file = match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(e),
-        };
-        let written = file
-            .write_all(bytes)
-            .and_then(|()| file.set_permissions(std::fs::Permissions::from_mode(0o600)))
-            .and_then(|()| std::fs::rename(&tmp, path));
-        if written.is_err() {
-            let _ = std::fs::remove_file(&tmp);
+    let mut entry = EntryWriter::create(path)?;
+    entry.write_all(bytes)?;
+    entry.commit()
+}
+
+/// A cache entry being written: into a new temporary file next to it (never one
+/// that exists, so never through a planted link), owner-only, renamed into place by
+/// [`EntryWriter::commit`] (which replaces a link, not its target). Dropped without
+/// committing, the temporary file is removed and the entry is left as it was.
+pub struct EntryWriter {
+    tmp: PathBuf,
+    path: PathBuf,
+    file: std::io::BufWriter<std::fs::File>,
+    committed: bool,
+}
+
+impl EntryWriter {
+    /// Starts writing the entry at `path`, creating its folder if needed.
+    pub fn create(path: &Path) -> std::io::Result<Self> {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let dir = path.parent().ok_or_else(|| std::io::Error::other("no parent folder"))?;
+        std::fs::create_dir_all(dir)?;
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        for _ in 0..16 {
+            // Unique among this process's writers (threads included); `create_new`
+            // settles the rest.
+            let n = NEXT.fetch_add(1, Ordering::Relaxed);
+            let tmp = dir.join(format!(".{name}.{}-{n}.tmp", std::process::id()));
+            match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp) {
+                Ok(file) => {
+                    let file = std::io::BufWriter::with_capacity(1 << 16, file);
+                    return Ok(Self { tmp, path: path.to_path_buf(), file, committed: false });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e),
+            }
         }
-        return written;
+        Err(std::io::Error::other("no free temporary name in the cache folder"))
     }
-    Err(std::io::Error::other("no free temporary name in the cache folder"))
+
+    /// Finishes the entry: it replaces what was at its path.
+    pub fn commit(mut self) -> std::io::Result<()> {
+        self.file.flush()?;
+        self.file.get_ref().set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        std::fs::rename(&self.tmp, &self.path)?;
+        self.committed = true;
+        Ok(())
+    }
+}
+
+impl std::io::Write for EntryWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.file.write(buf)
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.file.write_all(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}
+
+impl Drop for EntryWriter {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -79,6 +130,18 @@ mod tests {
     }
 
     #[test]
+    fn an_entry_dropped_before_it_is_committed_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("e");
+        write_entry(&path, b"old").unwrap();
+        let mut entry = EntryWriter::create(&path).unwrap();
+        entry.write_all(b"half of a new one").unwrap();
+        drop(entry);
+        assert_eq!(read_entry(&path, 100).unwrap(), b"old");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary file is left");
+    }
+
+    #[test]
     fn links_are_neither_followed_when_reading_nor_written_through() {
         let dir = tempfile::tempdir().unwrap();
         let target = dir.path().join("elsewhere");
@@ -87,9 +150,19 @@ mod tests {
         std::os::unix::fs::symlink(&target, &path).unwrap();
         assert!(read_entry(&path, 100).is_none());
         assert!(read_entry(Path::new("/dev/zero"), 100).is_none(), "only regular files");
-        // A link planted where the temporary file would go is not written through.
-        let tmp = dir.path().join(format!(".e.{}-0.tmp", std::process::id()));
-        std::os::unix::fs::symlink(&target, &tmp).unwrap();
+        // A FIFO is not waited on (opening one to read blocks until a writer comes).
+        let fifo = dir.path().join("fifo");
+        let c_path = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: `c_path` is a valid NUL-terminated path.
+        #[allow(unsafe_code)]
+        let rc = unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) };
+        assert_eq!(rc, 0, "mkfifo");
+        assert!(read_entry(&fifo, 100).is_none());
+        // Links planted where temporary files would go are not written through.
+        for n in 0..4 {
+            let tmp = dir.path().join(format!(".e.{}-{n}.tmp", std::process::id()));
+            std::os::unix::fs::symlink(&target, &tmp).unwrap();
+        }
         write_entry(&path, b"entry").unwrap();
         assert_eq!(std::fs::read(&target).unwrap(), b"precious");
         assert_eq!(read_entry(&path, 100).unwrap(), b"entry", "the link itself was replaced");

@@ -35,9 +35,9 @@ const MAGIC: &[u8; 8] = b"HSMMEMO2";
 /// it says what the bytes are, so a MAC made for something else never verifies.
 const DOMAIN: &[u8] = b"hsm plan memo entry";
 
-/// Memo files are tens of MiB for the largest projects; anything much bigger was
-/// not written here.
-const MAX_FILE: u64 = 1 << 32;
+/// Memo files are a few MiB for the largest projects we know (5 MiB for 10,000
+/// packages); anything much bigger was not written here.
+const MAX_FILE: u64 = 512 << 20;
 
 /// The digest of what a service's plugin calls receive.
 pub(crate) type Key = [u8; 32];

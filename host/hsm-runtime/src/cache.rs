@@ -69,7 +69,7 @@ impl<'a> CompileCache<'a> {
         let path = self.dir.join(format!("{sha256}.cwasm"));
         let mut outcome = CacheOutcome::Compiled;
         // Compiled plugins are a few MiB; anything much bigger was not written here.
-        if let Some(entry) = hsm_model::cache::read_entry(&path, 1 << 30) {
+        if let Some(entry) = hsm_model::cache::read_entry(&path, 256 << 20) {
             if let Some(code) = self.verified_code(&entry, &digest) {
                 // SAFETY: the entry's MAC verified: hsm wrote this code itself, for
                 // this component and this engine configuration.

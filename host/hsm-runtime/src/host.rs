@@ -623,6 +623,12 @@ impl PluginHost {
     }
 }
 
+/// The SHA-256 (hex) of each plugin compiled into hsm, in a fixed order: with the
+/// bundled registry, what a cache must tell apart between builds of hsm.
+pub fn bundled_sha256s() -> impl Iterator<Item = &'static str> {
+    bundled::BUNDLED.iter().map(|b| b.sha256)
+}
+
 /// The WASI version the linker's interfaces carry (wasmtime-wasi's); components
 /// built against any 0.2.x match it.
 const WASI_CLOCKS: &str = "wasi:clocks/monotonic-clock@0.2.12";

@@ -26,6 +26,6 @@ pub use check::{CheckContext, Grants, Refusal, check_plan};
 pub use host::{
     CallError, CallErrorKind, Capability, ConsumerInput, ContributionInput, Limits, LoadError, MergeFailure,
     MergeInput, ParamSpec, PlanFailure, PlanInput, PlannedService, Plugin, PluginHost, PluginInfo, PluginSource,
-    ProfileInput, WIT_VERSIONS,
+    ProfileInput, WIT_VERSIONS, bundled_sha256s,
 };
 pub use hsm_model::Authenticator;

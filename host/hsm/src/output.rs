@@ -78,15 +78,21 @@ impl Output {
     /// Writes a value to stdout as pretty JSON, streaming rather than building the
     /// whole text first (a large plan is megabytes).
     pub(crate) fn json<T: serde::Serialize>(&self, value: &T) -> Result<(), Failure> {
+        self.stream(|out| {
+            serde_json::to_writer_pretty(&mut *out, value)?;
+            out.write_all(b"\n")
+        })
+        .map(|_| ())
+    }
+
+    /// Writes to stdout through `write`, buffered. `Ok(true)` when everything was
+    /// written; a closed pipe (`hsm plan | head`) is not an error but `Ok(false)`.
+    pub(crate) fn stream(&self, write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<bool, Failure> {
         let mut stdout = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
-        let written = serde_json::to_writer_pretty(&mut stdout, value)
-            .map_err(std::io::Error::from)
-            .and_then(|()| stdout.write_all(b"\n"))
-            .and_then(|()| stdout.flush());
-        match written {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-            Err(e) => Err(Failure::Job(format!("cannot write the JSON plan to stdout: {e}"))),
+        match write(&mut stdout).and_then(|()| stdout.flush()) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
+            Err(e) => Err(Failure::Job(format!("cannot write to stdout: {e}"))),
         }
     }
 

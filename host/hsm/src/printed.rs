@@ -16,21 +16,28 @@
 //! secret key (a changed secret is noticed; nothing about it is written down). Any
 //! difference is a miss, and the run does the work and records it again.
 //!
-//! Each entry carries a MAC over its place, the record and the output, keyed with
-//! the user's key: only hsm can have written it, for this project and build. A
+//! The output is written to the entry as it is printed (a large plan is tens of
+//! MiB; it is never held whole in memory), then the record, then a MAC over the
+//! entry's place, the record and the output's SHA-256, keyed with the user's key:
+//! only hsm can have written it, for this project and build. A
 //! missing, unreadable, corrupt or forged entry is a miss; failing to write one is
 //! not an error. What is printed holds secret references, never values (as every
 //! output of hsm).
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use hsm_config::Observed;
+use hsm_model::cache::EntryWriter;
 use hsm_model::{Authenticator, Sources, tags_equal};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 /// Identifies the file format; bumped when it or the record changes.
-const MAGIC: &[u8; 8] = b"HSMOUT02";
+const MAGIC: &[u8; 8] = b"HSMOUT03";
+
+/// The end of an entry: the output's and the record's lengths, then the MAC.
+const TRAILER: usize = 8 + 8 + 32;
 
 /// What the entry's MAC covers besides its place, the record and the output.
 const DOMAIN: &[u8] = b"hsm printed plan";
@@ -38,9 +45,9 @@ const DOMAIN: &[u8] = b"hsm printed plan";
 /// What the MAC of the variables' values covers besides them.
 const VALUES_DOMAIN: &[u8] = b"hsm printed plan: variables";
 
-/// Printed plans are tens of MiB for the largest projects; anything much bigger
-/// was not written here.
-const MAX_ENTRY: u64 = 1 << 32;
+/// Printed plans are tens of MiB for the largest projects we know (22 MiB of JSON
+/// for 10,000 packages); anything much bigger was not written here.
+const MAX_ENTRY: u64 = 512 << 20;
 
 /// What a printed plan was made from.
 #[derive(Serialize, Deserialize)]
@@ -114,19 +121,21 @@ impl Printed {
 
     /// The entry's MAC: over its place too (the build's folder, the project, the
     /// way of printing), so that an entry copied anywhere else never verifies.
-    fn tag(&self, auth: &dyn Authenticator, record: &[u8], stdout: &[u8]) -> [u8; 32] {
-        auth.tag(&[DOMAIN, self.path.as_os_str().as_encoded_bytes(), record, stdout])
+    fn tag(&self, auth: &dyn Authenticator, record: &[u8], stdout_digest: &[u8; 32]) -> [u8; 32] {
+        auth.tag(&[DOMAIN, self.path.as_os_str().as_encoded_bytes(), record, stdout_digest])
     }
 
     /// What was printed last time, if nothing it was made from has changed since.
     /// `env` is the process environment.
     pub(crate) fn lookup(&self, auth: &dyn Authenticator, env: &dyn Fn(&str) -> Option<String>) -> Option<Hit> {
         let entry = hsm_model::cache::read_entry(&self.path, MAX_ENTRY)?;
-        let rest = entry.strip_prefix(MAGIC)?;
-        let (record, rest) = split_framed(rest)?;
-        let (stdout, rest) = split_framed(rest)?;
-        let (tag, rest) = split_framed(rest)?;
-        if !rest.is_empty() || !tags_equal(&self.tag(auth, record, stdout), tag) {
+        // MAGIC, the output, the record, then the trailer.
+        let body = entry.strip_prefix(MAGIC)?;
+        let (body, trailer) = body.split_at_checked(body.len().checked_sub(TRAILER)?)?;
+        let (stdout_len, trailer) = split_u64(trailer)?;
+        let (record_len, tag) = split_u64(trailer)?;
+        let (stdout, record) = body.split_at_checked(stdout_len)?;
+        if record.len() != record_len || !tags_equal(&self.tag(auth, record, &sha256(stdout)), tag) {
             return None;
         }
         let inputs: Inputs = rmp_serde::from_slice(record).ok()?;
@@ -138,31 +147,77 @@ impl Printed {
         if !unchanged {
             return None;
         }
-        let end = entry.len() - tag.len() - 8;
-        let start = end - stdout.len();
+        let (start, end) = (MAGIC.len(), MAGIC.len() + stdout_len);
         let files = inputs.files.into_iter().map(|(_, _, shown)| shown).collect();
         Some(Hit { entry, start, end, files })
     }
 
-    /// Records what a run printed and what it was made from. Failing to write is not
-    /// an error (this is only a shortcut).
-    pub(crate) fn store(
+    /// Starts keeping what is about to be printed; `None` if the entry can't be
+    /// written (then nothing is kept).
+    pub(crate) fn begin(&self) -> Option<Recording> {
+        let mut entry = EntryWriter::create(&self.path).ok()?;
+        entry.write_all(MAGIC).ok()?;
+        Some(Recording { entry, digest: Sha256::new(), len: 0, failed: false })
+    }
+
+    /// Finishes keeping what was printed through `recording`, with a record of what
+    /// it was made from. Failing to write is not an error (this is only a shortcut).
+    pub(crate) fn finish(
         &self,
+        recording: Recording,
         auth: &dyn Authenticator,
         made_from: &MadeFrom,
         env: &dyn Fn(&str) -> Option<String>,
-        stdout: &[u8],
     ) {
+        let Recording { mut entry, digest, len, failed } = recording;
+        if failed {
+            return;
+        }
         let Some(inputs) = made_from.record(auth, env) else { return };
         let Ok(record) = rmp_serde::to_vec(&inputs) else { return };
-        let tag = self.tag(auth, &record, stdout);
-        let mut out = Vec::with_capacity(8 + 24 + record.len() + stdout.len() + tag.len());
-        out.extend_from_slice(MAGIC);
-        for part in [&record[..], stdout, &tag[..]] {
-            out.extend_from_slice(&(part.len() as u64).to_le_bytes());
-            out.extend_from_slice(part);
+        let tag = self.tag(auth, &record, &digest.finalize().into());
+        let written = entry
+            .write_all(&record)
+            .and_then(|()| entry.write_all(&len.to_le_bytes()))
+            .and_then(|()| entry.write_all(&(record.len() as u64).to_le_bytes()))
+            .and_then(|()| entry.write_all(&tag));
+        if written.is_ok() {
+            let _ = entry.commit();
         }
-        let _ = hsm_model::cache::write_entry(&self.path, &out);
+    }
+}
+
+/// What is being printed, on its way into an entry as well.
+pub(crate) struct Recording {
+    entry: EntryWriter,
+    digest: Sha256,
+    len: u64,
+    /// Set when writing the entry failed: it is then dropped, not committed.
+    failed: bool,
+}
+
+/// Writes to `out` and, when there is a recording, into it too: what is printed is
+/// kept as it is printed.
+pub(crate) struct Tee<'a, W> {
+    /// Where the output goes.
+    pub(crate) out: W,
+    /// The entry it also goes into.
+    pub(crate) recording: Option<&'a mut Recording>,
+}
+
+impl<W: Write> Write for Tee<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.out.write(buf)?;
+        if let Some(r) = self.recording.as_deref_mut() {
+            r.failed |= r.entry.write_all(&buf[..n]).is_err();
+            r.digest.update(&buf[..n]);
+            r.len += n as u64;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
     }
 }
 
@@ -214,11 +269,10 @@ fn values_mac(auth: &dyn Authenticator, names: &[String], env: &dyn Fn(&str) -> 
     auth.tag(&parts)
 }
 
-/// A length-prefixed part, and what follows it.
-fn split_framed(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
-    let (len, rest) = bytes.split_first_chunk::<8>()?;
-    let len = usize::try_from(u64::from_le_bytes(*len)).ok()?;
-    (rest.len() >= len).then(|| rest.split_at(len))
+/// A little-endian `u64` as a length, and what follows it.
+fn split_u64(bytes: &[u8]) -> Option<(usize, &[u8])> {
+    let (n, rest) = bytes.split_first_chunk::<8>()?;
+    Some((usize::try_from(u64::from_le_bytes(*n)).ok()?, rest))
 }
 
 #[cfg(test)]
@@ -277,7 +331,13 @@ mod tests {
 
     fn stored(dir: &Path, made_from: &MadeFrom) -> Printed {
         let printed = Printed::new(&dir.join("cache"), dir, "json");
-        printed.store(&KEY, made_from, &env, b"{\"plan\": 1}\n");
+        let mut recording = printed.begin().unwrap();
+        let mut printed_out = Vec::new();
+        let mut tee = Tee { out: &mut printed_out, recording: Some(&mut recording) };
+        tee.write_all(b"{\"plan\": ").unwrap();
+        tee.write_all(b"1}\n").unwrap();
+        printed.finish(recording, &KEY, made_from, &env);
+        assert_eq!(printed_out, b"{\"plan\": 1}\n", "printed as it is kept");
         printed
     }
 
@@ -313,6 +373,40 @@ mod tests {
             change(dir.path());
             assert!(printed.lookup(&KEY, &env).is_none(), "{what}: still reused");
         }
+    }
+
+    #[test]
+    fn a_plugin_counts_by_the_digest_it_was_pinned_to() {
+        let (dir, mut made_from) = project();
+        let plugin = dir.path().join("plugins/x.wasm");
+        std::fs::create_dir_all(plugin.parent().unwrap()).unwrap();
+        std::fs::write(&plugin, b"\0asm component").unwrap();
+        made_from.plugins = vec![(plugin.clone(), hex::encode(sha256(b"\0asm component")))];
+        let printed = stored(dir.path(), &made_from);
+        let hit = printed.lookup(&KEY, &env).expect("unchanged");
+        assert_eq!(hit.files, ["hsm.yaml", "reg/a.yaml", "plugins/x.wasm"]);
+        std::fs::write(&plugin, b"\0asm another one").unwrap();
+        assert!(printed.lookup(&KEY, &env).is_none(), "the component changed");
+
+        // A pin that is not a SHA-256 (the load would have refused it): nothing kept.
+        made_from.plugins = vec![(plugin, "not hex".into())];
+        let printed = Printed::new(&dir.path().join("cache2"), dir.path(), "json");
+        let recording = printed.begin().unwrap();
+        printed.finish(recording, &KEY, &made_from, &env);
+        assert!(printed.lookup(&KEY, &env).is_none());
+    }
+
+    #[test]
+    fn a_printout_that_did_not_finish_is_not_kept() {
+        let (dir, made_from) = project();
+        let printed = stored(dir.path(), &made_from);
+        // Printing stops halfway (a closed pipe, Ctrl-C): the recording is dropped.
+        let mut recording = printed.begin().unwrap();
+        Tee { out: Vec::new(), recording: Some(&mut recording) }.write_all(b"{\"pl").unwrap();
+        drop(recording);
+        assert_eq!(printed.lookup(&KEY, &env).unwrap().stdout(), b"{\"plan\": 1}\n", "the last whole one stays");
+        let files: Vec<_> = std::fs::read_dir(printed.path.parent().unwrap()).unwrap().collect();
+        assert_eq!(files.len(), 1, "no temporary file is left");
     }
 
     #[test]

@@ -39,6 +39,8 @@ pub(crate) struct KeyAuth(hsm_exec::keys::UserKey);
 pub(crate) struct Caches {
     dir: Option<PathBuf>,
     key: RefCell<Option<Option<Arc<KeyAuth>>>>,
+    /// Whether creating the key was tried (and failed, if `key` holds none).
+    create_tried: std::cell::Cell<bool>,
 }
 
 impl Caches {
@@ -47,7 +49,7 @@ impl Caches {
     pub(crate) fn new(global: &GlobalArgs) -> Self {
         let dir =
             if global.no_cache { None } else { cache_dir(&process_env()).zip(build_tag()).map(|(d, t)| d.join(t)) };
-        Self { dir, key: RefCell::new(None) }
+        Self { dir, key: RefCell::new(None), create_tried: std::cell::Cell::new(false) }
     }
 
     /// `<cache>/<build>`, if caches are used.
@@ -70,7 +72,9 @@ impl Caches {
         if let Some(key) = self.existing_key() {
             return Some(key);
         }
-        self.dir.as_ref()?;
+        if self.dir.is_none() || self.create_tried.replace(true) {
+            return None;
+        }
         let key = hsm_exec::keys::UserKey::load_default().ok().map(|k| Arc::new(KeyAuth(k)));
         *self.key.borrow_mut() = Some(key.clone());
         key
@@ -120,8 +124,9 @@ pub(crate) fn catalog(
     caches: &Caches,
 ) -> Result<(Sources, Catalog), Failure> {
     let (host, bundled) = preload.finish();
-    // Compiling a plugin takes long enough that its cache is worth creating the key for.
-    let key = if config.plugins.is_empty() { None } else { caches.key_for_writing() };
+    // The key is not created here: the project may still turn out invalid (a run
+    // that plans creates it, and the runs after it use the compile cache).
+    let key = if config.plugins.is_empty() { None } else { caches.existing_key() };
     let cache_root = cache_dir(&process_env()).map(|d| d.join("plugins"));
     let cache = match (&key, &cache_root) {
         (Some(key), Some(root)) => Some(CompileCache::new(root, &host, key.as_ref())),
@@ -271,24 +276,31 @@ fn cache_dir(env: &HashMap<String, String>) -> Option<PathBuf> {
 }
 
 /// Names this build of hsm, so that a rebuilt hsm (whose checks may differ) never
-/// reads entries an earlier build wrote: the version, and the executable's size and
-/// modification and change times (to the nanosecond) and inode. Builds that set a
-/// fixed modification time (reproducible builds, Nix) still differ in the change
-/// time, which only writing the file sets. `None`, and then nothing is cached, when
-/// the executable can't be examined: a tag that can't tell builds apart would let
-/// one read another's entries. The whole cache folder can be deleted at any time.
+/// reads entries an earlier build wrote: the version, a digest of the bundled
+/// registry and plugins, and the executable's size, modification time (to the
+/// nanosecond) and inode. Builds that set a fixed
+/// modification time (reproducible builds, Nix) are still new files, with inodes of
+/// their own. (Not the change time: cargo relinks `target/*/hsm` on every build, which
+/// changes it and would make every `cargo run` start with empty caches.) `None`, and
+/// then nothing is cached, when the executable can't be examined: a tag that can't
+/// tell builds apart would let one read another's entries. The whole cache folder
+/// can be deleted at any time.
 fn build_tag() -> Option<String> {
+    use std::hash::{Hash as _, Hasher as _};
     use std::os::unix::fs::MetadataExt as _;
     let exe = std::env::current_exe().and_then(std::fs::metadata).ok()?;
     let mtime = exe.modified().ok()?.duration_since(std::time::UNIX_EPOCH).ok()?;
-    let ctime = (exe.ctime(), exe.ctime_nsec());
+    let mut bundled = std::hash::DefaultHasher::new();
+    for (name, text) in hsm_config::BUNDLED {
+        (name, text).hash(&mut bundled);
+    }
+    hsm_runtime::bundled_sha256s().for_each(|sha256| sha256.hash(&mut bundled));
     Some(format!(
-        "{}-{:x}-{:x}-{:x}{:09}-{:x}",
+        "{}-{:016x}-{:x}-{:x}-{:x}",
         env!("CARGO_PKG_VERSION"),
+        bundled.finish(),
         exe.len(),
         mtime.as_nanos(),
-        ctime.0,
-        ctime.1,
         exe.ino()
     ))
 }

@@ -5,6 +5,7 @@
 //! files, never as values.
 
 use std::fmt::Write as _;
+use std::io::Write as _;
 
 use hsm_model::{Text, Value};
 use hsm_plan::{Action, Consumer, Endpoint, Mount, PackageSource as Source, Plan, Probe, ServicePlan};
@@ -15,7 +16,7 @@ use serde::Serialize;
 use crate::Failure;
 use crate::cli::{GlobalArgs, PlanArgs};
 use crate::output::{Output, Style, paint};
-use crate::printed::Printed;
+use crate::printed::{Printed, Tee};
 use crate::project::{self, Caches};
 
 /// Runs `hsm plan`. What it prints is kept in the cache folder with what it was
@@ -39,28 +40,27 @@ pub(crate) fn run(global: &GlobalArgs, args: &PlanArgs, out: &Output) -> Result<
     }
 
     let planned = project::plan_with(global, out, &caches)?;
-    let result = match printed.zip(caches.key_for_writing()) {
-        Some((printed, key)) => {
-            // Rendered whole, to be kept as well as printed.
-            let rendered = if args.json {
-                let mut bytes = Vec::new();
-                serde_json::to_writer_pretty(&mut bytes, &json(&planned.resolution, &planned.plan))
-                    .map_err(|e| Failure::Job(format!("cannot render the JSON plan: {e}")))?;
-                bytes.push(b'\n');
-                bytes
-            } else {
-                text(&planned.resolution, &planned.plan, out.color_out()).into_bytes()
-            };
-            let result = out.data_bytes(&rendered);
-            printed.store(key.as_ref(), &planned.made_from, &env, &rendered);
-            result
+    // What is printed is kept as it is printed, when there is somewhere to keep it.
+    let key = printed.as_ref().and_then(|_| caches.key_for_writing());
+    let mut recording = printed.as_ref().zip(key.as_ref()).and_then(|(p, _)| p.begin());
+    let complete = out.stream(|stdout| {
+        // Buffered before the tee, so that it copies and hashes large chunks rather
+        // than JSON's many small writes.
+        let mut tee = std::io::BufWriter::with_capacity(1 << 16, Tee { out: stdout, recording: recording.as_mut() });
+        if args.json {
+            serde_json::to_writer_pretty(&mut tee, &json(&planned.resolution, &planned.plan))?;
+            tee.write_all(b"\n")?;
+        } else {
+            tee.write_all(text(&planned.resolution, &planned.plan, out.color_out()).as_bytes())?;
         }
-        None if args.json => out.json(&json(&planned.resolution, &planned.plan)),
-        None => out.data(&text(&planned.resolution, &planned.plan, out.color_out())),
-    };
+        tee.flush()
+    });
+    if let (Ok(true), Some(printed), Some(recording), Some(key)) = (&complete, &printed, recording, &key) {
+        printed.finish(recording, key.as_ref(), &planned.made_from, &env);
+    }
     // The process ends right after; see `project::resolve`.
     std::mem::forget(planned);
-    result
+    complete.map(|_| ())
 }
 
 /// The plan as JSON: the resolution's view of each service next to its plugin's.
