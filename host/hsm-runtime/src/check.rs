@@ -81,6 +81,12 @@ pub fn check_plan(
             ));
         }
         for (name, value) in &env.vars {
+            // Plans give hundreds of thousands of variables: the checks (which have
+            // no side effects) run without a description first, and again with
+            // one only to explain a refusal.
+            if checker.consumer_env_name(name, "").is_ok() && checker.text(value, "").is_ok() {
+                continue;
+            }
             checker.consumer_env_name(name, &format!("set `{}`", name.escape_debug()))?;
             checker.text(value, &format!("set `{name}`"))?;
         }
