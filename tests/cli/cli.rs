@@ -380,3 +380,40 @@ fn two_services_giving_a_package_one_variable_is_an_error() {
         run.stderr
     );
 }
+
+/// Each rebuild of hsm caches in a folder of its own; the first run of a new build
+/// removes other builds' folders nothing has written to for a month, and nothing
+/// else.
+#[test]
+fn the_first_run_of_a_build_removes_long_unused_build_folders() {
+    let dir = project(&[("hsm.yaml", SECRET_PROJECT), ("reg.yaml", SECRET_REGISTRY), (".env", "DB_PASSWORD=x\n")]);
+    let (cache, data) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let long_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(60 * 24 * 3600);
+    let make = |folder: &str, subfolders: &[&str], old: bool| {
+        let path = cache.path().join(folder);
+        for sub in subfolders {
+            std::fs::create_dir_all(path.join(sub)).unwrap();
+            if old {
+                std::fs::File::open(path.join(sub)).unwrap().set_modified(long_ago).unwrap();
+            }
+        }
+        if old {
+            std::fs::File::open(&path).unwrap().set_modified(long_ago).unwrap();
+        }
+        path
+    };
+    let unused = make("0.0.9-aaaaaaaaaaaaaaaa-10-20-30", &["plans", "registry-v4"], true);
+    let recent = make("0.0.8-bbbbbbbbbbbbbbbb-10-20-30", &["plans"], false);
+    let not_only_caches = make("0.0.7-cccccccccccccccc-10-20-30", &["plans", "notes"], true);
+    let compiled_plugins = make("plugins", &["0.1.0-0123"], true);
+
+    let (cache_dir, data_dir) = (cache.path().display().to_string(), data.path().display().to_string());
+    let env = [("HSM_CACHE_DIR", cache_dir.as_str()), ("HSM_DATA_DIR", data_dir.as_str())];
+    let run = run_in(dir.path(), &["validate"], &env);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(!unused.exists(), "a build folder unused for 60 days was not removed");
+    assert!(recent.exists() && not_only_caches.exists() && compiled_plugins.exists());
+    // This build's folder is there, and a later run of it prunes nothing more.
+    let builds = std::fs::read_dir(cache.path()).unwrap().count();
+    assert_eq!(builds, 4, "this build's folder, the recent one, the other one and plugins");
+}

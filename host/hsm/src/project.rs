@@ -46,9 +46,14 @@ pub(crate) struct Caches {
 impl Caches {
     /// The caches the global options allow: none with `--no-cache`, with an empty
     /// `HSM_CACHE_DIR`, or when this build can't be told apart from others.
+    /// The first run of a new build also removes other builds' folders that have
+    /// not been written to for [`UNUSED_BUILD_DAYS`] days.
     pub(crate) fn new(global: &GlobalArgs) -> Self {
         let dir =
             if global.no_cache { None } else { cache_dir(&process_env()).zip(build_tag()).map(|(d, t)| d.join(t)) };
+        if let Some(dir) = dir.as_deref().filter(|d| !d.exists()) {
+            prune_builds(dir, std::time::Duration::from_secs(UNUSED_BUILD_DAYS * 24 * 3600));
+        }
         Self { dir, key: RefCell::new(None), create_tried: std::cell::Cell::new(false) }
     }
 
@@ -272,6 +277,42 @@ fn cache_dir(env: &HashMap<String, String>) -> Option<PathBuf> {
         Some(dir) if dir.is_empty() => None,
         Some(dir) => Some(PathBuf::from(dir)),
         None => set("XDG_CACHE_HOME").map(|d| d.join("hsm")).or_else(|| set("HOME").map(|h| h.join(".cache/hsm"))),
+    }
+}
+
+/// How long another build's cache folder may go unwritten before the first run of
+/// a new build removes it.
+const UNUSED_BUILD_DAYS: u64 = 30;
+
+/// Removes the folders of other builds of hsm next to `ours` that nothing has
+/// written to for `unused`: each rebuild of hsm starts a folder of its own, and
+/// those of builds no longer run would otherwise stay forever. A build folder is
+/// recognised by its name (a version first) and its content (only the caches'
+/// subfolders); its age is the newest modification of it and its subfolders
+/// (every entry written renames a file into one). Failures are ignored: this is
+/// housekeeping.
+fn prune_builds(ours: &Path, unused: std::time::Duration) {
+    let (Some(root), Some(now)) = (ours.parent(), std::time::SystemTime::now().checked_sub(unused)) else { return };
+    let Ok(entries) = std::fs::read_dir(root) else { return };
+    for entry in entries.filter_map(Result::ok) {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let looks_like_build = name.starts_with(|c: char| c.is_ascii_digit()) && name.matches('-').count() >= 4;
+        if path == ours || !looks_like_build || !entry.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        let Ok(children) = std::fs::read_dir(&path) else { continue };
+        let mut newest = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
+        let mut only_caches = true;
+        for child in children.filter_map(Result::ok) {
+            let child_name = child.file_name().to_string_lossy().into_owned();
+            only_caches &= child_name == "plans" || child_name.starts_with("registry-v");
+            let modified = child.metadata().and_then(|m| m.modified()).ok();
+            newest = newest.max(modified);
+        }
+        if only_caches && newest.is_some_and(|t| t < now) {
+            let _ = std::fs::remove_dir_all(&path);
+        }
     }
 }
 
