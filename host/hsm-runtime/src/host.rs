@@ -516,14 +516,33 @@ impl PluginHost {
         self.inner.limits
     }
 
-    /// Loads the plugins compiled into hsm, from their precompiled code, on one
-    /// thread per plugin (deserializing is most of the cost, and independent).
+    /// Loads the plugins compiled into hsm, from their precompiled code, in
+    /// parallel (deserializing is most of the cost, and independent): the calling
+    /// thread and one more per further core take the next plugin in turn, so no
+    /// more threads are started than there are cores to run them.
     pub fn load_bundled(&self) -> Result<Vec<Plugin>, LoadError> {
-        std::thread::scope(|scope| {
-            let loading: Vec<_> =
-                bundled::BUNDLED.iter().map(|b| scope.spawn(move || self.load_one_bundled(b))).collect();
-            loading.into_iter().map(|t| t.join().expect("loading a bundled plugin panicked")).collect()
-        })
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let all = &bundled::BUNDLED;
+        let next = AtomicUsize::new(0);
+        let work = || {
+            let mut done = Vec::new();
+            while let Some(b) = all.get(next.fetch_add(1, Ordering::Relaxed)) {
+                done.push((b.name, self.load_one_bundled(b)));
+            }
+            done
+        };
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        let mut loaded: Vec<(&str, Result<Plugin, LoadError>)> = std::thread::scope(|scope| {
+            let helpers: Vec<_> = (1..cores.min(all.len())).map(|_| scope.spawn(work)).collect();
+            let mut loaded = work();
+            for helper in helpers {
+                loaded.extend(helper.join().expect("loading a bundled plugin panicked"));
+            }
+            loaded
+        });
+        // In the order they are bundled in, whichever thread loaded them.
+        loaded.sort_by_key(|(name, _)| all.iter().position(|b| b.name == *name));
+        loaded.into_iter().map(|(_, plugin)| plugin).collect()
     }
 
     fn load_one_bundled(&self, b: &'static bundled::Bundled) -> Result<Plugin, LoadError> {
