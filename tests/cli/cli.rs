@@ -406,14 +406,14 @@ fn the_first_run_of_a_build_removes_long_unused_build_folders() {
     let recent = make("0.0.8-bbbbbbbbbbbbbbbb-10-20-30", &["plans"], false);
     let not_only_caches = make("0.0.7-cccccccccccccccc-10-20-30", &["plans", "notes"], true);
     let compiled_plugins = make("plugins", &["0.1.0-0123"], true);
+    let not_a_build = make("2024-01-02-backup-x", &["plans"], true);
 
     let (cache_dir, data_dir) = (cache.path().display().to_string(), data.path().display().to_string());
     let env = [("HSM_CACHE_DIR", cache_dir.as_str()), ("HSM_DATA_DIR", data_dir.as_str())];
     let run = run_in(dir.path(), &["validate"], &env);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(!unused.exists(), "a build folder unused for 60 days was not removed");
-    assert!(recent.exists() && not_only_caches.exists() && compiled_plugins.exists());
-    // This build's folder is there, and a later run of it prunes nothing more.
-    let builds = std::fs::read_dir(cache.path()).unwrap().count();
-    assert_eq!(builds, 4, "this build's folder, the recent one, the other one and plugins");
+    assert!(recent.exists() && not_only_caches.exists() && compiled_plugins.exists() && not_a_build.exists());
+    let folders = std::fs::read_dir(cache.path()).unwrap().count();
+    assert_eq!(folders, 5, "this build's folder and the four others kept");
 }

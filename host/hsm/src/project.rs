@@ -297,8 +297,7 @@ fn prune_builds(ours: &Path, unused: std::time::Duration) {
     for entry in entries.filter_map(Result::ok) {
         let path = entry.path();
         let name = entry.file_name().to_string_lossy().into_owned();
-        let looks_like_build = name.starts_with(|c: char| c.is_ascii_digit()) && name.matches('-').count() >= 4;
-        if path == ours || !looks_like_build || !entry.file_type().is_ok_and(|t| t.is_dir()) {
+        if path == ours || !is_build_tag(&name) || !entry.file_type().is_ok_and(|t| t.is_dir()) {
             continue;
         }
         let Ok(children) = std::fs::read_dir(&path) else { continue };
@@ -314,6 +313,17 @@ fn prune_builds(ours: &Path, unused: std::time::Duration) {
             let _ = std::fs::remove_dir_all(&path);
         }
     }
+}
+
+/// Whether `name` is shaped like what [`build_tag`] makes: a version, a 16-digit hex
+/// digest, then three hex numbers.
+fn is_build_tag(name: &str) -> bool {
+    let hex = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit());
+    let mut parts = name.rsplitn(5, '-');
+    let numbers = parts.by_ref().take(3).filter(|p| hex(p)).count();
+    let digest = parts.next().is_some_and(|d| d.len() == 16 && hex(d));
+    let version = parts.next().is_some_and(|v| v.starts_with(|c: char| c.is_ascii_digit()) && v.contains('.'));
+    numbers == 3 && digest && version
 }
 
 /// Names this build of hsm, so that a rebuilt hsm (whose checks may differ) never
@@ -344,4 +354,20 @@ fn build_tag() -> Option<String> {
         mtime.as_nanos(),
         exe.ino()
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn build_tags_are_recognised_and_nothing_else() {
+        let ours = build_tag().expect("the test binary can be examined");
+        assert!(is_build_tag(&ours), "{ours}");
+        assert!(is_build_tag("0.1.0-0123456789abcdef-10-20-30"));
+        assert!(is_build_tag("1.2.0-rc.1-0123456789abcdef-a-b-c"), "a pre-release version");
+        for other in ["plugins", "2024-01-02-backup-x", "0.1.0-xyz-10-20-30", "0.1.0-0123456789abcdef-10-20", "notes"] {
+            assert!(!is_build_tag(other), "{other}");
+        }
+    }
 }
