@@ -86,6 +86,8 @@ impl Cache {
 
 #[cfg(test)]
 mod tests {
+    use hsm_model::cache::testing::TestKey;
+
     use super::*;
 
     #[test]
@@ -98,23 +100,6 @@ mod tests {
         assert_ne!(k, Cache::key(FileId(3), "registry/b.yaml", Some(base), "packages: {}\n"));
         assert_ne!(k, Cache::key(FileId(3), "registry/a.yaml", None, "packages: {}\n"));
         assert_ne!(k, Cache::key(FileId(3), "registry/a.yaml", Some(base), "packages: {} \n"));
-    }
-
-    /// A stand-in for the user's key: `.0` hashed with the parts (not a MAC, but
-    /// it tells keys and contents apart, which is what these tests need).
-    #[derive(Debug)]
-    struct TestKey(u64);
-
-    impl Authenticator for TestKey {
-        fn tag(&self, parts: &[&[u8]]) -> [u8; 32] {
-            let mut out = [0u8; 32];
-            for (i, chunk) in out.chunks_mut(8).enumerate() {
-                let mut h = std::hash::DefaultHasher::new();
-                (self.0, i, parts).hash(&mut h);
-                chunk.copy_from_slice(&h.finish().to_le_bytes());
-            }
-            out
-        }
     }
 
     fn empty() -> Entry {

@@ -222,26 +222,10 @@ fn split_u64(bytes: &[u8]) -> Option<(u64, &[u8])> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hsm_model::cache::testing::TestKey;
     use hsm_model::{Encoding, Piece, SecretId, Text};
     use hsm_plan::Consumer;
     use indexmap::IndexMap;
-
-    /// An authenticator keyed with `.0` (HMAC-like enough for tests: the key
-    /// hashed with the parts).
-    #[derive(Debug)]
-    struct TestKey(u8);
-
-    impl Authenticator for TestKey {
-        fn tag(&self, parts: &[&[u8]]) -> [u8; 32] {
-            let mut h = Sha256::new();
-            h.update([self.0]);
-            for p in parts {
-                h.update((p.len() as u64).to_le_bytes());
-                h.update(p);
-            }
-            h.finalize().into()
-        }
-    }
 
     const KEY: TestKey = TestKey(1);
 

@@ -277,23 +277,9 @@ fn split_u64(bytes: &[u8]) -> Option<(usize, &[u8])> {
 
 #[cfg(test)]
 mod tests {
+    use hsm_model::cache::testing::TestKey;
+
     use super::*;
-
-    /// A stand-in for the user's key: `.0` hashed with the parts.
-    #[derive(Debug)]
-    struct TestKey(u8);
-
-    impl Authenticator for TestKey {
-        fn tag(&self, parts: &[&[u8]]) -> [u8; 32] {
-            let mut h = Sha256::new();
-            h.update([self.0]);
-            for p in parts {
-                h.update((p.len() as u64).to_le_bytes());
-                h.update(p);
-            }
-            h.finalize().into()
-        }
-    }
 
     const KEY: TestKey = TestKey(1);
 
