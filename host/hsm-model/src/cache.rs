@@ -7,7 +7,7 @@
 //! lives in `hsm-exec`; the caches only see [`Authenticator`].
 
 use std::io::{Read as _, Write as _};
-use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -85,7 +85,6 @@ impl EntryWriter {
     /// Finishes the entry: it replaces what was at its path.
     pub fn commit(mut self) -> std::io::Result<()> {
         self.file.flush()?;
-        self.file.get_ref().set_permissions(std::fs::Permissions::from_mode(0o600))?;
         std::fs::rename(&self.tmp, &self.path)?;
         self.committed = true;
         Ok(())
@@ -95,10 +94,6 @@ impl EntryWriter {
 impl std::io::Write for EntryWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         self.file.write(buf)
-    }
-
-    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
-        self.file.write_all(buf)
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
@@ -141,6 +136,8 @@ pub mod testing {
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::PermissionsExt as _;
+
     use super::*;
 
     #[test]

@@ -109,26 +109,10 @@ impl<'a> CompileCache<'a> {
     }
 
     fn store(&self, path: &Path, digest: &[u8], code: &[u8]) -> std::io::Result<()> {
-        std::fs::create_dir_all(&self.dir)?;
-        let mut tmp = tempfile_in(&self.dir)?;
-        tmp.1.write_all(MAGIC)?;
-        tmp.1.write_all(&self.tag(digest, code))?;
-        tmp.1.write_all(code)?;
-        tmp.1.sync_all()?;
-        std::fs::rename(&tmp.0, path)
+        let mut entry = hsm_model::cache::EntryWriter::create(path)?;
+        entry.write_all(MAGIC)?;
+        entry.write_all(&self.tag(digest, code))?;
+        entry.write_all(code)?;
+        entry.commit()
     }
-}
-
-/// A new file next to the entries, renamed into place once complete so a reader
-/// never sees half an entry.
-fn tempfile_in(dir: &Path) -> std::io::Result<(PathBuf, std::fs::File)> {
-    for attempt in 0..100u32 {
-        let path = dir.join(format!(".tmp-{}-{attempt}", std::process::id()));
-        match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
-            Ok(file) => return Ok((path, file)),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Err(std::io::Error::other("no free temporary name in the cache folder"))
 }

@@ -526,13 +526,14 @@ impl PluginHost {
         let next = AtomicUsize::new(0);
         let work = || {
             let mut done = Vec::new();
-            while let Some(b) = all.get(next.fetch_add(1, Ordering::Relaxed)) {
-                done.push((b.name, self.load_one_bundled(b)));
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(b) = all.get(i) else { return done };
+                done.push((i, self.load_one_bundled(b)));
             }
-            done
         };
         let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-        let mut loaded: Vec<(&str, Result<Plugin, LoadError>)> = std::thread::scope(|scope| {
+        let mut loaded: Vec<(usize, Result<Plugin, LoadError>)> = std::thread::scope(|scope| {
             let helpers: Vec<_> = (1..cores.min(all.len())).map(|_| scope.spawn(work)).collect();
             let mut loaded = work();
             for helper in helpers {
@@ -541,7 +542,7 @@ impl PluginHost {
             loaded
         });
         // In the order they are bundled in, whichever thread loaded them.
-        loaded.sort_by_key(|(name, _)| all.iter().position(|b| b.name == *name));
+        loaded.sort_by_key(|(i, _)| *i);
         loaded.into_iter().map(|(_, plugin)| plugin).collect()
     }
 

@@ -73,10 +73,9 @@ pub(crate) struct Printed {
 
 /// A printed plan whose inputs are all as they were.
 pub(crate) struct Hit {
-    /// The entry; what to print is `entry[start..end]`.
+    /// The entry, which starts with what to print (`len` bytes after the magic).
     entry: Vec<u8>,
-    start: usize,
-    end: usize,
+    len: usize,
     /// How the files read are shown, for `-v`.
     pub(crate) files: Vec<String>,
 }
@@ -84,7 +83,7 @@ pub(crate) struct Hit {
 impl Hit {
     /// What to print on stdout.
     pub(crate) fn stdout(&self) -> &[u8] {
-        &self.entry[self.start..self.end]
+        &self.entry[MAGIC.len()..MAGIC.len() + self.len]
     }
 }
 
@@ -147,9 +146,8 @@ impl Printed {
         if !unchanged {
             return None;
         }
-        let (start, end) = (MAGIC.len(), MAGIC.len() + stdout_len);
         let files = inputs.files.into_iter().map(|(_, _, shown)| shown).collect();
-        Some(Hit { entry, start, end, files })
+        Some(Hit { entry, len: stdout_len, files })
     }
 
     /// Starts keeping what is about to be printed; `None` if the entry can't be

@@ -37,6 +37,10 @@ pub(crate) struct KeyAuth(hsm_exec::keys::UserKey);
 /// entries (none can verify without it), only to write them after a run whose input
 /// was valid.
 pub(crate) struct Caches {
+    /// hsm's cache folder (whatever `--no-cache` says: compiled plugins are kept
+    /// there for every build).
+    root: Option<PathBuf>,
+    /// This build's folder in it; `None` with `--no-cache`.
     dir: Option<PathBuf>,
     key: RefCell<Option<Option<Arc<KeyAuth>>>>,
     /// Whether creating the key was tried (and failed, if `key` holds none).
@@ -49,12 +53,12 @@ impl Caches {
     /// The first run of a new build also removes other builds' folders that have
     /// not been written to for [`UNUSED_BUILD_DAYS`] days.
     pub(crate) fn new(global: &GlobalArgs) -> Self {
-        let dir =
-            if global.no_cache { None } else { cache_dir(&process_env()).zip(build_tag()).map(|(d, t)| d.join(t)) };
+        let root = cache_dir(&process_env());
+        let dir = if global.no_cache { None } else { root.as_ref().zip(build_tag()).map(|(d, t)| d.join(t)) };
         if let Some(dir) = dir.as_deref().filter(|d| !d.exists()) {
             prune_builds(dir, std::time::Duration::from_secs(UNUSED_BUILD_DAYS * 24 * 3600));
         }
-        Self { dir, key: RefCell::new(None), create_tried: std::cell::Cell::new(false) }
+        Self { root, dir, key: RefCell::new(None), create_tried: std::cell::Cell::new(false) }
     }
 
     /// `<cache>/<build>`, if caches are used.
@@ -63,9 +67,9 @@ impl Caches {
     }
 
     /// The user's key for reading entries: `None` if there is none yet (it is not
-    /// created here) or caches are off.
+    /// created here) or there is no cache folder.
     pub(crate) fn existing_key(&self) -> Option<Arc<KeyAuth>> {
-        self.dir.as_ref()?;
+        self.root.as_ref()?;
         self.key
             .borrow_mut()
             .get_or_insert_with(|| hsm_exec::keys::UserKey::load_existing().ok().map(|k| Arc::new(KeyAuth(k))))
@@ -132,7 +136,7 @@ pub(crate) fn catalog(
     // The key is not created here: the project may still turn out invalid (a run
     // that plans creates it, and the runs after it use the compile cache).
     let key = if config.plugins.is_empty() { None } else { caches.existing_key() };
-    let cache_root = cache_dir(&process_env()).map(|d| d.join("plugins"));
+    let cache_root = caches.root.as_ref().map(|d| d.join("plugins"));
     let cache = match (&key, &cache_root) {
         (Some(key), Some(root)) => Some(CompileCache::new(root, &host, key.as_ref())),
         _ => None,
