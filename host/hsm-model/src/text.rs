@@ -7,6 +7,7 @@
 use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use smallvec::SmallVec;
 
 /// Index of a secret in a [`SecretStore`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -71,14 +72,16 @@ pub enum Piece {
 /// A string made of literal parts and references.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Text {
-    pieces: Vec<Piece>,
+    /// Most texts are one literal: kept inline, they cost no allocation of their
+    /// own (plans hold hundreds of thousands of texts).
+    pieces: SmallVec<[Piece; 1]>,
 }
 
 impl Text {
     /// A text with no references.
     pub fn literal(s: impl Into<String>) -> Self {
         let s = s.into();
-        if s.is_empty() { Self::default() } else { Self { pieces: vec![Piece::Lit(s)] } }
+        if s.is_empty() { Self::default() } else { Self { pieces: smallvec::smallvec![Piece::Lit(s)] } }
     }
 
     /// A text made of these pieces (adjacent literals are joined).
@@ -96,6 +99,16 @@ impl Text {
             (_, Piece::Lit(s)) if s.is_empty() => {}
             (Some(Piece::Lit(last)), Piece::Lit(s)) => last.push_str(&s),
             (_, p) => self.pieces.push(p),
+        }
+    }
+
+    /// Moves the ids of the secrets this text refers to up by `by` (see
+    /// [`SecretStore::append`]).
+    pub fn shift_secrets(&mut self, by: u32) {
+        for piece in &mut self.pieces {
+            if let Piece::Secret { id, .. } = piece {
+                id.0 += by;
+            }
         }
     }
 
@@ -228,7 +241,15 @@ pub(crate) fn in_stored_form() -> bool {
 /// pieces.
 impl Serialize for Text {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        if in_stored_form() { self.pieces.serialize(s) } else { s.serialize_str(&self.display()) }
+        if in_stored_form() {
+            return self.pieces.as_slice().serialize(s);
+        }
+        match self.as_plain() {
+            // Most texts are plain, and shown as they are (plans show hundreds of
+            // thousands of them): no need to build the display string.
+            Some(plain) if !plain.contains('$') => s.serialize_str(plain),
+            _ => s.serialize_str(&self.display()),
+        }
     }
 }
 
@@ -236,7 +257,25 @@ impl Serialize for Text {
 /// it can't tell a reference from literal text.
 impl<'de> Deserialize<'de> for Text {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Vec::<Piece>::deserialize(d).map(Self::from_pieces)
+        struct Pieces;
+        impl<'de> serde::de::Visitor<'de> for Pieces {
+            type Value = SmallVec<[Piece; 1]>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a list of text pieces")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut pieces = SmallVec::new();
+                while let Some(piece) = seq.next_element()? {
+                    pieces.push(piece);
+                }
+                Ok(pieces)
+            }
+        }
+        let pieces = d.deserialize_seq(Pieces)?;
+        // What hsm stored is already joined: keep it as read rather than copy it.
+        let joined = !pieces.iter().any(|p| matches!(p, Piece::Lit(s) if s.is_empty()))
+            && !pieces.windows(2).any(|w| matches!(w, [Piece::Lit(_), Piece::Lit(_)]));
+        Ok(if joined { Self { pieces } } else { Self::from_pieces(pieces) })
     }
 }
 
@@ -308,6 +347,23 @@ impl SecretStore {
         SecretId(u32::try_from(self.values.len() - 1).expect("fewer than 2^32 secrets"))
     }
 
+    /// Whether the store holds no value.
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    /// Moves `other`'s values to the end of this store and returns how much their
+    /// ids grew: texts made with `other` refer to the same values here once
+    /// [`Text::shift_secrets`] has moved their ids by that much. Lets independent
+    /// parts of a run interpolate on threads of their own, then number their
+    /// secrets as one sequential run would have.
+    pub fn append(&mut self, other: Self) -> u32 {
+        let offset = u32::try_from(self.values.len()).expect("fewer than 2^32 secrets");
+        self.values.extend(other.values);
+        assert!(u32::try_from(self.values.len()).is_ok(), "fewer than 2^32 secrets");
+        offset
+    }
+
     /// The value of a secret.
     pub fn get(&self, id: SecretId) -> Option<&Sensitive> {
         self.values.get(id.0 as usize)
@@ -348,8 +404,38 @@ mod tests {
     }
 
     #[test]
+    fn appended_stores_keep_their_values_under_shifted_ids() {
+        let mut first = SecretStore::new();
+        first.insert(Sensitive::new("one".into()));
+        let mut second = SecretStore::new();
+        let id = second.insert(Sensitive::new("two".into()));
+        let mut t = Text::from_pieces([
+            Piece::Lit("x=".into()),
+            Piece::Secret { id, label: "${TWO}".into(), encoding: Encoding::Raw },
+        ]);
+        assert_eq!(first.append(second), 1);
+        t.shift_secrets(1);
+        assert_eq!(t.expose(&first, &NoRefs).unwrap().expose(), "x=two");
+        assert_eq!(t.display(), "x=${TWO}");
+    }
+
+    #[test]
     fn adjacent_literals_join() {
         let t = Text::from_pieces([Piece::Lit("a".into()), Piece::Lit(String::new()), Piece::Lit("b".into())]);
         assert_eq!(t.as_plain(), Some("ab"));
+    }
+
+    #[test]
+    fn stored_pieces_read_back_joined() {
+        let read = |json: &str| serde_json::from_str::<Text>(json).unwrap();
+        assert_eq!(read(r#"[{"Lit":"a"},{"Lit":""},{"Lit":"b"}]"#).pieces(), [Piece::Lit("ab".into())]);
+        assert_eq!(read(r#"[{"Lit":""}]"#).pieces(), []);
+        let t = Text::from_pieces([
+            Piece::Lit("x".into()),
+            Piece::Secret { id: SecretId(2), label: "${S}".into(), encoding: Encoding::Raw },
+            Piece::Lit("y".into()),
+        ]);
+        let stored = stored_form(|| serde_json::to_string(&t)).unwrap();
+        assert_eq!(read(&stored), t);
     }
 }

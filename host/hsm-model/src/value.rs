@@ -36,6 +36,17 @@ impl Value {
         Self::Map(IndexMap::new())
     }
 
+    /// Moves the ids of every secret the value refers to up by `by` (see
+    /// [`crate::SecretStore::append`]).
+    pub fn shift_secrets(&mut self, by: u32) {
+        match self {
+            Self::Text(t) => t.shift_secrets(by),
+            Self::List(items) => items.iter_mut().for_each(|v| v.shift_secrets(by)),
+            Self::Map(m) => m.values_mut().for_each(|v| v.shift_secrets(by)),
+            Self::Null | Self::Bool(_) | Self::Int(_) | Self::Float(_) => {}
+        }
+    }
+
     /// The entry `key` of a map.
     pub fn get(&self, key: &str) -> Option<&Value> {
         match self {
