@@ -3,11 +3,11 @@
 //! templates here; [`Config::interpolate`] resolves one tree when the resolver decides
 //! that the project uses it.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 
 use hsm_model::{Diagnostic, Diagnostics, Piece, SecretStore, Sensitive, Sources, Span, Text, Value};
 use indexmap::IndexMap;
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::env::{Environment, required_message};
@@ -22,11 +22,11 @@ pub struct Config {
     /// The registries read, in precedence order (lowest first).
     pub registries: Vec<String>,
     /// Every package the registries define, the later registry's definition winning.
-    pub packages: HashMap<String, PackageDef>,
+    pub packages: FxHashMap<String, PackageDef>,
     /// Every service the registries define.
-    pub services: HashMap<String, ServiceDef>,
+    pub services: FxHashMap<String, ServiceDef>,
     /// Every profile the registries define.
-    pub profiles: HashMap<String, ProfileDef>,
+    pub profiles: FxHashMap<String, ProfileDef>,
     /// Every third-party plugin declared, by a registry or by `hsm.yaml` (which
     /// wins), in the order declared.
     pub plugins: Vec<PluginDef>,

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use hsm_model::{Diagnostic, Diagnostics, FileId, Sources, Span};
 use indexmap::IndexMap;
+use rustc_hash::FxHashMap;
 use serde::de::DeserializeOwned;
 
 use crate::cache::{self, Cache};
@@ -207,11 +208,14 @@ fn parse_all(texts: &[&RegistryText], cache: Option<&Cache>) -> Vec<FileDefs> {
 /// The definitions of one registry, before they are merged with the others.
 #[derive(Default)]
 struct RegistryDefs {
-    packages: IndexMap<String, PackageDef>,
-    services: IndexMap<String, ServiceDef>,
-    profiles: IndexMap<String, ProfileDef>,
-    plugins: IndexMap<String, PluginDef>,
+    packages: FxIndexMap<PackageDef>,
+    services: FxIndexMap<ServiceDef>,
+    profiles: FxIndexMap<ProfileDef>,
+    plugins: FxIndexMap<PluginDef>,
 }
+
+/// Definitions by name, in the order read.
+type FxIndexMap<T> = IndexMap<String, T, rustc_hash::FxBuildHasher>;
 
 impl Loader<'_> {
     fn run(&mut self, options: &LoadOptions) -> Option<Config> {
@@ -249,9 +253,9 @@ impl Loader<'_> {
         self.env_files(&project, file, &mut env);
 
         let mut registries = Vec::new();
-        let mut packages = HashMap::new();
-        let mut services = HashMap::new();
-        let mut profiles = HashMap::new();
+        let mut packages = FxHashMap::default();
+        let mut services = FxHashMap::default();
+        let mut profiles = FxHashMap::default();
         let mut plugins: IndexMap<String, PluginDef> = IndexMap::new();
         let default = vec![Spanned::new("bundled".to_string(), Default::default())];
         let explicit = project.registries.is_some();
@@ -267,11 +271,16 @@ impl Loader<'_> {
         }
         let texts: Vec<&RegistryText> = read.iter().flat_map(|(_, files)| files.iter()).collect();
         let cache = options.cache.as_ref().map(|(dir, auth)| Cache::new(dir, auth.clone()));
-        let mut parsed = parse_all(&texts, cache.as_ref()).into_iter();
+        let parsed = parse_all(&texts, cache.as_ref());
+        // Sized up front: a large registry's definitions are big, and moving them
+        // while the maps grow was most of the merging.
+        packages.reserve(parsed.iter().map(|f| f.packages.len()).sum());
+        let mut parsed = parsed.into_iter();
         for (name, files) in &read {
             let mut defs = RegistryDefs::default();
-            for _ in files {
-                let f = parsed.next().expect("one result per file");
+            let mine: Vec<FileDefs> = parsed.by_ref().take(files.len()).collect();
+            defs.packages.reserve(mine.iter().map(|f| f.packages.len()).sum());
+            for f in mine {
                 self.diags.0.extend(f.diags);
                 self.incomplete |= f.incomplete;
                 for d in f.packages {
@@ -513,7 +522,7 @@ impl Loader<'_> {
     }
 
     /// Adds a definition to one registry, rejecting a second one of the same name.
-    fn define<T: HasName>(&mut self, map: &mut IndexMap<String, T>, what: &str, def: T) {
+    fn define<T: HasName>(&mut self, map: &mut FxIndexMap<T>, what: &str, def: T) {
         let name = def.name();
         if let Some(first) = map.get(&name.name) {
             self.diags.push(
