@@ -2,7 +2,9 @@
 //! order is the project's list with each package followed by what it implies), then
 //! one pass per service to choose its profile and interpolate what it uses.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use rustc_hash::FxHashMap;
 
 use hsm_config::load::display_path;
 use hsm_config::{Config, Implies, Mode, NameRef, PackageDef, Params, SourceDef, did_you_mean};
@@ -31,6 +33,46 @@ struct Resolver<'a> {
     sources: &'a Sources,
     diags: Diagnostics,
     secrets: SecretStore,
+}
+
+/// What became of one wanted service.
+enum Built {
+    /// No registry defines it (reported in order, once per place that names it).
+    Unknown,
+    /// The instance (`None` if it can't be planned), its problems and its secrets,
+    /// numbered from 0.
+    Known(Option<Box<ServiceInstance>>, Diagnostics, SecretStore),
+}
+
+/// `f` of every item, in the items' order, on one thread per core when there are
+/// enough items to be worth it; threads take the next item from a shared counter.
+fn in_parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    /// Fewer items than this per thread are done on the calling thread.
+    const PER_THREAD: usize = 64;
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let threads = cores.min(items.len() / PER_THREAD);
+    if threads <= 1 {
+        return items.iter().map(f).collect();
+    }
+    let next = AtomicUsize::new(0);
+    let mut done: Vec<(usize, R)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(item) = items.get(i) else { break done };
+                        done.push((i, f(item)));
+                    }
+                })
+            })
+            .collect();
+        workers.into_iter().flat_map(|w| w.join().expect("a resolving thread panicked")).collect()
+    });
+    done.sort_unstable_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, r)| r).collect()
 }
 
 /// What a service instance is made of before interpolation.
@@ -83,7 +125,7 @@ impl<'a> Resolver<'a> {
             roots.push(name);
         }
 
-        let (order, requested_by) = self.walk(&roots, &effective);
+        let (order, mut requested_by) = self.walk(&roots, &effective);
 
         // Packages, with their sources checked.
         let mut packages = Vec::with_capacity(order.len());
@@ -93,96 +135,92 @@ impl<'a> Resolver<'a> {
             packages.push(ResolvedPackage {
                 name: (*name).to_string(),
                 source,
-                requested_by: requested_by.get(name).cloned().unwrap_or_default(),
+                requested_by: requested_by.remove(name).unwrap_or_default(),
                 origin: self.origin(def.name.span),
             });
         }
 
-        // Services, by name: what packages ask of them, then what the project asks.
-        let mut wanted: BTreeMap<&str, Wanted<'_>> = BTreeMap::new();
+        // Services: what packages ask of them, then what the project asks; sorted
+        // by name below.
+        let mut wanted: Vec<(&str, Wanted<'_>)> = Vec::new();
+        let mut index: FxHashMap<&str, usize> = FxHashMap::default();
+        let mut want = |name, first: Span| -> usize {
+            *index.entry(name).or_insert_with(|| {
+                wanted.push((name, Wanted { contributions: Vec::new(), consumers: Vec::new(), first }));
+                wanted.len() - 1
+            })
+        };
+        let mut asks = Vec::new();
         for name in &order {
             let def = self.def(name, &effective).expect("walked packages exist");
             for imp in &def.implies {
                 if let Implies::Service { name: svc, params, span } = imp {
-                    let w = wanted.entry(svc.name.as_str()).or_insert_with(|| Wanted {
-                        contributions: Vec::new(),
-                        consumers: Vec::new(),
-                        first: svc.span,
-                    });
-                    w.contributions.push((Requester::Package((*name).to_string()), params, *span));
-                    if !w.consumers.iter().any(|c| c == name) {
-                        w.consumers.push((*name).to_string());
-                    }
+                    asks.push((
+                        want(svc.name.as_str(), svc.span),
+                        Requester::Package((*name).to_string()),
+                        params,
+                        *span,
+                    ));
                 }
             }
         }
         for req in &project.services {
-            let w = wanted.entry(req.name.name.as_str()).or_insert_with(|| Wanted {
-                contributions: Vec::new(),
-                consumers: Vec::new(),
-                first: req.name.span,
-            });
-            w.contributions.push((Requester::Project, &req.params, req.name.span));
+            asks.push((want(req.name.name.as_str(), req.name.span), Requester::Project, &req.params, req.name.span));
         }
+        for (i, from, params, span) in asks {
+            let w = &mut wanted[i].1;
+            // A package's implications are visited together, so it asked before
+            // only if it was the last to ask.
+            if let Requester::Package(p) = &from
+                && w.consumers.last() != Some(p)
+            {
+                w.consumers.push(p.clone());
+            }
+            w.contributions.push((from, params, span));
+        }
+        wanted.sort_unstable_by(|a, b| a.0.cmp(b.0));
 
+        // Each service is interpolated on its own (on one thread per core for a
+        // large project), with a secret store of its own; then, in order, their
+        // problems are reported and their secrets numbered as one sequential pass
+        // would have numbered them.
+        let (config, sources) = (self.config, self.sources);
+        let built = in_parallel(&wanted, |(name, w)| {
+            let mut local = Resolver { config, sources, diags: Diagnostics::default(), secrets: SecretStore::new() };
+            local.service(name, w, options)
+        });
         let mut services = Vec::new();
         let mut reported_unknown = HashSet::new();
-        for (name, w) in wanted {
-            let Some(def) = self.config.services.get(name) else {
-                // Report each place that names the unknown service.
-                for (from, _, span) in &w.contributions {
-                    let at = match from {
-                        Requester::Project => *span,
-                        Requester::Package(_) => self.implied_name_span(&effective, from, name).unwrap_or(*span),
-                    };
-                    if reported_unknown.insert(at) {
-                        let named = NameRef { name: name.to_string(), span: at };
-                        let d = self.unknown("service", &named, self.config.services.keys());
-                        self.diags.push(d);
+        for ((name, w), built) in wanted.into_iter().zip(built) {
+            let (instance, diags, secrets) = match built {
+                Built::Unknown => {
+                    // Report each place that names the unknown service.
+                    for (from, _, span) in &w.contributions {
+                        let at = match from {
+                            Requester::Project => *span,
+                            Requester::Package(_) => self.implied_name_span(&effective, from, name).unwrap_or(*span),
+                        };
+                        if reported_unknown.insert(at) {
+                            let named = NameRef { name: name.to_string(), span: at };
+                            let d = self.unknown("service", &named, self.config.services.keys());
+                            self.diags.push(d);
+                        }
                     }
+                    continue;
                 }
-                continue;
+                Built::Known(instance, diags, secrets) => (instance, diags, secrets),
             };
-            if !options.known_kinds.contains(&def.kind.name) {
-                let known: Vec<String> = options.known_kinds.iter().map(|k| format!("`{k}`")).collect();
-                let mut d = Diagnostic::new(format!("no plugin handles service kind `{}`", def.kind.name))
-                    .at(def.kind.span, format!("kind of service `{name}`"))
-                    .also(w.first, "the service is needed here")
-                    .note(format!("this hsm has plugins for {}", known.join(", ")));
-                if let Some(best) = did_you_mean(&def.kind.name, options.known_kinds.iter().map(String::as_str)) {
-                    d = d.hint(format!("did you mean `{best}`?"));
-                }
-                self.diags.push(d);
-                continue;
+            self.diags.0.extend(diags.0);
+            let any_secret = !secrets.is_empty();
+            let offset = self.secrets.append(secrets);
+            let Some(mut instance) = instance else { continue };
+            instance.consumers = w.consumers;
+            if offset > 0 && any_secret {
+                instance.profile.settings.shift_secrets(offset);
+                instance.defaults.shift_secrets(offset);
+                instance.contributions.iter_mut().for_each(|c| c.params.shift_secrets(offset));
             }
-            // Without a profile the service is not planned, but its params are still
-            // interpolated: their problems are independent and belong in this run.
-            let profile = self.choose_profile(name, def);
-            let defaults = self.interpolate(&def.params, || format!("service `{name}` is used by this project"));
-            let contributions = w
-                .contributions
-                .iter()
-                .map(|(from, params, span)| {
-                    let who = match from {
-                        Requester::Project => "hsm.yaml asks for it".to_string(),
-                        Requester::Package(p) => format!("package `{p}` is used by this project"),
-                    };
-                    Contribution {
-                        from: from.clone(),
-                        params: self.interpolate(params, || format!("{who} (service `{name}`)")),
-                        origin: self.origin(*span),
-                    }
-                })
-                .collect();
-            let Some(profile) = profile else { continue };
-            services.push(ServiceInstance {
-                name: name.to_string(),
-                kind: def.kind.name.clone(),
-                defaults,
-                profile,
-                contributions,
-                consumers: w.consumers,
-            });
+            services.push(*instance);
         }
 
         Resolution {
@@ -195,6 +233,61 @@ impl<'a> Resolver<'a> {
             services,
             secrets: std::mem::take(&mut self.secrets),
         }
+    }
+
+    /// One service wanted by the project, its profile chosen and what it uses
+    /// interpolated; `None` (with diagnostics) if it can't be planned. Problems go
+    /// to `self.diags`, secrets to `self.secrets`.
+    fn service(&mut self, name: &str, w: &Wanted<'_>, options: &ResolveOptions) -> Built {
+        let Some(def) = self.config.services.get(name) else { return Built::Unknown };
+        if !options.known_kinds.contains(&def.kind.name) {
+            let known: Vec<String> = options.known_kinds.iter().map(|k| format!("`{k}`")).collect();
+            let mut d = Diagnostic::new(format!("no plugin handles service kind `{}`", def.kind.name))
+                .at(def.kind.span, format!("kind of service `{name}`"))
+                .also(w.first, "the service is needed here")
+                .note(format!("this hsm has plugins for {}", known.join(", ")));
+            if let Some(best) = did_you_mean(&def.kind.name, options.known_kinds.iter().map(String::as_str)) {
+                d = d.hint(format!("did you mean `{best}`?"));
+            }
+            self.diags.push(d);
+            return self.built(None);
+        }
+        // Without a profile the service is not planned, but its params are still
+        // interpolated: their problems are independent and belong in this run.
+        let profile = self.choose_profile(name, def);
+        let defaults = self.interpolate(&def.params, || format!("service `{name}` is used by this project"));
+        let contributions = w
+            .contributions
+            .iter()
+            .map(|(from, params, span)| {
+                let who = |from: &Requester| match from {
+                    Requester::Project => "hsm.yaml asks for it".to_string(),
+                    Requester::Package(p) => format!("package `{p}` is used by this project"),
+                };
+                Contribution {
+                    from: from.clone(),
+                    params: self.interpolate(params, || format!("{} (service `{name}`)", who(from))),
+                    origin: self.origin(*span),
+                }
+            })
+            .collect();
+        let instance = profile.map(|profile| {
+            Box::new(ServiceInstance {
+                name: name.to_string(),
+                kind: def.kind.name.clone(),
+                defaults,
+                profile,
+                contributions,
+                // Moved in by the caller, who owns them.
+                consumers: Vec::new(),
+            })
+        });
+        self.built(instance)
+    }
+
+    /// What [`Resolver::service`] made, with the problems and secrets it found.
+    fn built(&mut self, instance: Option<Box<ServiceInstance>>) -> Built {
+        Built::Known(instance, std::mem::take(&mut self.diags), std::mem::take(&mut self.secrets))
     }
 
     fn def<'b>(&self, name: &str, effective: &'b HashMap<&'a str, PackageDef>) -> Option<&'b PackageDef>
@@ -211,17 +304,19 @@ impl<'a> Resolver<'a> {
         &mut self,
         roots: &[&'a str],
         effective: &HashMap<&'a str, PackageDef>,
-    ) -> (Vec<&'a str>, HashMap<&'a str, Vec<Requester>>) {
+    ) -> (Vec<&'a str>, FxHashMap<&'a str, Vec<Requester>>) {
         #[derive(Clone, Copy, PartialEq)]
         enum State {
             OnStack,
             Done,
         }
         let mut order: Vec<&'a str> = Vec::new();
-        let mut state: HashMap<&'a str, State> = HashMap::new();
-        let mut requested_by: HashMap<&'a str, Vec<Requester>> = HashMap::new();
+        let mut state: FxHashMap<&'a str, State> = FxHashMap::default();
+        let mut requested_by: FxHashMap<&'a str, Vec<Requester>> = FxHashMap::default();
         let mut reported_cycles: HashSet<Vec<&'a str>> = HashSet::new();
         let mut reported_unknown: HashSet<Span> = HashSet::new();
+        let config = self.config;
+        let def_of = |name: &str| -> &PackageDef { effective.get(name).unwrap_or_else(|| &config.packages[name]) };
 
         for root in roots {
             requested_by.entry(root).or_default().push(Requester::Project);
@@ -230,50 +325,47 @@ impl<'a> Resolver<'a> {
             if state.contains_key(root) {
                 continue;
             }
-            // Frames: package, index of the next implication, span of the edge that led here.
-            let mut stack: Vec<(&'a str, usize, Option<Span>)> = vec![(root, 0, None)];
+            // Frames: package, its definition, index of the next implication, span of
+            // the edge that led here.
+            let mut stack: Vec<(&'a str, &PackageDef, usize, Option<Span>)> = vec![(root, def_of(root), 0, None)];
             state.insert(root, State::OnStack);
             order.push(root);
             while let Some(top) = stack.last_mut() {
-                let (name, idx) = (top.0, top.1);
-                let config = self.config;
-                let def: &PackageDef = match effective.get(name) {
-                    Some(d) => d,
-                    None => &config.packages[name],
-                };
+                let (name, def, idx) = (top.0, top.1, top.2);
                 let Some(imp) = def.implies.get(idx) else {
                     state.insert(name, State::Done);
                     stack.pop();
                     continue;
                 };
-                top.1 += 1;
+                top.2 += 1;
                 let Implies::Package { name: child, .. } = imp else { continue };
                 let span = &child.span;
-                let child_name: &'a str = match self.config.packages.get_key_value(child.name.as_str()) {
-                    Some((k, _)) => k.as_str(),
-                    None => match effective.keys().find(|k| **k == child.name) {
-                        Some(k) => k,
-                        None => {
-                            if reported_unknown.insert(child.span) {
-                                let d = self
-                                    .unknown("package", child, self.config.packages.keys())
-                                    .note(format!("implied by package `{name}`"));
-                                self.diags.push(d);
-                            }
-                            continue;
-                        }
-                    },
+                // The project's own entry for a package wins over the registry's.
+                let found = match effective.get_key_value(child.name.as_str()) {
+                    Some((k, d)) => Some((*k, d)),
+                    None => self.config.packages.get_key_value(child.name.as_str()).map(|(k, d)| (k.as_str(), d)),
                 };
-                let by = Requester::Package(name.to_string());
+                let (child_name, child_def): (&'a str, &PackageDef) = match found {
+                    Some(found) => found,
+                    None => {
+                        if reported_unknown.insert(child.span) {
+                            let d = self
+                                .unknown("package", child, self.config.packages.keys())
+                                .note(format!("implied by package `{name}`"));
+                            self.diags.push(d);
+                        }
+                        continue;
+                    }
+                };
                 let list = requested_by.entry(child_name).or_default();
-                if !list.contains(&by) {
-                    list.push(by);
+                if !list.iter().any(|r| matches!(r, Requester::Package(p) if p == name)) {
+                    list.push(Requester::Package(name.to_string()));
                 }
                 match state.get(child_name) {
                     None => {
                         state.insert(child_name, State::OnStack);
                         order.push(child_name);
-                        stack.push((child_name, 0, Some(*span)));
+                        stack.push((child_name, child_def, 0, Some(*span)));
                     }
                     Some(State::Done) => {}
                     Some(State::OnStack) => {
@@ -286,7 +378,7 @@ impl<'a> Resolver<'a> {
                             let mut d = Diagnostic::new(format!("package cycle: {}", path.join(" → ")))
                                 .at(*span, format!("`{name}` implies `{child_name}`, which leads back here"));
                             for frame in &stack[from + 1..] {
-                                if let Some(s) = frame.2 {
+                                if let Some(s) = frame.3 {
                                     d = d.also(s, "");
                                 }
                             }
