@@ -362,10 +362,11 @@ impl Checker<'_> {
     /// certificates). Those would let a plugin run code on the host through `hsm run`.
     fn consumer_env_name(&self, name: &str, what: &str) -> Result<(), Refusal> {
         self.env_name(name, what)?;
-        let upper = name.to_ascii_uppercase();
-        let denied = RESERVED_ENV.contains(&upper.as_str())
-            || RESERVED_ENV_PREFIXES.iter().any(|p| upper.starts_with(p))
-            || upper.ends_with("_PROXY");
+        // `env_name` let only ASCII through, so any byte offset is a boundary.
+        let starts = |p: &str| name.len() >= p.len() && name[..p.len()].eq_ignore_ascii_case(p);
+        let denied = RESERVED_ENV.iter().any(|r| r.eq_ignore_ascii_case(name))
+            || RESERVED_ENV_PREFIXES.iter().any(|p| starts(p))
+            || (name.len() >= 6 && name[name.len() - 6..].eq_ignore_ascii_case("_PROXY"));
         if denied {
             return Err(self.refuse(
                 what,
