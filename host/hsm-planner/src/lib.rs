@@ -27,6 +27,8 @@ pub use memo::Memo;
 pub const PYTHON_SERVICE: &str = "python";
 /// The kind of that service.
 pub const PYTHON_KIND: &str = "uv-package";
+/// The profile that service is planned for: always managed, on this machine.
+const PYTHON_PROFILE: &str = "local";
 /// The address consumers on this machine reach published ports at.
 pub const HOST_ADDRESS: &str = "127.0.0.1";
 
@@ -57,9 +59,12 @@ pub fn plan(
     let packages = python_packages(resolution);
     let mut services = Vec::new();
     let mut diags = Diagnostics::default();
-    let python = python_service(resolution, &packages);
-    let all: Vec<&ServiceInstance> = resolution.services.iter().chain(python.as_ref()).collect();
-    let results = plan_in_parallel(&all, |s| plan_service(resolution, s, catalog, sources, &packages, memo));
+    let mut jobs: Vec<Job<'_>> = resolution.services.iter().map(Job::Service).collect();
+    if !packages.is_empty() {
+        jobs.push(Job::Python);
+    }
+    let results =
+        plan_in_parallel(&jobs, &packages, |job| plan_service(resolution, job, catalog, sources, &packages, memo));
     for result in results {
         match result {
             Ok(s) => services.push(s),
@@ -80,10 +85,14 @@ pub fn plan(
 /// independent. Threads take the next service from a shared queue, biggest first
 /// (the Python packages' service can be as much work as hundreds of others), so no
 /// thread is left with a long tail while the others idle.
-fn plan_in_parallel<T: Send>(services: &[&ServiceInstance], plan: impl Fn(&ServiceInstance) -> T + Sync) -> Vec<T> {
+fn plan_in_parallel<T: Send>(
+    services: &[Job<'_>],
+    packages: &[PythonPackage],
+    plan: impl Fn(&Job<'_>) -> T + Sync,
+) -> Vec<T> {
     use std::sync::atomic::{AtomicUsize, Ordering};
     let mut order: Vec<usize> = (0..services.len()).collect();
-    order.sort_by_key(|&i| std::cmp::Reverse(services[i].contributions.len()));
+    order.sort_by_key(|&i| std::cmp::Reverse(services[i].size(packages)));
     let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get).min(services.len().max(1));
     let next = AtomicUsize::new(0);
     let done: Vec<(usize, T)> = std::thread::scope(|scope| {
@@ -92,7 +101,7 @@ fn plan_in_parallel<T: Send>(services: &[&ServiceInstance], plan: impl Fn(&Servi
                 scope.spawn(|| {
                     let mut done = Vec::new();
                     while let Some(&i) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
-                        done.push((i, plan(services[i])));
+                        done.push((i, plan(&services[i])));
                     }
                     done
                 })
@@ -112,7 +121,9 @@ fn plan_in_parallel<T: Send>(services: &[&ServiceInstance], plan: impl Fn(&Servi
 /// more than one service (each install is the whole set).
 fn check_across_services(plan: &Plan) -> Result<(), PlanningError> {
     let mut diags = Diagnostics::default();
-    let mut seen: std::collections::HashMap<(&Consumer, &str), &str> = std::collections::HashMap::new();
+    let vars = plan.services.iter().flat_map(|s| &s.env).map(|e| e.vars.len()).sum();
+    let mut seen: rustc_hash::FxHashMap<(&Consumer, &str), &str> =
+        rustc_hash::FxHashMap::with_capacity_and_hasher(vars, rustc_hash::FxBuildHasher);
     for service in &plan.services {
         for env in &service.env {
             for (name, _) in &env.vars {
@@ -160,47 +171,84 @@ fn check_across_services(plan: &Plan) -> Result<(), PlanningError> {
     diags.into_result(()).map_err(PlanningError::Input)
 }
 
+/// A service to plan.
+enum Job<'r> {
+    /// One the resolution found.
+    Service(&'r ServiceInstance),
+    /// The project's Python packages: its instance, a contribution per package, is
+    /// made only if the plugin has to be asked (see [`python_service`]).
+    Python,
+}
+
+impl Job<'_> {
+    /// How much work it is, roughly.
+    fn size(&self, packages: &[PythonPackage]) -> usize {
+        match self {
+            Self::Service(s) => s.contributions.len(),
+            Self::Python => packages.len(),
+        }
+    }
+}
+
 fn plan_service(
     resolution: &Resolution,
-    service: &ServiceInstance,
+    job: &Job<'_>,
     catalog: &Catalog,
     sources: &Sources,
     packages: &[PythonPackage],
     memo: &Memo<'_>,
 ) -> Result<ServicePlan, PlanningError> {
-    let loaded = catalog.for_kind(&service.kind).ok_or_else(|| {
-        PlanningError::Input(
-            Diagnostic::new(format!("no plugin serves kind `{}` of service `{}`", service.kind, service.name)).into(),
-        )
+    let (name, kind) = match job {
+        Job::Service(s) => (s.name.as_str(), s.kind.as_str()),
+        Job::Python => (PYTHON_SERVICE, PYTHON_KIND),
+    };
+    let loaded = catalog.for_kind(kind).ok_or_else(|| {
+        PlanningError::Input(Diagnostic::new(format!("no plugin serves kind `{kind}` of service `{name}`")).into())
     })?;
     let plugin = &loaded.plugin;
-    // Everything the plugin's two calls receive (see `memo`).
-    let key = memo.key_for(&(
-        plugin.sha256(),
-        format!("{:?}", plugin.limits()),
-        &resolution.project.name,
-        HOST_ADDRESS,
-        service,
-    ));
+    // Everything the plugin's two calls receive (see `memo`). The Python service's
+    // contributions are made from the packages and their origins alone, so those
+    // stand for them.
+    let (sha256, limits) = (plugin.sha256(), format!("{:?}", plugin.limits()));
+    let project = &resolution.project.name;
+    let key = match job {
+        Job::Service(service) => memo.key_for(&(sha256, limits, project, HOST_ADDRESS, service)),
+        Job::Python => {
+            let origins: Vec<&Origin> =
+                resolution.packages.iter().filter(|p| p.source.is_some()).map(|p| &p.origin).collect();
+            memo.key_for(&(sha256, limits, project, HOST_ADDRESS, (PYTHON_SERVICE, PYTHON_PROFILE), packages, origins))
+        }
+    };
     let answer = match key.as_ref().and_then(|k| memo.get(k)) {
         Some(answer) => answer,
         None => {
-            let answer = ask_plugin(resolution, service, loaded, sources)?;
+            let answer = match job {
+                Job::Service(service) => ask_plugin(resolution, service, loaded, sources)?,
+                Job::Python => ask_plugin(resolution, &python_service(resolution, packages), loaded, sources)?,
+            };
             memo.put(key, &answer);
             answer
         }
     };
     let Answer { merged, actions, env } = answer;
     let planned = hsm_runtime::PlannedService { actions, env };
-    let who: Vec<Consumer> = consumers(service).into_iter().map(|(c, _)| c).collect();
-    let ctx = CheckContext { service: &service.name, consumers: &who, packages };
+    // The Python service has no consumers: no package implies it.
+    let who = match job {
+        Job::Service(service) => consumer_list(service),
+        Job::Python => Vec::new(),
+    };
+    let ctx = CheckContext { service: name, consumers: &who, packages };
     check_plan(plugin.info(), &loaded.grants, &ctx, &planned)?;
+    let (profile, mode) = match job {
+        Job::Service(service) => (service.profile.name.clone(), mode(service)),
+        Job::Python => (PYTHON_PROFILE.to_string(), Mode::Managed),
+    };
     Ok(ServicePlan {
-        name: service.name.clone(),
-        kind: service.kind.clone(),
+        name: name.to_string(),
+        kind: kind.to_string(),
         plugin: format!("{}@{}", plugin.name(), plugin.info().version),
-        profile: service.profile.name.clone(),
-        mode: mode(service),
+        profile,
+        mode,
         merged,
         actions: planned.actions,
         env: planned.env,
@@ -302,21 +350,41 @@ fn ask_plugin(
 /// the earlier, so a project can rename a package's variables.
 fn consumers(service: &ServiceInstance) -> Vec<(Consumer, Value)> {
     let mut out: Vec<(Consumer, Value)> = Vec::new();
-    for c in &service.contributions {
+    for c in service.contributions.iter().filter(|c| gets_env(service, &c.from)) {
         let consumer = consumer(&c.from);
-        let wanted = match &consumer {
-            Consumer::Project => service.consumers.is_empty(),
-            Consumer::Package(p) => service.consumers.iter().any(|name| name == p),
-        };
-        if !wanted {
-            continue;
-        }
         match out.iter_mut().find(|(existing, _)| *existing == consumer) {
             Some((_, params)) => params.overlay(&c.params),
             None => out.push((consumer, c.params.clone())),
         }
     }
     out
+}
+
+/// Who [`consumers`] lists, without their params.
+fn consumer_list(service: &ServiceInstance) -> Vec<Consumer> {
+    let mut out: Vec<Consumer> = Vec::new();
+    for c in service.contributions.iter().filter(|c| gets_env(service, &c.from)) {
+        if !out.iter().any(|existing| matches_requester(existing, &c.from)) {
+            out.push(consumer(&c.from));
+        }
+    }
+    out
+}
+
+/// Whether a contribution's requester gets the service's environment.
+fn gets_env(service: &ServiceInstance, from: &Requester) -> bool {
+    match from {
+        Requester::Project => service.consumers.is_empty(),
+        Requester::Package(p) => service.consumers.iter().any(|name| name == p),
+    }
+}
+
+fn matches_requester(consumer: &Consumer, from: &Requester) -> bool {
+    match (consumer, from) {
+        (Consumer::Project, Requester::Project) => true,
+        (Consumer::Package(a), Requester::Package(b)) => a == b,
+        _ => false,
+    }
 }
 
 fn consumer(r: &Requester) -> Consumer {
@@ -354,8 +422,9 @@ pub fn python_packages(resolution: &Resolution) -> Vec<PythonPackage> {
         .collect()
 }
 
-/// The synthetic service whose contributions are the project's packages.
-fn python_service(resolution: &Resolution, packages: &[PythonPackage]) -> Option<ServiceInstance> {
+/// The synthetic service whose contributions are the project's packages (there is
+/// at least one).
+fn python_service(resolution: &Resolution, packages: &[PythonPackage]) -> ServiceInstance {
     let contributions: Vec<hsm_resolve::Contribution> = packages
         .iter()
         .zip(resolution.packages.iter().filter(|p| p.source.is_some()))
@@ -376,22 +445,19 @@ fn python_service(resolution: &Resolution, packages: &[PythonPackage]) -> Option
             }
         })
         .collect();
-    if contributions.is_empty() {
-        return None;
-    }
-    Some(ServiceInstance {
+    ServiceInstance {
         name: PYTHON_SERVICE.into(),
         kind: PYTHON_KIND.into(),
         defaults: Value::Null,
         profile: hsm_resolve::ChosenProfile {
-            name: "local".into(),
+            name: PYTHON_PROFILE.into(),
             mode: hsm_config::Mode::Managed,
             settings: Value::Null,
             chosen_by: Origin { file: resolution.project.file.clone(), line: 1, column: 1 },
         },
         contributions,
         consumers: Vec::new(),
-    })
+    }
 }
 
 /// The span an origin points at, for quoting the file in a diagnostic.

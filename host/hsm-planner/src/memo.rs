@@ -135,8 +135,22 @@ impl<'a> Memo<'a> {
 
     /// The digest of `parts`, each in its stored form.
     pub(crate) fn key(parts: &impl Serialize) -> Option<Key> {
-        let bytes = stored_form(|| rmp_serde::to_vec(parts)).ok()?;
-        Some(Sha256::digest(&bytes).into())
+        /// Hashes what is written to it: the stored form is digested as it is made.
+        struct Hashing(Sha256);
+        impl std::io::Write for Hashing {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                self.0.update(bytes);
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        // Buffered: the encoder writes a few bytes at a time.
+        let mut out = std::io::BufWriter::with_capacity(8 << 10, Hashing(Sha256::new()));
+        stored_form(|| rmp_serde::encode::write(&mut out, parts)).ok()?;
+        let hashing = out.into_inner().ok()?;
+        Some(hashing.0.finalize().into())
     }
 
     /// The answer stored under `key`, if any, its MAC verifies and it decodes.
