@@ -6,6 +6,7 @@ mod cli;
 mod commands;
 mod engine;
 mod output;
+mod pretty;
 mod printed;
 mod progress;
 mod project;

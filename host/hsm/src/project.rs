@@ -170,9 +170,15 @@ pub(crate) fn plan_with(global: &GlobalArgs, out: &Output, caches: &Caches) -> R
     let (sources, catalog) = catalog(preload, &config, sources, out, caches)?;
     let plugins = config.plugins.iter().map(|p| (p.path.clone(), p.sha256.clone())).collect();
     let observed = config.observed.clone();
-    let (sources, resolution, variables) = resolve(config, sources, &catalog)?;
+    // The memo (a file of a few MB) is read while the project resolves.
     let key = caches.existing_key();
-    let memo = memo(caches, &resolution, key.as_deref());
+    let (cache_dir, project_dir, name) = (caches.dir(), config.project.dir.clone(), config.project.name.name.clone());
+    let (resolved, memo) = std::thread::scope(|scope| {
+        let memo = scope.spawn(|| memo(cache_dir, &project_dir, &name, key.as_deref()));
+        let resolved = resolve(config, sources, &catalog);
+        (resolved, memo.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+    });
+    let (sources, resolution, variables) = resolved?;
     let planned = hsm_planner::plan(&resolution, &catalog, &sources, &memo);
     out.verbose(&format!("plugins planned {} service(s); {} came from earlier runs", memo.misses(), memo.hits()));
     // A key is created only for a plan that succeeded (its input was valid).
@@ -216,10 +222,10 @@ pub(crate) fn plan_with(global: &GlobalArgs, out: &Output, caches: &Caches) -> R
 /// The plugin answers remembered for this project (`<cache>/<build>/plans`),
 /// authenticated with the user's key (read only if it exists); none with
 /// `--no-cache`.
-fn memo<'k>(caches: &Caches, resolution: &Resolution, key: Option<&'k KeyAuth>) -> Memo<'k> {
-    let Some(dir) = caches.dir() else { return Memo::disabled() };
-    let project_dir = resolution.project.dir.canonicalize().unwrap_or_else(|_| resolution.project.dir.clone());
-    Memo::open(Memo::path_for(dir, &project_dir, &resolution.project.name), key.map(|k| k as &dyn Authenticator))
+fn memo<'k>(cache_dir: Option<&Path>, project_dir: &Path, project: &str, key: Option<&'k KeyAuth>) -> Memo<'k> {
+    let Some(dir) = cache_dir else { return Memo::disabled() };
+    let project_dir = project_dir.canonicalize().unwrap_or_else(|_| project_dir.to_path_buf());
+    Memo::open(Memo::path_for(dir, &project_dir, project), key.map(|k| k as &dyn Authenticator))
 }
 
 /// Loads the project's files. Problems local to one value do not stop here, so that
@@ -261,8 +267,11 @@ fn resolve(loaded: Loaded, sources: Sources, catalog: &Catalog) -> Result<(Sourc
     let resolve_options = ResolveOptions { known_kinds };
     let resolved = hsm_resolve::resolve(&config, &sources, &resolve_options);
     let variables = config.env.process_names_used();
-    // The process ends soon after: freeing a large registry's tree would only cost time.
-    std::mem::forget(config);
+    // Nothing refers to the configuration any more. A large registry's tree is
+    // tens of MB: freed now, the plan and its output reuse that memory instead of
+    // growing the process (freeing it later, on a thread of its own while planning
+    // goes on, let planning grow the process first).
+    drop(config);
     match resolved {
         Ok(r) if diags.is_empty() => Ok((sources, r, variables)),
         Ok(_) => Err(Failure::Input(sources, diags)),

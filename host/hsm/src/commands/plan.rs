@@ -9,13 +9,14 @@ use std::io::Write as _;
 
 use hsm_model::{Text, Value};
 use hsm_plan::{Action, Consumer, Endpoint, Mount, PackageSource as Source, Plan, Probe, ServicePlan};
-use hsm_resolve::{ChosenProfile, Contribution, PackageSource, ProjectInfo, Requester, Resolution, ResolvedPackage};
+use hsm_resolve::{ChosenProfile, Contribution, PackageSource, Requester, Resolution};
 use indexmap::IndexMap;
 use serde::Serialize;
 
 use crate::Failure;
 use crate::cli::{GlobalArgs, PlanArgs};
 use crate::output::{Output, Style, paint};
+use crate::pretty;
 use crate::printed::{Printed, Tee};
 use crate::project::{self, Caches};
 
@@ -48,7 +49,15 @@ pub(crate) fn run(global: &GlobalArgs, args: &PlanArgs, out: &Output) -> Result<
         // than JSON's many small writes.
         let mut tee = std::io::BufWriter::with_capacity(1 << 16, Tee { out: stdout, recording: recording.as_mut() });
         if args.json {
-            serde_json::to_writer_pretty(&mut tee, &json(&planned.resolution, &planned.plan))?;
+            let (r, services) = (&planned.resolution, json_services(&planned.resolution, &planned.plan));
+            let project = |w: &mut _, level| pretty::write_at(w, &r.project, level);
+            let services = |w: &mut _, level| pretty::write_array(w, &services, level);
+            let packages = |w: &mut _, level| pretty::write_array(w, &r.packages, level);
+            pretty::write_object(
+                &mut tee,
+                &[("project", &project), ("services", &services), ("packages", &packages)],
+                0,
+            )?;
             tee.write_all(b"\n")?;
         } else {
             tee.write_all(text(&planned.resolution, &planned.plan, out.color_out()).as_bytes())?;
@@ -63,14 +72,9 @@ pub(crate) fn run(global: &GlobalArgs, args: &PlanArgs, out: &Output) -> Result<
     complete.map(|_| ())
 }
 
-/// The plan as JSON: the resolution's view of each service next to its plugin's.
-#[derive(Serialize)]
-struct JsonPlan<'a> {
-    project: &'a ProjectInfo,
-    services: Vec<JsonService<'a>>,
-    packages: &'a [ResolvedPackage],
-}
-
+/// One service in the JSON plan: the resolution's view of it next to its plugin's.
+/// The plan is an object of `project` (the resolution's [`hsm_resolve::ProjectInfo`]),
+/// `services` (these) and `packages` (the resolution's [`hsm_resolve::ResolvedPackage`]s).
 #[derive(Serialize)]
 struct JsonService<'a> {
     name: &'a str,
@@ -87,15 +91,32 @@ struct JsonService<'a> {
 #[derive(Serialize)]
 struct JsonEnv<'a> {
     consumer: &'a Consumer,
-    vars: IndexMap<&'a str, &'a Text>,
+    vars: JsonVars<'a>,
 }
 
-fn json<'a>(r: &'a Resolution, plan: &'a Plan) -> JsonPlan<'a> {
-    let services = plan
-        .services
+/// A consumer's variables as an object; a name given twice keeps its first place
+/// and its last value.
+struct JsonVars<'a>(&'a [(String, Text)]);
+
+impl Serialize for JsonVars<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let vars = self.0;
+        let unique = vars.iter().enumerate().all(|(i, (name, _))| vars[..i].iter().all(|(n, _)| n != name));
+        if unique {
+            s.collect_map(vars.iter().map(|(k, v)| (k, v)))
+        } else {
+            s.collect_map(vars.iter().map(|(k, v)| (k.as_str(), v)).collect::<IndexMap<&str, &Text>>())
+        }
+    }
+}
+
+fn json_services<'a>(r: &'a Resolution, plan: &'a Plan) -> Vec<JsonService<'a>> {
+    let resolved: std::collections::HashMap<&str, &hsm_resolve::ServiceInstance> =
+        r.services.iter().map(|s| (s.name.as_str(), s)).collect();
+    plan.services
         .iter()
         .map(|s| {
-            let resolved = r.services.iter().find(|x| x.name == s.name);
+            let resolved = resolved.get(s.name.as_str());
             JsonService {
                 name: &s.name,
                 kind: &s.kind,
@@ -105,18 +126,10 @@ fn json<'a>(r: &'a Resolution, plan: &'a Plan) -> JsonPlan<'a> {
                 contributions: resolved.map_or(&[], |x| &x.contributions),
                 merged: &s.merged,
                 actions: &s.actions,
-                env: s
-                    .env
-                    .iter()
-                    .map(|e| JsonEnv {
-                        consumer: &e.consumer,
-                        vars: e.vars.iter().map(|(k, v)| (k.as_str(), v)).collect(),
-                    })
-                    .collect(),
+                env: s.env.iter().map(|e| JsonEnv { consumer: &e.consumer, vars: JsonVars(&e.vars) }).collect(),
             }
         })
-        .collect();
-    JsonPlan { project: &r.project, services, packages: &r.packages }
+        .collect()
 }
 
 /// The plan as text.
