@@ -278,7 +278,7 @@ impl Loader<'_> {
         let mut parsed = parsed.into_iter();
         for (name, files) in &read {
             let mut defs = RegistryDefs::default();
-            let mine: Vec<FileDefs> = parsed.by_ref().take(files.len()).collect();
+            let mine: Vec<FileDefs> = files.iter().map(|_| parsed.next().expect("one result per file")).collect();
             defs.packages.reserve(mine.iter().map(|f| f.packages.len()).sum());
             for f in mine {
                 self.diags.0.extend(f.diags);

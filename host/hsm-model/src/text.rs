@@ -426,6 +426,13 @@ mod tests {
     }
 
     #[test]
+    fn plain_texts_print_as_written_with_dollars_doubled() {
+        assert_eq!(serde_json::to_string(&Text::literal("plain")).unwrap(), r#""plain""#);
+        assert_eq!(serde_json::to_string(&Text::literal("a$b")).unwrap(), r#""a$$b""#);
+        assert_eq!(serde_json::to_string(&Text::default()).unwrap(), r#""""#);
+    }
+
+    #[test]
     fn stored_pieces_read_back_joined() {
         let read = |json: &str| serde_json::from_str::<Text>(json).unwrap();
         assert_eq!(read(r#"[{"Lit":"a"},{"Lit":""},{"Lit":"b"}]"#).pieces(), [Piece::Lit("ab".into())]);

@@ -19,6 +19,9 @@ use crate::{
 pub struct ResolveOptions {
     /// The service kinds that have a plugin.
     pub known_kinds: BTreeSet<String>,
+    /// At most how many threads interpolate services; 0 for one per core. The
+    /// result is the same for any number.
+    pub threads: usize,
 }
 
 /// Resolves a loaded configuration, reporting every independent problem at once.
@@ -46,11 +49,14 @@ enum Built {
 
 /// `f` of every item, in the items' order, on one thread per core when there are
 /// enough items to be worth it; threads take the next item from a shared counter.
-fn in_parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+fn in_parallel<T: Sync, R: Send>(items: &[T], threads: usize, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
     use std::sync::atomic::{AtomicUsize, Ordering};
     /// Fewer items than this per thread are done on the calling thread.
     const PER_THREAD: usize = 64;
-    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let cores = match threads {
+        0 => std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+        n => n,
+    };
     let threads = cores.min(items.len() / PER_THREAD);
     if threads <= 1 {
         return items.iter().map(f).collect();
@@ -69,7 +75,7 @@ fn in_parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec
                 })
             })
             .collect();
-        workers.into_iter().flat_map(|w| w.join().expect("a resolving thread panicked")).collect()
+        workers.into_iter().flat_map(|w| w.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
     });
     done.sort_unstable_by_key(|(i, _)| *i);
     done.into_iter().map(|(_, r)| r).collect()
@@ -185,7 +191,7 @@ impl<'a> Resolver<'a> {
         // problems are reported and their secrets numbered as one sequential pass
         // would have numbered them.
         let (config, sources) = (self.config, self.sources);
-        let built = in_parallel(&wanted, |(name, w)| {
+        let built = in_parallel(&wanted, options.threads, |(name, w)| {
             let mut local = Resolver { config, sources, diags: Diagnostics::default(), secrets: SecretStore::new() };
             local.service(name, w, options)
         });

@@ -63,7 +63,7 @@ impl Fixture {
         let options = LoadOptions { project_dir: self.dir.path().to_path_buf(), env, cache: None };
         let config = hsm_config::load(&options, &mut sources).map_err(|d| d.render(&sources))?;
         let kinds: BTreeSet<String> = ["postgres", "qdrant"].iter().map(|k| (*k).to_string()).collect();
-        resolve(&config, &sources, &ResolveOptions { known_kinds: kinds }).map_err(|d| d.render(&sources))
+        resolve(&config, &sources, &ResolveOptions { known_kinds: kinds, threads: 0 }).map_err(|d| d.render(&sources))
     }
 }
 
@@ -204,4 +204,88 @@ fn a_cycle_is_reported_once_with_its_path() {
     let err = resolve(&config, &sources, &ResolveOptions::default()).unwrap_err();
     assert_eq!(err.0.len(), 1, "{}", err.render(&sources));
     assert_eq!(err.0[0].message, "package cycle: a → b → a");
+}
+
+/// A project with 300 services, to resolve on one thread and on several: secrets
+/// (in profiles, defaults and contributions), unknown services, unknown kinds and
+/// missing variables must come out the same, in the same order, with the same ids.
+fn many_services(broken: bool) -> tempfile::TempDir {
+    use std::fmt::Write as _;
+    let dir = tempfile::tempdir().unwrap();
+    let mut reg = String::from("packages:\n");
+    for i in 0..300 {
+        let _ = write!(
+            reg,
+            "  p{i}:\n    pypi: p{i}\n    implies:\n      - service: s{i}\n        params: {{ name: \"n-${{A{i}:-a{i}}}\" }}\n      - service: s{}\n",
+            (i * 7) % 300
+        );
+        if broken && i % 50 == 0 {
+            let _ = writeln!(reg, "      - service: missing{i}");
+        }
+        if broken && i % 70 == 0 {
+            let _ = writeln!(reg, "      - service: s{}\n        params: {{ x: \"${{UNSET{i}}}\" }}", i + 1);
+        }
+    }
+    reg.push_str("services:\n");
+    for i in 0..300 {
+        let kind = if broken && i % 90 == 0 { "nosuchkind" } else { "postgres" };
+        let _ = writeln!(reg, "  s{i}: {{ kind: {kind}, profile: p, params: {{ d: \"${{D{i}:-d{i}}}\" }} }}");
+    }
+    reg.push_str("profiles:\n  p:\n    mode: managed\n    services:\n");
+    for i in 0..300 {
+        let _ = writeln!(reg, "      s{i}: {{ token: \"${{T{i}:-t{i}}}\" }}");
+    }
+    let packages: Vec<String> = (0..300).map(|i| format!("p{i}")).collect();
+    std::fs::write(dir.path().join("registry.yaml"), reg).unwrap();
+    std::fs::write(dir.path().join("hsm.yaml"), project(&format!("packages: [{}]\n", packages.join(", ")))).unwrap();
+    dir
+}
+
+fn resolve_on(dir: &std::path::Path, threads: usize) -> Result<(String, Vec<String>), String> {
+    let mut sources = Sources::new();
+    let options = LoadOptions { project_dir: dir.to_path_buf(), env: HashMap::new(), cache: None };
+    let config = hsm_config::load(&options, &mut sources).map_err(|d| d.render(&sources))?;
+    let known_kinds: BTreeSet<String> = ["postgres".to_string()].into();
+    let r = resolve(&config, &sources, &ResolveOptions { known_kinds, threads }).map_err(|d| d.render(&sources))?;
+    // Every reference leads to its own value (each default is unique): ids were
+    // numbered across services, not per thread or per service.
+    fn check(v: &Value, store: &hsm_model::SecretStore) {
+        match v {
+            Value::Text(t) => {
+                for p in t.pieces() {
+                    if let Piece::Secret { id, label, .. } = p {
+                        let default = label.split_once(":-").unwrap().1.trim_end_matches('}');
+                        assert_eq!(store.get(*id).unwrap().expose(), default, "{label}");
+                    }
+                }
+            }
+            Value::Map(m) => m.values().for_each(|v| check(v, store)),
+            Value::List(l) => l.iter().for_each(|v| check(v, store)),
+            _ => {}
+        }
+    }
+    for s in &r.services {
+        check(&s.defaults, &r.secrets);
+        check(&s.profile.settings, &r.secrets);
+        s.contributions.iter().for_each(|c| check(&c.params, &r.secrets));
+    }
+    // Ids as well as labels: the stored form shows both.
+    let stored = hsm_model::stored_form(|| serde_json::to_string(&r.services)).unwrap();
+    let values = r.secrets.values().map(|v| v.expose().to_string()).collect();
+    Ok((stored, values))
+}
+
+#[test]
+fn any_number_of_threads_resolves_as_one_does() {
+    for broken in [false, true] {
+        let dir = many_services(broken);
+        let one = resolve_on(dir.path(), 1);
+        assert_eq!(one.is_err(), broken, "{one:?}");
+        if let Ok((_, values)) = &one {
+            assert_eq!(values.len(), 300 * 3, "a secret per contribution, default and profile setting");
+        }
+        for threads in [2, 4] {
+            assert!(resolve_on(dir.path(), threads) == one, "{threads} threads, broken: {broken}");
+        }
+    }
 }

@@ -88,7 +88,8 @@ impl Formatter for Pretty {
 /// first line unindented, the others indented for that depth).
 pub(crate) fn write_at<W: Write, T: Serialize + ?Sized>(w: &mut W, value: &T, level: usize) -> io::Result<()> {
     let mut ser = serde_json::Serializer::with_formatter(w, Pretty { level, has_value: false });
-    value.serialize(&mut ser).map_err(io::Error::other)
+    // `From` keeps an I/O error's kind (a closed pipe must stay `BrokenPipe`).
+    value.serialize(&mut ser).map_err(io::Error::from)
 }
 
 /// A JSON object's member: its key (written as a JSON string) and how to write its
@@ -105,7 +106,7 @@ pub(crate) fn write_object<W: Write>(w: &mut W, members: &[Member<'_, W>], level
     for (i, (key, value)) in members.iter().enumerate() {
         w.write_all(if i == 0 { b"\n" } else { b",\n" })?;
         indent(w, level + 1)?;
-        serde_json::to_writer(&mut *w, key).map_err(io::Error::other)?;
+        serde_json::to_writer(&mut *w, key).map_err(io::Error::from)?;
         w.write_all(b": ")?;
         value(w, level + 1)?;
     }
@@ -119,10 +120,20 @@ pub(crate) fn write_object<W: Write>(w: &mut W, members: &[Member<'_, W>], level
 /// thread writes the finished ones in order; the output is the same as serializing
 /// them one by one.
 pub(crate) fn write_array<W: Write, T: Serialize + Sync>(w: &mut W, items: &[T], level: usize) -> io::Result<()> {
+    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    write_array_on(w, items, level, threads)
+}
+
+/// [`write_array`] on `threads` threads.
+fn write_array_on<W: Write, T: Serialize + Sync>(
+    w: &mut W,
+    items: &[T],
+    level: usize,
+    threads: usize,
+) -> io::Result<()> {
     if items.is_empty() {
         return w.write_all(b"[]");
     }
-    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     // Enough runs that the threads finish together, few enough that each is worth
     // handing over.
     let run = items.len().div_ceil(threads * 16).max(1);
@@ -150,12 +161,17 @@ pub(crate) fn write_array<W: Write, T: Serialize + Sync>(w: &mut W, items: &[T],
         // takes the next run, so that finished runs can't pile up in memory while
         // this thread writes.
         let window = Window::new(threads * 4);
+        // Whichever thread ends first by panicking lets the others go: they stop
+        // taking runs, and the scope then passes the panic on.
+        let stop_on_panic = || StopOnPanic { stop: &stop, window: &window };
         let (send, receive) = std::sync::mpsc::channel::<(usize, io::Result<Vec<u8>>)>();
         std::thread::scope(|scope| -> io::Result<()> {
             for _ in 0..threads {
                 let send = send.clone();
                 let (next, stop, runs, write_run, window) = (&next, &stop, &runs, &write_run, &window);
+                let stop_on_panic = &stop_on_panic;
                 scope.spawn(move || {
+                    let _guard = stop_on_panic();
                     while window.take(stop) {
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         let Some(r) = runs.get(i) else { break };
@@ -168,6 +184,7 @@ pub(crate) fn write_array<W: Write, T: Serialize + Sync>(w: &mut W, items: &[T],
                 });
             }
             drop(send);
+            let _guard = stop_on_panic();
             // Runs arrive in any order; each is written once those before it are.
             let mut pending = std::collections::BTreeMap::new();
             let mut expected = 0;
@@ -191,6 +208,21 @@ pub(crate) fn write_array<W: Write, T: Serialize + Sync>(w: &mut W, items: &[T],
     w.write_all(b"\n")?;
     indent(w, level)?;
     w.write_all(b"]")
+}
+
+/// Stops the other threads of [`write_array`] if its holder's thread panics.
+struct StopOnPanic<'a> {
+    stop: &'a AtomicBool,
+    window: &'a Window,
+}
+
+impl Drop for StopOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.stop.store(true, Ordering::Relaxed);
+            self.window.wake_all();
+        }
+    }
 }
 
 /// A count of free places that threads take one at a time, waiting while none is
@@ -263,22 +295,65 @@ mod tests {
     }
 
     #[test]
-    fn a_failed_write_stops_the_threads_and_is_reported() {
-        struct Full(usize);
-        impl Write for Full {
-            fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
-                if self.0 < bytes.len() {
-                    return Err(io::Error::from(io::ErrorKind::BrokenPipe));
-                }
-                self.0 -= bytes.len();
-                Ok(bytes.len())
-            }
-            fn flush(&mut self) -> io::Result<()> {
-                Ok(())
+    fn every_thread_count_writes_the_same() {
+        let items: Vec<serde_json::Value> = (0..300).map(|i| json!({"i": i, "l": [i, {"x": []}]})).collect();
+        let want = {
+            let mut out = Vec::new();
+            write_array_on(&mut out, &items, 1, 1).unwrap();
+            out
+        };
+        for threads in [2, 3, 8] {
+            let mut got = Vec::new();
+            write_array_on(&mut got, &items, 1, threads).unwrap();
+            assert!(got == want, "{threads} threads");
+        }
+    }
+
+    #[test]
+    fn a_panic_while_serializing_is_passed_on_not_a_hang() {
+        struct Bomb(usize);
+        impl Serialize for Bomb {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                assert!(self.0 != 500, "boom");
+                s.serialize_u64(self.0 as u64)
             }
         }
+        let items: Vec<Bomb> = (0..1000).map(Bomb).collect();
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _ = write_array_on(&mut Vec::new(), &items, 0, 4);
+        }));
+        assert!(panicked.is_err());
+    }
+
+    #[test]
+    fn a_closed_pipe_keeps_its_kind_wherever_it_is_met() {
+        let items: Vec<u64> = (0..100).collect();
+        let mut full = Full(4);
+        let key = |w: &mut Full, level| write_at(w, &1, level);
+        let err = write_object(&mut full, &[("a-long-key", &key)], 0).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::BrokenPipe);
+        let err = write_at(&mut Full(5), &items, 0).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::BrokenPipe);
+    }
+
+    struct Full(usize);
+    impl Write for Full {
+        fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+            if self.0 < bytes.len() {
+                return Err(io::Error::from(io::ErrorKind::BrokenPipe));
+            }
+            self.0 -= bytes.len();
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_failed_write_stops_the_threads_and_is_reported() {
         let items: Vec<u64> = (0..100_000).collect();
-        let err = write_array(&mut Full(10_000), &items, 0).unwrap_err();
+        let err = write_array_on(&mut Full(10_000), &items, 0, 4).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::BrokenPipe);
     }
 }

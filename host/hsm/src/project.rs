@@ -264,7 +264,7 @@ fn resolve(loaded: Loaded, sources: Sources, catalog: &Catalog) -> Result<(Sourc
     let Loaded { config, mut diags } = loaded;
     let mut known_kinds: BTreeSet<String> = catalog.kinds();
     known_kinds.remove(hsm_planner::PYTHON_KIND);
-    let resolve_options = ResolveOptions { known_kinds };
+    let resolve_options = ResolveOptions { known_kinds, threads: 0 };
     let resolved = hsm_resolve::resolve(&config, &sources, &resolve_options);
     let variables = config.env.process_names_used();
     // Nothing refers to the configuration any more. A large registry's tree is

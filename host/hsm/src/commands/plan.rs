@@ -67,7 +67,7 @@ pub(crate) fn run(global: &GlobalArgs, args: &PlanArgs, out: &Output) -> Result<
     if let (Ok(true), Some(printed), Some(recording), Some(key)) = (&complete, &printed, recording, &key) {
         printed.finish(recording, key.as_ref(), &planned.made_from, &env);
     }
-    // The process ends right after; see `project::resolve`.
+    // The process ends right after: freeing a large plan would only cost time.
     std::mem::forget(planned);
     complete.map(|_| ())
 }
