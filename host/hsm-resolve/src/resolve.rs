@@ -135,11 +135,10 @@ impl<'a> Resolver<'a> {
 
         // Packages, with their sources checked.
         let mut packages = Vec::with_capacity(order.len());
-        for name in &order {
-            let def = self.def(name, &effective).expect("walked packages exist");
+        for &(name, def) in &order {
             let source = def.source.as_ref().and_then(|s| self.source(name, s));
             packages.push(ResolvedPackage {
-                name: (*name).to_string(),
+                name: name.to_string(),
                 source,
                 requested_by: requested_by.remove(name).unwrap_or_default(),
                 origin: self.origin(def.name.span),
@@ -157,16 +156,10 @@ impl<'a> Resolver<'a> {
             })
         };
         let mut asks = Vec::new();
-        for name in &order {
-            let def = self.def(name, &effective).expect("walked packages exist");
+        for &(name, def) in &order {
             for imp in &def.implies {
                 if let Implies::Service { name: svc, params, span } = imp {
-                    asks.push((
-                        want(svc.name.as_str(), svc.span),
-                        Requester::Package((*name).to_string()),
-                        params,
-                        *span,
-                    ));
+                    asks.push((want(svc.name.as_str(), svc.span), Requester::Package(name.to_string()), params, *span));
                 }
             }
         }
@@ -296,33 +289,29 @@ impl<'a> Resolver<'a> {
         Built::Known(instance, std::mem::take(&mut self.diags), std::mem::take(&mut self.secrets))
     }
 
-    fn def<'b>(&self, name: &str, effective: &'b HashMap<&'a str, PackageDef>) -> Option<&'b PackageDef>
-    where
-        'a: 'b,
-    {
-        effective.get(name).or_else(|| self.config.packages.get(name))
-    }
-
     /// Depth-first walk over package implications from the project's packages:
     /// the packages in first-seen order and who asked for each. Reports unknown
     /// packages and cycles.
-    fn walk(
+    fn walk<'e>(
         &mut self,
         roots: &[&'a str],
-        effective: &HashMap<&'a str, PackageDef>,
-    ) -> (Vec<&'a str>, FxHashMap<&'a str, Vec<Requester>>) {
+        effective: &'e HashMap<&'a str, PackageDef>,
+    ) -> (Vec<(&'a str, &'e PackageDef)>, FxHashMap<&'a str, Vec<Requester>>)
+    where
+        'a: 'e,
+    {
         #[derive(Clone, Copy, PartialEq)]
         enum State {
             OnStack,
             Done,
         }
-        let mut order: Vec<&'a str> = Vec::new();
+        let mut order: Vec<(&'a str, &'e PackageDef)> = Vec::new();
         let mut state: FxHashMap<&'a str, State> = FxHashMap::default();
         let mut requested_by: FxHashMap<&'a str, Vec<Requester>> = FxHashMap::default();
         let mut reported_cycles: HashSet<Vec<&'a str>> = HashSet::new();
         let mut reported_unknown: HashSet<Span> = HashSet::new();
         let config = self.config;
-        let def_of = |name: &str| -> &PackageDef { effective.get(name).unwrap_or_else(|| &config.packages[name]) };
+        let def_of = |name: &str| -> &'e PackageDef { effective.get(name).unwrap_or_else(|| &config.packages[name]) };
 
         for root in roots {
             requested_by.entry(root).or_default().push(Requester::Project);
@@ -333,9 +322,10 @@ impl<'a> Resolver<'a> {
             }
             // Frames: package, its definition, index of the next implication, span of
             // the edge that led here.
-            let mut stack: Vec<(&'a str, &PackageDef, usize, Option<Span>)> = vec![(root, def_of(root), 0, None)];
+            let root_def = def_of(root);
+            let mut stack: Vec<(&'a str, &'e PackageDef, usize, Option<Span>)> = vec![(root, root_def, 0, None)];
             state.insert(root, State::OnStack);
-            order.push(root);
+            order.push((root, root_def));
             while let Some(top) = stack.last_mut() {
                 let (name, def, idx) = (top.0, top.1, top.2);
                 let Some(imp) = def.implies.get(idx) else {
@@ -351,7 +341,7 @@ impl<'a> Resolver<'a> {
                     Some((k, d)) => Some((*k, d)),
                     None => self.config.packages.get_key_value(child.name.as_str()).map(|(k, d)| (k.as_str(), d)),
                 };
-                let (child_name, child_def): (&'a str, &PackageDef) = match found {
+                let (child_name, child_def): (&'a str, &'e PackageDef) = match found {
                     Some(found) => found,
                     None => {
                         if reported_unknown.insert(child.span) {
@@ -370,7 +360,7 @@ impl<'a> Resolver<'a> {
                 match state.get(child_name) {
                     None => {
                         state.insert(child_name, State::OnStack);
-                        order.push(child_name);
+                        order.push((child_name, child_def));
                         stack.push((child_name, child_def, 0, Some(*span)));
                     }
                     Some(State::Done) => {}
