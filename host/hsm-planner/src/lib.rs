@@ -121,40 +121,63 @@ fn plan_in_parallel<T: Send>(
 /// more than one service (each install is the whole set).
 fn check_across_services(plan: &Plan) -> Result<(), PlanningError> {
     let mut diags = Diagnostics::default();
-    let vars = plan.services.iter().flat_map(|s| &s.env).map(|e| e.vars.len()).sum();
-    let mut seen: rustc_hash::FxHashMap<(&Consumer, &str), &str> =
-        rustc_hash::FxHashMap::with_capacity_and_hasher(vars, rustc_hash::FxBuildHasher);
-    for service in &plan.services {
-        for env in &service.env {
-            for (name, _) in &env.vars {
-                match seen.get(&(&env.consumer, name.as_str())) {
-                    Some(first) => {
-                        let who = match &env.consumer {
-                            Consumer::Project => "the project".to_string(),
-                            Consumer::Package(p) => format!("package `{p}`"),
-                        };
-                        let place = match &env.consumer {
-                            Consumer::Project => format!("in hsm.yaml, under `services.{}.params`", service.name),
-                            Consumer::Package(p) => format!(
-                                "in the params `{p}` gives service `{}` (its registry entry, or an `implies` added to it in hsm.yaml)",
-                                service.name
-                            ),
-                        };
-                        diags.push(
-                            Diagnostic::new(format!(
-                                "services `{first}` and `{}` both give {who} `{name}`",
-                                service.name
-                            ))
-                            .note("one would silently replace the other")
-                            .hint(format!("rename one with `env_names: {{ {name}: NEW_NAME }}` {place}")),
-                        );
-                    }
+    // Each consumer's environments, in plan order, as (service, environment)
+    // indices: most consumers get one or two, so their names are compared among
+    // those few rather than all 100,000 of a large plan hashed together.
+    let mut by_consumer: rustc_hash::FxHashMap<&Consumer, Vec<(usize, usize)>> = rustc_hash::FxHashMap::default();
+    for (s, service) in plan.services.iter().enumerate() {
+        for (e, env) in service.env.iter().enumerate() {
+            by_consumer.entry(&env.consumer).or_default().push((s, e));
+        }
+    }
+    // Each variable given again, as (service, environment, variable), with the
+    // service that gave it first; reported in plan order.
+    let mut again: Vec<((usize, usize, usize), &str)> = Vec::new();
+    let mut seen: rustc_hash::FxHashMap<&str, &str> = rustc_hash::FxHashMap::default();
+    for envs in by_consumer.values() {
+        // Few names: compared in a list; many (the project may consume hundreds of
+        // services): hashed.
+        let few = envs.iter().map(|&(s, e)| plan.services[s].env[e].vars.len()).sum::<usize>() <= 32;
+        let mut listed: Vec<(&str, &str)> = Vec::new();
+        seen.clear();
+        for &(s, e) in envs {
+            for (v, (name, _)) in plan.services[s].env[e].vars.iter().enumerate() {
+                let first = if few {
+                    listed.iter().find(|(n, _)| n == name).map(|&(_, first)| first)
+                } else {
+                    seen.get(name.as_str()).copied()
+                };
+                match first {
+                    Some(first) => again.push(((s, e, v), first)),
+                    None if few => listed.push((name, &plan.services[s].name)),
                     None => {
-                        seen.insert((&env.consumer, name), &service.name);
+                        seen.insert(name, &plan.services[s].name);
                     }
                 }
             }
         }
+    }
+    again.sort_unstable_by_key(|(at, _)| *at);
+    for ((s, e, v), first) in again {
+        let service = &plan.services[s];
+        let env = &service.env[e];
+        let name = &env.vars[v].0;
+        let who = match &env.consumer {
+            Consumer::Project => "the project".to_string(),
+            Consumer::Package(p) => format!("package `{p}`"),
+        };
+        let place = match &env.consumer {
+            Consumer::Project => format!("in hsm.yaml, under `services.{}.params`", service.name),
+            Consumer::Package(p) => format!(
+                "in the params `{p}` gives service `{}` (its registry entry, or an `implies` added to it in hsm.yaml)",
+                service.name
+            ),
+        };
+        diags.push(
+            Diagnostic::new(format!("services `{first}` and `{}` both give {who} `{name}`", service.name))
+                .note("one would silently replace the other")
+                .hint(format!("rename one with `env_names: {{ {name}: NEW_NAME }}` {place}")),
+        );
     }
     let installers: Vec<&str> = plan
         .services
@@ -470,4 +493,86 @@ fn span_of(origin: &Origin, sources: &Sources) -> Option<Span> {
     let start = line_start + column;
     let len = source.text[start..].find(['\n', ',', '}']).unwrap_or(0).max(1);
     Some(Span::from_range(file, &source.text, start, len))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hsm_model::Text;
+    use hsm_plan::ConsumerEnv;
+
+    fn service(name: &str, env: Vec<(Consumer, Vec<&str>)>) -> ServicePlan {
+        ServicePlan {
+            name: name.into(),
+            kind: "postgres".into(),
+            plugin: "postgres@0.1.0".into(),
+            profile: "local".into(),
+            mode: Mode::Managed,
+            merged: Value::Null,
+            actions: Vec::new(),
+            env: env
+                .into_iter()
+                .map(|(consumer, vars)| ConsumerEnv {
+                    consumer,
+                    vars: vars.into_iter().map(|v| (v.to_string(), Text::literal("x"))).collect(),
+                })
+                .collect(),
+        }
+    }
+
+    /// What the check reports, as (second service, consumer, variable, first service).
+    fn reported(plan: &Plan) -> Vec<String> {
+        match check_across_services(plan) {
+            Ok(()) => Vec::new(),
+            Err(PlanningError::Input(d)) => d.0.iter().map(|d| d.message.clone()).collect(),
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// The check as one map over every (consumer, variable), in plan order.
+    fn expected(plan: &Plan) -> Vec<String> {
+        let mut seen = std::collections::HashMap::new();
+        let mut out = Vec::new();
+        for s in &plan.services {
+            for env in &s.env {
+                for (name, _) in &env.vars {
+                    match seen.get(&(&env.consumer, name.as_str())) {
+                        Some(first) => {
+                            let who = match &env.consumer {
+                                Consumer::Project => "the project".to_string(),
+                                Consumer::Package(p) => format!("package `{p}`"),
+                            };
+                            out.push(format!("services `{first}` and `{}` both give {who} `{name}`", s.name));
+                        }
+                        None => {
+                            seen.insert((&env.consumer, name.as_str()), s.name.clone());
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn variables_given_twice_are_reported_in_plan_order() {
+        let pkg = |p: &str| Consumer::Package(p.into());
+        let mut services = vec![
+            service("a", vec![(pkg("x"), vec!["DB_HOST", "DB_PORT"]), (pkg("y"), vec!["URL"])]),
+            service("b", vec![(pkg("y"), vec!["URL", "OTHER"]), (pkg("x"), vec!["DB_PORT", "DB_HOST"])]),
+            service("c", vec![(pkg("x"), vec!["DB_HOST"]), (pkg("z"), vec!["Z", "Z"])]),
+        ];
+        // The project consumes many services: more names than the short list holds.
+        for i in 0..40 {
+            services.push(service(&format!("p{i}"), vec![(Consumer::Project, vec!["SHARED", &format!("OWN_{i}")])]));
+        }
+        let plan = Plan { project: "p".into(), services };
+        let want = expected(&plan);
+        assert_eq!(want.len(), 2 + 2 + 1 + 39, "{want:#?}");
+        assert_eq!(reported(&plan), want);
+        assert_eq!(
+            reported(&Plan { project: "p".into(), services: plan.services[..1].to_vec() }),
+            Vec::<String>::new()
+        );
+    }
 }
