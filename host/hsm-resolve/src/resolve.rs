@@ -38,6 +38,10 @@ struct Resolver<'a> {
     secrets: SecretStore,
 }
 
+/// What the walk found: the packages in first-seen order with their definitions,
+/// and who asked for each.
+type Walked<'a, 'e> = (Vec<(&'a str, &'e PackageDef)>, FxHashMap<&'a str, Vec<Requester>>);
+
 /// What became of one wanted service.
 enum Built {
     /// No registry defines it (reported in order, once per place that names it).
@@ -292,11 +296,7 @@ impl<'a> Resolver<'a> {
     /// Depth-first walk over package implications from the project's packages:
     /// the packages in first-seen order and who asked for each. Reports unknown
     /// packages and cycles.
-    fn walk<'e>(
-        &mut self,
-        roots: &[&'a str],
-        effective: &'e HashMap<&'a str, PackageDef>,
-    ) -> (Vec<(&'a str, &'e PackageDef)>, FxHashMap<&'a str, Vec<Requester>>)
+    fn walk<'e>(&mut self, roots: &[&'a str], effective: &'e HashMap<&'a str, PackageDef>) -> Walked<'a, 'e>
     where
         'a: 'e,
     {
