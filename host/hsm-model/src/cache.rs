@@ -28,16 +28,21 @@ pub fn tags_equal(expected: &[u8; 32], found: &[u8]) -> bool {
 /// never waited on) of at most `max` bytes, read whole as its size said. `None`
 /// for anything else, or on any error: an entry that can't be read is a miss.
 pub fn read_entry(path: &Path, max: u64) -> Option<Vec<u8>> {
+    let (file, len) = open_entry(path, max)?;
+    let mut bytes = Vec::with_capacity(usize::try_from(len).ok()?);
+    // One byte more than its size: a file that grew meanwhile is not an entry.
+    file.take(len + 1).read_to_end(&mut bytes).ok()?;
+    (bytes.len() as u64 == len).then_some(bytes)
+}
+
+/// Opens a cache entry to read parts of it (with `FileExt::read_exact_at`), with
+/// [`read_entry`]'s checks: a regular file, not followed through a link, of at
+/// most `max` bytes. Returns it with its size.
+pub fn open_entry(path: &Path, max: u64) -> Option<(std::fs::File, u64)> {
     let file =
         std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(path).ok()?;
     let meta = file.metadata().ok()?;
-    if !meta.is_file() || meta.len() > max {
-        return None;
-    }
-    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).ok()?);
-    // One byte more than its size: a file that grew meanwhile is not an entry.
-    file.take(meta.len() + 1).read_to_end(&mut bytes).ok()?;
-    (bytes.len() as u64 == meta.len()).then_some(bytes)
+    (meta.is_file() && meta.len() <= max).then_some((file, meta.len()))
 }
 
 /// Writes a cache entry whole or not at all, readable by its owner only.

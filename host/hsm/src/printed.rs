@@ -34,10 +34,12 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 /// Identifies the file format; bumped when it or the record changes.
-const MAGIC: &[u8; 8] = b"HSMOUT03";
+const MAGIC: &[u8; 8] = b"HSMOUT04";
 
-/// The end of an entry: the output's and the record's lengths, then the MAC.
-const TRAILER: usize = 8 + 8 + 32;
+/// The end of an entry: the output's and the record's lengths, the output's
+/// SHA-256, then the MAC (over the record and that digest). A lookup checks the
+/// small record first and reads the large output only when the record matches.
+const TRAILER: usize = 8 + 8 + 32 + 32;
 
 /// What the entry's MAC covers besides its place, the record and the output.
 const DOMAIN: &[u8] = b"hsm printed plan";
@@ -73,9 +75,8 @@ pub(crate) struct Printed {
 
 /// A printed plan whose inputs are all as they were.
 pub(crate) struct Hit {
-    /// The entry, which starts with what to print (`len` bytes after the magic).
-    entry: Vec<u8>,
-    len: usize,
+    /// What to print on stdout.
+    stdout: Vec<u8>,
     /// How the files read are shown, for `-v`.
     pub(crate) files: Vec<String>,
 }
@@ -83,7 +84,7 @@ pub(crate) struct Hit {
 impl Hit {
     /// What to print on stdout.
     pub(crate) fn stdout(&self) -> &[u8] {
-        &self.entry[MAGIC.len()..MAGIC.len() + self.len]
+        &self.stdout
     }
 }
 
@@ -127,17 +128,30 @@ impl Printed {
     /// What was printed last time, if nothing it was made from has changed since.
     /// `env` is the process environment.
     pub(crate) fn lookup(&self, auth: &dyn Authenticator, env: &dyn Fn(&str) -> Option<String>) -> Option<Hit> {
-        let entry = hsm_model::cache::read_entry(&self.path, MAX_ENTRY)?;
+        use std::os::unix::fs::FileExt as _;
         // MAGIC, the output, the record, then the trailer.
-        let body = entry.strip_prefix(MAGIC)?;
-        let (body, trailer) = body.split_at_checked(body.len().checked_sub(TRAILER)?)?;
-        let (stdout_len, trailer) = split_u64(trailer)?;
-        let (record_len, tag) = split_u64(trailer)?;
-        let (stdout, record) = body.split_at_checked(stdout_len)?;
-        if record.len() != record_len || !tags_equal(&self.tag(auth, record, &sha256(stdout)), tag) {
+        let (file, len) = hsm_model::cache::open_entry(&self.path, MAX_ENTRY)?;
+        let at = |offset: u64, n: usize| -> Option<Vec<u8>> {
+            let mut bytes = vec![0; n];
+            file.read_exact_at(&mut bytes, offset).ok()?;
+            Some(bytes)
+        };
+        let head = (MAGIC.len() + TRAILER) as u64;
+        if len < head || at(0, MAGIC.len())? != MAGIC {
             return None;
         }
-        let inputs: Inputs = rmp_serde::from_slice(record).ok()?;
+        let trailer = at(len - TRAILER as u64, TRAILER)?;
+        let (stdout_len, rest) = split_u64(&trailer)?;
+        let (record_len, rest) = split_u64(rest)?;
+        let (digest, tag) = rest.split_first_chunk::<32>()?;
+        if (stdout_len as u64).checked_add(record_len as u64)?.checked_add(head)? != len {
+            return None;
+        }
+        let record = at(MAGIC.len() as u64 + stdout_len as u64, record_len)?;
+        if !tags_equal(&self.tag(auth, &record, digest), tag) {
+            return None;
+        }
+        let inputs: Inputs = rmp_serde::from_slice(&record).ok()?;
         let unchanged = tags_equal(&values_mac(auth, &inputs.variables, env), &inputs.values)
             && inputs.package_dirs.iter().all(|d| d.is_dir())
             && inputs.dotenv.iter().all(|(path, was)| path.is_file() == *was)
@@ -146,8 +160,20 @@ impl Printed {
         if !unchanged {
             return None;
         }
+        // Only now the output, checked against the digest the MAC covers (read
+        // into fresh capacity: tens of MB need not be zeroed first).
+        let mut stdout = Vec::with_capacity(stdout_len);
+        let mut reader = &file;
+        std::io::Seek::seek(&mut reader, std::io::SeekFrom::Start(MAGIC.len() as u64)).ok()?;
+        std::io::Read::read_to_end(&mut std::io::Read::take(reader, stdout_len as u64), &mut stdout).ok()?;
+        if stdout.len() != stdout_len {
+            return None;
+        }
+        if sha256(&stdout) != *digest {
+            return None;
+        }
         let files = inputs.files.into_iter().map(|(_, _, shown)| shown).collect();
-        Some(Hit { entry, len: stdout_len, files })
+        Some(Hit { stdout, files })
     }
 
     /// Starts keeping what is about to be printed; `None` if the entry can't be
@@ -173,11 +199,13 @@ impl Printed {
         }
         let Some(inputs) = made_from.record(auth, env) else { return };
         let Ok(record) = rmp_serde::to_vec(&inputs) else { return };
-        let tag = self.tag(auth, &record, &digest.finalize().into());
+        let digest: [u8; 32] = digest.finalize().into();
+        let tag = self.tag(auth, &record, &digest);
         let written = entry
             .write_all(&record)
             .and_then(|()| entry.write_all(&len.to_le_bytes()))
             .and_then(|()| entry.write_all(&(record.len() as u64).to_le_bytes()))
+            .and_then(|()| entry.write_all(&digest))
             .and_then(|()| entry.write_all(&tag));
         if written.is_ok() {
             let _ = entry.commit();
@@ -416,6 +444,14 @@ mod tests {
         let mut bytes = std::fs::read(&printed.path).unwrap();
         let at = bytes.windows(4).position(|w| w == b"plan").unwrap();
         bytes[at..at + 4].copy_from_slice(b"evil");
+        std::fs::write(&printed.path, &bytes).unwrap();
+        assert!(printed.lookup(&KEY, &env).is_none());
+
+        // The output's digest in the trailer changed: the MAC covers it.
+        let printed = stored(dir.path(), &made_from);
+        let mut bytes = std::fs::read(&printed.path).unwrap();
+        let digest_at = bytes.len() - 64;
+        bytes[digest_at] ^= 1;
         std::fs::write(&printed.path, &bytes).unwrap();
         assert!(printed.lookup(&KEY, &env).is_none());
 
