@@ -122,8 +122,7 @@ fn plan_in_parallel<T: Send>(
 fn check_across_services(plan: &Plan) -> Result<(), PlanningError> {
     let mut diags = Diagnostics::default();
     // Each consumer's environments, in plan order, as (service, environment)
-    // indices: most consumers get one or two, so their names are compared among
-    // those few rather than all 100,000 of a large plan hashed together.
+    // indices; names are then checked per consumer, in a small map reused for each.
     let mut by_consumer: rustc_hash::FxHashMap<&Consumer, Vec<(usize, usize)>> = rustc_hash::FxHashMap::default();
     for (s, service) in plan.services.iter().enumerate() {
         for (e, env) in service.env.iter().enumerate() {
@@ -135,21 +134,11 @@ fn check_across_services(plan: &Plan) -> Result<(), PlanningError> {
     let mut again: Vec<((usize, usize, usize), &str)> = Vec::new();
     let mut seen: rustc_hash::FxHashMap<&str, &str> = rustc_hash::FxHashMap::default();
     for envs in by_consumer.values() {
-        // Few names: compared in a list; many (the project may consume hundreds of
-        // services): hashed.
-        let few = envs.iter().map(|&(s, e)| plan.services[s].env[e].vars.len()).sum::<usize>() <= 32;
-        let mut listed: Vec<(&str, &str)> = Vec::new();
         seen.clear();
         for &(s, e) in envs {
             for (v, (name, _)) in plan.services[s].env[e].vars.iter().enumerate() {
-                let first = if few {
-                    listed.iter().find(|(n, _)| n == name).map(|&(_, first)| first)
-                } else {
-                    seen.get(name.as_str()).copied()
-                };
-                match first {
-                    Some(first) => again.push(((s, e, v), first)),
-                    None if few => listed.push((name, &plan.services[s].name)),
+                match seen.get(name.as_str()) {
+                    Some(&first) => again.push(((s, e, v), first)),
                     None => {
                         seen.insert(name, &plan.services[s].name);
                     }
@@ -562,7 +551,7 @@ mod tests {
             service("b", vec![(pkg("y"), vec!["URL", "OTHER"]), (pkg("x"), vec!["DB_PORT", "DB_HOST"])]),
             service("c", vec![(pkg("x"), vec!["DB_HOST"]), (pkg("z"), vec!["Z", "Z"])]),
         ];
-        // The project consumes many services: more names than the short list holds.
+        // The project consumes many services.
         for i in 0..40 {
             services.push(service(&format!("p{i}"), vec![(Consumer::Project, vec!["SHARED", &format!("OWN_{i}")])]));
         }
