@@ -88,8 +88,14 @@ impl EntryWriter {
     }
 
     /// Finishes the entry: it replaces what was at its path.
+    ///
+    /// What was there is removed first. Renaming over an existing file makes ext4
+    /// (`auto_da_alloc`) start writing the new file's data out at once, which for an
+    /// entry of tens of MiB holds the rename up for milliseconds; a cache entry
+    /// needs no such care, and a reader in between finds no entry, which is a miss.
     pub fn commit(mut self) -> std::io::Result<()> {
         self.file.flush()?;
+        let _ = std::fs::remove_file(&self.path);
         std::fs::rename(&self.tmp, &self.path)?;
         self.committed = true;
         Ok(())
