@@ -8,7 +8,6 @@
 //! never values), and a MAC keyed with the user's secret key: what hsm plans from
 //! a registry must be what the registry says, so only entries hsm wrote count.
 
-use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -18,9 +17,9 @@ use serde::{Deserialize, Serialize};
 use crate::config::{PackageDef, PluginDef, ProfileDef, ServiceDef};
 
 /// Bumped whenever the stored form, or how a file is parsed and checked, changes
-/// (2: YAML 1.2 booleans; 3: plugins; 4: MACs), since development builds share
+/// (2: YAML 1.2 booleans; 3: plugins; 4: MACs; 5: keys hashed with BLAKE3), since development builds share
 /// hsm's version number.
-const FORMAT: u32 = 4;
+const FORMAT: u32 = 5;
 
 /// What an entry's MAC covers besides its key and bytes.
 const DOMAIN: &[u8] = b"hsm registry cache";
@@ -51,12 +50,23 @@ impl Cache {
 
     /// The key of a file's entry.
     pub(crate) fn key(id: FileId, display: &str, base: Option<&Path>, text: &str) -> String {
-        let hash = |seed: u64| {
-            let mut h = std::hash::DefaultHasher::new();
-            (seed, FORMAT, env!("CARGO_PKG_VERSION"), id.0, display, base, text).hash(&mut h);
-            h.finish()
-        };
-        format!("{:016x}{:016x}", hash(1), hash(2))
+        let mut h = blake3::Hasher::new();
+        let base = base.map_or(&[][..], |b| b.as_os_str().as_encoded_bytes());
+        let parts: [&[u8]; 6] = [
+            &FORMAT.to_le_bytes(),
+            env!("CARGO_PKG_VERSION").as_bytes(),
+            &u64::from(id.0).to_le_bytes(),
+            display.as_bytes(),
+            base,
+            text.as_bytes(),
+        ];
+        // Length-prefixed, so that no two lists of parts hash alike; a base of
+        // none and an empty base are the same folder.
+        for part in parts {
+            h.update(&(part.len() as u64).to_le_bytes());
+            h.update(part);
+        }
+        h.finalize().to_hex()[..32].to_owned()
     }
 
     /// An entry's MAC: over its folder too (which names hsm's build), so that an

@@ -124,8 +124,9 @@ impl UserKey {
         Ok(Self(bytes))
     }
 
-    /// A MAC with the key over the parts, each length-prefixed: what the compile
-    /// cache authenticates its entries with.
+    /// A MAC with the key over the parts, each length-prefixed: what generated
+    /// secrets and fingerprints are made with (HMAC-SHA256; changing it would
+    /// change every generated password).
     pub fn mac(&self, parts: &[&[u8]]) -> [u8; 32] {
         let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.0).expect("HMAC takes any key length");
         for part in parts {
@@ -134,6 +135,20 @@ impl UserKey {
             mac.update(part);
         }
         mac.finalize().into_bytes().into()
+    }
+
+    /// A MAC with a key derived from this one over the parts, each
+    /// length-prefixed: what caches authenticate their entries with (keyed
+    /// BLAKE3: caches MAC tens of MB a run, and each build of hsm has caches of
+    /// its own, so this can change between builds).
+    pub fn cache_tag(&self, parts: &[&[u8]]) -> [u8; 32] {
+        let key = blake3::derive_key("hsm cache entry MAC v1", &self.0);
+        let mut mac = blake3::Hasher::new_keyed(&key);
+        for part in parts {
+            mac.update(&(part.len() as u64).to_le_bytes());
+            mac.update(part);
+        }
+        *mac.finalize().as_bytes()
     }
 
     /// The generated secret `name` of a service of a project: the same on every run
@@ -188,6 +203,27 @@ mod tests {
         assert_ne!(a, key.generated(project, "app", "postgres", "other"));
         assert_ne!(a, key.generated(Path::new("/work/other"), "app", "postgres", "password"));
         assert!(!format!("{key:?}").contains(|c: char| c.is_ascii_digit()));
+    }
+
+    #[test]
+    fn generated_secrets_never_change_between_versions_of_hsm() {
+        // A managed database keeps the password it was created with: a change in
+        // how secrets are derived would lock users out of their own volumes.
+        let key = UserKey([7; 32]);
+        let project = Path::new("/work/app");
+        assert_eq!(key.generated(project, "app", "postgres", "password").expose(), "U0icyetWhE3vhjXHbmyXWY3Pm1HJLqbd");
+        assert_eq!(key.fingerprint(b"value"), "557386761df8c7c87092952e3b46f8aa");
+    }
+
+    #[test]
+    fn cache_tags_depend_on_the_key_and_on_where_parts_split() {
+        let (a, b) = (UserKey([7; 32]), UserKey([8; 32]));
+        let tag = a.cache_tag(&[b"ab", b"c"]);
+        assert_eq!(tag, a.cache_tag(&[b"ab", b"c"]));
+        assert_ne!(tag, a.cache_tag(&[b"a", b"bc"]));
+        assert_ne!(tag, b.cache_tag(&[b"ab", b"c"]));
+        // Not the MAC that secrets are derived with.
+        assert_ne!(tag, a.mac(&[b"ab", b"c"]));
     }
 
     #[test]

@@ -92,7 +92,7 @@ impl Caches {
 
 impl Authenticator for KeyAuth {
     fn tag(&self, parts: &[&[u8]]) -> [u8; 32] {
-        self.0.mac(parts)
+        self.0.cache_tag(parts)
     }
 }
 
