@@ -17,9 +17,10 @@ use serde::{Deserialize, Serialize};
 use crate::config::{PackageDef, PluginDef, ProfileDef, ServiceDef};
 
 /// Bumped whenever the stored form, or how a file is parsed and checked, changes
-/// (2: YAML 1.2 booleans; 3: plugins; 4: MACs; 5: keys hashed with BLAKE3), since development builds share
+/// (2: YAML 1.2 booleans; 3: plugins; 4: MACs; 5: keys hashed with BLAKE3; 6:
+/// params maps as lists, templates inline), since development builds share
 /// hsm's version number.
-const FORMAT: u32 = 5;
+const FORMAT: u32 = 6;
 
 /// What an entry's MAC covers besides its key and bytes.
 const DOMAIN: &[u8] = b"hsm registry cache";

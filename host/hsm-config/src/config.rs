@@ -251,8 +251,11 @@ pub enum ParamNode {
     Str(StrParam),
     /// A sequence.
     List(Vec<ParamNode>),
-    /// A mapping, in the order written.
-    Map(IndexMap<String, ParamNode>),
+    /// A mapping, in the order written (its keys are unique: the YAML loader
+    /// refuses a key given twice). A list, not a hash map: maps of params are
+    /// small and only ever walked in order, and a large registry holds tens of
+    /// thousands of them.
+    Map(Vec<(String, ParamNode)>),
 }
 
 /// A string in a parameter tree.

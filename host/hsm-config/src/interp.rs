@@ -12,17 +12,22 @@
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
+use smallvec::{SmallVec, smallvec};
 
 /// A parsed string: literal parts and `$` expressions.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Template {
-    parts: Vec<Part>,
+    /// Nearly every string of a registry is one literal part: kept inline, it
+    /// costs no allocation besides its text (a large registry holds hundreds of
+    /// thousands of them).
+    parts: SmallVec<[Part; 1]>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 enum Part {
     Lit(String),
-    Expr(Expr),
+    /// Boxed, so that a part is no larger than a literal.
+    Expr(Box<Expr>),
 }
 
 /// One `$VAR` or `${…}` expression.
@@ -134,7 +139,7 @@ impl Template {
     /// A template holding only literal text (no `$` processing).
     pub fn literal(s: impl Into<String>) -> Self {
         let s = s.into();
-        if s.is_empty() { Self::default() } else { Self { parts: vec![Part::Lit(s)] } }
+        if s.is_empty() { Self::default() } else { Self { parts: smallvec![Part::Lit(s)] } }
     }
 
     /// Whether the template has no expression.
@@ -247,7 +252,7 @@ impl Parser<'_> {
 
     /// Parses until the end, or (inside `${…}`) until the closing `}`, which it leaves.
     fn template(&mut self, in_braces: bool) -> Result<Template, TemplateError> {
-        let mut parts = Vec::new();
+        let mut parts = SmallVec::new();
         let mut lit = String::new();
         while self.pos < self.s.len() {
             let c = self.s.as_bytes()[self.pos];
@@ -269,7 +274,7 @@ impl Parser<'_> {
                     if !lit.is_empty() {
                         parts.push(Part::Lit(std::mem::take(&mut lit)));
                     }
-                    parts.push(Part::Expr(self.braced()?));
+                    parts.push(Part::Expr(Box::new(self.braced()?)));
                 }
                 Some(c) if is_name_start(c) => {
                     if !lit.is_empty() {
@@ -281,13 +286,13 @@ impl Parser<'_> {
                         self.pos += 1;
                     }
                     let raw = self.s[start..self.pos].to_string();
-                    parts.push(Part::Expr(Expr {
+                    parts.push(Part::Expr(Box::new(Expr {
                         name: raw[1..].to_string(),
                         raw,
                         start,
                         op: Op::Get,
                         arg: Template::default(),
-                    }));
+                    })));
                 }
                 _ => {
                     return Err(TemplateError {
