@@ -160,6 +160,9 @@ mod tests {
         assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
         assert_eq!(std::fs::read_dir(dir.path().join("sub")).unwrap().count(), 1, "no temporary file is left");
         assert!(read_entry(&path, 4).is_none(), "an entry over the limit is not read");
+        write_entry(&path, b"hello again").unwrap();
+        assert_eq!(read_entry(&path, 100).unwrap(), b"hello again", "a new entry replaces the old");
+        assert_eq!(std::fs::read_dir(dir.path().join("sub")).unwrap().count(), 1);
     }
 
     #[test]
