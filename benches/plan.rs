@@ -256,6 +256,7 @@ fn peak_rss_kib(hsm: &str, dir: &Path, mode: Mode) -> u64 {
     (0..5).map(|_| peak_rss_kib_once(hsm, dir, mode)).max().unwrap_or(0)
 }
 
+/// Peak resident memory of one run, in KiB (after an edit, for "changed").
 fn peak_rss_kib_once(hsm: &str, dir: &Path, mode: Mode) -> u64 {
     if mode == Mode::Changed {
         let status = Command::new("sh").arg("-c").arg(edit(dir)).status().expect("sh");

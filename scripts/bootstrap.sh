@@ -54,6 +54,9 @@ command -v debootstrap > /dev/null || need+=(debootstrap)
 command -v hyperfine > /dev/null || need+=(hyperfine)
 { command -v psql && command -v pg_isready; } > /dev/null || need+=(postgresql-client)
 command -v curl > /dev/null || need+=(curl)
+# jemalloc (hsm's allocator) is built from source with make and a C compiler.
+command -v make > /dev/null || need+=(make)
+command -v cc > /dev/null || need+=(gcc)
 command -v flock > /dev/null || need+=(util-linux)
 [ ${#need[@]} -eq 0 ] || apt_install "${need[@]}"
 

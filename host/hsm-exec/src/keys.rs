@@ -139,8 +139,9 @@ impl UserKey {
 
     /// A MAC with a key derived from this one over the parts, each
     /// length-prefixed: what caches authenticate their entries with (keyed
-    /// BLAKE3: caches MAC tens of MB a run, and each build of hsm has caches of
-    /// its own, so this can change between builds).
+    /// BLAKE3: caches MAC tens of MB a run). It may change between builds: each
+    /// build has caches of its own, and the compiled-plugin cache, which builds of
+    /// one version share, names its format in its folder.
     pub fn cache_tag(&self, parts: &[&[u8]]) -> [u8; 32] {
         let key = blake3::derive_key("hsm cache entry MAC v1", &self.0);
         let mut mac = blake3::Hasher::new_keyed(&key);

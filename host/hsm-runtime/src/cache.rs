@@ -35,6 +35,11 @@ pub enum CacheOutcome {
     Replaced,
 }
 
+/// Part of the cache folder's name: builds of one version of hsm share the folder,
+/// so what would make an entry of one build fail to verify in another (its format,
+/// the MAC hsm keys it with) gets a new number (2: keyed BLAKE3 MACs).
+const FOLDER_FORMAT: u32 = 2;
+
 /// The compile cache.
 pub struct CompileCache<'a> {
     dir: PathBuf,
@@ -46,7 +51,7 @@ impl<'a> CompileCache<'a> {
     pub fn new(root: &Path, host: &PluginHost, auth: &'a dyn Authenticator) -> Self {
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         host.engine().precompile_compatibility_hash().hash(&mut hasher);
-        let folder = format!("{}-{:016x}", env!("CARGO_PKG_VERSION"), hasher.finish());
+        let folder = format!("{}-f{FOLDER_FORMAT}-{:016x}", env!("CARGO_PKG_VERSION"), hasher.finish());
         Self { dir: root.join(folder), auth }
     }
 
