@@ -257,21 +257,7 @@ impl Serialize for Text {
 /// it can't tell a reference from literal text.
 impl<'de> Deserialize<'de> for Text {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Pieces;
-        impl<'de> serde::de::Visitor<'de> for Pieces {
-            type Value = SmallVec<[Piece; 1]>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a list of text pieces")
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                let mut pieces = SmallVec::new();
-                while let Some(piece) = seq.next_element()? {
-                    pieces.push(piece);
-                }
-                Ok(pieces)
-            }
-        }
-        let pieces = d.deserialize_seq(Pieces)?;
+        let pieces = SmallVec::<[Piece; 1]>::deserialize(d)?;
         // What hsm stored is already joined: keep it as read rather than copy it.
         let joined = !pieces.iter().any(|p| matches!(p, Piece::Lit(s) if s.is_empty()))
             && !pieces.windows(2).any(|w| matches!(w, [Piece::Lit(_), Piece::Lit(_)]));
