@@ -178,31 +178,8 @@ fn registry_defs(f: &RegistryText, cache: Option<&Cache>) -> FileDefs {
 /// Parses and checks registry files on as many threads as there are cores, keeping
 /// their order. Each file's parse tree is dropped as soon as it is converted.
 fn parse_all(texts: &[&RegistryText], cache: Option<&Cache>) -> Vec<FileDefs> {
-    let parse = |t: &&RegistryText| registry_defs(t, cache);
-    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get).min(texts.len());
-    if threads <= 1 {
-        return texts.iter().map(parse).collect();
-    }
     // Files are handed out one at a time, so a large file does not hold up the rest.
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let mut results: Vec<_> = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..threads)
-            .map(|_| {
-                scope.spawn(|| {
-                    let mut done = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some(t) = texts.get(i) else { break };
-                        done.push((i, parse(t)));
-                    }
-                    done
-                })
-            })
-            .collect();
-        workers.into_iter().flat_map(|w| w.join().expect("a parser thread panicked")).collect()
-    });
-    results.sort_unstable_by_key(|(i, _)| *i);
-    results.into_iter().map(|(_, r)| r).collect()
+    hsm_model::parallel::map_in_order(texts, hsm_model::parallel::Spread::default(), |t| registry_defs(t, cache))
 }
 
 /// The definitions of one registry, before they are merged with the others.

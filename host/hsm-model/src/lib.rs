@@ -4,11 +4,13 @@
 //!
 //! - [`cache`]: authenticating, reading and writing what hsm keeps in its cache folder.
 //! - [`diag`]: source files, spans and the diagnostics every bad input produces.
+//! - [`parallel`]: independent work on every core, with results in their order.
 //! - [`text`]: strings whose interpolated parts are secret references, never values.
 //! - [`value`]: the parameter trees that registries, projects and plugins exchange.
 
 pub mod cache;
 pub mod diag;
+pub mod parallel;
 pub mod text;
 pub mod value;
 

@@ -90,30 +90,10 @@ fn plan_in_parallel<T: Send>(
     packages: &[PythonPackage],
     plan: impl Fn(&Job<'_>) -> T + Sync,
 ) -> Vec<T> {
-    use std::sync::atomic::{AtomicUsize, Ordering};
     let mut order: Vec<usize> = (0..services.len()).collect();
     order.sort_by_key(|&i| std::cmp::Reverse(services[i].size(packages)));
-    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get).min(services.len().max(1));
-    let next = AtomicUsize::new(0);
-    let done: Vec<(usize, T)> = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..threads)
-            .map(|_| {
-                scope.spawn(|| {
-                    let mut done = Vec::new();
-                    while let Some(&i) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
-                        done.push((i, plan(&services[i])));
-                    }
-                    done
-                })
-            })
-            .collect();
-        workers.into_iter().flat_map(|w| w.join().expect("a planning thread panicked")).collect()
-    });
-    let mut slots: Vec<Option<T>> = std::iter::repeat_with(|| None).take(services.len()).collect();
-    for (i, result) in done {
-        slots[i] = Some(result);
-    }
-    slots.into_iter().map(|s| s.expect("every service was planned")).collect()
+    let spread = hsm_model::parallel::Spread { take_order: Some(&order), ..Default::default() };
+    hsm_model::parallel::map_in_order(services, spread, plan)
 }
 
 /// What no single plugin's plan shows: two services giving one consumer the same

@@ -8,6 +8,7 @@ use rustc_hash::FxHashMap;
 
 use hsm_config::load::display_path;
 use hsm_config::{Config, Implies, Mode, NameRef, PackageDef, Params, SourceDef, did_you_mean};
+use hsm_model::parallel::{Spread, map_in_order};
 use hsm_model::{Diagnostic, Diagnostics, Origin, SecretStore, Sources, Span, Value};
 
 use crate::{
@@ -49,40 +50,6 @@ enum Built {
     /// The instance (`None` if it can't be planned), its problems and its secrets,
     /// numbered from 0.
     Known(Option<Box<ServiceInstance>>, Diagnostics, SecretStore),
-}
-
-/// `f` of every item, in the items' order, on one thread per core when there are
-/// enough items to be worth it; threads take the next item from a shared counter.
-fn in_parallel<T: Sync, R: Send>(items: &[T], threads: usize, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    /// Fewer items than this per thread are done on the calling thread.
-    const PER_THREAD: usize = 64;
-    let cores = match threads {
-        0 => std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
-        n => n,
-    };
-    let threads = cores.min(items.len() / PER_THREAD);
-    if threads <= 1 {
-        return items.iter().map(f).collect();
-    }
-    let next = AtomicUsize::new(0);
-    let mut done: Vec<(usize, R)> = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..threads)
-            .map(|_| {
-                scope.spawn(|| {
-                    let mut done = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(item) = items.get(i) else { break done };
-                        done.push((i, f(item)));
-                    }
-                })
-            })
-            .collect();
-        workers.into_iter().flat_map(|w| w.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
-    });
-    done.sort_unstable_by_key(|(i, _)| *i);
-    done.into_iter().map(|(_, r)| r).collect()
 }
 
 /// What a service instance is made of before interpolation.
@@ -188,7 +155,9 @@ impl<'a> Resolver<'a> {
         // problems are reported and their secrets numbered as one sequential pass
         // would have numbered them.
         let (config, sources) = (self.config, self.sources);
-        let built = in_parallel(&wanted, options.threads, |(name, w)| {
+        // Fewer than 64 services a thread are not worth one.
+        let spread = Spread { threads: options.threads, min_per_thread: 64, take_order: None };
+        let built = map_in_order(&wanted, spread, |(name, w)| {
             let mut local = Resolver { config, sources, diags: Diagnostics::default(), secrets: SecretStore::new() };
             local.service(name, w, options)
         });
