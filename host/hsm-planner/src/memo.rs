@@ -135,23 +135,12 @@ impl<'a> Memo<'a> {
 
     /// The digest of `parts`, each in its stored form.
     pub(crate) fn key(parts: &impl Serialize) -> Option<Key> {
-        /// Hashes what is written to it: the stored form is digested as it is made.
-        struct Hashing(blake3::Hasher);
-        impl std::io::Write for Hashing {
-            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-                self.0.update(bytes);
-                Ok(bytes.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
+        // The stored form is digested as it is made (a hasher is a writer).
         // Buffered: the encoder writes a few bytes at a time, and BLAKE3 is fastest
         // on many KiB at once.
-        let mut out = std::io::BufWriter::with_capacity(16 << 10, Hashing(blake3::Hasher::new()));
+        let mut out = std::io::BufWriter::with_capacity(16 << 10, blake3::Hasher::new());
         stored_form(|| rmp_serde::encode::write(&mut out, parts)).ok()?;
-        let hashing = out.into_inner().ok()?;
-        Some(hashing.0.finalize().into())
+        Some(out.into_inner().ok()?.finalize().into())
     }
 
     /// The answer stored under `key`, if any, its MAC verifies and it decodes.
