@@ -15,6 +15,7 @@ pub mod file;
 pub mod interp;
 pub mod load;
 pub mod names;
+mod quick_yaml;
 pub mod schema;
 pub mod spanned;
 mod yaml_error;
