@@ -109,7 +109,10 @@ fn tree_from_wit(tree: w::Tree) -> v::Value {
                 v::Value::List(children.into_iter().map(|c| build(nodes, c, depth + 1)).collect())
             }
             w::Node::Map(entries) => {
-                v::Value::Map(entries.into_iter().map(|(k, c)| (k, build(nodes, c, depth + 1))).collect())
+                // The host's maps have one entry per key already: no need to look
+                // each key up again (which made large maps quadratic).
+                let entries = entries.into_iter().map(|(k, c)| (k, build(nodes, c, depth + 1))).collect();
+                v::Value::Map(v::Map::from_distinct(entries))
             }
         }
     }

@@ -36,6 +36,11 @@ impl Map {
         Self::default()
     }
 
+    /// A map of entries whose keys are known to be distinct (the host's).
+    pub(crate) fn from_distinct(entries: Vec<(String, Value)>) -> Self {
+        Self { entries }
+    }
+
     /// The value of `key`.
     pub fn get(&self, key: &str) -> Option<&Value> {
         self.entries.iter().find(|(k, _)| k == key).map(|(_, v)| v)
