@@ -107,6 +107,13 @@ mod wasm {
     /// the host).
     const MIN_GROWTH: usize = 16;
 
+    /// `at` rounded up to `align`, a power of two (as `Layout` guarantees), without
+    /// the division `next_multiple_of` makes.
+    #[inline]
+    fn align_up(at: usize, align: usize) -> usize {
+        at.wrapping_add(align - 1) & !(align - 1)
+    }
+
     /// The size of the first region.
     const FIRST_SIZE: usize = 1 << 20;
 
@@ -135,16 +142,28 @@ mod wasm {
             Self { next: Cell::new(0), end: Cell::new(0) }
         }
 
+        /// A block of `layout`: the fast path, taken by nearly every allocation.
+        #[inline]
         pub(super) fn alloc(&self, layout: Layout) -> *mut u8 {
+            match self.carve(layout.size(), layout.align()) {
+                Some(block) => block,
+                None => self.alloc_slow(layout),
+            }
+        }
+
+        /// A block when the region lacks room (or on the first allocation): extend
+        /// the region if it ends where memory does, else start another.
+        #[cold]
+        #[inline(never)]
+        fn alloc_slow(&self, layout: Layout) -> *mut u8 {
             if self.end.get() == 0 {
                 self.start();
+                if let Some(block) = self.carve(layout.size(), layout.align()) {
+                    return block;
+                }
             }
             let (size, align) = (layout.size(), layout.align());
-            if let Some(block) = self.carve(size, align) {
-                return block;
-            }
-            // Extend the region if it ends where memory does, else start another.
-            let start = self.next.get().next_multiple_of(align);
+            let start = align_up(self.next.get(), align);
             let extended = start.checked_add(size).is_some_and(|end| self.extend(end));
             if !extended && !self.fresh(size.saturating_add(align)) {
                 return std::ptr::null_mut();
@@ -153,8 +172,9 @@ mod wasm {
         }
 
         /// The next `size` bytes aligned to `align`, if the region holds them.
+        #[inline]
         fn carve(&self, size: usize, align: usize) -> Option<*mut u8> {
-            let start = self.next.get().next_multiple_of(align);
+            let start = align_up(self.next.get(), align);
             let end = start.checked_add(size)?;
             (end <= self.end.get()).then(|| {
                 self.next.set(end);
