@@ -61,8 +61,9 @@ unsafe impl GlobalAlloc for CallArena {
 }
 
 #[cfg(target_arch = "wasm32")]
-// SAFETY: blocks are carved from memory obtained by `memory.grow`, which nothing
-// else uses (this is the global allocator), never overlap (`next` only moves past a
+// SAFETY: blocks are carved from a static region and from memory obtained by
+// `memory.grow` (which wasi-libc's own malloc may call too: a region is extended
+// only while it ends where memory does, checked just before growing), never overlap (`next` only moves past a
 // block, or back over the newest one when it is freed or resized), are aligned as
 // asked, and lie within the grown region (`end`). Null is returned when memory
 // cannot grow.
@@ -110,8 +111,8 @@ mod wasm {
     /// `at` rounded up to `align`, a power of two (as `Layout` guarantees), without
     /// the division `next_multiple_of` makes.
     #[inline]
-    fn align_up(at: usize, align: usize) -> usize {
-        at.wrapping_add(align - 1) & !(align - 1)
+    fn align_up(at: usize, align: usize) -> Option<usize> {
+        Some(at.checked_add(align - 1)? & !(align - 1))
     }
 
     /// The size of the first region.
@@ -163,8 +164,8 @@ mod wasm {
                 }
             }
             let (size, align) = (layout.size(), layout.align());
-            let start = align_up(self.next.get(), align);
-            let extended = start.checked_add(size).is_some_and(|end| self.extend(end));
+            let end = align_up(self.next.get(), align).and_then(|start| start.checked_add(size));
+            let extended = end.is_some_and(|end| self.extend(end));
             if !extended && !self.fresh(size.saturating_add(align)) {
                 return std::ptr::null_mut();
             }
@@ -174,7 +175,7 @@ mod wasm {
         /// The next `size` bytes aligned to `align`, if the region holds them.
         #[inline]
         fn carve(&self, size: usize, align: usize) -> Option<*mut u8> {
-            let start = align_up(self.next.get(), align);
+            let start = align_up(self.next.get(), align)?;
             let end = start.checked_add(size)?;
             (end <= self.end.get()).then(|| {
                 self.next.set(end);
@@ -215,7 +216,7 @@ mod wasm {
 
         /// The end of memory.
         fn top() -> usize {
-            core::arch::wasm32::memory_size(0) * PAGE
+            core::arch::wasm32::memory_size(0).saturating_mul(PAGE)
         }
 
         /// Grows memory so that the region reaches `end`, if the region ends where
@@ -249,7 +250,8 @@ mod wasm {
         /// can); returns where the new memory starts and how long it is.
         fn grow(len: usize) -> Option<(usize, usize)> {
             let least = len.div_ceil(PAGE);
-            [least.max(MIN_GROWTH), least].into_iter().find_map(|pages| {
+            let tries = if least < MIN_GROWTH { &[MIN_GROWTH, least][..] } else { &[least][..] };
+            tries.iter().find_map(|&pages| {
                 let old = core::arch::wasm32::memory_grow(0, pages);
                 (old != usize::MAX).then_some((old * PAGE, pages * PAGE))
             })

@@ -21,9 +21,20 @@ use crate::spanned::Loc;
 /// value (see `Spanned`'s `Deserialize`), serde-saphyr with its own protocol.
 pub(crate) const SPANNED: &str = "__hsm_spanned";
 
-/// How deeply collections may nest before the reader leaves the file to serde-saphyr
-/// (which has its own limit and error).
-const MAX_DEPTH: usize = 64;
+/// Limits under serde-saphyr's own (its `Budget`), past which the file is left to
+/// it: what it refuses, the quick reader must not accept. Collections nested deeper
+/// than this (its limit: 64 levels)...
+const MAX_DEPTH: usize = 32;
+
+/// ...more nodes than this (its limit: 250,000)...
+const MAX_NODES: usize = 200_000;
+
+/// ...a longer text than this (its limits: 64 MiB of scalars, 256 MiB of input)...
+const MAX_TEXT: usize = 32 << 20;
+
+/// ...or a key whose colon is further than this from its start (its scanner gives
+/// up on a key after 1,024 characters).
+const MAX_KEY: usize = 1000;
 
 /// Reads `text` as a `T` when it is in the subset this reader knows and valid;
 /// `None` when serde-saphyr must read it.
@@ -94,6 +105,8 @@ struct Parser<'t> {
     /// Whether columns are byte offsets (every line ASCII).
     ascii: bool,
     depth: usize,
+    /// Nodes made so far (each takes its location once).
+    nodes: usize,
 }
 
 /// Whether a plain scalar may start at `i`: not with a space or an indicator, except
@@ -151,7 +164,16 @@ impl<'t> Parser<'t> {
         } else {
             text.chars().all(is_plain_char)
         };
-        readable.then_some(Self { text, b: text.as_bytes(), pos: 0, line: 1, line_start: 0, ascii, depth: 0 })
+        (readable && text.len() <= MAX_TEXT).then_some(Self {
+            text,
+            b: text.as_bytes(),
+            pos: 0,
+            line: 1,
+            line_start: 0,
+            ascii,
+            depth: 0,
+            nodes: 0,
+        })
     }
 
     fn peek(&self) -> Option<u8> {
@@ -163,7 +185,8 @@ impl<'t> Parser<'t> {
     }
 
     /// The location of `len` bytes at `start`, on the current line.
-    fn loc(&self, start: usize, len: usize) -> Loc {
+    fn loc(&mut self, start: usize, len: usize) -> Loc {
+        self.nodes += 1;
         let column =
             if self.ascii { start - self.line_start } else { self.text[self.line_start..start].chars().count() };
         Loc { line: self.line, column: u32::try_from(column + 1).unwrap_or(u32::MAX), start, len }
@@ -253,8 +276,8 @@ impl<'t> Parser<'t> {
         }
         let root = self.block_map(0)?;
         match self.next_content_line()? {
-            None => Ok(root),
-            Some(_) => no(),
+            None if self.nodes <= MAX_NODES => Ok(root),
+            _ => no(),
         }
     }
 
@@ -309,7 +332,7 @@ impl<'t> Parser<'t> {
             }
         };
         if self.peek() == Some(b':') && matches!(self.peek_at(self.pos + 1), None | Some(b' ' | b'\n')) {
-            check_key(&key)?;
+            check_key(&key, self.pos)?;
             Ok(key)
         } else {
             no()
@@ -534,7 +557,7 @@ impl<'t> Parser<'t> {
                     if self.peek() != Some(b':') || self.peek_at(self.pos + 1) != Some(b' ') {
                         return no();
                     }
-                    check_key(&node)?;
+                    check_key(&node, self.pos)?;
                     self.pos += 2;
                     self.skip_spaces();
                     let value = self.flow_node()?;
@@ -593,9 +616,14 @@ impl<'t> Parser<'t> {
 
 /// Keys are names: a plain key that YAML might read as something other than a
 /// string (a number, a boolean, null) is left to serde-saphyr, which compares such
-/// keys by value when it looks for duplicates.
-fn check_key(key: &Node<'_>) -> Res<()> {
+/// keys by value when it looks for duplicates; so is `<<`, which it reads as a
+/// merge key, and a key whose colon (at `colon`) is too far for its scanner.
+fn check_key(key: &Node<'_>, colon: usize) -> Res<()> {
+    if colon - key.loc.start > MAX_KEY {
+        return no();
+    }
     match &key.kind {
+        Kind::Plain("<<") => no(),
         Kind::Plain(s) => match scalar(s) {
             Scalar::Str => Ok(()),
             _ => no(),

@@ -181,7 +181,16 @@ const CASES: &[(&str, bool)] = &[
     ("a:\n  # only a comment\n\n  deep: 1\n", true),
     ("a: { }\nb: []\nc: [ {x: 1}, [y] ]\n", true),
     ("\"j k\": -7\né: \"ü\"\nk:  'it''s'\nl: \"q\\\"u\\n\\t\\\\\"\n", true),
-    ("a: true\nb: True\nc: yes\nd: on\ne: 0\nf: -0\ng: 0x1F\n", false),
+    ("a: true\nb: True\nc: FALSE\n", true),
+    ("c: yes\nd: on\nn: NO\n", true),
+    ("e: 0\n", true),
+    ("f: -0\n", true),
+    ("g: 0x1F\n", false),
+    ("g: 0o17\n", false),
+    ("h: 1_000\n", false),
+    ("a:\n  <<: {b: 1}\n  c: 2\n", false),
+    ("a: {<<: {b: 1}}\n", false),
+    ("a:\n  \"<<\": 1\n", true),
     ("a: 1.5\n", false),
     ("a: 007\n", false),
     ("a: 99999999999999999999\n", false),
@@ -234,6 +243,26 @@ const CASES: &[(&str, bool)] = &[
     ("version: 1\nprofiles:\n  p:\n    mode: managed\n    services:\n      s: {image: \"x:1\"}\n", true),
 ];
 
+/// What serde-saphyr refuses for its limits, the quick reader must not accept:
+/// keys its scanner gives up on, and more nodes than it allows (checked here on
+/// the quick reader alone, as serde-saphyr is slow on them in a debug build).
+#[test]
+fn declines_past_serde_saphyrs_limits() {
+    let long = "k".repeat(1025);
+    for text in [
+        format!("{long}: 1\n"),
+        format!("\"{long}\": 1\n"),
+        format!("a:\n- {long}: 1\n"),
+        format!("a: {{{long}: 1}}\n"),
+    ] {
+        assert!(from_str::<Spanned<RawValue>>(&text).is_none(), "a key of 1,025 characters was read");
+    }
+    let short = "k".repeat(900);
+    assert!(check(&format!("{short}: 1\n")), "a key of 900 characters was declined");
+    let many = format!("a: [{}]\n", vec!["1"; 210_000].join(","));
+    assert!(from_str::<Spanned<RawValue>>(&many).is_none(), "210,000 nodes were read");
+}
+
 #[test]
 fn reads_what_it_should_and_declines_the_rest() {
     for (text, read) in CASES {
@@ -262,7 +291,7 @@ impl Rng {
 fn mutate(text: &str, rng: &mut Rng) -> String {
     const PIECES: &[&str] = &[
         " ", "  ", "\n", ":", ": ", "- ", "-", "#", " #", "\"", "'", "{", "}", "[", "]", ",", ", ", "a", "1", "-1",
-        "~", "null", "true", ".", "é", "\\", "\\n", "&a ", "*a", "!", "|", ">", "?", "\t", "0", "x: y", "\n  ",
+        "~", "null", "true", ".", "é", "<<: ", "\\", "\\n", "&a ", "*a", "!", "|", ">", "?", "\t", "0", "x: y", "\n  ",
     ];
     let mut chars: Vec<char> = text.chars().collect();
     let mut lines: Vec<String> = text.split('\n').map(str::to_string).collect();
