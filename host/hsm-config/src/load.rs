@@ -121,8 +121,18 @@ struct RegistryText {
 /// YAML 1.2's core schema: only `true` and `false` are booleans, so `country: NO` or
 /// `debug: on` in params stay the strings they look like. We render snippets ourselves.
 pub(crate) fn parse_options() -> serde_saphyr::Options {
-    serde_saphyr::options! { with_snippet: false, strict_booleans: true }
+    serde_saphyr::options! {
+        with_snippet: false,
+        strict_booleans: true,
+        // serde-saphyr's default budget (250,000 nodes) refused a registry of 10,000
+        // packages in one file (3.6 MB). Files are the user's own, so the limits are
+        // a bound on work, not on size: about 150,000 packages in one file.
+        budget: serde_saphyr::budget! { max_nodes: SAPHYR_MAX_NODES, max_events: 3 * SAPHYR_MAX_NODES },
+    }
 }
+
+/// The most nodes (scalars, lists and maps) serde-saphyr reads in one file.
+pub(crate) const SAPHYR_MAX_NODES: usize = 5_000_000;
 
 /// Reads a file: with the quick reader when the file is plain YAML it knows (the
 /// same result, several times faster), else with serde-saphyr, which also gives
