@@ -63,10 +63,10 @@ unsafe impl GlobalAlloc for CallArena {
 #[cfg(target_arch = "wasm32")]
 // SAFETY: blocks are carved from a static region and from memory obtained by
 // `memory.grow` (which wasi-libc's own malloc may call too: a region is extended
-// only while it ends where memory does, checked just before growing), never overlap (`next` only moves past a
-// block, or back over the newest one when it is freed or resized), are aligned as
-// asked, and lie within the grown region (`end`). Null is returned when memory
-// cannot grow.
+// only while it ends where memory does, checked just before growing). They never
+// overlap (`next` only moves past a block, or back over the newest one when it is
+// freed or resized), are aligned as asked, and lie within the region (`end`). Null
+// is returned when memory cannot grow.
 #[allow(unsafe_code)]
 unsafe impl GlobalAlloc for CallArena {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {

@@ -216,7 +216,7 @@ impl<'t> Parser<'t> {
         if !self.at_line_end() {
             return no();
         }
-        match memchr(b'\n', &self.b[self.pos..]) {
+        match self.b[self.pos..].iter().position(|&b| b == b'\n') {
             Some(i) => {
                 self.pos += i + 1;
                 self.line += 1;
@@ -264,7 +264,12 @@ impl<'t> Parser<'t> {
 
     /// Whether the cursor is at a block sequence's `- ` (or `-` ending the line).
     fn at_dash(&self) -> bool {
-        self.peek() == Some(b'-') && matches!(self.peek_at(self.pos + 1), None | Some(b' ' | b'\n'))
+        self.dash_at(self.pos)
+    }
+
+    /// Whether a block sequence's `- ` (or `-` ending the line) is at `i`.
+    fn dash_at(&self, i: usize) -> bool {
+        self.peek_at(i) == Some(b'-') && matches!(self.peek_at(i + 1), None | Some(b' ' | b'\n'))
     }
 
     fn document(mut self) -> Res<Node<'t>> {
@@ -358,7 +363,7 @@ impl<'t> Parser<'t> {
             }
             Some(i) if i == indent => {
                 // A list may sit at its key's own indentation.
-                if self.b[self.pos + i] == b'-' && matches!(self.peek_at(self.pos + i + 1), None | Some(b' ' | b'\n')) {
+                if self.dash_at(self.pos + i) {
                     self.pos += i;
                     self.block_seq(i, true)
                 } else {
@@ -380,7 +385,7 @@ impl<'t> Parser<'t> {
             let dash = self.pos;
             self.pos += 1;
             self.skip_spaces();
-            if self.at_line_end() || self.pos == dash + 1 || self.at_dash() {
+            if self.at_line_end() || self.at_dash() {
                 return no();
             }
             loc.get_or_insert_with(|| if indentless { self.loc(self.pos, 0) } else { self.loc(dash, 0) });
@@ -393,14 +398,11 @@ impl<'t> Parser<'t> {
             }
             match self.next_content_line()? {
                 Some(i) if i == indent => {
-                    if self.b[self.pos + i] != b'-' {
-                        if indentless {
-                            break;
-                        }
-                        return no();
-                    }
-                    self.pos += i;
-                    if !self.at_dash() {
+                    if self.dash_at(self.pos + i) {
+                        self.pos += i;
+                    } else if indentless {
+                        break;
+                    } else {
                         return no();
                     }
                 }
@@ -416,7 +418,7 @@ impl<'t> Parser<'t> {
     /// Whether a block key (a scalar and a colon) starts at the cursor; the cursor
     /// does not move.
     fn looks_like_key(&mut self) -> Res<bool> {
-        let (pos, line, line_start) = (self.pos, self.line, self.line_start);
+        let (pos, nodes) = (self.pos, self.nodes);
         let is_key = match self.peek() {
             Some(b'[' | b'{') => false,
             Some(b'"' | b'\'') => {
@@ -426,7 +428,7 @@ impl<'t> Parser<'t> {
             }
             _ => self.block_plain()?.1,
         };
-        (self.pos, self.line, self.line_start) = (pos, line, line_start);
+        (self.pos, self.nodes) = (pos, nodes);
         Ok(is_key)
     }
 
@@ -655,10 +657,6 @@ fn check_unique(entries: &[(Node<'_>, Node<'_>)]) -> Res<()> {
     if entries.iter().all(|(k, _)| seen.insert(text(k))) { Ok(()) } else { no() }
 }
 
-fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
-    hay.iter().position(|&b| b == needle)
-}
-
 /// What a plain scalar is under YAML 1.2's core schema, as far as this reader
 /// decides it: numbers other than plain decimal integers are left to serde-saphyr.
 enum Scalar {
@@ -670,8 +668,10 @@ enum Scalar {
 }
 
 fn scalar(s: &str) -> Scalar {
+    if is_nullish(s) {
+        return Scalar::Null;
+    }
     match s {
-        "~" | "null" | "Null" | "NULL" => return Scalar::Null,
         "true" | "True" | "TRUE" => return Scalar::Bool(true),
         "false" | "False" | "FALSE" => return Scalar::Bool(false),
         _ => {}
