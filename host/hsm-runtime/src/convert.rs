@@ -3,6 +3,7 @@
 //! it was given, well-formed trees, names) and counted against the output limit.
 
 use std::collections::BTreeSet;
+use std::ops::Range;
 
 use hsm_model::text::Encoding;
 use hsm_model::{Piece, SecretId, Text, Value};
@@ -77,96 +78,204 @@ fn encoding_to_wit(e: Encoding) -> w::Encoding {
     }
 }
 
-fn text_to_wit(t: &Text, handles: &mut Handles) -> w::Text {
-    w::Text {
-        pieces: t
-            .pieces()
+/// A request's trees in the borrowed form the bindings lower without copying: every
+/// string stays the caller's own, and the nodes, list children, map entries and text
+/// pieces of all the request's trees live in four flat buffers. Trees are added
+/// first ([`Trees::add`]); [`Trees::nodes`] then lays out the nodes that
+/// [`Trees::tree`] hands out.
+#[derive(Default)]
+pub(crate) struct Trees<'a> {
+    nodes: Vec<Proto>,
+    children: Vec<u32>,
+    entries: Vec<(&'a str, u32)>,
+    pieces: Vec<w::PieceParam<'a>>,
+}
+
+/// A node whose lists are ranges of the [`Trees`]' buffers.
+enum Proto {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Text(Range<usize>),
+    List(Range<usize>),
+    Map(Range<usize>),
+}
+
+/// One tree of a [`Trees`]: its nodes' range.
+#[derive(Clone)]
+pub(crate) struct TreeRef(Range<usize>);
+
+impl<'a> Trees<'a> {
+    /// Adds a value as a tree (node 0 its root, children after their parent);
+    /// secrets become handles.
+    pub(crate) fn add(&mut self, v: &'a Value, handles: &mut Handles) -> TreeRef {
+        let base = self.nodes.len();
+        self.push(base, v, handles);
+        TreeRef(base..self.nodes.len())
+    }
+
+    /// Pushes `v` and its descendants; returns its index in its tree.
+    fn push(&mut self, base: usize, v: &'a Value, handles: &mut Handles) -> u32 {
+        let index = self.nodes.len();
+        self.nodes.push(Proto::Null);
+        let node = match v {
+            Value::Null => Proto::Null,
+            Value::Bool(b) => Proto::Bool(*b),
+            Value::Int(i) => Proto::Int(*i),
+            Value::Float(f) => Proto::Float(*f),
+            Value::Text(t) => {
+                let start = self.pieces.len();
+                self.pieces.extend(t.pieces().iter().map(|p| piece_to_wit(p, handles)));
+                Proto::Text(start..self.pieces.len())
+            }
+            // Each child's slot is taken before the child pushes its own.
+            Value::List(items) => {
+                let start = self.children.len();
+                self.children.resize(start + items.len(), 0);
+                for (k, item) in items.iter().enumerate() {
+                    self.children[start + k] = self.push(base, item, handles);
+                }
+                Proto::List(start..start + items.len())
+            }
+            Value::Map(m) => {
+                let start = self.entries.len();
+                self.entries.resize(start + m.len(), ("", 0));
+                for (k, (key, item)) in m.iter().enumerate() {
+                    self.entries[start + k] = (key.as_str(), self.push(base, item, handles));
+                }
+                Proto::Map(start..start + m.len())
+            }
+        };
+        self.nodes[index] = node;
+        (index - base) as u32
+    }
+
+    /// Every tree's nodes, laid out for [`Trees::tree`].
+    pub(crate) fn nodes(&self) -> Vec<w::NodeParam<'_>> {
+        self.nodes
             .iter()
             .map(|p| match p {
-                Piece::Lit(s) => w::Piece::Lit(s.clone()),
-                Piece::Secret { id, label, encoding } => w::Piece::Secret(w::SecretUse {
-                    handle: handles.handle(*id, label),
-                    encoding: encoding_to_wit(*encoding),
-                }),
-                Piece::Generated { name, encoding } => {
-                    w::Piece::Generated(w::GeneratedUse { name: name.clone(), encoding: encoding_to_wit(*encoding) })
-                }
-                Piece::HostPort { container, port } => {
-                    w::Piece::HostPort(w::PortRef { container: container.clone(), port: *port })
-                }
+                Proto::Null => w::NodeParam::Null,
+                Proto::Bool(b) => w::NodeParam::Boolean(*b),
+                Proto::Int(i) => w::NodeParam::Integer(*i),
+                Proto::Float(f) => w::NodeParam::Float(*f),
+                Proto::Text(r) => w::NodeParam::Text(w::TextParam { pieces: &self.pieces[r.clone()] }),
+                Proto::List(r) => w::NodeParam::List(&self.children[r.clone()]),
+                Proto::Map(r) => w::NodeParam::Map(&self.entries[r.clone()]),
             })
-            .collect(),
+            .collect()
+    }
+
+    /// A tree added earlier, from the laid-out `nodes`.
+    pub(crate) fn tree<'n>(nodes: &'n [w::NodeParam<'n>], tree: &TreeRef) -> w::TreeParam<'n> {
+        w::TreeParam { nodes: &nodes[tree.0.clone()] }
     }
 }
 
-pub(crate) fn value_to_wit(v: &Value, handles: &mut Handles) -> w::Tree {
-    fn push(nodes: &mut Vec<w::Node>, v: &Value, handles: &mut Handles) -> u32 {
-        let index = nodes.len() as u32;
-        nodes.push(w::Node::Null);
-        let node = match v {
-            Value::Null => w::Node::Null,
-            Value::Bool(b) => w::Node::Boolean(*b),
-            Value::Int(i) => w::Node::Integer(*i),
-            Value::Float(f) => w::Node::Float(*f),
-            Value::Text(t) => w::Node::Text(text_to_wit(t, handles)),
-            Value::List(items) => w::Node::List(items.iter().map(|i| push(nodes, i, handles)).collect()),
-            Value::Map(m) => w::Node::Map(m.iter().map(|(k, i)| (k.clone(), push(nodes, i, handles))).collect()),
-        };
-        nodes[index as usize] = node;
-        index
+fn piece_to_wit<'a>(p: &'a Piece, handles: &mut Handles) -> w::PieceParam<'a> {
+    match p {
+        Piece::Lit(s) => w::PieceParam::Lit(s),
+        Piece::Secret { id, label, encoding } => w::PieceParam::Secret(w::SecretUse {
+            handle: handles.handle(*id, label),
+            encoding: encoding_to_wit(*encoding),
+        }),
+        Piece::Generated { name, encoding } => {
+            w::PieceParam::Generated(w::GeneratedUseParam { name, encoding: encoding_to_wit(*encoding) })
+        }
+        Piece::HostPort { container, port } => w::PieceParam::HostPort(w::PortRefParam { container, port: *port }),
     }
-    let mut nodes = Vec::new();
-    push(&mut nodes, v, handles);
-    w::Tree { nodes }
 }
 
-fn requester_to_wit(c: &plan::Consumer) -> w::Requester {
+fn requester_to_wit(c: &plan::Consumer) -> w::Requester<'_> {
     match c {
         plan::Consumer::Project => w::Requester::Project,
-        plan::Consumer::Package(p) => w::Requester::Package(p.clone()),
+        plan::Consumer::Package(p) => w::Requester::Package(p),
     }
 }
 
-pub(crate) fn merge_request_to_wit(input: &MergeInput<'_>, handles: &mut Handles) -> w::MergeRequest {
-    w::MergeRequest {
-        service: input.service.to_string(),
-        kind: input.kind.to_string(),
-        defaults: value_to_wit(input.defaults, handles),
-        contributions: input
-            .contributions
-            .iter()
-            .map(|c| w::Contribution {
-                from: requester_to_wit(&c.from),
-                origin: c.origin.clone(),
-                params: value_to_wit(c.params, handles),
-            })
-            .collect(),
-    }
+/// A merge request's trees: the defaults, then each contribution's params.
+pub(crate) fn merge_trees<'a>(input: &'a MergeInput<'_>, handles: &mut Handles) -> (Trees<'a>, Vec<TreeRef>) {
+    let mut trees = Trees::default();
+    let refs = std::iter::once(input.defaults)
+        .chain(input.contributions.iter().map(|c| c.params))
+        .map(|v| trees.add(v, handles))
+        .collect();
+    (trees, refs)
 }
 
-pub(crate) fn plan_request_to_wit(input: &PlanInput<'_>, handles: &mut Handles) -> w::PlanRequest {
+/// A merge request's contributions, with [`merge_trees`]' trees laid out.
+pub(crate) fn contributions_to_wit<'a>(
+    input: &'a MergeInput<'_>,
+    nodes: &'a [w::NodeParam<'a>],
+    refs: &[TreeRef],
+) -> Vec<w::Contribution<'a>> {
+    let trees = &refs[1..];
+    let contributions = input.contributions.iter().zip(trees);
+    contributions
+        .map(|(c, tree)| w::Contribution {
+            from: requester_to_wit(&c.from),
+            origin: &c.origin,
+            params: Trees::tree(nodes, tree),
+        })
+        .collect()
+}
+
+/// The merge request, with [`merge_trees`]' trees laid out.
+pub(crate) fn merge_request_to_wit<'a>(
+    input: &'a MergeInput<'_>,
+    nodes: &'a [w::NodeParam<'a>],
+    refs: &[TreeRef],
+    contributions: &'a [w::Contribution<'a>],
+) -> w::MergeRequest<'a> {
+    w::MergeRequest { service: input.service, kind: input.kind, defaults: Trees::tree(nodes, &refs[0]), contributions }
+}
+
+/// A plan request's trees: the config, the profile's settings, then each
+/// consumer's params.
+pub(crate) fn plan_trees<'a>(input: &'a PlanInput<'_>, handles: &mut Handles) -> (Trees<'a>, Vec<TreeRef>) {
+    let mut trees = Trees::default();
+    let refs = [input.config, input.profile.settings]
+        .into_iter()
+        .chain(input.consumers.iter().map(|c| c.params))
+        .map(|v| trees.add(v, handles))
+        .collect();
+    (trees, refs)
+}
+
+/// A plan request's consumers, with [`plan_trees`]' trees laid out.
+pub(crate) fn consumers_to_wit<'a>(
+    input: &'a PlanInput<'_>,
+    nodes: &'a [w::NodeParam<'a>],
+    refs: &[TreeRef],
+) -> Vec<w::Consumer<'a>> {
+    let trees = &refs[2..];
+    let consumers = input.consumers.iter().zip(trees);
+    consumers.map(|(c, tree)| w::Consumer { package: c.consumer.package(), params: Trees::tree(nodes, tree) }).collect()
+}
+
+/// The plan request, with [`plan_trees`]' trees laid out.
+pub(crate) fn plan_request_to_wit<'a>(
+    input: &'a PlanInput<'_>,
+    nodes: &'a [w::NodeParam<'a>],
+    refs: &[TreeRef],
+    consumers: &'a [w::Consumer<'a>],
+) -> w::PlanRequest<'a> {
     w::PlanRequest {
-        project: input.project.to_string(),
-        service: input.service.to_string(),
-        kind: input.kind.to_string(),
-        config: value_to_wit(input.config, handles),
+        project: input.project,
+        service: input.service,
+        kind: input.kind,
+        config: Trees::tree(nodes, &refs[0]),
         profile: w::Profile {
-            name: input.profile.name.to_string(),
+            name: input.profile.name,
             mode: match input.profile.mode {
                 plan::Mode::Managed => w::Mode::Managed,
                 plan::Mode::External => w::Mode::External,
             },
-            settings: value_to_wit(input.profile.settings, handles),
+            settings: Trees::tree(nodes, &refs[1]),
         },
-        consumers: input
-            .consumers
-            .iter()
-            .map(|c| w::Consumer {
-                package: c.consumer.package().map(str::to_string),
-                params: value_to_wit(c.params, handles),
-            })
-            .collect(),
-        host_address: input.host_address.to_string(),
+        consumers,
+        host_address: input.host_address,
     }
 }
 
@@ -243,22 +352,22 @@ fn encoding_from_wit(e: w::Encoding) -> Encoding {
     }
 }
 
-fn text_from_wit(t: w::Text, handles: &Handles, budget: &mut Budget) -> Result<Text, CallErrorKind> {
+fn text_from_wit(t: w::TextResult, handles: &Handles, budget: &mut Budget) -> Result<Text, CallErrorKind> {
     let mut out = Text::default();
     for piece in t.pieces {
         out.push(match piece {
-            w::Piece::Lit(s) => {
+            w::PieceResult::Lit(s) => {
                 budget.take_str(&s)?;
                 Piece::Lit(s)
             }
-            w::Piece::Secret(s) => {
+            w::PieceResult::Secret(s) => {
                 budget.take(OVERHEAD)?;
                 let (id, label) = handles
                     .get(s.handle)
                     .ok_or_else(|| malformed(format!("secret handle {} was not given to it in this call", s.handle)))?;
                 Piece::Secret { id: *id, label: label.clone(), encoding: encoding_from_wit(s.encoding) }
             }
-            w::Piece::Generated(g) => {
+            w::PieceResult::Generated(g) => {
                 budget.take_str(&g.name)?;
                 if !is_name(&g.name, 64) {
                     return Err(malformed(format!(
@@ -268,7 +377,7 @@ fn text_from_wit(t: w::Text, handles: &Handles, budget: &mut Budget) -> Result<T
                 }
                 Piece::Generated { name: g.name, encoding: encoding_from_wit(g.encoding) }
             }
-            w::Piece::HostPort(p) => {
+            w::PieceResult::HostPort(p) => {
                 budget.take_str(&p.container)?;
                 Piece::HostPort { container: p.container, port: p.port }
             }
@@ -280,14 +389,18 @@ fn text_from_wit(t: w::Text, handles: &Handles, budget: &mut Budget) -> Result<T
 /// Rebuilds a tree, refusing what a well-behaved plugin never sends: indices out of
 /// range or pointing backwards (cycles), a node used twice (exponential blow-up),
 /// nesting deeper than 64.
-pub(crate) fn tree_from_wit(tree: w::Tree, handles: &Handles, budget: &mut Budget) -> Result<Value, CallErrorKind> {
+pub(crate) fn tree_from_wit(
+    tree: w::TreeResult,
+    handles: &Handles,
+    budget: &mut Budget,
+) -> Result<Value, CallErrorKind> {
     budget.take(tree.nodes.len().saturating_mul(OVERHEAD))?;
-    let mut nodes: Vec<Option<w::Node>> = tree.nodes.into_iter().map(Some).collect();
+    let mut nodes: Vec<Option<w::NodeResult>> = tree.nodes.into_iter().map(Some).collect();
     if nodes.is_empty() {
         return Ok(Value::Null);
     }
     fn build(
-        nodes: &mut [Option<w::Node>],
+        nodes: &mut [Option<w::NodeResult>],
         index: u32,
         parent: Option<u32>,
         depth: u32,
@@ -306,18 +419,18 @@ pub(crate) fn tree_from_wit(tree: w::Tree, handles: &Handles, budget: &mut Budge
             .take()
             .ok_or_else(|| malformed(format!("tree node {index} is used twice")))?;
         Ok(match node {
-            w::Node::Null => Value::Null,
-            w::Node::Boolean(b) => Value::Bool(b),
-            w::Node::Integer(i) => Value::Int(i),
-            w::Node::Float(f) => Value::Float(f),
-            w::Node::Text(t) => Value::Text(text_from_wit(t, handles, budget)?),
-            w::Node::List(children) => Value::List(
+            w::NodeResult::Null => Value::Null,
+            w::NodeResult::Boolean(b) => Value::Bool(b),
+            w::NodeResult::Integer(i) => Value::Int(i),
+            w::NodeResult::Float(f) => Value::Float(f),
+            w::NodeResult::Text(t) => Value::Text(text_from_wit(t, handles, budget)?),
+            w::NodeResult::List(children) => Value::List(
                 children
                     .into_iter()
                     .map(|c| build(nodes, c, Some(index), depth + 1, handles, budget))
                     .collect::<Result<_, _>>()?,
             ),
-            w::Node::Map(entries) => {
+            w::NodeResult::Map(entries) => {
                 let mut map = IndexMap::new();
                 for (key, child) in entries {
                     budget.take_str(&key)?;
@@ -370,7 +483,7 @@ struct Out<'a> {
 }
 
 impl Out<'_> {
-    fn text(&mut self, t: w::Text) -> Result<Text, CallErrorKind> {
+    fn text(&mut self, t: w::TextResult) -> Result<Text, CallErrorKind> {
         text_from_wit(t, self.handles, self.budget)
     }
 
@@ -379,7 +492,7 @@ impl Out<'_> {
         Ok(s)
     }
 
-    fn texts(&mut self, ts: Vec<w::Text>) -> Result<Vec<Text>, CallErrorKind> {
+    fn texts(&mut self, ts: Vec<w::TextResult>) -> Result<Vec<Text>, CallErrorKind> {
         ts.into_iter().map(|t| self.text(t)).collect()
     }
 
@@ -538,34 +651,78 @@ mod tests {
             ("ports".to_string(), Value::List(vec![Value::Int(1), Value::Bool(true)])),
         ]));
         let mut handles = Handles::default();
-        let tree = value_to_wit(&value, &mut handles);
-        assert!(!format!("{:?}", tree.nodes).contains("hunter2"));
+        let mut trees = Trees::default();
+        // Another tree first: each tree's indices are its own.
+        let other = Value::List(vec![Value::from("x"), Value::Null]);
+        let (before, tree) = (trees.add(&other, &mut handles), trees.add(&value, &mut handles));
+        let nodes = trees.nodes();
+        let tree = Trees::tree(&nodes, &tree);
+        assert!(!format!("{tree:?}").contains("hunter2"));
         let mut budget = Budget::new(1 << 20);
-        assert_eq!(tree_from_wit(tree, &handles, &mut budget).unwrap(), value);
+        assert_eq!(tree_from_wit(owned(tree), &handles, &mut budget).unwrap(), value);
+        let before = Trees::tree(&nodes, &before);
+        assert_eq!(tree_from_wit(owned(before), &handles, &mut budget).unwrap(), other);
+    }
+
+    /// What a plugin that echoes a tree returns.
+    fn owned(tree: w::TreeParam<'_>) -> w::TreeResult {
+        let text = |t: &w::TextParam<'_>| w::TextResult {
+            pieces: t
+                .pieces
+                .iter()
+                .map(|p| match p {
+                    w::PieceParam::Lit(s) => w::PieceResult::Lit(s.to_string()),
+                    w::PieceParam::Secret(s) => w::PieceResult::Secret(*s),
+                    w::PieceParam::Generated(g) => {
+                        w::PieceResult::Generated(w::GeneratedUseResult { name: g.name.into(), encoding: g.encoding })
+                    }
+                    w::PieceParam::HostPort(p) => {
+                        w::PieceResult::HostPort(w::PortRefResult { container: p.container.into(), port: p.port })
+                    }
+                })
+                .collect(),
+        };
+        let nodes = tree.nodes.iter().map(|n| match n {
+            w::NodeParam::Null => w::NodeResult::Null,
+            w::NodeParam::Boolean(b) => w::NodeResult::Boolean(*b),
+            w::NodeParam::Integer(i) => w::NodeResult::Integer(*i),
+            w::NodeParam::Float(f) => w::NodeResult::Float(*f),
+            w::NodeParam::Text(t) => w::NodeResult::Text(text(t)),
+            w::NodeParam::List(c) => w::NodeResult::List(c.to_vec()),
+            w::NodeParam::Map(e) => w::NodeResult::Map(e.iter().map(|(k, i)| (k.to_string(), *i)).collect()),
+        });
+        w::TreeResult { nodes: nodes.collect() }
     }
 
     #[test]
     fn malformed_trees_are_refused() {
         let handles = Handles::default();
-        let check = |nodes: Vec<w::Node>| tree_from_wit(w::Tree { nodes }, &handles, &mut Budget::new(1 << 20));
-        assert_eq!(check(vec![w::Node::List(vec![0])]), Err(malformed("tree node 0 comes before its parent")));
-        assert_eq!(check(vec![w::Node::List(vec![5])]), Err(malformed("tree node 5 does not exist")));
-        assert_eq!(check(vec![w::Node::List(vec![1, 1]), w::Node::Null]), Err(malformed("tree node 1 is used twice")));
-        let forged = w::Text { pieces: vec![w::Piece::Secret(w::SecretUse { handle: 7, encoding: w::Encoding::Raw })] };
+        let check =
+            |nodes: Vec<w::NodeResult>| tree_from_wit(w::TreeResult { nodes }, &handles, &mut Budget::new(1 << 20));
+        assert_eq!(check(vec![w::NodeResult::List(vec![0])]), Err(malformed("tree node 0 comes before its parent")));
+        assert_eq!(check(vec![w::NodeResult::List(vec![5])]), Err(malformed("tree node 5 does not exist")));
         assert_eq!(
-            check(vec![w::Node::Text(forged)]),
+            check(vec![w::NodeResult::List(vec![1, 1]), w::NodeResult::Null]),
+            Err(malformed("tree node 1 is used twice"))
+        );
+        let forged = w::TextResult {
+            pieces: vec![w::PieceResult::Secret(w::SecretUse { handle: 7, encoding: w::Encoding::Raw })],
+        };
+        assert_eq!(
+            check(vec![w::NodeResult::Text(forged)]),
             Err(malformed("secret handle 7 was not given to it in this call"))
         );
-        let deep: Vec<w::Node> = (0..70).map(|i| w::Node::List(if i < 69 { vec![i + 1] } else { vec![] })).collect();
+        let deep: Vec<w::NodeResult> =
+            (0..70).map(|i| w::NodeResult::List(if i < 69 { vec![i + 1] } else { vec![] })).collect();
         assert_eq!(check(deep), Err(malformed("a value is nested deeper than 64 levels")));
     }
 
     #[test]
     fn output_beyond_the_budget_is_refused() {
         let handles = Handles::default();
-        let big = w::Node::Text(w::Text { pieces: vec![w::Piece::Lit("x".repeat(2000))] });
+        let big = w::NodeResult::Text(w::TextResult { pieces: vec![w::PieceResult::Lit("x".repeat(2000))] });
         assert_eq!(
-            tree_from_wit(w::Tree { nodes: vec![big] }, &handles, &mut Budget::new(1024)),
+            tree_from_wit(w::TreeResult { nodes: vec![big] }, &handles, &mut Budget::new(1024)),
             Err(CallErrorKind::TooLarge(1024))
         );
     }

@@ -757,8 +757,11 @@ impl Plugin {
     /// Merges the contributions to one service.
     pub fn merge(&self, input: &MergeInput<'_>) -> Result<Value, MergeFailure> {
         let mut handles = Handles::default();
-        let request = convert::merge_request_to_wit(input, &mut handles);
-        let result = self.call("merge", |store, p| p.hsm_plugin_backend().call_merge(store, &request))?;
+        let (trees, refs) = convert::merge_trees(input, &mut handles);
+        let nodes = trees.nodes();
+        let contributions = convert::contributions_to_wit(input, &nodes, &refs);
+        let request = convert::merge_request_to_wit(input, &nodes, &refs, &contributions);
+        let result = self.call("merge", |store, p| p.hsm_plugin_backend().call_merge(store, request))?;
         let mut budget = Budget::new(self.host.limits.max_result_bytes);
         match result {
             Ok(tree) => convert::tree_from_wit(tree, &handles, &mut budget).map_err(|e| self.fail("merge", e).into()),
@@ -770,8 +773,11 @@ impl Plugin {
     /// Plans one service.
     pub fn plan(&self, input: &PlanInput<'_>) -> Result<PlannedService, PlanFailure> {
         let mut handles = Handles::default();
-        let request = convert::plan_request_to_wit(input, &mut handles);
-        let result = self.call("plan", |store, p| p.hsm_plugin_backend().call_plan(store, &request))?;
+        let (trees, refs) = convert::plan_trees(input, &mut handles);
+        let nodes = trees.nodes();
+        let consumers = convert::consumers_to_wit(input, &nodes, &refs);
+        let request = convert::plan_request_to_wit(input, &nodes, &refs, &consumers);
+        let result = self.call("plan", |store, p| p.hsm_plugin_backend().call_plan(store, request))?;
         let mut budget = Budget::new(self.host.limits.max_result_bytes);
         match result {
             Ok(plan) => convert::plan_from_wit(plan, &handles, &mut budget, &self.info.name)
