@@ -10,6 +10,8 @@
 mod catalog;
 mod memo;
 
+use std::borrow::Cow;
+
 use hsm_model::{Diagnostic, Diagnostics, Origin, Sources, Span, Value};
 use hsm_plan::{Consumer, Mode, PackageSource, Plan, PythonPackage, ServicePlan};
 use hsm_resolve::{Requester, Resolution, ServiceInstance};
@@ -300,7 +302,7 @@ fn ask_plugin(
         }
     };
 
-    let consumers = consumers(service);
+    let (who, params): (Vec<Consumer>, Vec<Cow<'_, Value>>) = consumers(service).into_iter().unzip();
     let mode = mode(service);
     let input = PlanInput {
         project: &resolution.project.name,
@@ -308,7 +310,7 @@ fn ask_plugin(
         kind: &service.kind,
         config: &merged,
         profile: ProfileInput { name: &service.profile.name, mode, settings: &service.profile.settings },
-        consumers: consumers.iter().map(|(c, params)| ConsumerInput { consumer: c.clone(), params }).collect(),
+        consumers: who.into_iter().zip(&params).map(|(consumer, params)| ConsumerInput { consumer, params }).collect(),
         host_address: HOST_ADDRESS,
     };
     let planned = match plugin.plan(&input) {
@@ -339,14 +341,14 @@ fn ask_plugin(
 /// asked; or, for a service no package implies, the project that lists it (listing
 /// an implied service in hsm.yaml only configures it). A package that asks twice (a
 /// registry's implication, then hsm.yaml's addition) gets both, the later overlaid on
-/// the earlier, so a project can rename a package's variables.
-fn consumers(service: &ServiceInstance) -> Vec<(Consumer, Value)> {
-    let mut out: Vec<(Consumer, Value)> = Vec::new();
+/// the earlier, so a project can rename a package's variables. Params are copied
+/// only to be overlaid.
+fn consumers(service: &ServiceInstance) -> Vec<(Consumer, Cow<'_, Value>)> {
+    let mut out: Vec<(Consumer, Cow<'_, Value>)> = Vec::new();
     for c in service.contributions.iter().filter(|c| gets_env(service, &c.from)) {
-        let consumer = consumer(&c.from);
-        match out.iter_mut().find(|(existing, _)| *existing == consumer) {
-            Some((_, params)) => params.overlay(&c.params),
-            None => out.push((consumer, c.params.clone())),
+        match out.iter_mut().find(|(existing, _)| matches_requester(existing, &c.from)) {
+            Some((_, params)) => params.to_mut().overlay(&c.params),
+            None => out.push((consumer(&c.from), Cow::Borrowed(&c.params))),
         }
     }
     out
