@@ -20,6 +20,43 @@ pub mod bindings {
 use bindings::exports::hsm::plugin::backend::Guest;
 use bindings::hsm::plugin::types as w;
 
+/// The canonical ABI's allocator: the host calls it to place a request's strings
+/// and lists in the plugin's memory, and the bindings hand those to the plugin as
+/// its own `String`s and `Vec`s, freed by Rust's global allocator. So it must be
+/// that allocator (the plugin's [`crate::CallArena`], say). wit-bindgen provides
+/// such a function except on `wasm32-wasip2`, where it leaves it to wasi-libc,
+/// whose version is C's `realloc`: requests then went to C's malloc and were freed
+/// by a different allocator.
+///
+/// # Safety
+///
+/// As the canonical ABI requires of `cabi_realloc`: `old_ptr` is null with
+/// `old_len` 0, or a block this function returned with `old_len` bytes and
+/// alignment `align` (a power of two); `new_len` is non-zero when `old_len` is.
+#[cfg(all(target_arch = "wasm32", target_env = "p2"))]
+#[allow(unsafe_code)]
+#[unsafe(export_name = "cabi_realloc")]
+pub unsafe extern "C" fn cabi_realloc(old_ptr: *mut u8, old_len: usize, align: usize, new_len: usize) -> *mut u8 {
+    use std::alloc::{Layout, alloc, realloc};
+    if new_len == 0 {
+        return align as *mut u8;
+    }
+    // SAFETY: `align` is a power of two and the sizes fit, as the caller
+    // guarantees; the block, when there is one, came from this allocator.
+    let ptr = unsafe {
+        if old_len == 0 {
+            alloc(Layout::from_size_align_unchecked(new_len, align))
+        } else {
+            realloc(old_ptr, Layout::from_size_align_unchecked(old_len, align), new_len)
+        }
+    };
+    if ptr.is_null() {
+        // Out of memory: trap, which the host reports as such.
+        std::process::abort();
+    }
+    ptr
+}
+
 /// Implements the generated component interface for a [`crate::Backend`].
 pub struct Adapter<B>(PhantomData<B>);
 

@@ -3,7 +3,7 @@
 //! over-aligned blocks) computes exactly what the same code computes natively, call
 //! after call in fresh instances; it takes back only the newest block; and a call
 //! that allocates past the memory limit fails as out of memory, and the plugin
-//! goes on answering.
+//! goes on answering. The host places requests in the arena too.
 
 use std::time::Duration;
 
@@ -75,4 +75,15 @@ fn the_arena_takes_back_the_newest_block_only() {
         Err(MergeFailure::Call(CallError { kind: CallErrorKind::OutOfMemory(_), .. })) => {}
         other => panic!("dropped blocks under a newer one must stay allocated, got {other:?}"),
     }
+}
+
+/// What the host sends is placed by the plugin's allocator (the canonical ABI's
+/// `cabi_realloc`, which the SDK provides): in the arena, not in C's malloc, whose
+/// blocks the arena would be asked to free.
+#[test]
+fn requests_are_placed_in_the_arena() {
+    let plugin = arena(16 << 20);
+    let text = "x".repeat(1000);
+    let placed = call(&plugin, [("placed", Value::from(text.as_str()))]).unwrap();
+    assert_eq!(placed.as_plain_str(), Some("arena"));
 }

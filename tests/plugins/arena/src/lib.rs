@@ -81,8 +81,18 @@ pub fn churn(times: usize, newest: bool) -> u64 {
     sum
 }
 
+/// Where the host placed `text`, a string of the request: `arena` if the arena
+/// handed it out (below the block the arena hands out next, in the same region),
+/// else `elsewhere` (C's malloc, whose heap lies above the arena's first region).
+pub fn placed(text: &str) -> &'static str {
+    let next = Box::new(0u8);
+    let (at, next) = (text.as_ptr() as usize, std::ptr::from_ref(&*next) as usize);
+    if at < next && next - at <= 2 << 20 { "arena" } else { "elsewhere" }
+}
+
 /// The plugin: `merge` runs [`workout`] with the `rounds` its defaults give, or
-/// [`churn`] with `churn` times (`newest` says how), and returns the result as text.
+/// [`churn`] with `churn` times (`newest` says how), or [`placed`] on the string
+/// `placed`, and returns the result as text.
 pub struct Arena;
 
 impl Backend for Arena {
@@ -91,6 +101,9 @@ impl Backend for Arena {
     }
 
     fn merge(req: MergeRequest) -> Result<Value, MergeError> {
+        if let Some(text) = req.defaults.get("placed").and_then(Value::as_str) {
+            return Ok(Value::from(placed(text)));
+        }
         let int = |key: &str| req.defaults.get(key).and_then(Value::as_int).unwrap_or(0) as usize;
         let result = match int("churn") {
             0 => workout(int("rounds")),
