@@ -108,9 +108,8 @@ fn text_from_wit(text: w::Text) -> t::Text {
 fn text_to_wit(text: t::Text) -> w::Text {
     w::Text {
         pieces: text
-            .pieces()
-            .iter()
-            .cloned()
+            .into_pieces()
+            .into_iter()
             .map(|piece| match piece {
                 t::Piece::Lit(s) => w::Piece::Lit(s),
                 t::Piece::Secret(s) => {

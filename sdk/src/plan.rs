@@ -372,7 +372,8 @@ impl Plan {
             }
             None => {}
         }
-        let index = match self.env.iter().position(|e| e.package == consumer.package) {
+        // From the end: a plugin sets a consumer's variables one after another.
+        let index = match self.env.iter().rposition(|e| e.package == consumer.package) {
             Some(i) => i,
             None => {
                 self.env.push(ConsumerEnv { package: consumer.package.clone(), vars: Vec::new() });

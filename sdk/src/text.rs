@@ -99,6 +99,11 @@ impl Text {
         &self.pieces
     }
 
+    /// The pieces, taken.
+    pub(crate) fn into_pieces(self) -> Vec<Piece> {
+        self.pieces
+    }
+
     /// The string, when the text has no references.
     pub fn as_plain(&self) -> Option<&str> {
         match self.pieces.as_slice() {

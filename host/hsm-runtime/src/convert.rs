@@ -107,6 +107,13 @@ enum Proto {
 pub(crate) struct TreeRef(Range<usize>);
 
 impl<'a> Trees<'a> {
+    /// The trees of `values`, with each one's place.
+    fn of(values: impl Iterator<Item = &'a Value>, handles: &mut Handles) -> (Self, Vec<TreeRef>) {
+        let mut trees = Self::default();
+        let refs = values.map(|v| trees.add(v, handles)).collect();
+        (trees, refs)
+    }
+
     /// Adds a value as a tree (node 0 its root, children after their parent);
     /// secrets become handles.
     pub(crate) fn add(&mut self, v: &'a Value, handles: &mut Handles) -> TreeRef {
@@ -196,12 +203,7 @@ fn requester_to_wit(c: &plan::Consumer) -> w::Requester<'_> {
 
 /// A merge request's trees: the defaults, then each contribution's params.
 pub(crate) fn merge_trees<'a>(input: &'a MergeInput<'_>, handles: &mut Handles) -> (Trees<'a>, Vec<TreeRef>) {
-    let mut trees = Trees::default();
-    let refs = std::iter::once(input.defaults)
-        .chain(input.contributions.iter().map(|c| c.params))
-        .map(|v| trees.add(v, handles))
-        .collect();
-    (trees, refs)
+    Trees::of(std::iter::once(input.defaults).chain(input.contributions.iter().map(|c| c.params)), handles)
 }
 
 /// A merge request's contributions, with [`merge_trees`]' trees laid out.
@@ -234,13 +236,8 @@ pub(crate) fn merge_request_to_wit<'a>(
 /// A plan request's trees: the config, the profile's settings, then each
 /// consumer's params.
 pub(crate) fn plan_trees<'a>(input: &'a PlanInput<'_>, handles: &mut Handles) -> (Trees<'a>, Vec<TreeRef>) {
-    let mut trees = Trees::default();
-    let refs = [input.config, input.profile.settings]
-        .into_iter()
-        .chain(input.consumers.iter().map(|c| c.params))
-        .map(|v| trees.add(v, handles))
-        .collect();
-    (trees, refs)
+    let first = [input.config, input.profile.settings];
+    Trees::of(first.into_iter().chain(input.consumers.iter().map(|c| c.params)), handles)
 }
 
 /// A plan request's consumers, with [`plan_trees`]' trees laid out.
