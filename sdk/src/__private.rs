@@ -20,41 +20,76 @@ pub mod bindings {
 use bindings::exports::hsm::plugin::backend::Guest;
 use bindings::hsm::plugin::types as w;
 
-/// The canonical ABI's allocator: the host calls it to place a request's strings
-/// and lists in the plugin's memory, and the bindings hand those to the plugin as
-/// its own `String`s and `Vec`s, freed by Rust's global allocator. So it must be
-/// that allocator (the plugin's [`crate::CallArena`], say). wit-bindgen provides
-/// such a function except on `wasm32-wasip2`, where it leaves it to wasi-libc,
-/// whose version is C's `realloc`: requests then went to C's malloc and were freed
-/// by a different allocator.
-///
-/// # Safety
-///
-/// As the canonical ABI requires of `cabi_realloc`: `old_ptr` is null with
-/// `old_len` 0, or a block this function returned with `old_len` bytes and
-/// alignment `align` (a power of two); `new_len` is non-zero when `old_len` is.
+/// The allocators through which data enters the plugin's memory. The component
+/// model places what the host sends with an export's parameters (a request)
+/// through `cabi_export_realloc`, and what a WASI import returns through
+/// `cabi_import_realloc`, each falling back to `cabi_realloc`. On `wasm32-wasip2`
+/// Rust's std and wasi-libc each define a weak `cabi_realloc`, one on Rust's global
+/// allocator and one on C's malloc, and the linker keeps whichever it loads first.
+/// But a request becomes the plugin's own `String`s and `Vec`s, freed by Rust's
+/// global allocator, while wasi-libc frees what its WASI calls return with C's
+/// `free`. So the SDK exports both specific allocators: requests come from the
+/// plugin's global allocator (its [`crate::CallArena`], say), WASI results from
+/// C's malloc. (Rust's std frees the results of its own WASI calls with the global
+/// allocator: right with the default one, which is C's malloc, and harmless with
+/// `CallArena`, which leaves blocks it did not hand out alone.)
 #[cfg(all(target_arch = "wasm32", target_env = "p2"))]
 #[allow(unsafe_code)]
-#[unsafe(export_name = "cabi_realloc")]
-pub unsafe extern "C" fn cabi_realloc(old_ptr: *mut u8, old_len: usize, align: usize, new_len: usize) -> *mut u8 {
-    use std::alloc::{Layout, alloc, realloc};
-    if new_len == 0 {
-        return align as *mut u8;
-    }
-    // SAFETY: `align` is a power of two and the sizes fit, as the caller
-    // guarantees; the block, when there is one, came from this allocator.
-    let ptr = unsafe {
-        if old_len == 0 {
-            alloc(Layout::from_size_align_unchecked(new_len, align))
-        } else {
-            realloc(old_ptr, Layout::from_size_align_unchecked(old_len, align), new_len)
+pub mod allocators {
+    /// Places a request: Rust's global allocator.
+    ///
+    /// # Safety
+    ///
+    /// As the canonical ABI requires of a realloc: `old_ptr` is null with
+    /// `old_len` 0, or a block this function returned with `old_len` bytes and
+    /// alignment `align` (a power of two); `new_len` is non-zero when `old_len` is.
+    #[unsafe(export_name = "cabi_export_realloc")]
+    pub unsafe extern "C" fn export_realloc(old_ptr: *mut u8, old_len: usize, align: usize, new_len: usize) -> *mut u8 {
+        use std::alloc::{Layout, alloc, realloc};
+        if new_len == 0 {
+            return align as *mut u8;
         }
-    };
-    if ptr.is_null() {
-        // Out of memory: trap, which the host reports as such.
-        std::process::abort();
+        // SAFETY: `align` is a power of two and the sizes fit, as the caller
+        // guarantees; the block, when there is one, came from this allocator.
+        let ptr = unsafe {
+            if old_len == 0 {
+                alloc(Layout::from_size_align_unchecked(new_len, align))
+            } else {
+                realloc(old_ptr, Layout::from_size_align_unchecked(old_len, align), new_len)
+            }
+        };
+        if ptr.is_null() {
+            // Out of memory: trap, which the host reports as such.
+            std::process::abort();
+        }
+        ptr
     }
-    ptr
+
+    unsafe extern "C" {
+        fn aligned_alloc(align: usize, size: usize) -> *mut u8;
+        fn realloc(ptr: *mut u8, size: usize) -> *mut u8;
+    }
+
+    /// Places what a WASI import returns: C's allocator, as wasi-libc's own
+    /// `cabi_realloc` does, since wasi-libc frees it with `free`.
+    ///
+    /// # Safety
+    ///
+    /// As for [`export_realloc`], with blocks from C's allocator.
+    #[unsafe(export_name = "cabi_import_realloc")]
+    pub unsafe extern "C" fn import_realloc(
+        old_ptr: *mut u8,
+        _old_len: usize,
+        align: usize,
+        new_len: usize,
+    ) -> *mut u8 {
+        // SAFETY: C's allocator, with a block it gave out when there is one.
+        let ptr = unsafe { if old_ptr.is_null() { aligned_alloc(align, new_len) } else { realloc(old_ptr, new_len) } };
+        if ptr.is_null() {
+            std::process::abort();
+        }
+        ptr
+    }
 }
 
 /// Implements the generated component interface for a [`crate::Backend`].

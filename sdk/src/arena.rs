@@ -64,8 +64,8 @@ unsafe impl GlobalAlloc for CallArena {
 // SAFETY: blocks are carved from a static region and from memory obtained by
 // `memory.grow` (which wasi-libc's own malloc may call too: a region is extended
 // only while it ends where memory does, checked just before growing). They never
-// overlap (`next` only moves past a block, or back over the newest one when it is
-// freed or resized), are aligned as asked, and lie within the region (`end`). Null
+// overlap (`next` only moves past a block, or back over the newest one of the
+// current region when it is freed or resized), are aligned as asked, and lie within the region (`end`). Null
 // is returned when memory cannot grow.
 #[allow(unsafe_code)]
 unsafe impl GlobalAlloc for CallArena {
@@ -127,8 +127,9 @@ mod wasm {
 
     static FIRST: First = First(std::cell::UnsafeCell::new([std::mem::MaybeUninit::uninit(); FIRST_SIZE]));
 
-    /// The free region: `next..end`.
+    /// The current region, `start..end`, free from `next`.
     pub(super) struct Bump {
+        start: Cell<usize>,
         next: Cell<usize>,
         end: Cell<usize>,
     }
@@ -140,7 +141,7 @@ mod wasm {
 
     impl Bump {
         pub(super) const fn new() -> Self {
-            Self { next: Cell::new(0), end: Cell::new(0) }
+            Self { start: Cell::new(0), next: Cell::new(0), end: Cell::new(0) }
         }
 
         /// A block of `layout`: the fast path, taken by nearly every allocation.
@@ -189,13 +190,21 @@ mod wasm {
         /// it a call doesn't touch cost nothing.
         fn start(&self) {
             let base = FIRST.0.get() as usize;
+            self.start.set(base);
             self.next.set(base);
             self.end.set(base + FIRST_SIZE);
         }
 
+        /// Whether the block at `at` is the newest this arena handed out. A block
+        /// from elsewhere (C's malloc hands Rust some, through WASI results) never
+        /// is, even one that ends where the region's free part begins.
+        fn is_newest(&self, at: usize, size: usize) -> bool {
+            at >= self.start.get() && at + size == self.next.get()
+        }
+
         /// Takes back the block at `at`, if it is the newest.
         pub(super) fn free(&self, at: usize, size: usize) {
-            if at + size == self.next.get() {
+            if self.is_newest(at, size) {
                 self.next.set(at);
             }
         }
@@ -203,7 +212,7 @@ mod wasm {
         /// Resizes the block at `at` in place, if it is the newest and the region
         /// holds (or can be extended to hold) its new size.
         pub(super) fn resize_newest(&self, at: usize, size: usize, new_size: usize) -> bool {
-            if at + size != self.next.get() {
+            if !self.is_newest(at, size) {
                 return false;
             }
             let Some(end) = at.checked_add(new_size) else { return false };
@@ -238,6 +247,7 @@ mod wasm {
         fn fresh(&self, len: usize) -> bool {
             match Self::grow(len) {
                 Some((start, len)) => {
+                    self.start.set(start);
                     self.next.set(start);
                     self.end.set(start + len);
                     true

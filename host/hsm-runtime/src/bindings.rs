@@ -6,8 +6,8 @@
 //!
 //! What the host sends is borrowed (`…Param<'a>` types: strings and slices of the
 //! caller's own data, lowered straight into the plugin's memory); what it receives
-//! is owned (`…Result` types). Copying every string of a request before lowering
-//! it was a tenth of a large project's planning.
+//! is owned (`…Result` types). Copying every request into owned types before
+//! lowering it cost a cold plan of 10,000 packages about 6 % of its CPU.
 
 /// `hsm:plugin@0.1.0`.
 pub(crate) mod v0_1 {

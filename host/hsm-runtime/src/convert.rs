@@ -649,8 +649,20 @@ mod tests {
         ]));
         let mut handles = Handles::default();
         let mut trees = Trees::default();
-        // Another tree first: each tree's indices are its own.
-        let other = Value::List(vec![Value::from("x"), Value::Null]);
+        // Another tree first, nested, with a map, an empty map and the same secret:
+        // each tree's indices are its own, and the buffers are shared.
+        let secret = Value::Text(Text::from_pieces([
+            Piece::Lit("a".into()),
+            Piece::Secret { id, label: "${P}".into(), encoding: Encoding::Url },
+        ]));
+        let other = Value::List(vec![
+            Value::from("x"),
+            Value::Map(IndexMap::from([
+                ("inner".to_string(), Value::List(vec![Value::List(vec![Value::Int(2)]), Value::Map(IndexMap::new())])),
+                ("secret".to_string(), secret),
+            ])),
+            Value::Null,
+        ]);
         let (before, tree) = (trees.add(&other, &mut handles), trees.add(&value, &mut handles));
         let nodes = trees.nodes();
         let tree = Trees::tree(&nodes, &tree);
@@ -659,6 +671,7 @@ mod tests {
         assert_eq!(tree_from_wit(owned(tree), &handles, &mut budget).unwrap(), value);
         let before = Trees::tree(&nodes, &before);
         assert_eq!(tree_from_wit(owned(before), &handles, &mut budget).unwrap(), other);
+        assert_eq!(handles.secrets.len(), 1, "one handle for the one secret");
     }
 
     /// What a plugin that echoes a tree returns.

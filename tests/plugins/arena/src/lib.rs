@@ -90,9 +90,48 @@ pub fn placed(text: &str) -> &'static str {
     if at < next && next - at <= 2 << 20 { "arena" } else { "elsewhere" }
 }
 
+/// Where C's malloc places a block, as [`placed`] sees it: must be `elsewhere`.
+#[cfg(target_arch = "wasm32")]
+#[allow(unsafe_code)]
+pub fn placed_by_malloc() -> &'static str {
+    unsafe extern "C" {
+        fn malloc(size: usize) -> *mut u8;
+    }
+    // SAFETY: C's allocator, asked for 1,000 bytes, then only read as a string of
+    // them (it is never freed: the instance is dropped whole).
+    let block = unsafe {
+        let ptr = malloc(1000);
+        assert!(!ptr.is_null());
+        ptr.write_bytes(b'x', 1000);
+        std::str::from_utf8_unchecked(std::slice::from_raw_parts(ptr, 1000))
+    };
+    placed(block)
+}
+
+/// Draws `times` times 32 random bytes through wasi-libc (`getentropy`, whose
+/// WASI call's result wasi-libc frees with C's `free`) while keeping blocks of the
+/// arena alive; returns the bytes' sum.
+#[cfg(target_arch = "wasm32")]
+#[allow(unsafe_code)]
+pub fn entropy(times: usize) -> u64 {
+    unsafe extern "C" {
+        fn getentropy(buf: *mut u8, len: usize) -> i32;
+    }
+    let (mut kept, mut sum) = (Vec::new(), 0u64);
+    for i in 0..times {
+        let mut buf = [0u8; 32];
+        // SAFETY: `buf` is 32 writable bytes.
+        assert_eq!(unsafe { getentropy(buf.as_mut_ptr(), buf.len()) }, 0, "getentropy failed");
+        sum += buf.iter().map(|&b| u64::from(b)).sum::<u64>();
+        kept.push(vec![i as u8; 100]);
+    }
+    sum + kept.len() as u64
+}
+
 /// The plugin: `merge` runs [`workout`] with the `rounds` its defaults give, or
 /// [`churn`] with `churn` times (`newest` says how), or [`placed`] on the string
-/// `placed`, and returns the result as text.
+/// `placed` (on a block of C's malloc with `placed_by_malloc`), or [`entropy`]
+/// `entropy` times, and returns the result as text.
 pub struct Arena;
 
 impl Backend for Arena {
@@ -103,6 +142,14 @@ impl Backend for Arena {
     fn merge(req: MergeRequest) -> Result<Value, MergeError> {
         if let Some(text) = req.defaults.get("placed").and_then(Value::as_str) {
             return Ok(Value::from(placed(text)));
+        }
+        #[cfg(target_arch = "wasm32")]
+        if req.defaults.get("placed_by_malloc").is_some() {
+            return Ok(Value::from(placed_by_malloc()));
+        }
+        #[cfg(target_arch = "wasm32")]
+        if let Some(times) = req.defaults.get("entropy").and_then(Value::as_int) {
+            return Ok(Value::from(entropy(times as usize).to_string()));
         }
         let int = |key: &str| req.defaults.get(key).and_then(Value::as_int).unwrap_or(0) as usize;
         let result = match int("churn") {
