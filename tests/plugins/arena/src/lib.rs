@@ -130,8 +130,9 @@ pub fn entropy(times: usize) -> u64 {
 
 /// The plugin: `merge` runs [`workout`] with the `rounds` its defaults give, or
 /// [`churn`] with `churn` times (`newest` says how), or [`placed`] on the string
-/// `placed` (on a block of C's malloc with `placed_by_malloc`), or [`entropy`]
-/// `entropy` times, and returns the result as text.
+/// `placed` (on a block of C's malloc with `placed_by_malloc`), or draws random
+/// bytes `entropy` times (with the wasm-only `entropy`), and returns the result as
+/// text.
 pub struct Arena;
 
 impl Backend for Arena {
