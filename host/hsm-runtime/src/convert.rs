@@ -103,17 +103,9 @@ enum Proto {
 }
 
 /// One tree of a [`Trees`]: its nodes' range.
-#[derive(Clone)]
 pub(crate) struct TreeRef(Range<usize>);
 
 impl<'a> Trees<'a> {
-    /// The trees of `values`, with each one's place.
-    fn of(values: impl Iterator<Item = &'a Value>, handles: &mut Handles) -> (Self, Vec<TreeRef>) {
-        let mut trees = Self::default();
-        let refs = values.map(|v| trees.add(v, handles)).collect();
-        (trees, refs)
-    }
-
     /// Adds a value as a tree (node 0 its root, children after their parent);
     /// secrets become handles.
     pub(crate) fn add(&mut self, v: &'a Value, handles: &mut Handles) -> TreeRef {
@@ -201,19 +193,21 @@ fn requester_to_wit(c: &plan::Consumer) -> w::Requester<'_> {
     }
 }
 
-/// A merge request's trees: the defaults, then each contribution's params.
-pub(crate) fn merge_trees<'a>(input: &'a MergeInput<'_>, handles: &mut Handles) -> (Trees<'a>, Vec<TreeRef>) {
-    Trees::of(std::iter::once(input.defaults).chain(input.contributions.iter().map(|c| c.params)), handles)
+/// A merge request's trees: the defaults, and each contribution's params.
+pub(crate) fn merge_trees<'a>(input: &'a MergeInput<'_>, handles: &mut Handles) -> (Trees<'a>, TreeRef, Vec<TreeRef>) {
+    let mut trees = Trees::default();
+    let defaults = trees.add(input.defaults, handles);
+    let params = input.contributions.iter().map(|c| trees.add(c.params, handles)).collect();
+    (trees, defaults, params)
 }
 
-/// A merge request's contributions, with [`merge_trees`]' trees laid out.
+/// A merge request's contributions, with their trees (from [`merge_trees`]) laid out.
 pub(crate) fn contributions_to_wit<'a>(
     input: &'a MergeInput<'_>,
     nodes: &'a [w::NodeParam<'a>],
-    refs: &[TreeRef],
+    params: &[TreeRef],
 ) -> Vec<w::Contribution<'a>> {
-    let trees = &refs[1..];
-    let contributions = input.contributions.iter().zip(trees);
+    let contributions = input.contributions.iter().zip(params);
     contributions
         .map(|(c, tree)| w::Contribution {
             from: requester_to_wit(&c.from),
@@ -223,53 +217,57 @@ pub(crate) fn contributions_to_wit<'a>(
         .collect()
 }
 
-/// The merge request, with [`merge_trees`]' trees laid out.
+/// The merge request, with its trees (from [`merge_trees`]) laid out.
 pub(crate) fn merge_request_to_wit<'a>(
     input: &'a MergeInput<'_>,
     nodes: &'a [w::NodeParam<'a>],
-    refs: &[TreeRef],
+    defaults: &TreeRef,
     contributions: &'a [w::Contribution<'a>],
 ) -> w::MergeRequest<'a> {
-    w::MergeRequest { service: input.service, kind: input.kind, defaults: Trees::tree(nodes, &refs[0]), contributions }
+    w::MergeRequest { service: input.service, kind: input.kind, defaults: Trees::tree(nodes, defaults), contributions }
 }
 
-/// A plan request's trees: the config, the profile's settings, then each
+/// A plan request's trees: the config and the profile's settings, and each
 /// consumer's params.
-pub(crate) fn plan_trees<'a>(input: &'a PlanInput<'_>, handles: &mut Handles) -> (Trees<'a>, Vec<TreeRef>) {
-    let first = [input.config, input.profile.settings];
-    Trees::of(first.into_iter().chain(input.consumers.iter().map(|c| c.params)), handles)
+pub(crate) fn plan_trees<'a>(
+    input: &'a PlanInput<'_>,
+    handles: &mut Handles,
+) -> (Trees<'a>, [TreeRef; 2], Vec<TreeRef>) {
+    let mut trees = Trees::default();
+    let own = [trees.add(input.config, handles), trees.add(input.profile.settings, handles)];
+    let params = input.consumers.iter().map(|c| trees.add(c.params, handles)).collect();
+    (trees, own, params)
 }
 
-/// A plan request's consumers, with [`plan_trees`]' trees laid out.
+/// A plan request's consumers, with their trees (from [`plan_trees`]) laid out.
 pub(crate) fn consumers_to_wit<'a>(
     input: &'a PlanInput<'_>,
     nodes: &'a [w::NodeParam<'a>],
-    refs: &[TreeRef],
+    params: &[TreeRef],
 ) -> Vec<w::Consumer<'a>> {
-    let trees = &refs[2..];
-    let consumers = input.consumers.iter().zip(trees);
+    let consumers = input.consumers.iter().zip(params);
     consumers.map(|(c, tree)| w::Consumer { package: c.consumer.package(), params: Trees::tree(nodes, tree) }).collect()
 }
 
-/// The plan request, with [`plan_trees`]' trees laid out.
+/// The plan request, with its trees (from [`plan_trees`]) laid out.
 pub(crate) fn plan_request_to_wit<'a>(
     input: &'a PlanInput<'_>,
     nodes: &'a [w::NodeParam<'a>],
-    refs: &[TreeRef],
+    [config, settings]: &[TreeRef; 2],
     consumers: &'a [w::Consumer<'a>],
 ) -> w::PlanRequest<'a> {
     w::PlanRequest {
         project: input.project,
         service: input.service,
         kind: input.kind,
-        config: Trees::tree(nodes, &refs[0]),
+        config: Trees::tree(nodes, config),
         profile: w::Profile {
             name: input.profile.name,
             mode: match input.profile.mode {
                 plan::Mode::Managed => w::Mode::Managed,
                 plan::Mode::External => w::Mode::External,
             },
-            settings: Trees::tree(nodes, &refs[1]),
+            settings: Trees::tree(nodes, settings),
         },
         consumers,
         host_address: input.host_address,

@@ -757,10 +757,10 @@ impl Plugin {
     /// Merges the contributions to one service.
     pub fn merge(&self, input: &MergeInput<'_>) -> Result<Value, MergeFailure> {
         let mut handles = Handles::default();
-        let (trees, refs) = convert::merge_trees(input, &mut handles);
+        let (trees, defaults, params) = convert::merge_trees(input, &mut handles);
         let nodes = trees.nodes();
-        let contributions = convert::contributions_to_wit(input, &nodes, &refs);
-        let request = convert::merge_request_to_wit(input, &nodes, &refs, &contributions);
+        let contributions = convert::contributions_to_wit(input, &nodes, &params);
+        let request = convert::merge_request_to_wit(input, &nodes, &defaults, &contributions);
         let result = self.call("merge", |store, p| p.hsm_plugin_backend().call_merge(store, request))?;
         let mut budget = Budget::new(self.host.limits.max_result_bytes);
         match result {
@@ -773,10 +773,10 @@ impl Plugin {
     /// Plans one service.
     pub fn plan(&self, input: &PlanInput<'_>) -> Result<PlannedService, PlanFailure> {
         let mut handles = Handles::default();
-        let (trees, refs) = convert::plan_trees(input, &mut handles);
+        let (trees, own, params) = convert::plan_trees(input, &mut handles);
         let nodes = trees.nodes();
-        let consumers = convert::consumers_to_wit(input, &nodes, &refs);
-        let request = convert::plan_request_to_wit(input, &nodes, &refs, &consumers);
+        let consumers = convert::consumers_to_wit(input, &nodes, &params);
+        let request = convert::plan_request_to_wit(input, &nodes, &own, &consumers);
         let result = self.call("plan", |store, p| p.hsm_plugin_backend().call_plan(store, request))?;
         let mut budget = Budget::new(self.host.limits.max_result_bytes);
         match result {
