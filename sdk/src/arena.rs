@@ -65,8 +65,8 @@ unsafe impl GlobalAlloc for CallArena {
 // `memory.grow` (which wasi-libc's own malloc may call too: a region is extended
 // only while it ends where memory does, checked just before growing). They never
 // overlap (`next` only moves past a block, or back over the newest one of the
-// current region when it is freed or resized), are aligned as asked, and lie within the region (`end`). Null
-// is returned when memory cannot grow.
+// current region when it is freed or resized), are aligned as asked, and lie
+// within the region (`end`). Null is returned when memory cannot grow.
 #[allow(unsafe_code)]
 unsafe impl GlobalAlloc for CallArena {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
