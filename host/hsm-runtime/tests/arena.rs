@@ -3,7 +3,8 @@
 //! over-aligned blocks) computes exactly what the same code computes natively, call
 //! after call in fresh instances; it takes back only the newest block; and a call
 //! that allocates past the memory limit fails as out of memory, and the plugin
-//! goes on answering. The host places requests in the arena too.
+//! goes on answering. The host places requests in the arena, and what WASI returns
+//! to wasi-libc in C's malloc.
 
 use std::time::Duration;
 
