@@ -55,14 +55,15 @@ fn usage_errors_exit_2_and_help_exits_0() {
 }
 
 #[test]
-fn the_allocator_is_jemalloc_with_one_arena() {
+fn the_allocator_is_jemalloc_with_one_arena_and_huge_pages() {
     // The setting is a symbol jemalloc looks up by name: misnamed, it would be
     // ignored without a word. jemalloc's statistics, printed as it exits, say what
     // it read.
     let run = support::hsm(&["--version"], &[("_RJEM_MALLOC_CONF", "stats_print:true")]);
     assert_eq!(run.code, 0);
-    assert!(run.stderr.contains("Global variable malloc_conf: \"narenas:1\""), "{}", run.stderr);
+    assert!(run.stderr.contains("Global variable malloc_conf: \"narenas:1,thp:always\""), "{}", run.stderr);
     assert!(run.stderr.contains("opt.narenas: 1\n"), "{}", run.stderr);
+    assert!(run.stderr.contains("opt.thp: \"always\"\n"), "{}", run.stderr);
 }
 
 #[test]

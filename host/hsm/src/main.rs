@@ -23,17 +23,22 @@ use crate::output::Output;
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-/// jemalloc's settings, read as it starts: one arena shared by every thread. hsm
-/// runs a thread per core at most, each with its own cache of small blocks, and
-/// memory one thread frees (a configuration other threads built) is reused by the
-/// next at once, where arenas of their own would each grow the process. The
-/// variable `_RJEM_MALLOC_CONF` overrides it.
+/// jemalloc's settings, read as it starts.
+/// - One arena shared by every thread: hsm runs a thread per core at most, each
+///   with its own cache of small blocks, and memory one thread frees (a
+///   configuration other threads built) is reused by the next at once, where
+///   arenas of their own would each grow the process.
+/// - Transparent huge pages for its memory, where the kernel offers them: a large
+///   project's run fills tens of megabytes of fresh memory, and 4 KiB pages cost
+///   it a page fault each (two-thirds of its faults go).
+///
+/// The variable `_RJEM_MALLOC_CONF` overrides them.
 // Unsafe only in name: jemalloc reads this symbol (a pointer to a NUL-terminated
 // string, which `&[u8; N]` is) and nothing else defines it.
 #[allow(unsafe_code)]
 #[cfg(not(target_env = "msvc"))]
 #[unsafe(export_name = "_rjem_malloc_conf")]
-static MALLOC_CONF: &[u8; 10] = b"narenas:1\0";
+static MALLOC_CONF: &[u8; 21] = b"narenas:1,thp:always\0";
 
 /// How a command can fail.
 pub(crate) enum Failure {
