@@ -101,7 +101,7 @@ impl<B: crate::Backend> Guest for Adapter<B> {
     }
 
     fn merge(request: w::MergeRequest) -> Result<w::Tree, w::MergeError> {
-        B::merge(merge_request_from_wit(request)).map(|v| tree_to_wit(&v)).map_err(merge_error_to_wit)
+        B::merge(merge_request_from_wit(request)).map(tree_to_wit).map_err(merge_error_to_wit)
     }
 
     fn plan(request: w::PlanRequest) -> Result<w::ServicePlan, w::PlanError> {
@@ -190,19 +190,21 @@ fn tree_from_wit(tree: w::Tree) -> v::Value {
     if nodes.is_empty() { v::Value::Null } else { build(&mut nodes, 0, 0) }
 }
 
-fn tree_to_wit(value: &v::Value) -> w::Tree {
-    fn push(nodes: &mut Vec<w::Node>, value: &v::Value) -> u32 {
+/// Flattens a value into the host's node list, moving its strings (a merged
+/// configuration can hold thousands).
+fn tree_to_wit(value: v::Value) -> w::Tree {
+    fn push(nodes: &mut Vec<w::Node>, value: v::Value) -> u32 {
         let index = nodes.len() as u32;
         nodes.push(w::Node::Null);
         let node = match value {
             v::Value::Null => w::Node::Null,
-            v::Value::Bool(b) => w::Node::Boolean(*b),
-            v::Value::Int(n) => w::Node::Integer(*n),
-            v::Value::Float(f) => w::Node::Float(*f),
-            v::Value::Text(text) => w::Node::Text(text_to_wit(text.clone())),
-            v::Value::List(items) => w::Node::List(items.iter().map(|item| push(nodes, item)).collect()),
+            v::Value::Bool(b) => w::Node::Boolean(b),
+            v::Value::Int(n) => w::Node::Integer(n),
+            v::Value::Float(f) => w::Node::Float(f),
+            v::Value::Text(text) => w::Node::Text(text_to_wit(text)),
+            v::Value::List(items) => w::Node::List(items.into_iter().map(|item| push(nodes, item)).collect()),
             v::Value::Map(map) => {
-                w::Node::Map(map.iter().map(|(k, item)| (k.to_string(), push(nodes, item))).collect())
+                w::Node::Map(map.into_entries().into_iter().map(|(k, item)| (k, push(nodes, item))).collect())
             }
         };
         nodes[index as usize] = node;
@@ -410,7 +412,7 @@ mod tests {
             ("a", v::Value::List(vec![1.into(), "x".into(), v::Value::Null])),
             ("b", v::Value::map([("c", true.into()), ("d", v::Value::Float(1.5))])),
         ]);
-        let wit = tree_to_wit(&value);
+        let wit = tree_to_wit(value.clone());
         assert_eq!(wit.nodes.len(), 8);
         assert_eq!(tree_from_wit(wit), value);
     }
