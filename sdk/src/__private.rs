@@ -418,6 +418,20 @@ mod tests {
     }
 
     #[test]
+    fn a_tree_is_laid_out_parents_first_children_in_order() {
+        // The host reads a merged configuration by these indices.
+        let value = v::Value::map([("a", v::Value::List(vec![1.into()])), ("b", "x".into())]);
+        let nodes = tree_to_wit(value).nodes;
+        let [w::Node::Map(entries), w::Node::List(items), w::Node::Integer(1), w::Node::Text(text)] = nodes.as_slice()
+        else {
+            panic!("{nodes:?}");
+        };
+        assert_eq!(entries, &[("a".to_string(), 1), ("b".to_string(), 3)]);
+        assert_eq!(items, &[2]);
+        assert!(matches!(text.pieces.as_slice(), [w::Piece::Lit(s)] if s == "x"), "{text:?}");
+    }
+
+    #[test]
     fn a_node_referenced_twice_is_built_once() {
         let tree = w::Tree { nodes: vec![w::Node::List(vec![1, 1]), w::Node::Integer(7)] };
         assert_eq!(tree_from_wit(tree), v::Value::List(vec![v::Value::Int(7), v::Value::Null]));
