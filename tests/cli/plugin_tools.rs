@@ -102,7 +102,8 @@ fn plugin_check_refuses_what_is_not_a_plugin() {
     let run = support::hsm(&["--color", "never", "plugin", "check", &future.display().to_string()], &[]);
     assert_eq!(run.code, 2);
     assert!(
-        run.stderr.contains("was built for `hsm:plugin@9.0.0`, which this hsm does not support (it loads `0.1.0`)"),
+        run.stderr
+            .contains("was built for `hsm:plugin@9.0.0`, which this hsm does not support (it loads `0.1.0`, `0.2.0`)"),
         "{}",
         run.stderr
     );

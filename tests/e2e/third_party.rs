@@ -229,7 +229,11 @@ fn a_plugin_is_loaded_only_when_it_is_the_pinned_valid_component() {
     let bundled_name = std::fs::read(built("tests/plugins/name-clash", "hsm-fixture-name-clash")).unwrap();
     for (name, wasm, expected) in [
         ("junk", junk, "is not a valid WebAssembly component"),
-        ("future", future, "was built for `hsm:plugin@9.0.0`, which this hsm does not support (it loads `0.1.0`)"),
+        (
+            "future",
+            future,
+            "was built for `hsm:plugin@9.0.0`, which this hsm does not support (it loads `0.1.0`, `0.2.0`)",
+        ),
         (
             "pg-impostor",
             clash,

@@ -1,6 +1,10 @@
 //! Conversions between hsm's own types and the WIT types. Going in, secrets become
 //! per-call handles; coming out, everything a plugin returns is validated (handles
 //! it was given, well-formed trees, names) and counted against the output limit.
+//! Requests and trees differ between WIT versions (0.2.0's trees are encoded bytes,
+//! see [`tree`]); what plugins return otherwise has the same types in both.
+
+mod tree;
 
 use std::collections::BTreeSet;
 use std::ops::Range;
@@ -10,7 +14,8 @@ use hsm_model::{Piece, SecretId, Text, Value};
 use hsm_plan as plan;
 use indexmap::IndexMap;
 
-use crate::bindings::latest::hsm::plugin::types as w;
+use crate::bindings::v0_1::hsm::plugin::types as w;
+use crate::bindings::v0_2::hsm::plugin::requests as w2;
 use crate::host::{
     CallErrorKind, Capability, MergeFailure, MergeInput, ParamSpec, PlanInput, PlannedService, PluginInfo,
 };
@@ -263,10 +268,7 @@ pub(crate) fn plan_request_to_wit<'a>(
         config: Trees::tree(nodes, config),
         profile: w::Profile {
             name: input.profile.name,
-            mode: match input.profile.mode {
-                plan::Mode::Managed => w::Mode::Managed,
-                plan::Mode::External => w::Mode::External,
-            },
+            mode: mode_to_wit(input.profile.mode),
             settings: Trees::tree(nodes, settings),
         },
         consumers,
@@ -274,7 +276,70 @@ pub(crate) fn plan_request_to_wit<'a>(
     }
 }
 
+/// Builds a 0.2.0 merge request, every tree encoded into one buffer, and hands it
+/// to `call`.
+pub(crate) fn with_merge_request<R>(
+    input: &MergeInput<'_>,
+    handles: &mut Handles,
+    call: impl FnOnce(w2::MergeRequest<'_>) -> R,
+) -> R {
+    let mut bytes = Vec::new();
+    let defaults = tree::encode(input.defaults, handles, &mut bytes);
+    let params: Vec<_> = input.contributions.iter().map(|c| tree::encode(c.params, handles, &mut bytes)).collect();
+    let contributions: Vec<_> = (input.contributions.iter().zip(params))
+        .map(|(c, range)| w2::Contribution {
+            from: requester_to_wit(&c.from),
+            origin: &c.origin,
+            params: &bytes[range],
+        })
+        .collect();
+    call(w2::MergeRequest {
+        service: input.service,
+        kind: input.kind,
+        defaults: &bytes[defaults],
+        contributions: &contributions,
+    })
+}
+
+/// Builds a 0.2.0 plan request, every tree encoded into one buffer, and hands it
+/// to `call`.
+pub(crate) fn with_plan_request<R>(
+    input: &PlanInput<'_>,
+    handles: &mut Handles,
+    call: impl FnOnce(w2::PlanRequest<'_>) -> R,
+) -> R {
+    let mut bytes = Vec::new();
+    let config = tree::encode(input.config, handles, &mut bytes);
+    let settings = tree::encode(input.profile.settings, handles, &mut bytes);
+    let params: Vec<_> = input.consumers.iter().map(|c| tree::encode(c.params, handles, &mut bytes)).collect();
+    let consumers: Vec<_> = (input.consumers.iter().zip(params))
+        .map(|(c, range)| w2::Consumer { package: c.consumer.package(), params: &bytes[range] })
+        .collect();
+    call(w2::PlanRequest {
+        project: input.project,
+        service: input.service,
+        kind: input.kind,
+        config: &bytes[config],
+        profile: w2::Profile {
+            name: input.profile.name,
+            mode: mode_to_wit(input.profile.mode),
+            settings: &bytes[settings],
+        },
+        consumers: &consumers,
+        host_address: input.host_address,
+    })
+}
+
+fn mode_to_wit(mode: plan::Mode) -> w::Mode {
+    match mode {
+        plan::Mode::Managed => w::Mode::Managed,
+        plan::Mode::External => w::Mode::External,
+    }
+}
+
 // ---- out of the plugin ----
+
+pub(crate) use tree::decode as decode_tree;
 
 fn is_name(s: &str, max: usize) -> bool {
     !s.is_empty()

@@ -19,13 +19,13 @@ use wasmtime::{Engine, Store, Trap};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-use crate::bindings::latest::{Plugin as Bindings, PluginPre};
+use crate::bindings::{v0_1, v0_2};
 use crate::code_memory::{self, CodeProtection};
 use crate::convert::{self, Budget, Handles};
 use crate::engine_config;
 
 /// The WIT versions this host loads plugins for.
-pub const WIT_VERSIONS: &[&str] = &["0.1.0"];
+pub const WIT_VERSIONS: &[&str] = &["0.1.0", "0.2.0"];
 
 /// The most linear memory any plugin instance may have, whatever the [`Limits`]
 /// (the size of the instance pool's memory slots).
@@ -616,7 +616,11 @@ impl PluginHost {
         let link =
             |e: wasmtime::Error| LoadError::Link { source_name: source_name.to_string(), message: root_message(&e) };
         let instance_pre = self.inner.linker.instantiate_pre(&component).map_err(link)?;
-        let pre = PluginPre::new(instance_pre).map_err(link)?;
+        let pre = if compatible("0.1.0", &wit_version) {
+            Pre::V0_1(v0_1::PluginPre::new(instance_pre).map_err(link)?)
+        } else {
+            Pre::V0_2(v0_2::PluginPre::new(instance_pre).map_err(link)?)
+        };
         let mut plugin = Plugin {
             host: self.inner.clone(),
             pre,
@@ -634,9 +638,15 @@ impl PluginHost {
             precompiled: false,
         };
         let describe = |message: String| LoadError::Describe { source_name: source_name.to_string(), message };
-        let info = plugin
-            .call("describe", |store, p| p.hsm_plugin_backend().call_describe(store))
-            .map_err(|e| describe(e.kind.to_string()))?;
+        let info = match &plugin.pre {
+            Pre::V0_1(pre) => {
+                plugin.call("describe", |s| pre.instantiate(s), |s, p| p.hsm_plugin_backend().call_describe(s))
+            }
+            Pre::V0_2(pre) => {
+                plugin.call("describe", |s| pre.instantiate(s), |s, p| p.hsm_plugin_backend().call_describe(s))
+            }
+        }
+        .map_err(|e| describe(e.kind.to_string()))?;
         let mut budget = Budget::new(self.inner.limits.max_result_bytes);
         plugin.info = convert::info_from_wit(info, &mut budget).map_err(describe)?;
         Ok(plugin)
@@ -695,10 +705,17 @@ fn compatible(supported: &str, found: &str) -> bool {
     }
 }
 
+/// A plugin's component, linked and ready to instantiate, with the bindings of the
+/// WIT version it was built for.
+enum Pre {
+    V0_1(v0_1::PluginPre<State>),
+    V0_2(v0_2::PluginPre<State>),
+}
+
 /// A loaded plugin, ready to be called.
 pub struct Plugin {
     host: Arc<HostInner>,
-    pre: PluginPre<State>,
+    pre: Pre,
     info: PluginInfo,
     source: PluginSource,
     sha256: String,
@@ -757,14 +774,25 @@ impl Plugin {
     /// Merges the contributions to one service.
     pub fn merge(&self, input: &MergeInput<'_>) -> Result<Value, MergeFailure> {
         let mut handles = Handles::default();
-        let (trees, defaults, params) = convert::merge_trees(input, &mut handles);
-        let nodes = trees.nodes();
-        let contributions = convert::contributions_to_wit(input, &nodes, &params);
-        let request = convert::merge_request_to_wit(input, &nodes, &defaults, &contributions);
-        let result = self.call("merge", |store, p| p.hsm_plugin_backend().call_merge(store, request))?;
         let mut budget = Budget::new(self.host.limits.max_result_bytes);
+        let result = match &self.pre {
+            Pre::V0_1(pre) => {
+                let (trees, defaults, params) = convert::merge_trees(input, &mut handles);
+                let nodes = trees.nodes();
+                let contributions = convert::contributions_to_wit(input, &nodes, &params);
+                let request = convert::merge_request_to_wit(input, &nodes, &defaults, &contributions);
+                let call = |s: &mut Store<State>, p: &v0_1::Plugin| p.hsm_plugin_backend().call_merge(s, request);
+                self.call("merge", |s| pre.instantiate(s), call)?
+                    .map(|tree| convert::tree_from_wit(tree, &handles, &mut budget))
+            }
+            Pre::V0_2(pre) => convert::with_merge_request(input, &mut handles, |request| {
+                let call = |s: &mut Store<State>, p: &v0_2::Plugin| p.hsm_plugin_backend().call_merge(s, request);
+                self.call("merge", |s| pre.instantiate(s), call)
+            })?
+            .map(|tree| convert::decode_tree(&tree, &handles, &mut budget)),
+        };
         match result {
-            Ok(tree) => convert::tree_from_wit(tree, &handles, &mut budget).map_err(|e| self.fail("merge", e).into()),
+            Ok(tree) => tree.map_err(|e| self.fail("merge", e).into()),
             Err(e) => Err(convert::merge_error_from_wit(e, input.contributions.len(), &mut budget)
                 .map_err(|e| self.fail("merge", e))?),
         }
@@ -773,11 +801,20 @@ impl Plugin {
     /// Plans one service.
     pub fn plan(&self, input: &PlanInput<'_>) -> Result<PlannedService, PlanFailure> {
         let mut handles = Handles::default();
-        let (trees, own, params) = convert::plan_trees(input, &mut handles);
-        let nodes = trees.nodes();
-        let consumers = convert::consumers_to_wit(input, &nodes, &params);
-        let request = convert::plan_request_to_wit(input, &nodes, &own, &consumers);
-        let result = self.call("plan", |store, p| p.hsm_plugin_backend().call_plan(store, request))?;
+        let result = match &self.pre {
+            Pre::V0_1(pre) => {
+                let (trees, own, params) = convert::plan_trees(input, &mut handles);
+                let nodes = trees.nodes();
+                let consumers = convert::consumers_to_wit(input, &nodes, &params);
+                let request = convert::plan_request_to_wit(input, &nodes, &own, &consumers);
+                let call = |s: &mut Store<State>, p: &v0_1::Plugin| p.hsm_plugin_backend().call_plan(s, request);
+                self.call("plan", |s| pre.instantiate(s), call)?
+            }
+            Pre::V0_2(pre) => convert::with_plan_request(input, &mut handles, |request| {
+                let call = |s: &mut Store<State>, p: &v0_2::Plugin| p.hsm_plugin_backend().call_plan(s, request);
+                self.call("plan", |s| pre.instantiate(s), call)
+            })?,
+        };
         let mut budget = Budget::new(self.host.limits.max_result_bytes);
         match result {
             Ok(plan) => convert::plan_from_wit(plan, &handles, &mut budget, &self.info.name)
@@ -796,16 +833,18 @@ impl Plugin {
         CallError { plugin: self.info.name.clone(), call, kind }
     }
 
-    /// Runs one call in a fresh instance under the limits.
-    fn call<R>(
+    /// Runs one call in a fresh instance (made by `instantiate`, from the bindings
+    /// of the plugin's WIT version) under the limits.
+    fn call<B, R>(
         &self,
         call: &'static str,
-        f: impl FnOnce(&mut Store<State>, &Bindings) -> wasmtime::Result<R>,
+        instantiate: impl FnOnce(&mut Store<State>) -> wasmtime::Result<B>,
+        f: impl FnOnce(&mut Store<State>, &B) -> wasmtime::Result<R>,
     ) -> Result<R, CallError> {
         let limits = self.host.limits;
         let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
         let mut store = fresh_store(&self.host.engine, limits, &stderr);
-        let outcome = match self.pre.instantiate(&mut store) {
+        let outcome = match instantiate(&mut store) {
             Ok(bindings) => f(&mut store, &bindings),
             Err(e) if is_trap(&e) => Err(e),
             Err(e) => return Err(self.fail(call, CallErrorKind::Instantiate(root_message(&e)))),
@@ -894,6 +933,8 @@ mod tests {
         assert!(compatible("0.1.3", "0.1.0"), "an older 0.1 plugin keeps loading");
         assert!(!compatible("0.1.0", "0.1.1"), "a plugin for a newer 0.1 may use what this host lacks");
         assert!(!compatible("0.1.0", "0.2.0"));
+        assert!(compatible("0.2.0", "0.2.0"));
+        assert!(!compatible("0.2.0", "0.1.0"), "0.1 plugins load through 0.1's bindings");
         assert!(!compatible("0.1.0", "1.1.0"));
         assert!(!compatible("0.1.0", "0.1"));
         assert!(!compatible("0.1.0", "0.1.0.0"));

@@ -1,8 +1,8 @@
 //! The sandbox hsm's backend plugins run in.
 //!
 //! Every service kind is handled by a WebAssembly component (the WIT world
-//! `hsm:plugin/plugin@0.1.0`). This crate loads components into one wasmtime engine
-//! for the process, gives each call a fresh instance with no ambient authority (no
+//! `hsm:plugin/plugin`, 0.1.0 or 0.2.0). This crate loads components into one wasmtime
+//! engine for the process, gives each call a fresh instance with no ambient authority (no
 //! files, no environment, no sockets, a fixed clock and fixed "randomness"), limits
 //! each call's time, memory and output, converts values to and from the WIT types
 //! (secrets become opaque handles that a plugin can place but never read), and checks

@@ -16,7 +16,7 @@ fn fixture(name: &str) -> Vec<u8> {
     static BUILT: OnceLock<Vec<(String, PathBuf)>> = OnceLock::new();
     let built = BUILT.get_or_init(|| {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/plugins");
-        ["hostile", "kind-clash", "future-wit", "name-clash"]
+        ["hostile", "hostile-bytes", "kind-clash", "future-wit", "name-clash"]
             .iter()
             .map(|f| {
                 let path = hsm_sdk::testing::build_plugin(format!("{dir}/{f}"), &format!("hsm-fixture-{f}"))
@@ -142,6 +142,42 @@ fn garbage_results_are_refused() {
         CallErrorKind::Malformed("tree node 0 comes before its parent".into())
     );
     still_works(&plugin);
+}
+
+/// A plugin built for 0.2.0, where a tree is bytes: the host reads back its own
+/// encoding (secrets by handle included), and refuses bytes that break the format.
+#[test]
+fn encoded_trees_from_a_plugin_are_checked() {
+    let plugin = PluginHost::new(limits())
+        .load_component(&fixture("hostile-bytes"), PluginSource::File("hostile-bytes.wasm".into()))
+        .unwrap();
+    assert_eq!(plugin.wit_version(), "0.2.0");
+    let mut store = SecretStore::new();
+    let params = Value::Map(
+        [
+            ("password".to_string(), secret(&mut store, "pw-TOP-SECRET", "${DB_PASSWORD}")),
+            ("list".to_string(), Value::List(vec![Value::Int(-7), Value::Float(0.5), Value::Bool(true)])),
+        ]
+        .into_iter()
+        .collect(),
+    );
+    assert_eq!(merge(&plugin, "echo", &params).unwrap(), params, "a tree comes back as it went");
+    let seen = merge(&plugin, "spy", &params).unwrap();
+    let seen = seen.as_plain_str().unwrap();
+    assert!(!seen.contains("TOP-SECRET") && !seen.contains("DB_PASSWORD"), "{seen}");
+    for (service, expected) in [
+        ("forged-handle", "secret handle 99 was not given to it in this call"),
+        ("unknown-tag", "a tree holds an unknown tag 0x42"),
+        ("trailing", "a tree has bytes after its value (1)"),
+        ("truncated", "a tree ends in the middle of a value"),
+        ("not-utf8", "a tree holds a string that is not UTF-8"),
+        ("twice", "key `k` appears twice in a map"),
+    ] {
+        let error = call_error(&plugin, service);
+        assert_eq!((error.plugin.as_str(), error.call), ("hostile-bytes", "merge"));
+        assert_eq!(error.kind, CallErrorKind::Malformed(expected.into()), "{service}");
+    }
+    assert_eq!(merge(&plugin, "ok", &Value::Null).unwrap(), Value::Null);
 }
 
 fn secret(store: &mut SecretStore, value: &str, label: &str) -> Value {
@@ -310,7 +346,7 @@ fn a_plugin_for_an_unknown_wit_version_is_refused() {
         .unwrap_err();
     assert_eq!(
         err.to_string(),
-        "`future.wasm` was built for `hsm:plugin@9.0.0`, which this hsm does not support (it loads `0.1.0`)"
+        "`future.wasm` was built for `hsm:plugin@9.0.0`, which this hsm does not support (it loads `0.1.0`, `0.2.0`)"
     );
 }
 
