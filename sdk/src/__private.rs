@@ -4,13 +4,15 @@
 
 use std::marker::PhantomData;
 
-use crate::{plan as p, request as r, text as t, value as v};
+use crate::{plan as p, request as r, text as t};
+
+mod tree;
 
 #[allow(missing_docs, unreachable_pub, clippy::all)]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../wit/0.1.0",
-        world: "hsm:plugin/plugin@0.1.0",
+        path: "../wit/0.2.0",
+        world: "hsm:plugin/plugin@0.2.0",
         export_macro_name: "__export_hsm_plugin",
         pub_export_macro: true,
         default_bindings_module: "hsm_sdk::__private::bindings",
@@ -18,6 +20,7 @@ pub mod bindings {
 }
 
 use bindings::exports::hsm::plugin::backend::Guest;
+use bindings::hsm::plugin::requests as q;
 use bindings::hsm::plugin::types as w;
 
 /// The allocators through which data enters the plugin's memory. The component
@@ -100,21 +103,14 @@ impl<B: crate::Backend> Guest for Adapter<B> {
         info_to_wit(B::describe())
     }
 
-    fn merge(request: w::MergeRequest) -> Result<w::Tree, w::MergeError> {
-        B::merge(merge_request_from_wit(request)).map(tree_to_wit).map_err(merge_error_to_wit)
+    fn merge(request: q::MergeRequest) -> Result<q::Tree, w::MergeError> {
+        B::merge(merge_request_from_wit(request)).map(|v| tree::encode(&v)).map_err(merge_error_to_wit)
     }
 
-    fn plan(request: w::PlanRequest) -> Result<w::ServicePlan, w::PlanError> {
+    fn plan(request: q::PlanRequest) -> Result<w::ServicePlan, w::PlanError> {
         B::plan(plan_request_from_wit(request))
             .map(plan_to_wit)
             .map_err(|e| w::PlanError { message: e.message, key: e.key })
-    }
-}
-
-fn encoding_from_wit(e: w::Encoding) -> t::Encoding {
-    match e {
-        w::Encoding::Raw => t::Encoding::Raw,
-        w::Encoding::Url => t::Encoding::Url,
     }
 }
 
@@ -123,21 +119,6 @@ fn encoding_to_wit(e: t::Encoding) -> w::Encoding {
         t::Encoding::Raw => w::Encoding::Raw,
         t::Encoding::Url => w::Encoding::Url,
     }
-}
-
-fn text_from_wit(text: w::Text) -> t::Text {
-    let mut out = t::Text::new();
-    for piece in text.pieces {
-        out.push(match piece {
-            w::Piece::Lit(s) => t::Piece::Lit(s),
-            w::Piece::Secret(s) => {
-                t::Piece::Secret(t::SecretRef { handle: s.handle, encoding: encoding_from_wit(s.encoding) })
-            }
-            w::Piece::Generated(g) => t::Piece::Generated { name: g.name, encoding: encoding_from_wit(g.encoding) },
-            w::Piece::HostPort(p) => t::Piece::HostPort { container: p.container, port: p.port },
-        });
-    }
-    out
 }
 
 fn text_to_wit(text: t::Text) -> w::Text {
@@ -157,62 +138,6 @@ fn text_to_wit(text: t::Text) -> w::Text {
             })
             .collect(),
     }
-}
-
-/// Rebuilds a value from the host's flat node list. The host is trusted, but a
-/// malformed tree still yields `Null` rather than a panic.
-fn tree_from_wit(tree: w::Tree) -> v::Value {
-    let mut nodes: Vec<Option<w::Node>> = tree.nodes.into_iter().map(Some).collect();
-    fn build(nodes: &mut [Option<w::Node>], i: u32, depth: u32) -> v::Value {
-        if depth > 64 {
-            return v::Value::Null;
-        }
-        let Some(node) = nodes.get_mut(i as usize).and_then(Option::take) else {
-            return v::Value::Null;
-        };
-        match node {
-            w::Node::Null => v::Value::Null,
-            w::Node::Boolean(b) => v::Value::Bool(b),
-            w::Node::Integer(n) => v::Value::Int(n),
-            w::Node::Float(f) => v::Value::Float(f),
-            w::Node::Text(text) => v::Value::Text(text_from_wit(text)),
-            w::Node::List(children) => {
-                v::Value::List(children.into_iter().map(|c| build(nodes, c, depth + 1)).collect())
-            }
-            w::Node::Map(entries) => {
-                // The host's maps have one entry per key already: no need to look
-                // each key up again (which made large maps quadratic).
-                let entries = entries.into_iter().map(|(k, c)| (k, build(nodes, c, depth + 1))).collect();
-                v::Value::Map(v::Map::from_distinct(entries))
-            }
-        }
-    }
-    if nodes.is_empty() { v::Value::Null } else { build(&mut nodes, 0, 0) }
-}
-
-/// Flattens a value into the host's node list, moving its strings (a merged
-/// configuration can hold thousands).
-fn tree_to_wit(value: v::Value) -> w::Tree {
-    fn push(nodes: &mut Vec<w::Node>, value: v::Value) -> u32 {
-        let index = nodes.len() as u32;
-        nodes.push(w::Node::Null);
-        let node = match value {
-            v::Value::Null => w::Node::Null,
-            v::Value::Bool(b) => w::Node::Boolean(b),
-            v::Value::Int(n) => w::Node::Integer(n),
-            v::Value::Float(f) => w::Node::Float(f),
-            v::Value::Text(text) => w::Node::Text(text_to_wit(text)),
-            v::Value::List(items) => w::Node::List(items.into_iter().map(|item| push(nodes, item)).collect()),
-            v::Value::Map(map) => {
-                w::Node::Map(map.into_entries().into_iter().map(|(k, item)| (k, push(nodes, item))).collect())
-            }
-        };
-        nodes[index as usize] = node;
-        index
-    }
-    let mut nodes = Vec::new();
-    push(&mut nodes, value);
-    w::Tree { nodes }
 }
 
 fn capability_to_wit(c: r::Capability) -> w::Capability {
@@ -247,18 +172,18 @@ fn requester_from_wit(r: w::Requester) -> r::Requester {
     }
 }
 
-fn merge_request_from_wit(req: w::MergeRequest) -> r::MergeRequest {
+fn merge_request_from_wit(req: q::MergeRequest) -> r::MergeRequest {
     r::MergeRequest {
         service: req.service,
         kind: req.kind,
-        defaults: tree_from_wit(req.defaults),
+        defaults: tree::decode(&req.defaults),
         contributions: req
             .contributions
             .into_iter()
             .map(|c| r::Contribution {
                 from: requester_from_wit(c.from),
                 origin: c.origin,
-                params: tree_from_wit(c.params),
+                params: tree::decode(&c.params),
             })
             .collect(),
     }
@@ -275,24 +200,24 @@ fn merge_error_to_wit(e: r::MergeError) -> w::MergeError {
     }
 }
 
-fn plan_request_from_wit(req: w::PlanRequest) -> r::PlanRequest {
+fn plan_request_from_wit(req: q::PlanRequest) -> r::PlanRequest {
     r::PlanRequest {
         project: req.project,
         service: req.service,
         kind: req.kind,
-        config: tree_from_wit(req.config),
+        config: tree::decode(&req.config),
         profile: r::Profile {
             name: req.profile.name,
             mode: match req.profile.mode {
                 w::Mode::Managed => r::Mode::Managed,
                 w::Mode::External => r::Mode::External,
             },
-            settings: tree_from_wit(req.profile.settings),
+            settings: tree::decode(&req.profile.settings),
         },
         consumers: req
             .consumers
             .into_iter()
-            .map(|c| r::Consumer { package: c.package, params: tree_from_wit(c.params) })
+            .map(|c| r::Consumer { package: c.package, params: tree::decode(&c.params) })
             .collect(),
         host_address: req.host_address,
     }
@@ -399,41 +324,5 @@ fn plan_to_wit(plan: p::Plan) -> w::ServicePlan {
     w::ServicePlan {
         actions: plan.actions.into_iter().map(action_to_wit).collect(),
         env: plan.env.into_iter().map(|e| w::ConsumerEnv { package: e.package, vars: vars_to_wit(e.vars) }).collect(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn trees_survive_the_round_trip() {
-        let value = v::Value::map([
-            ("a", v::Value::List(vec![1.into(), "x".into(), v::Value::Null])),
-            ("b", v::Value::map([("c", true.into()), ("d", v::Value::Float(1.5))])),
-        ]);
-        let wit = tree_to_wit(value.clone());
-        assert_eq!(wit.nodes.len(), 8);
-        assert_eq!(tree_from_wit(wit), value);
-    }
-
-    #[test]
-    fn a_tree_is_laid_out_parents_first_children_in_order() {
-        // The host reads a merged configuration by these indices.
-        let value = v::Value::map([("a", v::Value::List(vec![1.into()])), ("b", "x".into())]);
-        let nodes = tree_to_wit(value).nodes;
-        let [w::Node::Map(entries), w::Node::List(items), w::Node::Integer(1), w::Node::Text(text)] = nodes.as_slice()
-        else {
-            panic!("{nodes:?}");
-        };
-        assert_eq!(entries, &[("a".to_string(), 1), ("b".to_string(), 3)]);
-        assert_eq!(items, &[2]);
-        assert!(matches!(text.pieces.as_slice(), [w::Piece::Lit(s)] if s == "x"), "{text:?}");
-    }
-
-    #[test]
-    fn a_node_referenced_twice_is_built_once() {
-        let tree = w::Tree { nodes: vec![w::Node::List(vec![1, 1]), w::Node::Integer(7)] };
-        assert_eq!(tree_from_wit(tree), v::Value::List(vec![v::Value::Int(7), v::Value::Null]));
     }
 }

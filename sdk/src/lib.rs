@@ -63,7 +63,7 @@ pub use text::{Encoding, Piece, SecretRef, Text};
 pub use value::{Map, Value};
 
 /// The WIT package version this SDK builds plugins for.
-pub const WIT_VERSION: &str = "0.1.0";
+pub const WIT_VERSION: &str = "0.2.0";
 
 /// What a backend plugin implements.
 pub trait Backend {

@@ -41,11 +41,6 @@ impl Map {
         Self { entries }
     }
 
-    /// The entries, taken.
-    pub(crate) fn into_entries(self) -> Vec<(String, Value)> {
-        self.entries
-    }
-
     /// The value of `key`.
     pub fn get(&self, key: &str) -> Option<&Value> {
         self.entries.iter().find(|(k, _)| k == key).map(|(_, v)| v)

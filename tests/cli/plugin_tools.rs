@@ -49,7 +49,7 @@ fn a_scaffolded_plugin_tests_builds_and_checks() {
     let report: serde_json::Value = serde_json::from_str(&check.stdout).unwrap();
     assert_eq!(report["name"], "demo-kv");
     assert_eq!(report["kinds"], serde_json::json!(["demo-kv"]));
-    assert_eq!(report["wit_version"], "0.1.0");
+    assert_eq!(report["wit_version"], "0.2.0");
     assert_eq!(report["capabilities"], serde_json::json!(["containers"]));
     assert_eq!(report["sha256"], hex(&std::fs::read(&wasm).unwrap()));
 

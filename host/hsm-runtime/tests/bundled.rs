@@ -30,7 +30,7 @@ fn bundled_plugins_load_precompiled_and_describe_themselves() {
     assert_eq!(names, ["postgres", "qdrant", "chunker", "uv-package"]);
     for p in &plugins {
         assert!(p.precompiled(), "{} was compiled at load time", p.name());
-        assert_eq!(p.wit_version(), "0.1.0");
+        assert_eq!(p.wit_version(), "0.2.0");
         assert_eq!(p.sha256().len(), 64);
     }
     let pg = plugin(&plugins, "postgres").info();
