@@ -103,7 +103,8 @@ pub struct Limits {
     /// Linear memory one instance may grow to (at most 256 MiB, the size of the
     /// instance pool's memory slots).
     pub memory_bytes: usize,
-    /// Size of what one call may return (strings and nodes, roughly in bytes).
+    /// Size of what one call may return (strings, and a node's worth per value,
+    /// piece and list entry, roughly in bytes).
     pub max_result_bytes: usize,
 }
 

@@ -164,6 +164,7 @@ fn encoded_trees_from_a_plugin_are_checked() {
     assert_eq!(merge(&plugin, "echo", &params).unwrap(), params, "a tree comes back as it went");
     let seen = merge(&plugin, "spy", &params).unwrap();
     let seen = seen.as_plain_str().unwrap();
+    assert!(seen.contains("password") && seen.contains("hsm.yaml:1:1"), "the spy sees the trees: {seen}");
     assert!(!seen.contains("TOP-SECRET") && !seen.contains("DB_PASSWORD"), "{seen}");
     for (service, expected) in [
         ("forged-handle", "secret handle 99 was not given to it in this call"),
@@ -177,6 +178,7 @@ fn encoded_trees_from_a_plugin_are_checked() {
         assert_eq!((error.plugin.as_str(), error.call), ("hostile-bytes", "merge"));
         assert_eq!(error.kind, CallErrorKind::Malformed(expected.into()), "{service}");
     }
+    assert_eq!(call_error(&plugin, "big").kind, CallErrorKind::TooLarge(limits().max_result_bytes));
     assert_eq!(merge(&plugin, "ok", &Value::Null).unwrap(), Value::Null);
 }
 

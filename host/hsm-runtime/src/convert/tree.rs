@@ -33,6 +33,10 @@ const HOST_PORT: u8 = 0x03;
 /// How deep values may nest, as in 0.1.0.
 const MAX_DEPTH: u32 = 64;
 
+/// The most items a list or map reserves room for before they are read: a count
+/// is only a claim, and nested claims must not add up to a large allocation.
+const MAX_RESERVED: usize = 4096;
+
 /// Appends `v` to `out` as one tree; secrets become this call's handles. Returns
 /// the tree's bytes in `out`, so that a request's trees share one buffer.
 pub(crate) fn encode(v: &Value, handles: &mut Handles, out: &mut Vec<u8>) -> Range<usize> {
@@ -132,7 +136,8 @@ fn uleb(out: &mut Vec<u8>, mut n: u64) {
 /// sends: a tag or encoding that doesn't exist, a count or length past the end,
 /// text that isn't UTF-8, a handle it was not given, a key twice in one map,
 /// nesting deeper than 64, bytes after the value. Everything counts against the
-/// output budget as 0.1.0's nodes do.
+/// output budget as 0.1.0's nodes, pieces and strings do (a value as a node, each
+/// string its length and a node's worth, a secret a node's worth).
 pub(crate) fn decode(bytes: &[u8], handles: &Handles, budget: &mut Budget) -> Result<Value, CallErrorKind> {
     if bytes.is_empty() {
         return Ok(Value::Null);
@@ -179,18 +184,24 @@ impl<'a> Reader<'a, '_> {
         Err(malformed("a tree holds a number larger than 64 bits"))
     }
 
-    /// A count of items that each take at least one byte: never more than what is
-    /// left, so a forged count can't make the host reserve memory.
-    fn count(&mut self) -> Result<usize, CallErrorKind> {
+    /// A count of items that each take at least `min_bytes`: never more than what
+    /// is left can hold.
+    fn count(&mut self, min_bytes: u64) -> Result<usize, CallErrorKind> {
         let n = self.uleb()?;
-        if n > (self.bytes.len() - self.pos) as u64 {
+        if n.saturating_mul(min_bytes) > (self.bytes.len() - self.pos) as u64 {
             return Err(truncated());
         }
         Ok(n as usize)
     }
 
+    /// Room for `n` items about to be read, within what the budget could still
+    /// pay for and [`MAX_RESERVED`].
+    fn reserve(&self, n: usize) -> usize {
+        n.min(MAX_RESERVED).min(self.budget.limit.saturating_sub(self.budget.used) / OVERHEAD)
+    }
+
     fn str(&mut self) -> Result<&'a str, CallErrorKind> {
-        let len = self.count()?;
+        let len = self.count(1)?;
         let bytes = &self.bytes[self.pos..self.pos + len];
         self.pos += len;
         let s = std::str::from_utf8(bytes).map_err(|_| malformed("a tree holds a string that is not UTF-8"))?;
@@ -227,7 +238,8 @@ impl<'a> Reader<'a, '_> {
             }
             STR => Value::Text(Text::literal(self.str()?)),
             TEXT => {
-                let n = self.count()?;
+                // A piece takes at least two bytes: a tag and a length or handle.
+                let n = self.count(2)?;
                 let mut text = Text::default();
                 for _ in 0..n {
                     text.push(self.piece()?);
@@ -235,16 +247,17 @@ impl<'a> Reader<'a, '_> {
                 Value::Text(text)
             }
             LIST => {
-                let n = self.count()?;
-                let mut items = Vec::with_capacity(n);
+                let n = self.count(1)?;
+                let mut items = Vec::with_capacity(self.reserve(n));
                 for _ in 0..n {
                     items.push(self.value(depth + 1)?);
                 }
                 Value::List(items)
             }
             MAP => {
-                let n = self.count()?;
-                let mut map = IndexMap::with_capacity(n);
+                // An entry takes at least two bytes: a key's length and a tag.
+                let n = self.count(2)?;
+                let mut map = IndexMap::with_capacity(self.reserve(n));
                 for _ in 0..n {
                     let key = self.str()?;
                     let item = self.value(depth + 1)?;
@@ -259,10 +272,10 @@ impl<'a> Reader<'a, '_> {
     }
 
     fn piece(&mut self) -> Result<Piece, CallErrorKind> {
-        self.budget.take(OVERHEAD)?;
         Ok(match self.byte()? {
             LIT => Piece::Lit(self.str()?.to_string()),
             SECRET => {
+                self.budget.take(OVERHEAD)?;
                 let handle = self.uleb()?;
                 let (id, label) = u32::try_from(handle)
                     .ok()
@@ -378,6 +391,43 @@ mod tests {
     }
 
     #[test]
+    fn what_the_format_allows_is_read() {
+        let read = |bytes: &[u8]| decode(bytes, &Handles::default(), &mut Budget::new(1 << 20)).unwrap();
+        // A one-literal text may be empty, and reads as the empty text.
+        assert_eq!(read(&[STR, 0]), Value::Text(Text::default()));
+        // Adjacent literals are joined, empty ones dropped.
+        assert_eq!(read(&[TEXT, 3, LIT, 1, b'a', LIT, 0, LIT, 1, b'b']), Value::Text(Text::literal("ab")));
+        // LEB128 may be padded (here 1 in three bytes), up to ten bytes.
+        assert_eq!(read(&[INT, 0x82, 0x80, 0x00]), Value::Int(1));
+        assert_eq!(read(&[INT, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]), Value::Int(i64::MIN));
+        // A value inside 64 lists is fine; inside 65 it is refused.
+        let nested =
+            |levels: usize| -> Vec<u8> { std::iter::repeat_n([LIST, 1], levels).flatten().chain([NULL]).collect() };
+        read(&nested(64));
+        let error = decode(&nested(65), &Handles::default(), &mut Budget::new(1 << 20)).unwrap_err();
+        assert!(error.to_string().contains("deeper than 64 levels"), "{error}");
+    }
+
+    /// Counts are claims: 60 nested maps each claiming 400,000 entries (in a
+    /// buffer that could hold them) reserve little before the claims fail.
+    #[test]
+    fn forged_counts_reserve_little() {
+        let mut bytes = Vec::new();
+        for _ in 0..60 {
+            bytes.push(MAP);
+            uleb(&mut bytes, 400_000);
+            bytes.push(0); // the empty key
+        }
+        bytes.resize(bytes.len() + 800_000, NULL);
+        let error = decode(&bytes, &Handles::default(), &mut Budget::new(4 << 20)).unwrap_err();
+        assert!(error.to_string().contains("key `` appears twice"), "{error}");
+        let room = Reader { bytes: &[], pos: 0, handles: &Handles::default(), budget: &mut Budget::new(4 << 20) };
+        assert_eq!(room.reserve(400_000), MAX_RESERVED);
+        room.budget.used = (4 << 20) - 10 * OVERHEAD;
+        assert_eq!(room.reserve(400_000), 10, "no more than the budget could pay for");
+    }
+
+    #[test]
     fn malformed_trees_are_refused() {
         let handles = Handles::default();
         let deep: Vec<u8> = std::iter::repeat_n([LIST, 1], 66).flatten().chain([NULL]).collect();
@@ -390,13 +440,15 @@ mod tests {
             (&[FLOAT, 0, 0], "ends in the middle"),
             (&[INT, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f], "larger than 64 bits"),
             (&[NULL, NULL], "bytes after its value (1)"),
+            (&[MAP, 2, 1, b'k', NULL], "ends in the middle"),
+            (&[TEXT, 2, SECRET, 0], "ends in the middle"),
             (&[MAP, 2, 1, b'k', NULL, 1, b'k', TRUE], "key `k` appears twice"),
             (&[TEXT, 1, SECRET, 0, 0], "secret handle 0 was not given"),
             (&[TEXT, 1, SECRET, 0xff, 0xff, 0xff, 0xff, 0x7f, 0], "was not given"),
             (&[TEXT, 1, GENERATED, 1, b'A', 0], "generated secret name `A`"),
             (&[TEXT, 1, GENERATED, 1, b'a', 2], "unknown encoding 0x02"),
             (&[TEXT, 1, HOST_PORT, 1, b's', 0x80, 0x80, 0x04], "is not a port"),
-            (&[TEXT, 1, 0x04], "unknown piece tag 0x04"),
+            (&[TEXT, 1, 0x04, 0], "unknown piece tag 0x04"),
             (&deep, "deeper than 64 levels"),
         ];
         for (bytes, expected) in cases {

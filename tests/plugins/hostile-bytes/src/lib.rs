@@ -4,6 +4,7 @@
 //!
 //! - `echo`: the first contribution's params, byte for byte as the host sent them;
 //! - `spy`: a text showing every byte it received;
+//! - `big`: a 1.5 MB string;
 //! - `forged-handle`, `unknown-tag`, `trailing`, `truncated`, `not-utf8`,
 //!   `twice`: trees that break the format's rules;
 //! - anything else: an empty tree (null).
@@ -36,7 +37,11 @@ impl Guest for HostileBytes {
         Ok(match request.service.as_str() {
             "echo" => request.contributions.into_iter().next().map(|c| c.params).unwrap_or_default(),
             "spy" => {
-                let seen = format!("{:?} {:?}", request.defaults, request.contributions);
+                // Every byte, as text where it is text.
+                let mut seen = String::from_utf8_lossy(&request.defaults).into_owned();
+                for c in &request.contributions {
+                    seen.push_str(&format!(" {:?} {} {}", c.from, c.origin, String::from_utf8_lossy(&c.params)));
+                }
                 let mut tree = vec![0x05];
                 let mut len = seen.len();
                 while len >= 0x80 {
@@ -45,6 +50,12 @@ impl Guest for HostileBytes {
                 }
                 tree.push(len as u8);
                 tree.extend_from_slice(seen.as_bytes());
+                tree
+            }
+            // One string of 1.5 MB: within the hostcall fuel, beyond the budget.
+            "big" => {
+                let mut tree = vec![0x05, 0xe0, 0xc6, 0x5b];
+                tree.resize(tree.len() + 1_500_000, b'x');
                 tree
             }
             // A text holding a secret by a handle it was never given.
