@@ -116,8 +116,9 @@ fn uleb(out: &mut Vec<u8>, mut n: u64) {
     out.push(n as u8);
 }
 
-/// Decodes a tree from the host. The host is trusted, but a malformed tree still
-/// yields `Null` rather than a panic; empty bytes are `Null` too.
+/// Decodes a tree from the host. The host is trusted (its encoder is tested
+/// against the same bytes as this one), but a malformed tree still yields `Null`,
+/// the whole tree, rather than a panic; empty bytes are `Null` too.
 pub(crate) fn decode(bytes: &[u8]) -> Value {
     let mut reader = Reader { bytes, pos: 0 };
     match reader.value(0) {
@@ -142,7 +143,11 @@ impl Reader<'_> {
         let mut n = 0u64;
         for shift in (0..64).step_by(7) {
             let b = self.byte()?;
-            n |= u64::from(b & 0x7f).checked_shl(shift)?;
+            let bits = u64::from(b & 0x7f);
+            if shift == 63 && bits > 1 {
+                return None;
+            }
+            n |= bits << shift;
             if b & 0x80 == 0 {
                 return Some(n);
             }
@@ -273,7 +278,9 @@ mod tests {
 
     #[test]
     fn malformed_trees_are_null() {
-        for bytes in [&[0x09][..], &[LIST, 2, NULL], &[STR, 5, b'a'], &[NULL, NULL], &[TEXT, 1, SECRET, 0, 9]] {
+        let too_big = [INT, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02];
+        for bytes in [&[0x09][..], &[LIST, 2, NULL], &[STR, 5, b'a'], &[NULL, NULL], &[TEXT, 1, SECRET, 0, 9], &too_big]
+        {
             assert_eq!(decode(bytes), Value::Null, "{bytes:x?}");
         }
         assert_eq!(decode(&[]), Value::Null);
