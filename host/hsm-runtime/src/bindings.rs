@@ -3,8 +3,8 @@
 //! plugin built for 0.1.0).
 //!
 //! What the host sends is borrowed (`…Param<'a>` types: strings and slices of the
-//! caller's own data, lowered straight into the plugin's memory); what it receives
-//! is owned (`…Result` types). Copying every request into owned types before
+//! caller's own data, or for 0.2.0 the bytes of its encoded trees, lowered straight
+//! into the plugin's memory); what it receives is owned (`…Result` types). Copying every request into owned types before
 //! lowering it cost a cold plan of 10,000 packages about 6 % of its CPU.
 
 /// `hsm:plugin@0.1.0`.
@@ -18,9 +18,15 @@ pub(crate) mod v0_1 {
 }
 
 /// `hsm:plugin@0.2.0`. Its `types` are 0.1.0's less what moved to `requests`, so
-/// they are 0.1.0's Rust types (the component model compares records by their
-/// fields, not their names): what a plugin returns (its description, plans and
-/// errors) is converted by one piece of code whatever its version.
+/// they are 0.1.0's Rust types: what a plugin returns (its description, plans and
+/// errors) is converted by one piece of code whatever its version. Sound because
+/// wasmtime checks a component's records, variants and enums against these Rust
+/// types by field and case names and types, in order (never by the type's own
+/// name), when a typed function is looked up at instantiation: a 0.2.0 plugin
+/// whose types differ fails to start (`describe` reports it). It compiles only
+/// while the names bindgen would give 0.2.0's types (`Requester<'a>`,
+/// `ServicePlan`, …) are those it gave 0.1.0's: a later version that uses a type
+/// in another direction may need its own module.
 pub(crate) mod v0_2 {
     #![allow(missing_docs, unreachable_pub, clippy::all)]
     wasmtime::component::bindgen!({
