@@ -295,3 +295,54 @@ fn on_a_terminal_waits_are_spinners_and_plain_lines_otherwise() {
     assert!(piped.stderr.contains("waiting for chunker to be ready (up to 2s)"), "{}", piped.stderr);
     assert!(!piped.stderr.contains('\u{1b}'), "{}", piped.stderr);
 }
+
+#[test]
+fn a_network_removed_while_the_containers_are_stopped_is_repaired() {
+    // Docker removes a network whose containers are all stopped (`docker network
+    // rm`, or a prune after the machine restarted): those containers still point at
+    // the old network and could no longer start.
+    let p = Project::new("netgone");
+    p.setup(&[], "services:\n  chunker: {}\n  vector-db: {}\n");
+    p.sync();
+    let (chunker, qdrant) = (p.container("chunker", "server"), p.container("vector-db", "server"));
+    let network = format!("{}-hsm", p.name);
+    let url = p.env_values("")["QDRANT_URL"].clone();
+    assert_eq!(http("PUT", &format!("{url}/collections/docs"), Some("{}")).0, 200);
+    docker(&["stop", "-t", "1", &chunker, &qdrant]);
+    docker(&["network", "rm", &network]);
+
+    let status = p.hsm(&["status", "--json"]).expect(0).json();
+    assert_eq!(status["in_sync"], json!(false), "{status}");
+    let drift: Vec<(String, String, String)> = status["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["containers"].as_array().unwrap().clone())
+        .map(|c| {
+            let text = |k: &str| c[k].as_str().unwrap_or("").to_string();
+            (text("name"), text("drift"), text("reason"))
+        })
+        .collect();
+    for (name, drift, reason) in &drift {
+        assert_eq!(drift, "outdated", "{name}: {status}");
+        assert!(reason.contains(&network), "{name}: the reason names the network: {reason}");
+    }
+
+    let run = p.hsm(&["sync", "--json"]).expect(0);
+    let changes = run.changes();
+    for expected in [
+        format!("created-network {network}"),
+        format!("recreated-container {chunker}"),
+        format!("recreated-container {qdrant}"),
+    ] {
+        assert!(changes.contains(&expected), "{expected} in {changes:?}");
+    }
+    let after = p.containers();
+    assert_eq!((after[&chunker].1.as_str(), after[&qdrant].1.as_str()), ("running", "running"));
+    assert_eq!(p.env_values("")["QDRANT_URL"], url, "the same port");
+    assert_eq!(http("GET", &format!("{url}/collections/docs"), None).0, 200, "the volume kept the collection");
+    assert_eq!(p.hsm(&["status", "--json"]).expect(0).json()["in_sync"], json!(true));
+    // Nothing left to do.
+    let again = p.hsm(&["sync", "--json"]).expect(0).json();
+    assert_eq!(again["changes"], json!([]), "{again}");
+}

@@ -5,16 +5,6 @@ use serde_json::json;
 
 use crate::stack::{Project, docker, http, psql};
 
-/// The `action` of each change a `--json` sync reports.
-fn actions(run: &crate::stack::Run) -> Vec<String> {
-    run.json()["changes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| format!("{} {}", c["action"].as_str().unwrap(), c["subject"].as_str().unwrap()))
-        .collect()
-}
-
 #[test]
 fn one_postgres_serves_each_package_its_own_database_and_grows_without_recreation() {
     let p = Project::new("shared");
@@ -55,7 +45,7 @@ fn one_postgres_serves_each_package_its_own_database_and_grows_without_recreatio
     // A third package: its database appears, the container stays, data stays.
     p.setup(&["auth-service", "billing-service", "reporting"], "");
     let grown = p.hsm(&["sync", "--json"]).expect(0);
-    let changes = actions(&grown);
+    let changes = grown.changes();
     assert_eq!(changes.len(), 1, "{changes:?}");
     assert!(changes[0].starts_with("ran-exec "), "{changes:?}");
     assert_eq!(p.containers(), containers, "not recreated, not restarted");
@@ -148,7 +138,7 @@ fn a_changed_definition_recreates_only_that_container_and_keeps_its_port() {
     let run = p.hsm(&["sync", "--json"]).expect(0);
     let chunker = p.container("chunker", "server");
     let qdrant = p.container("vector-db", "server");
-    assert_eq!(actions(&run), vec![format!("recreated-container {chunker}")], "{}", run.stdout);
+    assert_eq!(run.changes(), vec![format!("recreated-container {chunker}")], "{}", run.stdout);
     let after = p.containers();
     assert_ne!(after[&chunker].0, before[&chunker].0, "chunker recreated");
     assert_eq!(after[&qdrant], before[&qdrant], "vector-db untouched");
@@ -166,11 +156,11 @@ fn services_no_longer_planned_are_removed_and_their_volumes_kept_unless_pruned()
     assert_eq!(p.volumes(), vec![volume.clone()]);
     p.setup(&[], "services:\n  chunker: {}\n");
     let run = p.hsm(&["sync", "--json"]).expect(0);
-    assert_eq!(actions(&run), vec![format!("removed-container {}", p.container("vector-db", "server"))]);
+    assert_eq!(run.changes(), vec![format!("removed-container {}", p.container("vector-db", "server"))]);
     assert_eq!(p.containers().keys().collect::<Vec<_>>(), vec![&p.container("chunker", "server")]);
     assert_eq!(p.volumes(), vec![volume.clone()], "the volume is kept");
     let pruned = p.hsm(&["sync", "--prune-volumes", "--json"]).expect(0);
-    assert_eq!(actions(&pruned), vec![format!("removed-volume {volume}")]);
+    assert_eq!(pruned.changes(), vec![format!("removed-volume {volume}")]);
     assert!(p.volumes().is_empty());
 }
 
@@ -201,7 +191,7 @@ fn drift_is_reported_then_repaired_and_data_survives() {
     assert!(text.contains("out of sync") && text.contains("stopped") && text.contains("missing"), "{text}");
 
     let run = p.hsm(&["sync", "--json"]).expect(0);
-    let changes = actions(&run);
+    let changes = run.changes();
     assert!(changes.contains(&format!("started-container {chunker}")), "{changes:?}");
     assert!(changes.contains(&format!("created-container {qdrant}")), "{changes:?}");
     let after = p.containers();
@@ -245,7 +235,7 @@ fn an_editable_package_runs_in_the_venv_and_reaches_its_service() {
     );
     p.write("hsm.yaml", &yaml);
     let run = p.hsm(&["sync", "--json"]).expect(0);
-    let changes = actions(&run);
+    let changes = run.changes();
     assert!(changes.iter().any(|c| c.starts_with("installed-package hsm-fixture-core")), "{changes:?}");
     assert!(changes.iter().any(|c| c.starts_with("created-container ")), "{changes:?}");
 
@@ -272,7 +262,7 @@ fn an_editable_package_runs_in_the_venv_and_reaches_its_service() {
     // The last package leaves hsm.yaml: it is uninstalled (and its service removed).
     p.setup(&[], "");
     let run = p.hsm(&["sync", "--json"]).expect(0);
-    let changes = actions(&run);
+    let changes = run.changes();
     assert!(changes.contains(&"uninstalled-package hsm-fixture-core".to_string()), "{changes:?}");
 }
 
@@ -300,7 +290,7 @@ fn a_renamed_project_replaces_its_old_containers_and_network() {
     p.name = format!("{old}-new");
     p.setup(&[], "services:\n  chunker: {}\n");
     let run = p.hsm(&["sync", "--json"]).expect(0);
-    let changes = actions(&run);
+    let changes = run.changes();
     assert!(changes.contains(&format!("removed-container {old}-chunker-server")), "{changes:?}");
     assert!(changes.contains(&format!("removed-network {old}-hsm")), "{changes:?}");
     assert!(changes.contains(&format!("created-container {}", p.container("chunker", "server"))), "{changes:?}");

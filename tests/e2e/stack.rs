@@ -84,6 +84,16 @@ impl Run {
     pub fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout))
     }
+
+    /// The changes a `sync --json` reports, as `action subject`.
+    pub fn changes(&self) -> Vec<String> {
+        self.json()["changes"]
+            .as_array()
+            .expect("a sync's JSON summary has `changes`")
+            .iter()
+            .map(|c| format!("{} {}", c["action"].as_str().unwrap(), c["subject"].as_str().unwrap()))
+            .collect()
+    }
 }
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);

@@ -22,6 +22,15 @@ use crate::report::{Event, Reporter};
 /// How much of a command's output hsm keeps for error messages.
 const OUTPUT_KEEP: usize = 4096;
 
+/// A network that exists.
+#[derive(Clone, Debug)]
+pub(crate) struct Network {
+    /// Its id: a network removed and created again under its name has a new one.
+    pub id: String,
+    /// Its labels.
+    pub labels: Option<HashMap<String, String>>,
+}
+
 /// A connection to the Docker engine.
 #[derive(Clone, Debug)]
 pub struct Docker {
@@ -285,11 +294,13 @@ impl Docker {
         Ok(list.into_iter().filter_map(|n| Some((n.name?, n.labels))).collect())
     }
 
-    /// A network's labels, or `None` when there is no such network.
-    pub(crate) async fn network(&self, name: &str) -> Result<Option<Option<HashMap<String, String>>>, ExecError> {
+    /// A network's id and labels, or `None` when there is no such network.
+    pub(crate) async fn network(&self, name: &str) -> Result<Option<Network>, ExecError> {
         match self.api.inspect_network(name, None).await {
             // Inspecting by name also matches id prefixes: check the name.
-            Ok(n) if n.name.as_deref() == Some(name) => Ok(Some(n.labels)),
+            Ok(n) if n.name.as_deref() == Some(name) => {
+                Ok(Some(Network { id: n.id.unwrap_or_default(), labels: n.labels }))
+            }
             Ok(_) | Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => Ok(None),
             Err(e) => Err(self.error(format!("inspect network `{name}`"), e)),
         }

@@ -258,12 +258,12 @@ impl<'a> Syncer<'a> {
         let network = project.network();
         if !observation.containers.is_empty() {
             match self.docker.network(&network).await? {
-                Some(labels) if project.owns(labels.as_ref()) => {}
-                Some(labels) => {
+                Some(found) if project.owns(found.labels.as_ref()) => {}
+                Some(found) => {
                     return Err(ExecError::Foreign {
                         kind: "network",
                         name: network,
-                        owner: crate::names::owner(labels.as_ref()),
+                        owner: crate::names::owner(found.labels.as_ref()),
                     });
                 }
                 None => {
@@ -277,8 +277,8 @@ impl<'a> Syncer<'a> {
                     });
                 }
             }
-        } else if let Some(labels) = self.docker.network(&network).await?
-            && project.owns(labels.as_ref())
+        } else if let Some(found) = self.docker.network(&network).await?
+            && project.owns(found.labels.as_ref())
         {
             self.op(None, &format!("remove network {network}"));
             self.docker.remove_network(&network).await?;
@@ -1213,6 +1213,21 @@ fn free_port(host_ip: &str, protocol: Protocol) -> std::io::Result<u16> {
     }
 }
 
+/// Why a container is not on the project's network `network` (whose id is `live`,
+/// `None` when it does not exist), if it is not: the network was removed, or
+/// removed and created again (a new id), since the container was created, or the
+/// container was disconnected from it.
+fn off_network(c: &ContainerSummary, network: &str, live: Option<&str>) -> Option<String> {
+    let endpoint = c.network_settings.as_ref().and_then(|n| n.networks.as_ref()).and_then(|n| n.get(network));
+    let attached = endpoint.and_then(|e| e.network_id.as_deref()).filter(|id| !id.is_empty());
+    match (attached, live) {
+        (Some(a), Some(l)) if a == l => None,
+        (None, _) => Some(format!("it is not connected to network `{network}`")),
+        (Some(_), None) => Some(format!("network `{network}` was removed")),
+        (Some(_), Some(_)) => Some(format!("network `{network}` was removed and created again")),
+    }
+}
+
 /// Compares the engine with the plan. With `adopt_ports`, host ports found on
 /// existing containers but missing from the state are recorded (a state file lost
 /// or from an interrupted run).
@@ -1263,6 +1278,12 @@ pub async fn observe(
     }))
     .await;
 
+    // The network the containers must be on, as it is now: a container still
+    // pointing at one removed (Docker removes a network whose containers are all
+    // stopped) could not start.
+    let network = project.network();
+    let live_network = if by_key.is_empty() { None } else { docker.network(&network).await?.map(|n| n.id) };
+
     let mut out = Observation::default();
     for ((svc, c), inspection) in planned.iter().zip(inspections) {
         let inspection = inspection?;
@@ -1297,6 +1318,8 @@ pub async fn observe(
                     Decision::Recreate("its definition changed".into())
                 } else if image_id.is_some() && s.image_id != image_id {
                     Decision::Recreate(format!("image `{}` changed", c.image))
+                } else if let Some(why) = off_network(s, &network, live_network.as_deref()) {
+                    Decision::Recreate(why)
                 } else {
                     match s.state {
                         Some(ContainerSummaryStateEnum::RUNNING) => Decision::Keep,
@@ -1706,6 +1729,43 @@ mod tests {
     use hsm_model::Text;
 
     use super::*;
+
+    #[test]
+    fn a_container_off_the_live_network_is_told_apart() {
+        let on = |networks: &[(&str, &str)]| ContainerSummary {
+            network_settings: Some(bollard::models::ContainerSummaryNetworkSettings {
+                networks: Some(
+                    networks
+                        .iter()
+                        .map(|(name, id)| {
+                            let e = bollard::models::EndpointSettings {
+                                network_id: Some(id.to_string()),
+                                ..Default::default()
+                            };
+                            (name.to_string(), e)
+                        })
+                        .collect(),
+                ),
+            }),
+            ..Default::default()
+        };
+        let c = on(&[("p-hsm", "n1")]);
+        assert_eq!(off_network(&c, "p-hsm", Some("n1")), None);
+        assert_eq!(off_network(&c, "p-hsm", None).as_deref(), Some("network `p-hsm` was removed"));
+        assert_eq!(
+            off_network(&c, "p-hsm", Some("n2")).as_deref(),
+            Some("network `p-hsm` was removed and created again")
+        );
+        let elsewhere = on(&[("bridge", "n1")]);
+        assert_eq!(
+            off_network(&elsewhere, "p-hsm", Some("n1")).as_deref(),
+            Some("it is not connected to network `p-hsm`")
+        );
+        assert_eq!(
+            off_network(&ContainerSummary::default(), "p-hsm", Some("n1")).as_deref(),
+            Some("it is not connected to network `p-hsm`")
+        );
+    }
 
     fn service(name: &str, mode: hsm_plan::Mode, actions: Vec<Action>) -> ServicePlan {
         ServicePlan {
