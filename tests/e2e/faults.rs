@@ -346,3 +346,61 @@ fn a_network_removed_while_the_containers_are_stopped_is_repaired() {
     let again = p.hsm(&["sync", "--json"]).expect(0).json();
     assert_eq!(again["changes"], json!([]), "{again}");
 }
+
+#[test]
+fn sigterm_during_a_uv_install_stops_uv_and_the_next_sync_installs() {
+    let p = Project::new("sigterm");
+    let fixture = crate::stack::repo_root().join("tests/fixtures/python/slow");
+    for file in ["pyproject.toml", "backend.py", "src/hsm_fixture_slow/__init__.py"] {
+        p.write(&format!("slow/{file}"), &std::fs::read_to_string(fixture.join(file)).unwrap());
+    }
+    // While this file is there, the package's build waits.
+    p.write("slow/slow", "");
+    p.setup(&[], "");
+    let yaml = std::fs::read_to_string(p.path().join("hsm.yaml"))
+        .unwrap()
+        .replace("packages: []\n", "packages:\n  - name: hsm-fixture-slow\n    editable: ./slow\n");
+    p.write("hsm.yaml", &yaml);
+
+    let mut first = p.spawn(&["sync"]);
+    let rx = lines(&mut first);
+    let pid_file = p.path().join("slow/building.pid");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !pid_file.exists() {
+        assert!(Instant::now() < deadline, "uv never started building the package");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let backend = std::fs::read_to_string(&pid_file).unwrap();
+    assert!(Command::new("kill").args(["-TERM", &first.id().to_string()]).status().unwrap().success());
+
+    // hsm ends without waiting for the build, which would wait ten minutes.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = first.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            first.kill().unwrap();
+            panic!("hsm sync kept running a minute after SIGTERM: it waited for uv");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let text = rx.iter().collect::<Vec<_>>().join("\n");
+    assert_eq!(status.code(), Some(130), "{text}");
+    assert!(text.contains("error: interrupted"), "{text}");
+    // The build uv started was stopped with it (a zombie waiting for its reaper
+    // counts as stopped).
+    let proc = std::path::PathBuf::from(format!("/proc/{}/stat", backend.trim()));
+    let stopped = || std::fs::read_to_string(&proc).map_or(true, |stat| stat.contains(") Z "));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !stopped() {
+        assert!(Instant::now() < deadline, "the build backend (process {backend}) still runs");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    std::fs::remove_file(p.path().join("slow/slow")).unwrap();
+    let run = p.hsm(&["sync", "--json"]).expect(0);
+    assert!(run.changes().iter().any(|c| c.starts_with("installed-package hsm-fixture-slow")), "{:?}", run.changes());
+    let out = p.hsm(&["run", "hsm-fixture-slow", "--", "python", "-c", "import hsm_fixture_slow as m; print(m.NAME)"]);
+    assert_eq!(out.expect(0).stdout.trim(), "slow");
+}

@@ -994,6 +994,9 @@ impl<'a> Syncer<'a> {
     /// thread so that other services' waits go on), forwarding uv's progress.
     async fn python(&self, service: &str, packages: &[hsm_plan::PythonPackage]) -> Result<(), ExecError> {
         let env = crate::uv::PythonEnv::new(&self.cx.project.dir, None).map_err(python_error)?;
+        // Dropped with this future when the sync is abandoned (Ctrl-C, SIGTERM):
+        // uv is stopped then, instead of running on while hsm waits to exit.
+        let _stop_uv = env.stop_on_drop();
         let mut py_state = self.python_state();
         let desired = packages.to_vec();
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();

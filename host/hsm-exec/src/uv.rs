@@ -14,8 +14,13 @@ use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::fs;
 use std::io;
+use std::io::Read;
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use hsm_plan::{PackageSource, PythonPackage};
 use serde::{Deserialize, Serialize};
@@ -35,12 +40,33 @@ pub const VENV_DIR: &str = ".venv";
 /// a `PYTHONHOME` from outside would point the venv's interpreter elsewhere.
 pub const ACTIVATION_UNSET: &[&str] = &["PYTHONHOME"];
 
+/// How often a running uv is checked for having ended or being asked to stop.
+const UV_POLL: Duration = Duration::from_millis(5);
+
+/// How long uv and what it started get to end after SIGTERM before SIGKILL.
+const UV_GRACE: Duration = Duration::from_secs(5);
+
 /// The project's Python environment: where it is and which uv manages it.
 #[derive(Clone, Debug)]
 pub struct PythonEnv {
     project_dir: PathBuf,
     venv: PathBuf,
     uv: PathBuf,
+    /// Set when the run using this environment is abandoned (see
+    /// [`PythonEnv::stop_on_drop`]); shared by clones.
+    stop: Arc<AtomicBool>,
+}
+
+/// Stops the uv runs of a [`PythonEnv`] when dropped: see
+/// [`PythonEnv::stop_on_drop`].
+#[derive(Debug)]
+#[must_use = "uv is stopped when this is dropped"]
+pub struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }
 
 impl PythonEnv {
@@ -61,7 +87,17 @@ impl PythonEnv {
         let uv = find_uv(uv, env)?;
         let project_dir = std::path::absolute(project_dir).unwrap_or_else(|_| project_dir.to_path_buf());
         let venv = project_dir.join(VENV_DIR);
-        Ok(Self { project_dir, venv, uv })
+        Ok(Self { project_dir, venv, uv, stop: Arc::default() })
+    }
+
+    /// A guard that, when dropped, stops this environment's uv runs: the one
+    /// running gets SIGTERM, with what it started (build backends), then SIGKILL
+    /// after a grace period, and no further one starts; the call that ran it
+    /// returns [`UvError::Stopped`]. Hold it in the async code that waits for the
+    /// blocking work: when that code is abandoned (Ctrl-C, SIGTERM), uv stops too,
+    /// instead of running on while hsm waits for it to exit.
+    pub fn stop_on_drop(&self) -> StopOnDrop {
+        StopOnDrop(Arc::clone(&self.stop))
     }
 
     /// The project folder.
@@ -91,14 +127,64 @@ impl PythonEnv {
         activation_env(&self.venv, inherited_path)
     }
 
-    /// Runs uv in the project folder, capturing its output.
+    /// Runs uv in the project folder, capturing its output, unless this
+    /// environment was stopped (see [`PythonEnv::stop_on_drop`]).
     fn run_uv(&self, args: &[OsString]) -> Result<Output, UvError> {
-        Command::new(&self.uv)
+        if self.stop.load(Ordering::Relaxed) {
+            return Err(UvError::Stopped);
+        }
+        let spawn_error = |source| UvError::Spawn { program: self.uv.clone(), source };
+        let mut child = Command::new(&self.uv)
             .args(args)
             .current_dir(&self.project_dir)
             .stdin(Stdio::null())
-            .output()
-            .map_err(|source| UvError::Spawn { program: self.uv.clone(), source })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            // A process group of its own, so that stopping uv reaches the build
+            // backends it starts too. (A Ctrl-C on hsm's terminal then reaches uv
+            // only through hsm, as a stop.)
+            .process_group(0)
+            .spawn()
+            .map_err(spawn_error)?;
+        let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
+        std::thread::scope(|scope| {
+            // Both pipes are drained while uv runs, so that it never blocks on a
+            // full one, and this thread watches for a stop.
+            let stdout = scope.spawn(move || read_all(stdout));
+            let stderr = scope.spawn(move || read_all(stderr));
+            let status = self.wait_for(&mut child).map_err(spawn_error);
+            let join = |reader: std::thread::ScopedJoinHandle<'_, Vec<u8>>| {
+                reader.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            };
+            let (stdout, stderr) = (join(stdout), join(stderr));
+            Ok(Output { status: status??, stdout, stderr })
+        })
+    }
+
+    /// Waits for uv to end; if this environment is stopped meanwhile, ends uv and
+    /// its process group and returns `Ok(Err(Stopped))`. The group is signalled
+    /// only while uv is not reaped yet, so its id can't be anyone else's.
+    fn wait_for(&self, child: &mut Child) -> io::Result<Result<ExitStatus, UvError>> {
+        use rustix::process::{Pid, Signal, kill_process_group};
+        let mut signalled: Option<(Instant, Signal)> = None;
+        loop {
+            if let Some(status) = child.try_wait()? {
+                return Ok(if signalled.is_some() { Err(UvError::Stopped) } else { Ok(status) });
+            }
+            if self.stop.load(Ordering::Relaxed) {
+                let signal = match signalled {
+                    None => Some(Signal::TERM),
+                    Some((since, Signal::TERM)) if since.elapsed() >= UV_GRACE => Some(Signal::KILL),
+                    Some(_) => None,
+                };
+                if let Some(signal) = signal {
+                    // uv leads the group (made at spawn): its id is the group's.
+                    kill_process_group(Pid::from_child(child), signal)?;
+                    signalled = Some((Instant::now(), signal));
+                }
+            }
+            std::thread::sleep(UV_POLL);
+        }
     }
 
     /// `uv venv`, replacing a broken venv when `clear`.
@@ -115,6 +201,16 @@ impl PythonEnv {
             Err(UvError::CreateVenv { path: self.venv.clone(), message: uv_message(&out) })
         }
     }
+}
+
+/// Everything a child's pipe gives until it is closed (nothing without a pipe,
+/// what came before a read error with one).
+fn read_all(pipe: Option<impl Read>) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    if let Some(mut pipe) = pipe {
+        let _ = pipe.read_to_end(&mut bytes);
+    }
+    bytes
 }
 
 /// [`PythonEnv::activation_env`] for the venv at `venv`, without looking for uv:
@@ -489,6 +585,10 @@ pub enum UvError {
         /// uv's message.
         message: String,
     },
+    /// The run was abandoned (Ctrl-C, SIGTERM) and uv stopped: see
+    /// [`PythonEnv::stop_on_drop`].
+    #[error("uv was stopped: hsm was interrupted")]
+    Stopped,
     /// The venv's files could not be read.
     #[error("cannot read the virtual environment at `{}`", path.display())]
     Io {
