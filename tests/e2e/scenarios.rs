@@ -189,6 +189,8 @@ fn drift_is_reported_then_repaired_and_data_survives() {
     assert_eq!(drift, vec![(chunker.clone(), "stopped".into()), (qdrant.clone(), "missing".into())], "{status}");
     let text = p.hsm(&["status"]).expect(0).stdout;
     assert!(text.contains("out of sync") && text.contains("stopped") && text.contains("missing"), "{text}");
+    let checked = p.hsm(&["status", "--exit-code"]).expect(3).stdout;
+    assert_eq!(checked, text, "the same report, with the exit code saying it is out of sync");
 
     let run = p.hsm(&["sync", "--json"]).expect(0);
     let changes = run.changes();
@@ -200,6 +202,7 @@ fn drift_is_reported_then_repaired_and_data_survives() {
     assert_eq!(p.env_values("")["QDRANT_URL"], qdrant_url, "same port after recreation");
     assert_eq!(http("GET", &format!("{qdrant_url}/collections/docs"), None).0, 200, "the volume kept the collection");
     assert_eq!(p.hsm(&["status", "--json"]).expect(0).json()["in_sync"], json!(true));
+    assert_eq!(p.hsm(&["status", "--json", "--exit-code"]).expect(0).json()["in_sync"], json!(true));
 }
 
 #[test]

@@ -159,6 +159,12 @@ pub(crate) struct StatusArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub(crate) json: bool,
+
+    /// Exit with 3 when the project is out of sync (something `hsm sync` would
+    /// change, or a service that is not ready), as `git diff --exit-code` does
+    /// for differences; for scripts and CI.
+    #[arg(long)]
+    pub(crate) exit_code: bool,
 }
 
 /// Arguments of `hsm down`.

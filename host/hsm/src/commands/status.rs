@@ -31,10 +31,19 @@ pub(crate) fn run(global: &GlobalArgs, args: &StatusArgs, out: &Output) -> Resul
     });
     let report = report.map_err(|e| exec_failure(out, &e))?;
     if args.json {
-        return out.json(&report);
+        out.json(&report)?;
+    } else {
+        out.data(&text(&report, out.color_out()))?;
     }
-    out.data(&text(&report, out.color_out()))
+    if args.exit_code && !report.in_sync {
+        return Err(Failure::Exit(OUT_OF_SYNC));
+    }
+    Ok(())
 }
+
+/// The exit code of `hsm status --exit-code` when the project is out of sync: apart
+/// from 1 (a failure) and 2 (bad input).
+const OUT_OF_SYNC: u8 = 3;
 
 fn text(r: &StatusReport, color: bool) -> String {
     let n = |s: &str| paint(color, Style::Name, s);
