@@ -323,6 +323,7 @@ fn a_network_removed_while_the_containers_are_stopped_is_repaired() {
             (text("name"), text("drift"), text("reason"))
         })
         .collect();
+    assert_eq!(drift.len(), 2, "{status}");
     for (name, drift, reason) in &drift {
         assert_eq!(drift, "outdated", "{name}: {status}");
         assert!(reason.contains(&network), "{name}: the reason names the network: {reason}");
@@ -366,11 +367,13 @@ fn sigterm_during_a_uv_install_stops_uv_and_the_next_sync_installs() {
     let rx = lines(&mut first);
     let pid_file = p.path().join("slow/building.pid");
     let deadline = Instant::now() + Duration::from_secs(120);
-    while !pid_file.exists() {
+    let backend: u32 = loop {
+        if let Some(pid) = std::fs::read_to_string(&pid_file).ok().and_then(|t| t.trim().parse().ok()) {
+            break pid;
+        }
         assert!(Instant::now() < deadline, "uv never started building the package");
         std::thread::sleep(Duration::from_millis(50));
-    }
-    let backend = std::fs::read_to_string(&pid_file).unwrap();
+    };
     assert!(Command::new("kill").args(["-TERM", &first.id().to_string()]).status().unwrap().success());
 
     // hsm ends without waiting for the build, which would wait ten minutes.
@@ -390,7 +393,7 @@ fn sigterm_during_a_uv_install_stops_uv_and_the_next_sync_installs() {
     assert!(text.contains("error: interrupted"), "{text}");
     // The build uv started was stopped with it (a zombie waiting for its reaper
     // counts as stopped).
-    let proc = std::path::PathBuf::from(format!("/proc/{}/stat", backend.trim()));
+    let proc = std::path::PathBuf::from(format!("/proc/{backend}/stat"));
     let stopped = || std::fs::read_to_string(&proc).map_or(true, |stat| stat.contains(") Z "));
     let deadline = Instant::now() + Duration::from_secs(10);
     while !stopped() {

@@ -25,8 +25,9 @@ const OUTPUT_KEEP: usize = 4096;
 /// A network that exists.
 #[derive(Clone, Debug)]
 pub(crate) struct Network {
-    /// Its id: a network removed and created again under its name has a new one.
-    pub id: String,
+    /// Its id (a network removed and created again under its name has a new
+    /// one), if the engine gave it.
+    pub id: Option<String>,
     /// Its labels.
     pub labels: Option<HashMap<String, String>>,
 }
@@ -298,9 +299,7 @@ impl Docker {
     pub(crate) async fn network(&self, name: &str) -> Result<Option<Network>, ExecError> {
         match self.api.inspect_network(name, None).await {
             // Inspecting by name also matches id prefixes: check the name.
-            Ok(n) if n.name.as_deref() == Some(name) => {
-                Ok(Some(Network { id: n.id.unwrap_or_default(), labels: n.labels }))
-            }
+            Ok(n) if n.name.as_deref() == Some(name) => Ok(Some(Network { id: n.id, labels: n.labels })),
             Ok(_) | Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => Ok(None),
             Err(e) => Err(self.error(format!("inspect network `{name}`"), e)),
         }

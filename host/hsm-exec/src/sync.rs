@@ -30,7 +30,7 @@ use futures_util::future::join_all;
 use hsm_model::SecretStore;
 use hsm_plan::{Action, Container, Endpoint, Plan, Probe, Protocol, ServicePlan, Wait};
 
-use crate::docker::Docker;
+use crate::docker::{Docker, Network};
 use crate::error::ExecError;
 use crate::keys::UserKey;
 use crate::names::{LABEL_CONFIG_HASH, LABEL_CONTAINER, LABEL_PROJECT_DIR, LABEL_SERVICE, LABEL_VOLUME, ProjectId};
@@ -1216,18 +1216,23 @@ fn free_port(host_ip: &str, protocol: Protocol) -> std::io::Result<u16> {
     }
 }
 
-/// Why a container is not on the project's network `network` (whose id is `live`,
-/// `None` when it does not exist), if it is not: the network was removed, or
-/// removed and created again (a new id), since the container was created, or the
-/// container was disconnected from it.
-fn off_network(c: &ContainerSummary, network: &str, live: Option<&str>) -> Option<String> {
-    let endpoint = c.network_settings.as_ref().and_then(|n| n.networks.as_ref()).and_then(|n| n.get(network));
-    let attached = endpoint.and_then(|e| e.network_id.as_deref()).filter(|id| !id.is_empty());
-    match (attached, live) {
-        (Some(a), Some(l)) if a == l => None,
-        (None, _) => Some(format!("it is not connected to network `{network}`")),
-        (Some(_), None) => Some(format!("network `{network}` was removed")),
-        (Some(_), Some(_)) => Some(format!("network `{network}` was removed and created again")),
+/// Why a container is not on the project's network `network` as it is now
+/// (`live`, `None` when it does not exist), if the engine says so: the network
+/// was removed, or removed and created again (a new id), since the container was
+/// first started, or the container was disconnected from it. What the engine does
+/// not say (no network settings listed, a container never started, whose endpoint
+/// has no network id yet and whose start looks the network up by name) is not
+/// held against it.
+fn off_network(c: &ContainerSummary, network: &str, live: Option<&Network>) -> Option<String> {
+    let networks = c.network_settings.as_ref()?.networks.as_ref()?;
+    let Some(endpoint) = networks.get(network) else {
+        return Some(format!("it is not connected to network `{network}`"));
+    };
+    let attached = endpoint.network_id.as_deref().filter(|id| !id.is_empty())?;
+    match live.map(|n| n.id.as_deref()) {
+        None => Some(format!("network `{network}` was removed")),
+        Some(Some(id)) if id != attached => Some(format!("network `{network}` was removed and created again")),
+        Some(_) => None,
     }
 }
 
@@ -1285,7 +1290,8 @@ pub async fn observe(
     // pointing at one removed (Docker removes a network whose containers are all
     // stopped) could not start.
     let network = project.network();
-    let live_network = if by_key.is_empty() { None } else { docker.network(&network).await?.map(|n| n.id) };
+    let any_exists = planned.iter().any(|(s, c)| by_key.contains_key(&(s.name.clone(), c.name.clone())));
+    let live_network = if any_exists { docker.network(&network).await? } else { None };
 
     let mut out = Observation::default();
     for ((svc, c), inspection) in planned.iter().zip(inspections) {
@@ -1321,7 +1327,7 @@ pub async fn observe(
                     Decision::Recreate("its definition changed".into())
                 } else if image_id.is_some() && s.image_id != image_id {
                     Decision::Recreate(format!("image `{}` changed", c.image))
-                } else if let Some(why) = off_network(s, &network, live_network.as_deref()) {
+                } else if let Some(why) = off_network(s, &network, live_network.as_ref()) {
                     Decision::Recreate(why)
                 } else {
                     match s.state {
@@ -1752,22 +1758,24 @@ mod tests {
             }),
             ..Default::default()
         };
+        let live = |id: &str| Network { id: Some(id.into()), labels: None };
         let c = on(&[("p-hsm", "n1")]);
-        assert_eq!(off_network(&c, "p-hsm", Some("n1")), None);
+        assert_eq!(off_network(&c, "p-hsm", Some(&live("n1"))), None);
         assert_eq!(off_network(&c, "p-hsm", None).as_deref(), Some("network `p-hsm` was removed"));
         assert_eq!(
-            off_network(&c, "p-hsm", Some("n2")).as_deref(),
+            off_network(&c, "p-hsm", Some(&live("n2"))).as_deref(),
             Some("network `p-hsm` was removed and created again")
         );
-        let elsewhere = on(&[("bridge", "n1")]);
         assert_eq!(
-            off_network(&elsewhere, "p-hsm", Some("n1")).as_deref(),
+            off_network(&on(&[("bridge", "n1")]), "p-hsm", Some(&live("n1"))).as_deref(),
             Some("it is not connected to network `p-hsm`")
         );
-        assert_eq!(
-            off_network(&ContainerSummary::default(), "p-hsm", Some("n1")).as_deref(),
-            Some("it is not connected to network `p-hsm`")
-        );
+        // What the engine does not say is not held against a container: a
+        // container never started has no network id yet; settings not listed;
+        // a network whose id is not given.
+        assert_eq!(off_network(&on(&[("p-hsm", "")]), "p-hsm", None), None);
+        assert_eq!(off_network(&ContainerSummary::default(), "p-hsm", Some(&live("n1"))), None);
+        assert_eq!(off_network(&c, "p-hsm", Some(&Network { id: None, labels: None })), None);
     }
 
     fn service(name: &str, mode: hsm_plan::Mode, actions: Vec<Action>) -> ServicePlan {

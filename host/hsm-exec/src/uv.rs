@@ -14,7 +14,7 @@ use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::fs;
 use std::io;
-use std::io::Read;
+use std::io::{IsTerminal as _, Read};
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
@@ -40,8 +40,12 @@ pub const VENV_DIR: &str = ".venv";
 /// a `PYTHONHOME` from outside would point the venv's interpreter elsewhere.
 pub const ACTIVATION_UNSET: &[&str] = &["PYTHONHOME"];
 
-/// How often a running uv is checked for having ended or being asked to stop.
-const UV_POLL: Duration = Duration::from_millis(5);
+/// How soon a running uv is first checked for having ended or being asked to
+/// stop; the interval then doubles, up to [`UV_POLL_MAX`].
+const UV_POLL_MIN: Duration = Duration::from_millis(1);
+
+/// The longest interval between two checks of a running uv.
+const UV_POLL_MAX: Duration = Duration::from_millis(50);
 
 /// How long uv and what it started get to end after SIGTERM before SIGKILL.
 const UV_GRACE: Duration = Duration::from_secs(5);
@@ -134,56 +138,78 @@ impl PythonEnv {
             return Err(UvError::Stopped);
         }
         let spawn_error = |source| UvError::Spawn { program: self.uv.clone(), source };
-        let mut child = Command::new(&self.uv)
+        let mut command = Command::new(&self.uv);
+        command
             .args(args)
             .current_dir(&self.project_dir)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            // A process group of its own, so that stopping uv reaches the build
-            // backends it starts too. (A Ctrl-C on hsm's terminal then reaches uv
-            // only through hsm, as a stop.)
-            .process_group(0)
-            .spawn()
-            .map_err(spawn_error)?;
+            .stderr(Stdio::piped());
+        // Off a terminal (CI, an editor, a service manager: where SIGTERM comes
+        // from), uv gets a process group of its own, so that stopping it reaches
+        // the build backends it starts too. On one, it stays in hsm's group: what
+        // prompts on the terminal (an SSH key's passphrase, git's credentials)
+        // would stop in a background group, and Ctrl-C reaches uv and its
+        // backends from the terminal itself.
+        let own_group = !(io::stdin().is_terminal() || io::stderr().is_terminal());
+        if own_group {
+            command.process_group(0);
+        }
+        let mut child = command.spawn().map_err(spawn_error)?;
         let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
         std::thread::scope(|scope| {
             // Both pipes are drained while uv runs, so that it never blocks on a
             // full one, and this thread watches for a stop.
             let stdout = scope.spawn(move || read_all(stdout));
             let stderr = scope.spawn(move || read_all(stderr));
-            let status = self.wait_for(&mut child).map_err(spawn_error);
+            let status = self.wait_for(&mut child, own_group);
+            if status.is_err() {
+                // Not to wait for uv's pipes forever below.
+                let _ = child.kill();
+                let _ = child.wait();
+            }
             let join = |reader: std::thread::ScopedJoinHandle<'_, Vec<u8>>| {
                 reader.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
             };
             let (stdout, stderr) = (join(stdout), join(stderr));
-            Ok(Output { status: status??, stdout, stderr })
+            Ok(Output { status: status.map_err(spawn_error)??, stdout, stderr })
         })
     }
 
-    /// Waits for uv to end; if this environment is stopped meanwhile, ends uv and
-    /// its process group and returns `Ok(Err(Stopped))`. The group is signalled
-    /// only while uv is not reaped yet, so its id can't be anyone else's.
-    fn wait_for(&self, child: &mut Child) -> io::Result<Result<ExitStatus, UvError>> {
-        use rustix::process::{Pid, Signal, kill_process_group};
-        let mut signalled: Option<(Instant, Signal)> = None;
+    /// Waits for uv to end. If this environment is stopped meanwhile, uv (with
+    /// its process group when it has one) gets SIGTERM, then SIGKILL after
+    /// [`UV_GRACE`]; once uv has ended, whatever is left in its group gets
+    /// SIGKILL, and the result is `Ok(Err(Stopped))`. uv is reaped only after
+    /// that: until then its id, which is its group's, can be no one else's.
+    fn wait_for(&self, child: &mut Child, own_group: bool) -> io::Result<Result<ExitStatus, UvError>> {
+        use rustix::process::{Pid, Signal, WaitId, WaitIdOptions, kill_process, kill_process_group, waitid};
+        let pid = Pid::from_child(child);
+        let signal = |signal| if own_group { kill_process_group(pid, signal) } else { kill_process(pid, signal) };
+        let ended = WaitIdOptions::EXITED | WaitIdOptions::NOHANG | WaitIdOptions::NOWAIT;
+        let mut stopping_since: Option<Instant> = None;
+        let mut poll = UV_POLL_MIN;
         loop {
-            if let Some(status) = child.try_wait()? {
-                return Ok(if signalled.is_some() { Err(UvError::Stopped) } else { Ok(status) });
+            if waitid(WaitId::Pid(pid), ended)?.is_some() {
+                if stopping_since.is_some() && own_group {
+                    // Build backends that outlived uv: the group is still uv's
+                    // while uv is unreaped.
+                    kill_process_group(pid, Signal::KILL)?;
+                }
+                let status = child.wait()?;
+                return Ok(if stopping_since.is_some() { Err(UvError::Stopped) } else { Ok(status) });
             }
             if self.stop.load(Ordering::Relaxed) {
-                let signal = match signalled {
-                    None => Some(Signal::TERM),
-                    Some((since, Signal::TERM)) if since.elapsed() >= UV_GRACE => Some(Signal::KILL),
-                    Some(_) => None,
-                };
-                if let Some(signal) = signal {
-                    // uv leads the group (made at spawn): its id is the group's.
-                    kill_process_group(Pid::from_child(child), signal)?;
-                    signalled = Some((Instant::now(), signal));
+                match stopping_since {
+                    None => {
+                        signal(Signal::TERM)?;
+                        stopping_since = Some(Instant::now());
+                    }
+                    Some(since) if since.elapsed() >= UV_GRACE => signal(Signal::KILL)?,
+                    Some(_) => {}
                 }
             }
-            std::thread::sleep(UV_POLL);
+            std::thread::sleep(poll);
+            poll = (poll * 2).min(UV_POLL_MAX);
         }
     }
 
@@ -1022,14 +1048,17 @@ fn remove(
         "never".into(),
     ];
     args.extend(uninstall.iter().map(|(_, e)| OsString::from(&e.distribution)));
-    let out = env.run_uv(&args)?;
-    if !out.status.success() {
+    let failed = match env.run_uv(&args) {
+        Ok(out) if out.status.success() => None,
+        Ok(out) => Some(UvError::Uninstall { packages: names, message: uv_message(&out) }),
+        Err(e) => Some(e),
+    };
+    if let Some(e) = failed {
         // Still hsm's: the next sync tries again.
-        let message = uv_message(&out);
         for (name, entry) in uninstall {
             state.packages.insert(name, entry);
         }
-        return Err(UvError::Uninstall { packages: names, message });
+        return Err(e);
     }
     changes.uninstalled.extend(uninstall.into_iter().map(|(name, e)| RemovedPackage {
         name,
