@@ -18,8 +18,8 @@ use std::io::{IsTerminal as _, Read};
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use hsm_plan::{PackageSource, PythonPackage};
@@ -40,12 +40,8 @@ pub const VENV_DIR: &str = ".venv";
 /// a `PYTHONHOME` from outside would point the venv's interpreter elsewhere.
 pub const ACTIVATION_UNSET: &[&str] = &["PYTHONHOME"];
 
-/// How soon a running uv is first checked for having ended or being asked to
-/// stop; the interval then doubles, up to [`UV_POLL_MAX`].
-const UV_POLL_MIN: Duration = Duration::from_millis(1);
-
-/// The longest interval between two checks of a running uv.
-const UV_POLL_MAX: Duration = Duration::from_millis(50);
+/// How often a running uv's environment is checked for a stop.
+const UV_STOP_POLL: Duration = Duration::from_millis(20);
 
 /// How long uv and what it started get to end after SIGTERM before SIGKILL.
 const UV_GRACE: Duration = Duration::from_secs(5);
@@ -182,35 +178,60 @@ impl PythonEnv {
     /// SIGKILL, and the result is `Ok(Err(Stopped))`. uv is reaped only after
     /// that: until then its id, which is its group's, can be no one else's.
     fn wait_for(&self, child: &mut Child, own_group: bool) -> io::Result<Result<ExitStatus, UvError>> {
+        use rustix::io::Errno;
         use rustix::process::{Pid, Signal, WaitId, WaitIdOptions, kill_process, kill_process_group, waitid};
         let pid = Pid::from_child(child);
         let signal = |signal| if own_group { kill_process_group(pid, signal) } else { kill_process(pid, signal) };
-        let ended = WaitIdOptions::EXITED | WaitIdOptions::NOHANG | WaitIdOptions::NOWAIT;
-        let mut stopping_since: Option<Instant> = None;
-        let mut poll = UV_POLL_MIN;
-        loop {
-            if waitid(WaitId::Pid(pid), ended)?.is_some() {
-                if stopping_since.is_some() && own_group {
-                    // Build backends that outlived uv: the group is still uv's
-                    // while uv is unreaped.
-                    kill_process_group(pid, Signal::KILL)?;
-                }
-                let status = child.wait()?;
-                return Ok(if stopping_since.is_some() { Err(UvError::Stopped) } else { Ok(status) });
-            }
-            if self.stop.load(Ordering::Relaxed) {
-                match stopping_since {
-                    None => {
-                        signal(Signal::TERM)?;
-                        stopping_since = Some(Instant::now());
-                    }
-                    Some(since) if since.elapsed() >= UV_GRACE => signal(Signal::KILL)?,
-                    Some(_) => {}
-                }
-            }
-            std::thread::sleep(poll);
-            poll = (poll * 2).min(UV_POLL_MAX);
+        // `ended` is set under the lock before uv is reaped, and the watcher
+        // signals only under the lock while it is not set.
+        #[derive(Default)]
+        struct Watch {
+            ended: bool,
+            stopping_since: Option<Instant>,
         }
+        let (watch, woken) = (Mutex::new(Watch::default()), Condvar::new());
+        std::thread::scope(|scope| {
+            // Watches for a stop while this thread waits for uv to end.
+            scope.spawn(|| {
+                let mut w = watch.lock().expect("the uv watch's lock is never poisoned");
+                while !w.ended {
+                    if self.stop.load(Ordering::Relaxed) {
+                        match w.stopping_since {
+                            None => {
+                                let _ = signal(Signal::TERM);
+                                w.stopping_since = Some(Instant::now());
+                            }
+                            Some(since) if since.elapsed() >= UV_GRACE => {
+                                let _ = signal(Signal::KILL);
+                            }
+                            Some(_) => {}
+                        }
+                    }
+                    w = woken.wait_timeout(w, UV_STOP_POLL).expect("the uv watch's lock is never poisoned").0;
+                }
+            });
+            // Until uv exits, without reaping it.
+            let exited = loop {
+                match waitid(WaitId::Pid(pid), WaitIdOptions::EXITED | WaitIdOptions::NOWAIT) {
+                    Err(Errno::INTR) => continue,
+                    other => break other,
+                }
+            };
+            let stopping = {
+                let mut w = watch.lock().expect("the uv watch's lock is never poisoned");
+                w.ended = true;
+                w.stopping_since.is_some()
+            };
+            woken.notify_all();
+            exited?;
+            if stopping && own_group {
+                // Build backends that outlived uv: the group is still uv's while
+                // uv is unreaped.
+                let _ = kill_process_group(pid, Signal::KILL);
+            }
+            let status = child.wait()?;
+            Ok(if stopping { Err(UvError::Stopped) } else { Ok(status) })
+        })
     }
 
     /// `uv venv`, replacing a broken venv when `clear`.
