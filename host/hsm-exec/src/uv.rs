@@ -155,15 +155,11 @@ impl PythonEnv {
         let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
         std::thread::scope(|scope| {
             // Both pipes are drained while uv runs, so that it never blocks on a
-            // full one, and this thread watches for a stop.
+            // full one. (`wait_for` fails only when uv is gone already, reaped by
+            // someone else: it is not signalled then, its id may be anyone's.)
             let stdout = scope.spawn(move || read_all(stdout));
             let stderr = scope.spawn(move || read_all(stderr));
             let status = self.wait_for(&mut child, own_group);
-            if status.is_err() {
-                // Not to wait for uv's pipes forever below.
-                let _ = child.kill();
-                let _ = child.wait();
-            }
             let join = |reader: std::thread::ScopedJoinHandle<'_, Vec<u8>>| {
                 reader.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
             };
@@ -176,7 +172,8 @@ impl PythonEnv {
     /// its process group when it has one) gets SIGTERM, then SIGKILL after
     /// [`UV_GRACE`]; once uv has ended, whatever is left in its group gets
     /// SIGKILL, and the result is `Ok(Err(Stopped))`. uv is reaped only after
-    /// that: until then its id, which is its group's, can be no one else's.
+    /// that: until then its id, which is its group's, can be no one else's. (A
+    /// stop that comes as uv ends may still report `Stopped`.)
     fn wait_for(&self, child: &mut Child, own_group: bool) -> io::Result<Result<ExitStatus, UvError>> {
         use rustix::io::Errno;
         use rustix::process::{Pid, Signal, WaitId, WaitIdOptions, kill_process, kill_process_group, waitid};
