@@ -159,26 +159,29 @@ impl PythonEnv {
             // someone else: it is not signalled then, its id may be anyone's.)
             let stdout = scope.spawn(move || read_all(stdout));
             let stderr = scope.spawn(move || read_all(stderr));
-            let status = self.wait_for(&mut child, own_group);
+            let status = self.wait_for(&mut child, own_group).map_err(spawn_error);
             let join = |reader: std::thread::ScopedJoinHandle<'_, Vec<u8>>| {
                 reader.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
             };
             let (stdout, stderr) = (join(stdout), join(stderr));
-            Ok(Output { status: status.map_err(spawn_error)??, stdout, stderr })
+            match status? {
+                Some(status) => Ok(Output { status, stdout, stderr }),
+                None => Err(UvError::Stopped),
+            }
         })
     }
 
     /// Waits for uv to end. If this environment is stopped meanwhile, uv (with
     /// its process group when it has one) gets SIGTERM, then SIGKILL after
     /// [`UV_GRACE`]; once uv has ended, whatever is left in its group gets
-    /// SIGKILL, and the result is `Ok(Err(Stopped))`. uv is reaped only after
+    /// SIGKILL, and the result is `None`. uv is reaped only after
     /// that: until then its id, which is its group's, can be no one else's. (A
-    /// stop that comes as uv ends may still report `Stopped`.)
-    fn wait_for(&self, child: &mut Child, own_group: bool) -> io::Result<Result<ExitStatus, UvError>> {
+    /// stop that comes as uv ends may still give `None`.)
+    fn wait_for(&self, child: &mut Child, own_group: bool) -> io::Result<Option<ExitStatus>> {
         use rustix::io::Errno;
         use rustix::process::{Pid, Signal, WaitId, WaitIdOptions, kill_process, kill_process_group, waitid};
         let pid = Pid::from_child(child);
-        let signal = |signal| if own_group { kill_process_group(pid, signal) } else { kill_process(pid, signal) };
+        let signal = |sig| if own_group { kill_process_group(pid, sig) } else { kill_process(pid, sig) };
         // `ended` is set under the lock before uv is reaped, and the watcher
         // signals only under the lock while it is not set.
         #[derive(Default)]
@@ -227,7 +230,7 @@ impl PythonEnv {
                 let _ = kill_process_group(pid, Signal::KILL);
             }
             let status = child.wait()?;
-            Ok(if stopping { Err(UvError::Stopped) } else { Ok(status) })
+            Ok((!stopping).then_some(status))
         })
     }
 
