@@ -134,12 +134,26 @@ pub struct Diagnostic {
     pub hints: Vec<String>,
     /// Extra facts that are not suggestions.
     pub notes: Vec<String>,
+    /// A warning: worth saying, but nothing stops because of it.
+    pub warning: bool,
 }
 
 impl Diagnostic {
     /// A diagnostic with a message and nothing else.
     pub fn new(message: impl Into<String>) -> Self {
-        Self { message: message.into(), primary: None, secondary: Vec::new(), hints: Vec::new(), notes: Vec::new() }
+        Self {
+            message: message.into(),
+            primary: None,
+            secondary: Vec::new(),
+            hints: Vec::new(),
+            notes: Vec::new(),
+            warning: false,
+        }
+    }
+
+    /// A warning with a message and nothing else.
+    pub fn warning(message: impl Into<String>) -> Self {
+        Self { warning: true, ..Self::new(message) }
     }
 
     /// Points the diagnostic at `span`.
@@ -192,7 +206,11 @@ impl Diagnostic {
     /// ```
     pub fn render(&self, sources: &Sources) -> String {
         let mut out = String::new();
-        let _ = writeln!(out, "error: {}", self.message);
+        // Messages may quote what a plugin or a container said (escaped where it
+        // was received); escaping again here keeps any that was not from acting on
+        // the terminal.
+        let head = if self.warning { "warning" } else { "error" };
+        let _ = writeln!(out, "{head}: {}", printable(&self.message));
         let labels: Vec<&Label> = self.primary.iter().chain(self.secondary.iter()).collect();
         let gutter = labels.iter().map(|l| digits(l.span.line)).max().unwrap_or(1);
         let pad = " ".repeat(gutter);
@@ -215,20 +233,26 @@ impl Diagnostic {
                 "{pad} | {lead}{}{}{}",
                 marker.repeat(width),
                 if label.message.is_empty() { "" } else { " " },
-                label.message
+                printable(&label.message)
             );
         }
         if !labels.is_empty() && (!self.hints.is_empty() || !self.notes.is_empty()) {
             let _ = writeln!(out, "{pad} |");
         }
         for note in &self.notes {
-            let _ = writeln!(out, "{pad} = note: {note}");
+            let _ = writeln!(out, "{pad} = note: {}", printable(note));
         }
         for hint in &self.hints {
-            let _ = writeln!(out, "{pad} = hint: {hint}");
+            let _ = writeln!(out, "{pad} = hint: {}", printable(hint));
         }
         out
     }
+}
+
+/// Like [`crate::text::printable`], but a message's own line breaks (hsm writes
+/// some, such as a plugin's last output lines) stay line breaks.
+fn printable(s: &str) -> String {
+    s.split('\n').map(crate::text::printable).collect::<Vec<_>>().join("\n")
 }
 
 fn digits(n: u32) -> usize {

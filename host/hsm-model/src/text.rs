@@ -4,6 +4,7 @@
 //! only in a [`SecretStore`] and come out, as [`Sensitive`], at the moment the host
 //! hands them to a container or a process.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -139,14 +140,16 @@ impl Text {
         })
     }
 
-    /// The text as shown to people and in `--json`: literal `$` doubled, secrets as
-    /// the expression the user wrote, generated secrets as `${hsm:generated:NAME}`
-    /// and host ports as `${hsm:port:CONTAINER:PORT}`. Never a secret's value.
+    /// The text as shown to people and in `--json`: literal `$` doubled, control
+    /// and bidirectional-formatting characters escaped (see [`printable`]), secrets
+    /// as the expression the user wrote, generated secrets as
+    /// `${hsm:generated:NAME}` and host ports as `${hsm:port:CONTAINER:PORT}`.
+    /// Never a secret's value, and nothing a terminal would act on.
     pub fn display(&self) -> String {
         let mut out = String::new();
         for p in &self.pieces {
             match p {
-                Piece::Lit(s) => out.push_str(&s.replace('$', "$$")),
+                Piece::Lit(s) => out.push_str(&printable(s).replace('$', "$$")),
                 Piece::Secret { label, .. } => out.push_str(label),
                 Piece::Generated { name, .. } => {
                     out.push_str("${hsm:generated:");
@@ -159,6 +162,22 @@ impl Text {
             }
         }
         out
+    }
+
+    /// The text up to its first line break (a script's first line, say), and
+    /// whether anything was cut.
+    pub fn first_line(&self) -> (Text, bool) {
+        let mut out = Text::default();
+        for p in &self.pieces {
+            if let Piece::Lit(l) = p
+                && let Some(i) = l.find('\n')
+            {
+                out.push(Piece::Lit(l[..i].to_string()));
+                return (out, true);
+            }
+            out.push(p.clone());
+        }
+        (out, false)
     }
 
     /// The text with every reference replaced by its value. Only the host calls this,
@@ -183,6 +202,38 @@ impl Text {
         }
         Ok(Sensitive(out))
     }
+}
+
+/// `s` safe to print on a terminal and to quote in any output: control characters
+/// (C0, DEL, C1: line breaks, NUL, ESC, BEL, ...) and the characters that reorder
+/// text on screen (bidirectional overrides, isolates and marks) are written as
+/// escapes (`\n`, `\u{1b}`, `\u{202e}`); everything else is as it is. What a
+/// plugin, a container or a file says goes through this before it is shown, so it
+/// can't move the cursor, rewrite a line the user reviews or hide text.
+pub fn printable(s: &str) -> Cow<'_, str> {
+    if !needs_escape(s) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if is_hidden(c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Whether [`printable`] would change `s`.
+pub fn needs_escape(s: &str) -> bool {
+    s.chars().any(is_hidden)
+}
+
+/// A character a terminal acts on or that reorders what is shown.
+fn is_hidden(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
 fn encode_into(out: &mut String, value: &str, encoding: Encoding) {
@@ -247,7 +298,7 @@ impl Serialize for Text {
         match self.as_plain() {
             // Most texts are plain, and shown as they are (plans show hundreds of
             // thousands of them): no need to build the display string.
-            Some(plain) if !plain.contains('$') => s.serialize_str(plain),
+            Some(plain) if !plain.contains('$') && !needs_escape(plain) => s.serialize_str(plain),
             _ => s.serialize_str(&self.display()),
         }
     }
@@ -403,6 +454,18 @@ mod tests {
         t.shift_secrets(1);
         assert_eq!(t.expose(&first, &NoRefs).unwrap().expose(), "x=two");
         assert_eq!(t.display(), "x=${TWO}");
+    }
+
+    #[test]
+    fn terminal_controls_are_shown_escaped_in_text_and_json() {
+        let t = Text::literal("\u{1b}]0;owned\u{7}\u{1b}[2J\r all good\nPATH=/x \u{202e}gpj.exe");
+        let shown = t.display();
+        assert_eq!(shown, "\\u{1b}]0;owned\\u{7}\\u{1b}[2J\\r all good\\nPATH=/x \\u{202e}gpj.exe");
+        assert!(!shown.chars().any(|c| c.is_control()));
+        let json = serde_json::to_string(&t).unwrap();
+        assert_eq!(json, serde_json::to_string(&shown).unwrap(), "JSON shows the same escapes");
+        assert_eq!(printable("plain é ✓"), "plain é ✓");
+        assert!(matches!(printable("plain"), Cow::Borrowed(_)));
     }
 
     #[test]

@@ -182,7 +182,8 @@ impl Serialize for Value {
             Self::Map(m) => {
                 let mut map = s.serialize_map(Some(m.len()))?;
                 for (k, v) in m {
-                    map.serialize_entry(k, v)?;
+                    // Keys a plugin returned are shown as safely as texts.
+                    map.serialize_entry(&*crate::text::printable(k), v)?;
                 }
                 map.end()
             }

@@ -23,6 +23,7 @@ const RED: &str = "\x1b[1;31m";
 const BLUE: &str = "\x1b[1;34m";
 const CYAN: &str = "\x1b[1;36m";
 const GREEN: &str = "\x1b[32m";
+const YELLOW: &str = "\x1b[1;33m";
 
 impl Output {
     pub(crate) fn new(global: &GlobalArgs) -> Self {
@@ -98,6 +99,7 @@ impl Output {
 
     /// A status line on stderr, unless `--quiet`.
     pub(crate) fn status(&self, text: &str) {
+        let text = &*lines_printable(text);
         if !self.quiet {
             let line = if self.color_err { format!("{GREEN}{text}{RESET}") } else { text.to_string() };
             let _ = writeln!(std::io::stderr().lock(), "{line}");
@@ -106,6 +108,7 @@ impl Output {
 
     /// A line on stderr with `--verbose` only.
     pub(crate) fn verbose(&self, text: &str) {
+        let text = &*lines_printable(text);
         if self.verbosity > 0 && !self.quiet {
             let _ = writeln!(std::io::stderr().lock(), "{text}");
         }
@@ -113,6 +116,7 @@ impl Output {
 
     /// An error without a location.
     pub(crate) fn error(&self, message: &str) {
+        let message = &*lines_printable(message);
         let head = if self.color_err { format!("{RED}error{RESET}{BOLD}:") } else { "error:".to_string() };
         let tail = if self.color_err { RESET } else { "" };
         let _ = writeln!(std::io::stderr().lock(), "{head} {message}{tail}");
@@ -120,8 +124,9 @@ impl Output {
 
     /// A warning on stderr, unless `--quiet`.
     pub(crate) fn warning(&self, message: &str) {
+        let message = &*lines_printable(message);
         if !self.quiet {
-            let head = if self.color_err { "\x1b[1;33mwarning\x1b[0m" } else { "warning" };
+            let head = if self.color_err { format!("{YELLOW}warning{RESET}") } else { "warning".to_string() };
             let _ = writeln!(std::io::stderr().lock(), "{head}: {message}");
         }
     }
@@ -136,14 +141,29 @@ impl Output {
         self.error(message);
         let mut err = std::io::stderr().lock();
         if let Some(title) = title {
-            let _ = writeln!(err, "  {title}");
+            let _ = writeln!(err, "  {}", lines_printable(title));
         }
         for line in details {
-            let _ = writeln!(err, "  | {line}");
+            let _ = writeln!(err, "  | {}", lines_printable(line));
         }
         if let Some(hint) = hint {
+            let hint = lines_printable(hint);
             let head = if self.color_err { format!("{CYAN}hint{RESET}:") } else { "hint:".to_string() };
             let _ = writeln!(err, "{head} {hint}");
+        }
+    }
+
+    /// Warnings about the input, rendered as diagnostics are, unless `--quiet`.
+    pub(crate) fn warnings(&self, sources: &Sources, warnings: &[hsm_model::Diagnostic]) {
+        if self.quiet {
+            return;
+        }
+        for w in warnings {
+            let mut text = w.render(sources);
+            if self.color_err {
+                text = colorize(&text);
+            }
+            let _ = std::io::stderr().lock().write_all(text.as_bytes());
         }
     }
 
@@ -160,6 +180,16 @@ impl Output {
     }
 }
 
+/// `text` with control characters escaped but its own line breaks kept: errors
+/// and status lines quote what containers, registries and plugins said, which must
+/// not act on the terminal. (Colours are added after this.)
+fn lines_printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.split('\n').any(hsm_model::text::needs_escape) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    std::borrow::Cow::Owned(text.split('\n').map(hsm_model::text::printable).collect::<Vec<_>>().join("\n"))
+}
+
 /// Colours a rendered diagnostic line by line: the `error:` head, the location
 /// arrows and gutters, the markers and the hint/note labels.
 fn colorize(text: &str) -> String {
@@ -173,6 +203,8 @@ fn colorize(text: &str) -> String {
         let indent = &body[..body.len() - trimmed.len()];
         if let Some(msg) = body.strip_prefix("error: ") {
             out.push_str(&format!("{RED}error{RESET}{BOLD}: {msg}{RESET}"));
+        } else if let Some(msg) = body.strip_prefix("warning: ") {
+            out.push_str(&format!("{YELLOW}warning{RESET}{BOLD}: {msg}{RESET}"));
         } else if let Some(rest) = trimmed.strip_prefix("--> ").or_else(|| trimmed.strip_prefix("::: ")) {
             let arrow = &trimmed[..3];
             out.push_str(&format!("{indent}{BLUE}{arrow}{RESET} {rest}"));

@@ -101,7 +101,7 @@ impl Reporter for Progress {
         match event {
             Event::Operation { what, .. } => {
                 if self.verbosity >= 1 {
-                    self.line(&dim(&format!("docker: {what}")));
+                    self.line(&dim(&format!("docker: {}", safe(what))));
                 }
             }
             Event::PullStarted { image } => {
@@ -113,7 +113,7 @@ impl Reporter for Progress {
             }
             Event::PullProgress { image, layer, status, current, total } => {
                 if self.verbosity >= 2 && self.multi.is_none() {
-                    self.line(&dim(&format!("{image}: {layer}: {status}")));
+                    self.line(&dim(&format!("{image}: {}: {}", safe(layer), safe(status))));
                 }
                 if self.multi.is_none() {
                     return;
@@ -152,16 +152,16 @@ impl Reporter for Progress {
                     self.line(&format!("waiting for {service} to be ready (up to {}s)", timeout_ms / 1000));
                 }
                 if self.verbosity >= 1 {
-                    self.line(&dim(&format!("probe of {service}: {probe}")));
+                    self.line(&dim(&format!("probe of {service}: {}", safe(probe))));
                 }
             }
             Event::WaitRetry { service, failure } => {
                 if self.verbosity >= 2 {
-                    self.line(&dim(&format!("{service} not ready yet: {failure}")));
+                    self.line(&dim(&format!("{service} not ready yet: {}", safe(failure))));
                 }
                 self.update(
                     &format!("wait {service}"),
-                    format!("waiting for {} to be ready {}", name(service), dim(&format!("({failure})"))),
+                    format!("waiting for {} to be ready {}", name(service), dim(&format!("({})", safe(failure)))),
                 );
             }
             Event::WaitFinished { service, ok, elapsed_ms } => {
@@ -175,13 +175,19 @@ impl Reporter for Progress {
                 }
             }
             Event::Changed(change) => {
-                let reason = change.reason.as_deref().map(|r| dim(&format!(" ({r})"))).unwrap_or_default();
-                self.line(&format!("{} {}{reason}", change.action.verb(), change.subject));
+                let reason = change.reason.as_deref().map(|r| dim(&format!(" ({})", safe(r)))).unwrap_or_default();
+                self.line(&format!("{} {}{reason}", change.action.verb(), safe(&change.subject)));
             }
             Event::Warning(text) => {
                 let head = if self.color { "\x1b[1;33mwarning\x1b[0m" } else { "warning" };
-                self.line(&format!("{head}: {text}"));
+                self.line(&format!("{head}: {}", safe(text)));
             }
         }
     }
+}
+
+/// Text from outside hsm (a container's or a registry's words, a plugin's values)
+/// as it may be shown: control characters escaped, so it can't act on the terminal.
+fn safe(s: &str) -> std::borrow::Cow<'_, str> {
+    hsm_model::text::printable(s)
 }

@@ -294,13 +294,19 @@ fn endpoint_text(e: &Endpoint) -> String {
     }
 }
 
-/// A command line, shortened to its first line.
+/// A command line, shortened to its first line (a script's first line, say);
+/// what is shown is escaped ([`Text::display`]).
 fn words(command: &[Text]) -> String {
-    let joined = command.iter().map(Text::display).collect::<Vec<_>>().join(" ");
-    match joined.split_once('\n') {
-        Some((first, _)) => format!("{first} …"),
-        None => joined,
+    let mut shown = Vec::new();
+    for arg in command {
+        let (first, more) = arg.first_line();
+        shown.push(first.display());
+        if more {
+            shown.push("…".to_string());
+            break;
+        }
     }
+    shown.join(" ")
 }
 
 fn requester(r: &Requester) -> String {
@@ -337,7 +343,8 @@ fn inline(v: &Value) -> String {
         }
         Value::List(items) => format!("[{}]", items.iter().map(inline).collect::<Vec<_>>().join(", ")),
         Value::Map(m) => {
-            format!("{{{}}}", m.iter().map(|(k, v)| format!("{k}: {}", inline(v))).collect::<Vec<_>>().join(", "))
+            let entry = |(k, v): (&String, &Value)| format!("{}: {}", hsm_model::text::printable(k), inline(v));
+            format!("{{{}}}", m.iter().map(entry).collect::<Vec<_>>().join(", "))
         }
     }
 }

@@ -2,6 +2,7 @@
 //! (`missing`, `stopped`, `outdated`), without changing anything. External services
 //! are shown as such; they are not probed.
 
+use hsm_model::text::printable;
 use std::fmt::Write as _;
 
 use hsm_exec::docker::Docker;
@@ -58,14 +59,14 @@ fn text(r: &StatusReport, color: bool) -> String {
     for s in &r.services {
         let health = match &s.health {
             Health::Ready => "ready".to_string(),
-            Health::NotReady(why) => format!("not ready: {why}"),
+            Health::NotReady(why) => format!("not ready: {}", printable(why)),
             Health::Down => "down".to_string(),
             Health::External => "external (not probed)".to_string(),
         };
         let _ = writeln!(out, "\n{} {} {}", n(&s.name), d(&format!("{} · profile {}", s.kind, s.profile)), health);
         for c in &s.containers {
             let drift = match (c.drift, &c.reason) {
-                (Some(drift), Some(reason)) => format!("  {drift}: {reason}"),
+                (Some(drift), Some(reason)) => format!("  {drift}: {}", printable(reason)),
                 (Some(drift), None) => format!("  {drift}"),
                 _ => String::new(),
             };
@@ -76,7 +77,7 @@ fn text(r: &StatusReport, color: bool) -> String {
     match &r.python {
         None => {}
         Some(PythonReport::Unknown { message }) => {
-            let _ = writeln!(out, "\n{} {}", n("python"), d(&format!("unknown: {message}")));
+            let _ = writeln!(out, "\n{} {}", n("python"), d(&format!("unknown: {}", printable(message))));
         }
         Some(PythonReport::Checked(py)) => {
             let venv = match py.venv {
@@ -93,7 +94,7 @@ fn text(r: &StatusReport, color: bool) -> String {
                     }
                     PackageState::Missing => "missing".to_string(),
                     PackageState::Stale { reason } => format!("outdated: {reason}"),
-                    PackageState::Invalid { message } => format!("invalid: {message}"),
+                    PackageState::Invalid { message } => format!("invalid: {}", printable(message)),
                 };
                 let _ = writeln!(out, "  {}  {state}", p.name);
             }
