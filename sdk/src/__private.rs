@@ -11,15 +11,15 @@ mod tree;
 #[allow(missing_docs, unreachable_pub, clippy::all)]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../wit/0.2.0",
-        world: "hsm:plugin/plugin@0.2.0",
+        path: "../wit/0.3.0",
+        world: "hsm:plugin/plugin@0.3.0",
         export_macro_name: "__export_hsm_plugin",
         pub_export_macro: true,
         default_bindings_module: "hsm_sdk::__private::bindings",
     });
 }
 
-use bindings::exports::hsm::plugin::backend::Guest;
+use bindings::exports::hsm::plugin::backend::{self as b, Guest};
 use bindings::hsm::plugin::requests as q;
 use bindings::hsm::plugin::types as w;
 
@@ -99,8 +99,13 @@ pub mod allocators {
 pub struct Adapter<B>(PhantomData<B>);
 
 impl<B: crate::Backend> Guest for Adapter<B> {
-    fn describe() -> w::PluginInfo {
-        info_to_wit(B::describe())
+    fn describe() -> b::Description {
+        let mut info = B::describe();
+        let variables = std::mem::take(&mut info.variables)
+            .into_iter()
+            .map(|v| b::Variable { name: v.name, description: v.description })
+            .collect();
+        b::Description { info: info_to_wit(info), variables }
     }
 
     fn merge(request: q::MergeRequest) -> Result<q::Tree, w::MergeError> {

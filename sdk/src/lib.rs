@@ -15,7 +15,9 @@
 //!
 //! impl Backend for Redis {
 //!     fn describe() -> PluginInfo {
-//!         PluginInfo::new("redis", "0.1.0", ["redis"]).capability(Capability::Containers)
+//!         PluginInfo::new("redis", "0.1.0", ["redis"])
+//!             .capability(Capability::Containers)
+//!             .variable("REDIS_URL", "where the consumer's Redis answers")
 //!     }
 //!
 //!     fn plan(req: PlanRequest) -> Result<Plan, PlanError> {
@@ -57,18 +59,19 @@ pub use plan::{
 };
 pub use request::{
     Capability, Consumer, Contribution, MergeError, MergeRequest, Mode, ParamSpec, PlanRequest, PluginInfo, Profile,
-    Requester,
+    Requester, VariableSpec,
 };
 pub use text::{Encoding, Piece, SecretRef, Text};
 pub use value::{Map, Value};
 
 /// The WIT package version this SDK builds plugins for.
-pub const WIT_VERSION: &str = "0.2.0";
+pub const WIT_VERSION: &str = "0.3.0";
 
 /// What a backend plugin implements.
 pub trait Backend {
     /// Describes the plugin: its name, version, the kinds it serves, the parameters
-    /// and settings it reads, and the capabilities it needs.
+    /// and settings it reads, the capabilities it needs and the variables it sets
+    /// in its consumers' environments.
     fn describe() -> PluginInfo;
 
     /// Merges what several requesters asked of one service into one configuration.

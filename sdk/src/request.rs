@@ -45,6 +45,20 @@ pub struct PluginInfo {
     pub settings: Vec<ParamSpec>,
     /// The capabilities it needs.
     pub capabilities: Vec<Capability>,
+    /// The variables it sets in its consumers' environments. hsm refuses a plan
+    /// that sets any other (a consumer's renaming with `env_names` aside), so a
+    /// user who reviews the plugin sees all it can put into the environment of the
+    /// programs they run.
+    pub variables: Vec<VariableSpec>,
+}
+
+/// A variable a plugin sets in its consumers' environments.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VariableSpec {
+    /// Its name (`REDIS_URL`).
+    pub name: String,
+    /// What it holds, in one line.
+    pub description: String,
 }
 
 impl PluginInfo {
@@ -61,7 +75,17 @@ impl PluginInfo {
             params: Vec::new(),
             settings: Vec::new(),
             capabilities: Vec::new(),
+            variables: Vec::new(),
         }
+    }
+
+    /// Declares a variable it sets in consumers' environments. Names that steer
+    /// how programs start or connect (`PATH`, `LD_*`, `PYTHON*`, `XDG_*`,
+    /// `*_PROXY`, `*_CONFIG_FILE`, ...) are refused by hsm whatever is declared.
+    #[must_use]
+    pub fn variable(mut self, name: &str, description: &str) -> Self {
+        self.variables.push(VariableSpec { name: name.into(), description: description.into() });
+        self
     }
 
     /// Adds a parameter.

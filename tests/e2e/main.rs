@@ -3,6 +3,7 @@
 //! Every test has a project of its own (unique name, temporary folder) and removes
 //! everything it created when it ends, pass or fail, so they run in parallel.
 
+mod escapes;
 mod faults;
 mod leak;
 mod registry;

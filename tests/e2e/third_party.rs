@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use crate::stack::{Project, image, repo_root};
 
 /// Builds a plugin crate of the repository for wasm32-wasip2, once per test binary.
-fn built(dir: &str, package: &str) -> PathBuf {
+pub(crate) fn built(dir: &str, package: &str) -> PathBuf {
     static BUILT: OnceLock<std::sync::Mutex<Vec<(String, PathBuf)>>> = OnceLock::new();
     let built = BUILT.get_or_init(Default::default);
     let mut built = built.lock().unwrap();
@@ -24,14 +24,14 @@ fn built(dir: &str, package: &str) -> PathBuf {
     path
 }
 
-fn sha256(bytes: &[u8]) -> String {
+pub(crate) fn sha256(bytes: &[u8]) -> String {
     Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Writes a project whose registry ships `wasm` as plugin `name`, with `registry`
 /// (services and packages) after it and `project` (packages, services, plugins) in
 /// hsm.yaml. Returns the plugin's digest.
-fn project_with_plugin(p: &Project, name: &str, wasm: &[u8], registry: &str, project: &str) -> String {
+pub(crate) fn project_with_plugin(p: &Project, name: &str, wasm: &[u8], registry: &str, project: &str) -> String {
     let digest = sha256(wasm);
     std::fs::create_dir_all(p.dir.path().join("registry/plugins")).unwrap();
     std::fs::write(p.dir.path().join(format!("registry/plugins/{name}.wasm")), wasm).unwrap();
@@ -96,21 +96,41 @@ fn the_example_plugin_syncs_a_redis_for_two_packages() {
     assert_eq!(p.containers(), containers);
 }
 
+/// A plugin built for WIT 0.1.0 (committed, never rebuilt) keeps loading and
+/// planning. It can't declare the variables it sets, so it sets only those
+/// hsm.yaml grants it by name.
 #[test]
 fn the_committed_plugin_built_for_wit_0_1_0_keeps_loading() {
-    let hsm = |args: &[&str]| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_hsm")).args(args).env_clear().output().unwrap();
-        assert!(out.status.success(), "hsm {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
-    };
-    let wasm = repo_root().join("examples/third-party-plugin/registry/plugins/redis.wasm");
-    let report = hsm(&["plugin", "check", "--json", &wasm.display().to_string()]);
+    let wasm = std::fs::read(repo_root().join("tests/fixtures/plugins/redis-wit-0.1.0.wasm")).unwrap();
+    let p = Project::new("legacy");
+    let registry = "services:\n  cache: { kind: redis }\npackages:\n  api:\n    implies: [{ service: cache, params: { db: 0 } }]\n  worker:\n    implies: [{ service: cache, params: { db: 1 } }]\n";
+    let digest = sha256(&wasm);
+    let plugins = format!("plugins:\n  redis:\n    sha256: {digest}\n    grant: [containers, exec]\n");
+    project_with_plugin(&p, "redis", &wasm, registry, &format!("packages: [api, worker]\n{plugins}"));
+    let file = p.dir.path().join("registry/plugins/redis.wasm");
+    let report = p.hsm(&["plugin", "check", "--json", &file.display().to_string()]).expect(0).json();
     assert_eq!(report["wit_version"], "0.1.0");
     assert_eq!(report["kinds"], serde_json::json!(["redis"]));
-    let example = repo_root().join("examples/third-party-plugin");
-    let plan = hsm(&["-C", &example.display().to_string(), "plan", "--json"]);
+    assert_eq!(report["variables"], serde_json::Value::Null, "0.1.0 can't declare variables");
+
+    // No variable granted: the first one it sets is refused, with the grant to write.
+    let run = p.hsm(&["plan"]).expect(2);
+    assert!(
+        run.stderr.contains("error: plugin `redis` may not set `REDIS_URL` in package `api`'s environment for service `cache`: the variable is not granted to it"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("grant it in hsm.yaml: `plugins.redis.env: [REDIS_URL]`"), "{}", run.stderr);
+
+    // Granted by name: it plans as it always did.
+    let granted = format!("{plugins}    env: [REDIS_URL, REDIS_HOST, REDIS_PORT, REDIS_DB]\n");
+    project_with_plugin(&p, "redis", &wasm, registry, &format!("packages: [api, worker]\n{granted}"));
+    let plan = p.hsm(&["plan", "--json"]).expect(0).json();
     assert_eq!(plan["services"][0]["plugin"], "redis@0.1.0");
     assert_eq!(plan["services"][0]["env"][1]["vars"]["REDIS_DB"], "1");
+    let list = p.hsm(&["plugin", "list", "--json"]).expect(0).json();
+    let redis = list.as_array().unwrap().iter().find(|l| l["name"] == "redis").expect("redis is listed");
+    assert_eq!(redis["granted_env"], serde_json::json!(["REDIS_DB", "REDIS_HOST", "REDIS_PORT", "REDIS_URL"]));
 }
 
 /// One hostile service per attack; the plugin is granted everything it declares,
@@ -168,6 +188,11 @@ fn a_plugin_may_do_only_what_is_granted_to_the_digest_reviewed() {
             "hint: if you trust `redis` to do this, grant it `containers` in hsm.yaml under `plugins.redis.grant`"
         ),
         "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("note: `redis` declares the capabilities `containers`, `exec` and sets the variables `REDIS_URL`, `REDIS_HOST`, `REDIS_PORT`, `REDIS_DB`"),
+        "what a grant would allow is shown: {}",
         run.stderr
     );
     assert!(p.containers().is_empty());
@@ -232,7 +257,7 @@ fn a_plugin_is_loaded_only_when_it_is_the_pinned_valid_component() {
         (
             "future",
             future,
-            "was built for `hsm:plugin@9.0.0`, which this hsm does not support (it loads `0.1.0`, `0.2.0`)",
+            "was built for `hsm:plugin@9.0.0`, which this hsm does not support (it loads `0.1.0`, `0.2.0`, `0.3.0`)",
         ),
         (
             "pg-impostor",

@@ -96,6 +96,9 @@ pub struct PluginGrant {
     pub capabilities: Vec<(crate::file::CapabilityName, Span)>,
     /// Host addresses besides 127.0.0.1 its ports may bind to.
     pub publish_on: Vec<(String, Span)>,
+    /// Variables it may set in packages' environments, by name (for plugins that
+    /// can't declare them), each with where it was written.
+    pub env: Vec<(String, Span)>,
 }
 
 /// One entry of `hsm.yaml`'s `packages`.

@@ -81,6 +81,12 @@ pub struct ProjectPluginDecl {
     /// ports on (such as `0.0.0.0`, to reach them from other machines).
     #[serde(default, deserialize_with = "nullable")]
     pub publish_on: Vec<Spanned<String>>,
+    /// For a plugin built for WIT 0.1.0 or 0.2.0, which can't declare the
+    /// variables it sets in packages' environments: the names it may set. A plugin
+    /// built for 0.3.0 or later sets exactly the variables it declares (`hsm plugin
+    /// check` lists them), and needs nothing here.
+    #[serde(default, deserialize_with = "nullable")]
+    pub env: Vec<Spanned<String>>,
 }
 
 /// A plugin a registry ships: a registry extension. It gets no capability the

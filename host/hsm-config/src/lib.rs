@@ -21,8 +21,8 @@ pub mod spanned;
 mod yaml_error;
 
 pub use config::{
-    Config, Implies, NameRef, PackageDef, PackageRequest, ParamNode, Params, ProfileDef, ProfileSettings, Project,
-    ServiceDef, ServiceRequest, SourceDef, StrParam,
+    Config, Implies, NameRef, PackageDef, PackageRequest, ParamNode, Params, PluginGrant, ProfileDef, ProfileSettings,
+    Project, ServiceDef, ServiceRequest, SourceDef, StrParam,
 };
 pub use env::Environment;
 pub use file::Mode;

@@ -361,6 +361,7 @@ impl Loader<'_> {
                 sha256_span: decl.sha256.span(file),
                 capabilities: decl.grant.iter().map(|c| (c.value, c.span(file))).collect(),
                 publish_on: decl.publish_on.iter().map(|h| (h.value.clone(), h.span(file))).collect(),
+                env: decl.env.iter().map(|v| (v.value.clone(), v.span(file))).collect(),
             });
         }
 

@@ -44,10 +44,49 @@ impl PluginDir {
         Ok(Self { dir: hsm_dir.open_dir(plugin)?, root: hsm.join(plugin) })
     }
 
+    /// Checks, changing nothing, that `rel` in `.hsm/<plugin>/` does not lead out of
+    /// it: the folder is a real folder (or absent), and no symlink on the way leads
+    /// elsewhere. What is missing is fine: hsm creates it later, inside.
+    pub(crate) fn check_inside(project: &ProjectId, plugin: &str, rel: &str) -> io::Result<()> {
+        let folder = project.hsm_dir().join(plugin);
+        match folder.symlink_metadata() {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+            Ok(m) if !m.is_dir() => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("`.hsm/{plugin}` is not a folder (a symlink or a file is not allowed there)"),
+                ));
+            }
+            Ok(_) => {}
+        }
+        let files = Self { dir: Dir::open_ambient_dir(&folder, ambient_authority())?, root: folder };
+        let rel = rel.trim_start_matches('/');
+        match files.dir.metadata(rel) {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let mut on_the_way = PathBuf::new();
+                for part in Path::new(rel).components() {
+                    on_the_way.push(part);
+                    let symlink = files.dir.symlink_metadata(&on_the_way).is_ok_and(|m| m.file_type().is_symlink());
+                    if symlink && let Err(e) = files.dir.metadata(&on_the_way) {
+                        return Err(files.explain(rel, e));
+                    }
+                }
+                Ok(())
+            }
+            Err(e) => Err(files.explain(rel, e)),
+        }
+    }
+
     /// Writes `contents` to `rel` (creating folders on the way) unless the file
     /// already holds them; returns whether it wrote. The new file replaces the old
     /// one in one step, so readers never see half of it.
     pub(crate) fn write(&self, rel: &str, contents: &[u8]) -> io::Result<bool> {
+        self.write_inside(rel, contents).map_err(|e| self.explain(rel, e))
+    }
+
+    fn write_inside(&self, rel: &str, contents: &[u8]) -> io::Result<bool> {
         let rel = Path::new(rel);
         if self.dir.read(rel).is_ok_and(|old| old == contents) {
             return Ok(false);
@@ -72,12 +111,36 @@ impl PluginDir {
         let rel = rel.trim_start_matches('/');
         match self.dir.metadata(rel) {
             Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => self.dir.create_dir_all(rel)?,
-            Err(e) => return Err(e),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                self.dir.create_dir_all(rel).map_err(|e| self.explain(rel, e))?;
+            }
+            Err(e) => return Err(self.explain(rel, e)),
         }
         // `metadata` follows symlinks only while they stay inside; a symlink that
         // resolves outside has failed above.
         Ok(self.root.join(rel))
+    }
+
+    /// Says what was refused and why when an access to `rel` failed: cap-std's
+    /// own error for a symlink that leads out is a bare "File exists" or
+    /// "Operation not permitted". A symlink on the way is named; other errors
+    /// are kept, with the path.
+    fn explain(&self, rel: &str, e: io::Error) -> io::Error {
+        let folder = self.root.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let mut on_the_way = PathBuf::new();
+        for part in Path::new(rel).components() {
+            on_the_way.push(part);
+            if self.dir.symlink_metadata(&on_the_way).is_ok_and(|m| m.file_type().is_symlink()) {
+                return io::Error::new(
+                    io::ErrorKind::PermissionDenied,
+                    format!(
+                        "refused to use `.hsm/{folder}/{rel}`: `.hsm/{folder}/{}` is a symlink, and hsm follows none out of a plugin's folder (remove it; `hsm sync` writes the plugin's files again)",
+                        on_the_way.display()
+                    ),
+                );
+            }
+        }
+        io::Error::new(e.kind(), format!("`.hsm/{folder}/{rel}`: {e}"))
     }
 }
 
@@ -111,10 +174,25 @@ mod tests {
         assert!(files.write("/etc/passwd", b"x").is_err());
         // A symlink inside the folder that points outside it.
         std::os::unix::fs::symlink(outside.path(), p.dir.join(".hsm/redis/escape")).unwrap();
-        assert!(files.write("escape/owned", b"x").is_err());
+        let e = files.write("escape/owned", b"x").expect_err("through the symlink");
+        assert!(e.to_string().contains("`.hsm/redis/escape` is a symlink, and hsm follows none out"), "{e}");
         assert!(!outside.path().join("owned").exists());
-        assert!(files.bind_source("escape").is_err());
+        let e = files.bind_source("escape").expect_err("a symlink out");
+        assert!(e.to_string().contains("refused to use `.hsm/redis/escape`"), "{e}");
+        // A symlink planted as the file itself is replaced, not followed.
+        let planted = p.dir.join(".hsm/redis/conf.toml");
+        std::os::unix::fs::symlink(outside.path().join("target"), &planted).unwrap();
+        assert!(files.write("conf.toml", b"x").unwrap());
+        assert!(!planted.symlink_metadata().unwrap().file_type().is_symlink());
+        assert!(!outside.path().join("target").exists());
         assert!(files.bind_source("../..").is_err());
+        // The check that runs before anything changes says the same, and creates nothing.
+        let e = PluginDir::check_inside(&p, "redis", "escape/sub").expect_err("a symlink out");
+        assert!(e.to_string().contains("`.hsm/redis/escape` is a symlink"), "{e}");
+        PluginDir::check_inside(&p, "redis", "not/yet/there").unwrap();
+        assert!(!p.dir.join(".hsm/redis/not").exists());
+        PluginDir::check_inside(&p, "other", "data").unwrap();
+        assert!(!p.dir.join(".hsm/other").exists());
     }
 
     #[test]

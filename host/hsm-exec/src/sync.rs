@@ -191,6 +191,7 @@ impl<'a> Syncer<'a> {
         check_names(self.plan, project)?;
         self.check_references()?;
         self.check_python()?;
+        self.check_plugin_files()?;
         let observation = observe(&self.docker, self.plan, &self.cx, &self.state, true).await?;
         let decisions: HashMap<(String, String), &Observed> =
             observation.containers.iter().map(|o| ((o.service.clone(), o.container.clone()), o)).collect();
@@ -923,6 +924,28 @@ impl<'a> Syncer<'a> {
         e.map_texts(&|t| self.redact(t))
     }
 
+    /// Before anything changes: every file the plan writes and every bind source
+    /// stays inside its plugin's folder (a symlink planted there is refused now,
+    /// not after the network was created). Nothing is created.
+    fn check_plugin_files(&self) -> Result<(), ExecError> {
+        for svc in &self.plan.services {
+            let plugin = plugin_name(svc);
+            let written = svc.actions.iter().filter_map(|a| match a {
+                Action::WriteFile(f) => Some((f.plugin.as_str(), f.path.as_str())),
+                _ => None,
+            });
+            let bound = containers_of(svc).flat_map(|c| &c.mounts).filter_map(|m| match m {
+                hsm_plan::Mount::Bind { source, .. } => Some((plugin.as_str(), source.as_str())),
+                hsm_plan::Mount::Volume { .. } => None,
+            });
+            for (plugin, rel) in written.chain(bound) {
+                crate::plugin_files::PluginDir::check_inside(&self.cx.project, plugin, rel)
+                    .map_err(|e| ExecError::File { path: format!(".hsm/{plugin}/{rel}"), message: e.to_string() })?;
+            }
+        }
+        Ok(())
+    }
+
     /// Checks a container's bind sources through the plugin's folder as a
     /// capability: a source that climbs out (`..`, a symlink) fails here, before
     /// Docker sees it. (Binds are read-only, so the container can't plant one.)
@@ -1153,9 +1176,9 @@ fn shown_command(words: &[hsm_model::Text]) -> String {
     let shown: Vec<String> = words
         .iter()
         .map(|w| {
-            let text = w.display();
-            let first = text.lines().next().unwrap_or("");
-            let cut = first.chars().count() > 40 || first.len() < text.len();
+            let (first, more) = w.first_line();
+            let first = first.display();
+            let cut = first.chars().count() > 40 || more;
             let mut word: String = first.chars().take(40).collect();
             if cut {
                 word.push('…');

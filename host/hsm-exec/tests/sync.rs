@@ -302,3 +302,30 @@ fn a_bad_reference_is_bad_input_found_before_anything_is_touched() {
     assert_eq!(err.to_string(), "service `db`: `${EXT_PORT}` of a readiness probe is not a port number");
     assert!(sandbox.containers().is_empty(), "nothing was created");
 }
+
+#[test]
+fn a_symlink_planted_in_a_plugins_folder_is_refused_before_anything_is_touched() {
+    let sandbox = Sandbox::new("planted");
+    let outside = tempfile::tempdir().unwrap();
+    let folder = sandbox.dir.path().join(".hsm/test");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::os::unix::fs::symlink(outside.path(), folder.join("conf")).unwrap();
+    let mut server = sleeper(Vec::new(), Vec::new());
+    server.mounts.push(hsm_plan::Mount::Bind { source: "conf".into(), target: "/conf".into(), read_only: true });
+    let write = Action::WriteFile(hsm_plan::WriteFile {
+        plugin: "test".into(),
+        path: "conf/app.toml".into(),
+        contents: "x = 1\n".into(),
+    });
+    for actions in [vec![Action::EnsureContainer(server.clone())], vec![write]] {
+        let plan =
+            Plan { project: sandbox.project.name.clone(), services: vec![service("web", Mode::Managed, actions)] };
+        let (result, _, events) = sandbox.sync(&plan, &SecretStore::new(), State::new(&sandbox.project));
+        let err = result.expect_err("refused");
+        assert!(err.to_string().contains("`.hsm/test/conf` is a symlink, and hsm follows none out"), "{err}");
+        assert!(sandbox.containers().is_empty(), "nothing was created");
+        let label = format!("label=dev.hsm.project-dir={}", sandbox.project.dir_label());
+        assert_eq!(docker(&["network", "ls", "-q", "--filter", &label]), "", "no network was created: {events:#?}");
+        assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0, "nothing was written outside");
+    }
+}

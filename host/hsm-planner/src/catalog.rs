@@ -6,8 +6,8 @@
 
 use std::collections::BTreeSet;
 
-use hsm_config::Config;
 use hsm_config::file::CapabilityName;
+use hsm_config::{Config, PluginGrant};
 use hsm_model::{Diagnostic, Diagnostics};
 use hsm_runtime::{CacheOutcome, Capability, CompileCache, Grants, LoadError, Plugin, PluginHost, PluginSource};
 use sha2::Digest as _;
@@ -25,6 +25,8 @@ pub struct LoadedPlugin {
 #[derive(Debug, Default)]
 pub struct Catalog {
     plugins: Vec<LoadedPlugin>,
+    /// What was granted to no use (a capability a plugin does not declare, say).
+    warnings: Vec<Diagnostic>,
 }
 
 impl Catalog {
@@ -153,9 +155,12 @@ impl Catalog {
                     );
                     continue;
                 }
-                Some(g) => Grants {
-                    capabilities: g.capabilities.iter().map(|(c, _)| capability(*c)).collect(),
-                    host_ips: g.publish_on.iter().map(|(h, _)| h.clone()).collect(),
+                Some(g) => match grants(&plugin, g, &mut catalog.warnings) {
+                    Ok(grants) => grants,
+                    Err(d) => {
+                        diags.0.extend(d.0);
+                        continue;
+                    }
                 },
             };
             if let Err((kind, existing)) = catalog.add(plugin, grants) {
@@ -219,6 +224,67 @@ impl Catalog {
     pub fn plugins(&self) -> &[LoadedPlugin] {
         &self.plugins
     }
+
+    /// Warnings about the grants: parts that grant nothing.
+    pub fn warnings(&self) -> &[Diagnostic] {
+        &self.warnings
+    }
+}
+
+/// What `hsm.yaml` grants a plugin, checked against what it declares. A variable
+/// granted by name must be one a plugin may set at all (an error otherwise); a
+/// capability the plugin does not declare, or a variable granted to a plugin that
+/// declares its own, grants nothing (a warning: the grant may be meant for another
+/// version of the plugin, or for another plugin).
+fn grants(plugin: &Plugin, g: &PluginGrant, warnings: &mut Vec<Diagnostic>) -> Result<Grants, Diagnostics> {
+    let name = plugin.name();
+    let info = plugin.info();
+    let mut diags = Diagnostics::default();
+    for (c, span) in &g.capabilities {
+        let c = capability(*c);
+        if !info.capabilities.contains(&c) {
+            warnings.push(
+                Diagnostic::warning(format!("plugin `{name}` does not declare `{c}`, so this grant gives it nothing"))
+                    .at(*span, "")
+                    .note(format!("it declares {}", list(info.capabilities.iter().map(|c| c.as_str()))))
+                    .hint("remove it, or check that the grant is meant for this plugin"),
+            );
+        }
+    }
+    for (var, span) in &g.env {
+        if !hsm_runtime::env_rules::is_env_name(var) {
+            diags.push(
+                Diagnostic::new(format!("`{var}` is not a variable name"))
+                    .at(*span, "")
+                    .hint("a name is an ASCII letter or `_`, then letters, digits and `_`"),
+            );
+        } else if let Some(why) = hsm_runtime::env_rules::refused_name(var) {
+            diags.push(Diagnostic::new(why).at(*span, "").note("this holds for every plugin, granted or not"));
+        } else if info.variables.is_some() && !info.declares_variable(var) {
+            warnings.push(
+                Diagnostic::warning(format!(
+                    "plugin `{name}` declares the variables it sets, and `{var}` is not one of them: this grant gives it nothing"
+                ))
+                .at(*span, "")
+                .note(format!(
+                    "it declares {}",
+                    list(info.variables.iter().flatten().map(|v| v.name.as_str()))
+                ))
+                .hint("remove it (a plugin built for WIT 0.3.0 or later needs no `env` grant)"),
+            );
+        }
+    }
+    diags.into_result(Grants {
+        capabilities: g.capabilities.iter().map(|(c, _)| capability(*c)).collect(),
+        host_ips: g.publish_on.iter().map(|(h, _)| h.clone()).collect(),
+        variables: g.env.iter().map(|(v, _)| v.clone()).collect(),
+    })
+}
+
+/// `` `a`, `b` `` or `nothing`.
+fn list<'a>(names: impl Iterator<Item = &'a str>) -> String {
+    let names: Vec<String> = names.map(|n| format!("`{n}`")).collect();
+    if names.is_empty() { "nothing".to_string() } else { names.join(", ") }
 }
 
 fn capability(c: CapabilityName) -> Capability {

@@ -17,7 +17,7 @@ use hsm_plan::{Consumer, Mode, PackageSource, Plan, PythonPackage, ServicePlan};
 use hsm_resolve::{Requester, Resolution, ServiceInstance};
 use hsm_runtime::{
     CallError, CheckContext, ConsumerInput, ContributionInput, MergeFailure, MergeInput, PlanFailure, PlanInput,
-    ProfileInput, Refusal, check_plan,
+    ProfileInput, Refusal, Rename, check_plan,
 };
 use indexmap::IndexMap;
 
@@ -227,11 +227,11 @@ fn plan_service(
     let Answer { merged, actions, env } = answer;
     let planned = hsm_runtime::PlannedService { actions, env };
     // The Python service has no consumers: no package implies it.
-    let who = match job {
-        Job::Service(service) => consumer_list(service),
-        Job::Python => Vec::new(),
+    let (who, renames) = match job {
+        Job::Service(service) => (consumer_list(service), renames(service)),
+        Job::Python => (Vec::new(), Vec::new()),
     };
-    let ctx = CheckContext { service: name, consumers: &who, packages };
+    let ctx = CheckContext { service: name, consumers: &who, packages, renames: &renames };
     check_plan(plugin.info(), &loaded.grants, &ctx, &planned)?;
     let (profile, mode) = match job {
         Job::Service(service) => (service.profile.name.clone(), mode(service)),
@@ -275,8 +275,11 @@ fn ask_plugin(
         Ok(v) => v,
         Err(MergeFailure::Call(e)) => return Err(e.into()),
         Err(MergeFailure::Conflict { message, key, contributions }) => {
-            let mut d =
-                Diagnostic::new(format!("packages ask conflicting things of service `{}`: {message}", service.name));
+            let mut d = Diagnostic::new(format!(
+                "packages ask conflicting things of service `{}`: plugin `{}` says: {message}",
+                service.name,
+                plugin.name()
+            ));
             for (n, i) in contributions.iter().enumerate() {
                 let c = &service.contributions[*i];
                 let label = format!("{} asks this", who(&c.from));
@@ -290,7 +293,9 @@ fn ask_plugin(
         Err(MergeFailure::Invalid { message, key, contribution }) => {
             let origin = contribution.map(|i| &service.contributions[i].origin);
             let span = origin.and_then(|o| span_of(o, sources));
-            let mut d = Diagnostic::new(format!("service `{}`: {message}", service.name)).at_opt(span, "");
+            let mut d =
+                Diagnostic::new(format!("service `{}`: plugin `{}` says: {message}", service.name, plugin.name()))
+                    .at_opt(span, "");
             let known: Vec<&str> = plugin.info().params.iter().map(|p| p.name.as_str()).collect();
             if let Some(best) = hsm_config::did_you_mean(&key, known.iter().copied()) {
                 d = d.hint(format!("did you mean `{best}`?"));
@@ -319,8 +324,10 @@ fn ask_plugin(
         Err(PlanFailure::Invalid { message, key }) => {
             let span = span_of(&service.profile.chosen_by, sources);
             let d = Diagnostic::new(format!(
-                "service `{}` with profile `{}` ({mode:?}): {message}",
-                service.name, service.profile.name
+                "service `{}` with profile `{}` ({mode:?}): plugin `{}` says: {message}",
+                service.name,
+                service.profile.name,
+                plugin.name()
             ))
             .at_opt(span, "profile chosen here");
             let d = match key {
@@ -353,6 +360,24 @@ fn consumers(service: &ServiceInstance) -> Vec<(Consumer, Cow<'_, Value>)> {
     }
     out
 }
+
+/// The consumers' renames of the service's variables: their `env_names` (the
+/// parameter every plugin honours through the SDK), as [`consumers`] merges them.
+fn renames(service: &ServiceInstance) -> Vec<Rename> {
+    let mut out = Vec::new();
+    for (consumer, params) in consumers(service) {
+        let Some(Value::Map(names)) = params.get(ENV_NAMES) else { continue };
+        for (from, to) in names {
+            if let Some(to) = to.as_text().and_then(|t| t.as_plain()) {
+                out.push(Rename { consumer: consumer.clone(), from: from.clone(), to: to.to_string() });
+            }
+        }
+    }
+    out
+}
+
+/// The parameter with which a consumer renames the variables it gets.
+const ENV_NAMES: &str = "env_names";
 
 /// Who [`consumers`] lists, without their params.
 fn consumer_list(service: &ServiceInstance) -> Vec<Consumer> {

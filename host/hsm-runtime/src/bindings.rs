@@ -36,3 +36,19 @@ pub(crate) mod v0_2 {
         with: { "hsm:plugin/types@0.2.0": super::v0_1::hsm::plugin::types },
     });
 }
+
+/// `hsm:plugin@0.3.0`. Its `types` are 0.2.0's (so 0.1.0's Rust types, as above)
+/// and its `requests` are 0.2.0's: only `describe` changed, to return the
+/// variables a plugin sets besides its `plugin-info`.
+pub(crate) mod v0_3 {
+    #![allow(missing_docs, unreachable_pub, clippy::all)]
+    wasmtime::component::bindgen!({
+        path: "../../wit/0.3.0",
+        world: "hsm:plugin/plugin@0.3.0",
+        ownership: Borrowing { duplicate_if_necessary: true },
+        with: {
+            "hsm:plugin/types@0.3.0": super::v0_1::hsm::plugin::types,
+            "hsm:plugin/requests@0.3.0": super::v0_2::hsm::plugin::requests,
+        },
+    });
+}

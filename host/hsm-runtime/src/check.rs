@@ -20,13 +20,40 @@ pub struct Grants {
     pub capabilities: BTreeSet<Capability>,
     /// Host addresses other than 127.0.0.1 its ports may bind to.
     pub host_ips: BTreeSet<String>,
+    /// Variables it may set in consumers' environments, by name: what a plugin
+    /// built for a WIT version that can't declare its variables (0.1.0, 0.2.0) may
+    /// set. A plugin that declares them sets exactly what it declares.
+    pub variables: BTreeSet<String>,
 }
 
 impl Grants {
     /// Everything the plugin declares, on loopback only: what bundled plugins get.
     pub fn declared(info: &PluginInfo) -> Self {
-        Self { capabilities: info.capabilities.clone(), host_ips: BTreeSet::new() }
+        Self { capabilities: info.capabilities.clone(), host_ips: BTreeSet::new(), variables: BTreeSet::new() }
     }
+
+    /// Whether the plugin may set `name` in a consumer's environment: it declares
+    /// it, or (when it can't declare variables) `hsm.yaml` grants it.
+    pub fn allows_variable(&self, info: &PluginInfo, name: &str) -> bool {
+        match &info.variables {
+            Some(_) => info.declares_variable(name),
+            None => self.variables.contains(name),
+        }
+    }
+}
+
+/// A consumer's new name for one of a service's variables (its `env_names`
+/// parameter: `{DATABASE_URL: AUTH_DB_URL}`). Plugins apply renames themselves
+/// (the SDK does), so the host accepts the new name for a variable the plugin may
+/// set under its own.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rename {
+    /// Whose environment.
+    pub consumer: Consumer,
+    /// The variable's name as the plugin declares it.
+    pub from: String,
+    /// The name the consumer gets it under.
+    pub to: String,
 }
 
 /// What the host knows about the service being planned.
@@ -39,6 +66,8 @@ pub struct CheckContext<'a> {
     /// The packages (with their sources) the project asked for; a uv install may
     /// install only these.
     pub packages: &'a [PythonPackage],
+    /// The consumers' renames of the service's variables.
+    pub renames: &'a [Rename],
 }
 
 /// Why an action was refused.
@@ -55,6 +84,9 @@ pub struct Refusal {
     pub reason: String,
     /// The capability missing, when that is the reason.
     pub missing: Option<Capability>,
+    /// The variable missing from what `hsm.yaml` grants a plugin that can't
+    /// declare its variables, when that is the reason.
+    pub missing_variable: Option<Box<str>>,
 }
 
 /// Checks a plugin's plan for one service.
@@ -81,14 +113,7 @@ pub fn check_plan(
             ));
         }
         for (name, value) in &env.vars {
-            // Plans give hundreds of thousands of variables: the checks (which have
-            // no side effects) run without a description first, and again with
-            // one only to explain a refusal.
-            if checker.consumer_env_name(name, "").is_ok() && checker.text(value, "").is_ok() {
-                continue;
-            }
-            checker.consumer_env_name(name, &format!("set `{}`", name.escape_debug()))?;
-            checker.text(value, &format!("set `{name}`"))?;
+            checker.consumer_var(&env.consumer, name, value)?;
         }
     }
     Ok(())
@@ -111,6 +136,7 @@ impl Checker<'_> {
             action: crate::convert::printable(&action.into()),
             reason: crate::convert::printable(&reason.into()),
             missing,
+            missing_variable: None,
         }
     }
 
@@ -147,7 +173,7 @@ impl Checker<'_> {
                 if self.containers.iter().any(|(n, _)| *n == c.name) {
                     return Err(self.refuse(what, "it ensures that container twice", None));
                 }
-                if c.image.is_empty() || c.image.contains(char::is_whitespace) {
+                if !is_image_reference(&c.image) {
                     return Err(self.refuse(
                         what,
                         format!("`{}` is not an image reference", c.image.escape_debug()),
@@ -202,7 +228,7 @@ impl Checker<'_> {
                 }
                 for (name, value) in &c.env {
                     self.env_name(name, &what)?;
-                    self.text(value, &what)?;
+                    self.env_value(name, value, &what)?;
                 }
                 for arg in c.command.iter().flatten() {
                     self.text(arg, &what)?;
@@ -314,7 +340,9 @@ impl Checker<'_> {
             }
             Endpoint::Address { host, port } => {
                 let what = format!("probe `{}:{}`", host.display(), port.display());
-                self.require(Capability::NetworkProbe, &what)
+                self.require(Capability::NetworkProbe, &what)?;
+                self.env_value("host", host, &what)?;
+                self.env_value("port", port, &what)
             }
         }
     }
@@ -352,29 +380,89 @@ impl Checker<'_> {
         }
         for (name, value) in &e.env {
             self.env_name(name, what)?;
-            self.text(value, what)?;
+            self.env_value(name, value, what)?;
+        }
+        if let Some(user) = &e.user {
+            let ok = !user.is_empty()
+                && user.len() <= 64
+                && user.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'));
+            if !ok {
+                return Err(self.refuse(what, format!("`{}` is not a user name", user.escape_debug()), None));
+            }
         }
         Ok(())
     }
 
-    /// A variable a consumer gets: a valid name that doesn't steer the programs the
-    /// package runs (a loader, a shell, an interpreter's startup, a proxy, trusted
-    /// certificates). Those would let a plugin run code on the host through `hsm run`.
-    fn consumer_env_name(&self, name: &str, what: &str) -> Result<(), Refusal> {
-        self.env_name(name, what)?;
-        // `env_name` let only ASCII through, so any byte offset is a boundary.
-        let starts = |p: &str| name.len() >= p.len() && name[..p.len()].eq_ignore_ascii_case(p);
-        let denied = RESERVED_ENV.iter().any(|r| r.eq_ignore_ascii_case(name))
-            || RESERVED_ENV_PREFIXES.iter().any(|p| starts(p))
-            || (name.len() >= 6 && name[name.len() - 6..].eq_ignore_ascii_case("_PROXY"));
-        if denied {
+    /// A value in an environment: no control character in it (a line break would
+    /// smuggle another variable into an env file; ESC would act on the terminal
+    /// that shows the plan), and references only to this service's own ports.
+    fn env_value(&self, name: &str, value: &Text, what: &str) -> Result<(), Refusal> {
+        if let Some(c) = crate::env_rules::control_in(value) {
             return Err(self.refuse(
                 what,
-                format!("`{name}` changes how programs start or connect, so no plugin may set it"),
+                format!("the value of `{name}` holds the control character {c:?}; values are one line of text"),
                 None,
             ));
         }
-        Ok(())
+        self.text(value, what)
+    }
+
+    /// A variable a consumer gets. Checked one by one without building a
+    /// description first: plans give hundreds of thousands of them.
+    fn consumer_var(&self, consumer: &Consumer, name: &str, value: &Text) -> Result<(), Refusal> {
+        let what = || {
+            let whose = match consumer {
+                Consumer::Project => "the project's".to_string(),
+                Consumer::Package(p) => format!("package `{p}`'s"),
+            };
+            format!("set `{}` in {whose} environment", name.escape_debug())
+        };
+        if !crate::env_rules::is_env_name(name) {
+            return self.env_name(name, &what());
+        }
+        if let Some(why) = crate::env_rules::refused_name(name) {
+            return Err(self.refuse(what(), why, None));
+        }
+        let allowed =
+            self.grants.allows_variable(self.info, name)
+                || self.ctx.renames.iter().any(|r| {
+                    r.to == name && &r.consumer == consumer && self.grants.allows_variable(self.info, &r.from)
+                });
+        if !allowed {
+            let reason = match &self.info.variables {
+                Some(declared) => format!(
+                    "it does not declare that variable (it declares {})",
+                    list_or_none(declared.iter().map(|v| v.name.as_str()))
+                ),
+                None => format!(
+                    "the variable is not granted to it (built for an older WIT, it can't declare its variables; it is granted {})",
+                    list_or_none(self.grants.variables.iter().map(String::as_str))
+                ),
+            };
+            let mut refusal = self.refuse(what(), reason, None);
+            if self.info.variables.is_none() {
+                refusal.missing_variable = Some(name.into());
+            }
+            return Err(refusal);
+        }
+        if let Some(c) = crate::env_rules::control_in(value) {
+            return Err(self.refuse(
+                what(),
+                format!("its value holds the control character {c:?}; a variable's value is one line of text"),
+                None,
+            ));
+        }
+        if crate::env_rules::points_into_hsm(value) {
+            return Err(self.refuse(
+                what(),
+                format!(
+                    "its value `{}` points into `.hsm/`, where plugins write files: a program told to read them would do what the plugin's files say",
+                    value.display()
+                ),
+                None,
+            ));
+        }
+        self.text(value, &what())
     }
 
     fn env_name(&self, name: &str, what: &str) -> Result<(), Refusal> {
@@ -389,7 +477,10 @@ impl Checker<'_> {
 
     fn relative_path(&self, path: &str, what: &str) -> Result<(), Refusal> {
         let p = Path::new(path);
-        let ok = !path.is_empty() && p.components().all(|c| matches!(c, Component::Normal(_)));
+        let ok = !path.is_empty()
+            && path.len() <= 1024
+            && !path.chars().any(char::is_control)
+            && p.components().all(|c| matches!(c, Component::Normal(_)));
         if ok {
             Ok(())
         } else {
@@ -403,7 +494,10 @@ impl Checker<'_> {
 
     fn container_path(&self, path: &str, what: &str) -> Result<(), Refusal> {
         let p = Path::new(path);
-        let ok = p.is_absolute() && p.components().all(|c| matches!(c, Component::RootDir | Component::Normal(_)));
+        let ok = p.is_absolute()
+            && path.len() <= 1024
+            && !path.chars().any(char::is_control)
+            && p.components().all(|c| matches!(c, Component::RootDir | Component::Normal(_)));
         if ok && path != "/" {
             Ok(())
         } else {
@@ -415,71 +509,22 @@ impl Checker<'_> {
 /// The longest a plugin may make hsm wait for one probe.
 const MAX_WAIT_MS: u32 = 10 * 60 * 1000;
 
-/// Variables that steer how programs start, what they load or where they connect.
-const RESERVED_ENV: &[&str] = &[
-    "PATH",
-    "HOME",
-    "SHELL",
-    "ENV",
-    "BASH_ENV",
-    "IFS",
-    "PS4",
-    "PROMPT_COMMAND",
-    "CDPATH",
-    "VIRTUAL_ENV",
-    "PAGER",
-    "MANPAGER",
-    "EDITOR",
-    "VISUAL",
-    "BROWSER",
-    "LESSOPEN",
-    "LESSCLOSE",
-    "TMPDIR",
-    "TZDIR",
-    "LOCPATH",
-    "GCONV_PATH",
-    "HOSTALIASES",
-    "RESOLV_HOST_CONF",
-    "LOCALDOMAIN",
-    "SSL_CERT_FILE",
-    "SSL_CERT_DIR",
-    "REQUESTS_CA_BUNDLE",
-    "CURL_CA_BUNDLE",
-    "NODE_EXTRA_CA_CERTS",
-    "PERL5OPT",
-    "PERL5LIB",
-    "PERLLIB",
-    "RUBYOPT",
-    "RUBYLIB",
-    "NODE_OPTIONS",
-    "NODE_PATH",
-    "JAVA_TOOL_OPTIONS",
-    "_JAVA_OPTIONS",
-    "JDK_JAVA_OPTIONS",
-    "CLASSPATH",
-    "GIT_SSH",
-    "GIT_SSH_COMMAND",
-    "GIT_ASKPASS",
-    "SSH_ASKPASS",
-    "SUDO_ASKPASS",
-];
+/// `a`, `b` and `c`, or `none`.
+fn list_or_none<'a>(names: impl Iterator<Item = &'a str>) -> String {
+    let names: Vec<String> = names.map(|n| format!("`{n}`")).collect();
+    if names.is_empty() { "none".to_string() } else { names.join(", ") }
+}
 
-/// Prefixes of such variables (loaders, interpreters, toolchains, hsm itself).
-const RESERVED_ENV_PREFIXES: &[&str] = &[
-    "LD_",
-    "DYLD_",
-    "PYTHON",
-    "GIT_",
-    "SSH_",
-    "UV_",
-    "PIP_",
-    "CARGO_",
-    "RUSTC",
-    "RUSTUP_",
-    "HSM_",
-    "DOCKER_",
-    "NPM_CONFIG_",
-];
+/// An image reference as Docker takes one (`postgres:16`,
+/// `registry:5000/team/app@sha256:…`): ASCII letters, digits and `._-/:@`, at
+/// most 512 bytes. Anything else (spaces, control characters) is refused before
+/// it reaches the engine or the terminal.
+fn is_image_reference(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 512
+        && s.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/' | ':' | '@'))
+}
 
 fn is_short_name(s: &str) -> bool {
     !s.is_empty()

@@ -67,8 +67,21 @@ impl Budget {
 /// A plugin's words, safe to print: control characters (terminal escapes among
 /// them) shown as escapes instead of acted on.
 pub(crate) fn printable(s: &str) -> String {
-    s.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
+    hsm_model::text::printable(s).into_owned()
 }
+
+/// A message or key a plugin wrote, as hsm quotes it: printable, and at most
+/// [`MAX_WORDS`] characters (a message is a line, not a page).
+pub(crate) fn plugin_words(s: &str) -> String {
+    let shown = printable(s);
+    match shown.char_indices().nth(MAX_WORDS) {
+        Some((end, _)) => format!("{}…", &shown[..end]),
+        None => shown,
+    }
+}
+
+/// The longest message of a plugin's that hsm quotes whole.
+const MAX_WORDS: usize = 1000;
 
 fn malformed(message: impl Into<String>) -> CallErrorKind {
     CallErrorKind::Malformed(message.into())
@@ -402,7 +415,40 @@ pub(crate) fn info_from_wit(info: w::PluginInfo, budget: &mut Budget) -> Result<
         params: specs(info.params),
         settings: specs(info.settings),
         capabilities,
+        variables: None,
     })
+}
+
+/// The variables a 0.3.0 plugin declares (name, description), checked as its other
+/// declarations are: names hsm accepts, in none of the families no plugin may set,
+/// each once, with one-line printable descriptions.
+pub(crate) fn variables_from_wit(
+    variables: Vec<(String, String)>,
+    budget: &mut Budget,
+) -> Result<Vec<crate::VariableSpec>, String> {
+    const MAX_VARIABLES: usize = 256;
+    if variables.len() > MAX_VARIABLES {
+        return Err(format!("it declares {} variables; at most {MAX_VARIABLES} are allowed", variables.len()));
+    }
+    let mut out: Vec<crate::VariableSpec> = Vec::with_capacity(variables.len());
+    for (name, description) in variables {
+        budget.take_str(&name).map_err(|e| e.to_string())?;
+        budget.take_str(&description).map_err(|e| e.to_string())?;
+        if !crate::env_rules::is_env_name(&name) {
+            return Err(format!("it declares `{}`, which is not a variable name", name.escape_debug()));
+        }
+        if let Some(why) = crate::env_rules::refused_name(&name) {
+            return Err(format!("it declares variable {why}"));
+        }
+        if description.chars().any(char::is_control) || hsm_model::text::needs_escape(&description) {
+            return Err(format!("the description of `{name}` holds control characters"));
+        }
+        if out.iter().any(|v| v.name == name) {
+            return Err(format!("it declares variable `{name}` twice"));
+        }
+        out.push(crate::VariableSpec { name, description });
+    }
+    Ok(out)
 }
 
 fn encoding_from_wit(e: w::Encoding) -> Encoding {
@@ -520,8 +566,8 @@ pub(crate) fn merge_error_from_wit(
             budget.take_str(&c.message)?;
             budget.take_str(&c.key)?;
             MergeFailure::Conflict {
-                message: printable(&c.message),
-                key: printable(&c.key),
+                message: plugin_words(&c.message),
+                key: plugin_words(&c.key),
                 contributions: c.contributions.into_iter().map(index).collect::<Result<_, _>>()?,
             }
         }
@@ -529,8 +575,8 @@ pub(crate) fn merge_error_from_wit(
             budget.take_str(&i.message)?;
             budget.take_str(&i.key)?;
             MergeFailure::Invalid {
-                message: i.message,
-                key: i.key,
+                message: plugin_words(&i.message),
+                key: plugin_words(&i.key),
                 contribution: i.contribution.map(index).transpose()?,
             }
         }

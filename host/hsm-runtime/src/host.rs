@@ -16,16 +16,16 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Engine, Store, Trap};
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-use crate::bindings::{v0_1, v0_2};
+use crate::bindings::{v0_1, v0_2, v0_3};
 use crate::code_memory::{self, CodeProtection};
 use crate::convert::{self, Budget, Handles};
 use crate::engine_config;
+use crate::output_tail::OutputTail;
 
 /// The WIT versions this host loads plugins for.
-pub const WIT_VERSIONS: &[&str] = &["0.1.0", "0.2.0"];
+pub const WIT_VERSIONS: &[&str] = &["0.1.0", "0.2.0", "0.3.0"];
 
 /// The most linear memory any plugin instance may have, whatever the [`Limits`]
 /// (the size of the instance pool's memory slots).
@@ -34,8 +34,8 @@ pub(crate) const MAX_MEMORY_BYTES: usize = 256 << 20;
 /// How often the epoch advances; call deadlines are counted in these ticks.
 const TICK: Duration = Duration::from_millis(5);
 
-/// How much a plugin may print (stdout and stderr together) before its writes
-/// fail; the end of it explains a crash.
+/// How much of what a plugin prints (stdout and stderr together) is kept: the
+/// end of it, which explains a crash.
 const STDERR_CAPACITY: usize = 256 * 1024;
 
 /// The process's one engine, with the ticker thread that drives call deadlines.
@@ -182,6 +182,15 @@ pub struct ParamSpec {
     pub required: bool,
 }
 
+/// A variable a plugin declares it sets in its consumers' environments.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct VariableSpec {
+    /// Its name.
+    pub name: String,
+    /// What it holds.
+    pub description: String,
+}
+
 /// What a plugin says about itself (checked when it is loaded).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct PluginInfo {
@@ -197,6 +206,17 @@ pub struct PluginInfo {
     pub settings: Vec<ParamSpec>,
     /// The capabilities it needs.
     pub capabilities: BTreeSet<Capability>,
+    /// The variables it sets in consumers' environments, when its WIT version
+    /// lets it declare them (0.3.0 and later); `None` for older plugins, which may
+    /// set only the variables `hsm.yaml` grants them by name.
+    pub variables: Option<Vec<VariableSpec>>,
+}
+
+impl PluginInfo {
+    /// Whether it declares `name` among its variables.
+    pub fn declares_variable(&self, name: &str) -> bool {
+        self.variables.iter().flatten().any(|v| v.name == name)
+    }
 }
 
 /// Why a component could not be loaded.
@@ -615,12 +635,14 @@ impl PluginHost {
             });
         }
         let link =
-            |e: wasmtime::Error| LoadError::Link { source_name: source_name.to_string(), message: root_message(&e) };
+            |e: wasmtime::Error| LoadError::Link { source_name: source_name.to_string(), message: link_message(&e) };
         let instance_pre = self.inner.linker.instantiate_pre(&component).map_err(link)?;
         let pre = if compatible("0.1.0", &wit_version) {
             Pre::V0_1(v0_1::PluginPre::new(instance_pre).map_err(link)?)
-        } else {
+        } else if compatible("0.2.0", &wit_version) {
             Pre::V0_2(v0_2::PluginPre::new(instance_pre).map_err(link)?)
+        } else {
+            Pre::V0_3(v0_3::PluginPre::new(instance_pre).map_err(link)?)
         };
         let mut plugin = Plugin {
             host: self.inner.clone(),
@@ -632,6 +654,7 @@ impl PluginHost {
                 params: Vec::new(),
                 settings: Vec::new(),
                 capabilities: BTreeSet::new(),
+                variables: None,
             },
             source,
             sha256,
@@ -639,17 +662,24 @@ impl PluginHost {
             precompiled: false,
         };
         let describe = |message: String| LoadError::Describe { source_name: source_name.to_string(), message };
-        let info = match &plugin.pre {
-            Pre::V0_1(pre) => {
-                plugin.call("describe", |s| pre.instantiate(s), |s, p| p.hsm_plugin_backend().call_describe(s))
-            }
-            Pre::V0_2(pre) => {
-                plugin.call("describe", |s| pre.instantiate(s), |s, p| p.hsm_plugin_backend().call_describe(s))
-            }
+        let (info, variables) = match &plugin.pre {
+            Pre::V0_1(pre) => plugin
+                .call("describe", |s| pre.instantiate(s), |s, p| p.hsm_plugin_backend().call_describe(s))
+                .map(|info| (info, None)),
+            Pre::V0_2(pre) => plugin
+                .call("describe", |s| pre.instantiate(s), |s, p| p.hsm_plugin_backend().call_describe(s))
+                .map(|info| (info, None)),
+            Pre::V0_3(pre) => plugin
+                .call("describe", |s| pre.instantiate(s), |s, p| p.hsm_plugin_backend().call_describe(s))
+                .map(|d| (d.info, Some(d.variables))),
         }
         .map_err(|e| describe(e.kind.to_string()))?;
         let mut budget = Budget::new(self.inner.limits.max_result_bytes);
         plugin.info = convert::info_from_wit(info, &mut budget).map_err(describe)?;
+        if let Some(variables) = variables {
+            let variables = variables.into_iter().map(|v| (v.name, v.description)).collect();
+            plugin.info.variables = Some(convert::variables_from_wit(variables, &mut budget).map_err(describe)?);
+        }
         Ok(plugin)
     }
 }
@@ -711,6 +741,7 @@ fn compatible(supported: &str, found: &str) -> bool {
 enum Pre {
     V0_1(v0_1::PluginPre<State>),
     V0_2(v0_2::PluginPre<State>),
+    V0_3(v0_3::PluginPre<State>),
 }
 
 /// A loaded plugin, ready to be called.
@@ -791,6 +822,12 @@ impl Plugin {
                 self.call("merge", |s| pre.instantiate(s), call)
             })?
             .map(|tree| convert::decode_tree(&tree, &handles, &mut budget)),
+            // 0.3.0's requests are 0.2.0's.
+            Pre::V0_3(pre) => convert::with_merge_request(input, &mut handles, |request| {
+                let call = |s: &mut Store<State>, p: &v0_3::Plugin| p.hsm_plugin_backend().call_merge(s, request);
+                self.call("merge", |s| pre.instantiate(s), call)
+            })?
+            .map(|tree| convert::decode_tree(&tree, &handles, &mut budget)),
         };
         match result {
             Ok(tree) => tree.map_err(|e| self.fail("merge", e).into()),
@@ -815,6 +852,10 @@ impl Plugin {
                 let call = |s: &mut Store<State>, p: &v0_2::Plugin| p.hsm_plugin_backend().call_plan(s, request);
                 self.call("plan", |s| pre.instantiate(s), call)
             })?,
+            Pre::V0_3(pre) => convert::with_plan_request(input, &mut handles, |request| {
+                let call = |s: &mut Store<State>, p: &v0_3::Plugin| p.hsm_plugin_backend().call_plan(s, request);
+                self.call("plan", |s| pre.instantiate(s), call)
+            })?,
         };
         let mut budget = Budget::new(self.host.limits.max_result_bytes);
         match result {
@@ -823,8 +864,8 @@ impl Plugin {
             Err(e) => {
                 budget.take_str(&e.message).map_err(|e| self.fail("plan", e))?;
                 Err(PlanFailure::Invalid {
-                    message: convert::printable(&e.message),
-                    key: e.key.as_deref().map(convert::printable),
+                    message: convert::plugin_words(&e.message),
+                    key: e.key.as_deref().map(convert::plugin_words),
                 })
             }
         }
@@ -843,7 +884,7 @@ impl Plugin {
         f: impl FnOnce(&mut Store<State>, &B) -> wasmtime::Result<R>,
     ) -> Result<R, CallError> {
         let limits = self.host.limits;
-        let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
+        let stderr = OutputTail::new(STDERR_CAPACITY);
         let mut store = fresh_store(&self.host.engine, limits, &stderr);
         let outcome = match instantiate(&mut store) {
             Ok(bindings) => f(&mut store, &bindings),
@@ -873,7 +914,7 @@ fn is_trap(e: &wasmtime::Error) -> bool {
 /// A store whose WASI context grants nothing: no preopened directories, no
 /// environment or arguments, no network, a stopped clock and constant randomness.
 /// stdout and stderr go to a bounded buffer that explains crashes.
-fn fresh_store(engine: &Engine, limits: Limits, stderr: &MemoryOutputPipe) -> Store<State> {
+fn fresh_store(engine: &Engine, limits: Limits, stderr: &OutputTail) -> Store<State> {
     let wasi = WasiCtxBuilder::new()
         .stdout(stderr.clone())
         .stderr(stderr.clone())
@@ -915,6 +956,25 @@ fn root_message(e: &wasmtime::Error) -> String {
         line = line.chars().take(240).collect::<String>() + "…";
     }
     line
+}
+
+/// Why a component can't be linked, in the plugin author's terms: the import hsm
+/// does not provide, when that is the reason (wasmtime's own words name only the
+/// missing function's kind), and what hsm does provide.
+fn link_message(e: &wasmtime::Error) -> String {
+    let missing = e.chain().find_map(|cause| {
+        let text = cause.to_string();
+        let rest = text.strip_prefix("component imports ")?;
+        let name = rest.split('`').nth(1)?;
+        Some(convert::plugin_words(name))
+    });
+    match missing {
+        Some(name) => format!(
+            "it imports `{name}`, which hsm does not provide: a plugin may import only WASI 0.2's interfaces (cli, clocks, filesystem, io, random, sockets), and the sandbox grants nothing through them ({})",
+            root_message(e)
+        ),
+        None => root_message(e),
+    }
 }
 
 /// The last `n` lines of a plugin's output, safe to print.

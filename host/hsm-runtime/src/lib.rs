@@ -1,7 +1,7 @@
 //! The sandbox hsm's backend plugins run in.
 //!
 //! Every service kind is handled by a WebAssembly component (the WIT world
-//! `hsm:plugin/plugin`, 0.1.0 or 0.2.0). This crate loads components into one wasmtime
+//! `hsm:plugin/plugin`, 0.1.0, 0.2.0 or 0.3.0). This crate loads components into one wasmtime
 //! engine for the process, gives each call a fresh instance with no ambient authority (no
 //! files, no environment, no sockets, a fixed clock and fixed "randomness"), limits
 //! each call's time, memory and output, converts values to and from the WIT types
@@ -19,13 +19,15 @@ mod check;
 mod code_memory;
 mod convert;
 mod engine_config;
+pub mod env_rules;
 mod host;
+mod output_tail;
 
 pub use cache::{CacheOutcome, CompileCache};
-pub use check::{CheckContext, Grants, Refusal, check_plan};
+pub use check::{CheckContext, Grants, Refusal, Rename, check_plan};
 pub use host::{
     CallError, CallErrorKind, Capability, ConsumerInput, ContributionInput, Limits, LoadError, MergeFailure,
     MergeInput, ParamSpec, PlanFailure, PlanInput, PlannedService, Plugin, PluginHost, PluginInfo, PluginSource,
-    ProfileInput, WIT_VERSIONS, bundled_sha256s,
+    ProfileInput, VariableSpec, WIT_VERSIONS, bundled_sha256s,
 };
 pub use hsm_model::Authenticator;

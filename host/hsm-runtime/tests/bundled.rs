@@ -30,11 +30,16 @@ fn bundled_plugins_load_precompiled_and_describe_themselves() {
     assert_eq!(names, ["postgres", "qdrant", "chunker", "uv-package"]);
     for p in &plugins {
         assert!(p.precompiled(), "{} was compiled at load time", p.name());
-        assert_eq!(p.wit_version(), "0.2.0");
+        assert_eq!(p.wit_version(), "0.3.0");
         assert_eq!(p.sha256().len(), 64);
+        assert!(p.info().variables.is_some(), "{} declares its variables", p.name());
     }
     let pg = plugin(&plugins, "postgres").info();
     assert!(pg.capabilities.contains(&Capability::Containers) && pg.capabilities.contains(&Capability::Exec));
+    let names: Vec<&str> = pg.variables.iter().flatten().map(|v| v.name.as_str()).collect();
+    assert_eq!(names, ["DB_HOST", "DB_PORT", "DB_NAME", "DB_USER", "DB_PASSWORD", "DATABASE_URL"]);
+    let uv = plugin(&plugins, "uv-package").info();
+    assert_eq!(uv.variables, Some(vec![]), "installing packages gives no environment");
 }
 
 /// Scenario 1.1: two packages, one postgres service, one container, both databases.
@@ -77,7 +82,7 @@ fn shared_managed_postgres_is_one_container_with_both_databases() {
     check_plan(
         pg.info(),
         &Grants::declared(pg.info()),
-        &CheckContext { service: "postgres", consumers: &who, packages: &[] },
+        &CheckContext { service: "postgres", consumers: &who, packages: &[], renames: &[] },
         &planned,
     )
     .unwrap();
@@ -217,9 +222,9 @@ fn editable_packages_become_one_checked_uv_install() {
         hsm_plan::PythonPackage { name: "core".into(), source: hsm_plan::PackageSource::Editable("/src/core".into()) },
         hsm_plan::PythonPackage { name: "api".into(), source: hsm_plan::PackageSource::Editable("/src/api".into()) },
     ];
-    let ctx = CheckContext { service: "python", consumers: &[], packages: &asked };
+    let ctx = CheckContext { service: "python", consumers: &[], packages: &asked, renames: &[] };
     check_plan(uv.info(), &Grants::declared(uv.info()), &ctx, &planned).unwrap();
-    let only_core = CheckContext { service: "python", consumers: &[], packages: &asked[..1] };
+    let only_core = CheckContext { service: "python", consumers: &[], packages: &asked[..1], renames: &[] };
     let refusal = check_plan(uv.info(), &Grants::declared(uv.info()), &only_core, &planned).unwrap_err();
     assert_eq!(
         refusal.to_string(),

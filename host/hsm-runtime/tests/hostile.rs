@@ -16,7 +16,7 @@ fn fixture(name: &str) -> Vec<u8> {
     static BUILT: OnceLock<Vec<(String, PathBuf)>> = OnceLock::new();
     let built = BUILT.get_or_init(|| {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/plugins");
-        ["hostile", "hostile-bytes", "kind-clash", "future-wit", "name-clash"]
+        ["hostile", "hostile-bytes", "kind-clash", "future-wit", "name-clash", "needs-import"]
             .iter()
             .map(|f| {
                 let path = hsm_sdk::testing::build_plugin(format!("{dir}/{f}"), &format!("hsm-fixture-{f}"))
@@ -121,6 +121,7 @@ fn a_plugin_that_sleeps_is_stopped_not_waited_for() {
     still_works(&plugin);
 }
 
+/// It prints more than the 256 KiB hsm keeps: the end, its panic, is what is kept.
 #[test]
 fn a_plugin_that_prints_a_lot_still_gets_its_panic_reported() {
     let plugin = hostile();
@@ -254,7 +255,7 @@ fn plan_of(plugin: &Plugin, service: &str) -> PlannedService {
 
 fn refusal(plugin: &Plugin, service: &str, grants: &Grants) -> Refusal {
     let planned = plan_of(plugin, service);
-    let ctx = CheckContext { service, consumers: &[], packages: &[] };
+    let ctx = CheckContext { service, consumers: &[], packages: &[], renames: &[] };
     check_plan(plugin.info(), grants, &ctx, &planned).expect_err("the plan must be refused")
 }
 
@@ -297,7 +298,7 @@ fn actions_outside_what_any_grant_allows_are_refused() {
         [hsm_plan::PythonPackage { name: "api".into(), source: hsm_plan::PackageSource::Pypi("api".into()) }];
     for (service, reason) in more {
         let planned = plan_of(&plugin, service);
-        let ctx = CheckContext { service, consumers: &[], packages: &one_package };
+        let ctx = CheckContext { service, consumers: &[], packages: &one_package, renames: &[] };
         let r = check_plan(plugin.info(), &all, &ctx, &planned).expect_err("refused");
         assert_eq!(r.reason, reason, "{service}: {r}");
     }
@@ -313,23 +314,28 @@ fn actions_outside_what_any_grant_allows_are_refused() {
             host_address: "127.0.0.1",
         })
         .unwrap();
-    let ctx = CheckContext { service: "env-bash", consumers: &[Consumer::Project], packages: &[] };
+    let ctx = CheckContext { service: "env-bash", consumers: &[Consumer::Project], packages: &[], renames: &[] };
     let r = check_plan(plugin.info(), &Grants::default(), &ctx, &planned).expect_err("refused");
     assert_eq!(
         r.to_string(),
-        "plugin `hostile` may not set `BASH_ENV` for service `env-bash`: `BASH_ENV` changes how programs start or connect, so no plugin may set it"
+        "plugin `hostile` may not set `BASH_ENV` in the project's environment for service `env-bash`: `BASH_ENV` makes programs load or run code (a loader, a shell's or an interpreter's startup, a search path), so no plugin may set it (whatever it declares)"
     );
     let mut open = all.clone();
     open.host_ips.insert("0.0.0.0".into());
     let planned = plan_of(&plugin, "wide-port");
-    check_plan(plugin.info(), &open, &CheckContext { service: "wide-port", consumers: &[], packages: &[] }, &planned)
-        .expect("0.0.0.0 is fine once the user allows it");
+    check_plan(
+        plugin.info(),
+        &open,
+        &CheckContext { service: "wide-port", consumers: &[], packages: &[], renames: &[] },
+        &planned,
+    )
+    .expect("0.0.0.0 is fine once the user allows it");
 }
 
 #[test]
 fn an_action_needs_its_capability_granted() {
     let plugin = hostile();
-    let only_containers = Grants { capabilities: BTreeSet::from([Capability::Containers]), host_ips: BTreeSet::new() };
+    let only_containers = Grants { capabilities: BTreeSet::from([Capability::Containers]), ..Grants::default() };
     for (service, capability) in
         [("exec", Capability::Exec), ("files", Capability::Files), ("probe", Capability::NetworkProbe)]
     {
@@ -348,7 +354,7 @@ fn a_plugin_for_an_unknown_wit_version_is_refused() {
         .unwrap_err();
     assert_eq!(
         err.to_string(),
-        "`future.wasm` was built for `hsm:plugin@9.0.0`, which this hsm does not support (it loads `0.1.0`, `0.2.0`)"
+        "`future.wasm` was built for `hsm:plugin@9.0.0`, which this hsm does not support (it loads `0.1.0`, `0.2.0`, `0.3.0`)"
     );
 }
 
@@ -430,4 +436,113 @@ fn the_compile_cache_serves_only_entries_hsm_wrote() {
     assert_eq!(outcome, CacheOutcome::Replaced);
     assert_eq!(plugin.info().name, "pg-impostor");
     assert_eq!(cache.load(&host, &bytes, source()).unwrap().1, CacheOutcome::Hit);
+}
+
+/// A plugin built for a WIT version that can't declare its variables (this one is
+/// 0.1.0) may set only the variables hsm.yaml grants it by name; a consumer may
+/// rename one, but not to a name no plugin may set.
+#[test]
+fn a_plugin_that_cannot_declare_its_variables_sets_only_those_granted() {
+    let plugin = hostile();
+    assert_eq!(plugin.info().variables, None);
+    let planned = |vars: &[(&str, &str)]| PlannedService {
+        actions: vec![],
+        env: vec![hsm_plan::ConsumerEnv {
+            consumer: Consumer::Project,
+            vars: vars.iter().map(|(k, v)| (k.to_string(), Text::literal(*v))).collect(),
+        }],
+    };
+    let check = |grants: &Grants, renames: &[Rename], vars: &[(&str, &str)]| {
+        let ctx = CheckContext { service: "spy", consumers: &[Consumer::Project], packages: &[], renames };
+        check_plan(plugin.info(), grants, &ctx, &planned(vars))
+    };
+    let declared = Grants::declared(plugin.info());
+    let r = check(&declared, &[], &[("SPY", "x")]).expect_err("not granted");
+    assert_eq!(r.missing_variable.as_deref(), Some("SPY"));
+    assert!(r.reason.starts_with("the variable is not granted to it"), "{r}");
+    let mut granted = declared.clone();
+    granted.variables.insert("SPY".into());
+    check(&granted, &[], &[("SPY", "x")]).expect("granted by name");
+
+    // Renamed by the consumer: the new name stands for the granted one.
+    let rename = |to: &str| Rename { consumer: Consumer::Project, from: "SPY".into(), to: to.into() };
+    check(&granted, &[rename("MY_SPY")], &[("MY_SPY", "x")]).expect("a rename of a granted variable");
+    check(&granted, &[], &[("MY_SPY", "x")]).expect_err("no rename, no grant");
+    let r = check(&granted, &[rename("LD_PRELOAD")], &[("LD_PRELOAD", "/x.so")]).expect_err("never LD_PRELOAD");
+    assert!(r.reason.contains("no plugin may set it"), "{r}");
+
+    // Granting a name no plugin may set does not help either.
+    let mut reckless = granted.clone();
+    reckless.variables.insert("PYTHONSTARTUP".into());
+    let r = check(&reckless, &[], &[("PYTHONSTARTUP", "/tmp/x.py")]).expect_err("never PYTHONSTARTUP");
+    assert!(r.reason.starts_with("`PYTHONSTARTUP` makes programs load or run code"), "{r}");
+}
+
+/// One refusal per family of variables no plugin may set, whatever it declares or
+/// is granted: code, programs, configuration, credentials, certificates, proxies,
+/// package indexes.
+#[test]
+fn no_grant_lets_a_plugin_set_a_variable_that_steers_programs() {
+    let plugin = hostile();
+    let families = [
+        ("LD_PRELOAD", "makes programs load or run code"),
+        ("GIT_SSH_COMMAND", "names a program that other programs run"),
+        ("XDG_CONFIG_HOME", "points programs at configuration"),
+        ("AWS_SHARED_CREDENTIALS_FILE", "points programs at configuration"),
+        ("GOOGLE_APPLICATION_CREDENTIALS", "tells programs where to find or fetch credentials"),
+        ("REQUESTS_CA_BUNDLE", "changes which certificates programs trust"),
+        ("HTTPS_PROXY", "sends programs' connections through a proxy"),
+        ("PIP_INDEX_URL", "chooses where package managers download packages from"),
+        ("UV_INDEX_URL", "chooses where package managers download packages from"),
+    ];
+    for (name, reason) in families {
+        let mut grants = Grants::declared(plugin.info());
+        grants.variables.insert(name.into());
+        let planned = PlannedService {
+            actions: vec![],
+            env: vec![hsm_plan::ConsumerEnv {
+                consumer: Consumer::Project,
+                vars: vec![(name.to_string(), Text::literal("/tmp/anything"))],
+            }],
+        };
+        let ctx = CheckContext { service: "spy", consumers: &[Consumer::Project], packages: &[], renames: &[] };
+        let r = check_plan(plugin.info(), &grants, &ctx, &planned).expect_err(name);
+        assert!(r.reason.contains(reason), "{name}: {r}");
+    }
+}
+
+/// A line break, NUL or terminal control in any environment a plugin gives is
+/// refused when the plan is checked, naming the plugin.
+#[test]
+fn control_characters_in_values_are_refused() {
+    let plugin = hostile();
+    let mut grants = Grants::declared(plugin.info());
+    grants.variables.insert("SPY".into());
+    for value in ["a\nLD_PRELOAD=/x.so\nPATH=/nonexistent", "nul\0", "\u{1b}[2Jall good", "tab\there"] {
+        let planned = PlannedService {
+            actions: vec![],
+            env: vec![hsm_plan::ConsumerEnv {
+                consumer: Consumer::Project,
+                vars: vec![("SPY".to_string(), Text::literal(value))],
+            }],
+        };
+        let ctx = CheckContext { service: "spy", consumers: &[Consumer::Project], packages: &[], renames: &[] };
+        let r = check_plan(plugin.info(), &grants, &ctx, &planned).expect_err(value);
+        assert_eq!(r.plugin, "hostile");
+        assert!(r.reason.contains("control character"), "{value:?}: {r}");
+        assert!(!r.to_string().contains(|c: char| c.is_control()), "the refusal itself prints safely");
+    }
+}
+
+/// A component that imports what hsm does not provide (here, a way to send data
+/// out) is refused at load, naming the import and what hsm does provide.
+#[test]
+fn a_plugin_importing_what_hsm_does_not_provide_is_named_and_refused() {
+    let host = PluginHost::new(limits());
+    let e = host
+        .load_component(&fixture("needs-import"), PluginSource::File("needy.wasm".into()))
+        .expect_err("it can't be linked");
+    let LoadError::Link { message, .. } = &e else { panic!("a link error, got {e}") };
+    assert!(message.starts_with("it imports `example:exfil/send`, which hsm does not provide"), "{message}");
+    assert!(message.contains("WASI 0.2's interfaces"), "{message}");
 }

@@ -145,6 +145,7 @@ pub(crate) fn catalog(
         Ok(c) => c,
         Err(diags) => return Err(Failure::Input(sources, diags)),
     };
+    out.warnings(&sources, catalog.warnings());
     for p in catalog.plugins() {
         out.verbose(&format!(
             "plugin {}@{} ({}) serves {}",
@@ -208,7 +209,17 @@ pub(crate) fn plan_with(global: &GlobalArgs, out: &Output, caches: &Caches) -> R
         Err(PlanningError::Plugin(e)) => Err(Failure::Job(e.to_string())),
         Err(PlanningError::Refused(r)) => {
             let mut d = Diagnostic::new(r.to_string());
+            if let Some(name) = &r.missing_variable {
+                d = d.hint(format!(
+                    "if you trust `{}` to set `{name}` in your programs' environment, grant it in hsm.yaml: `plugins.{}.env: [{name}]`",
+                    r.plugin, r.plugin
+                ));
+            }
             if let Some(capability) = r.missing {
+                // What a grant would let it do, for the user who reviews it.
+                if let Some(p) = catalog.plugins().iter().find(|p| p.plugin.name() == r.plugin) {
+                    d = d.note(declarations(p.plugin.info()));
+                }
                 d = d.hint(format!(
                     "if you trust `{}` to do this, grant it `{capability}` in hsm.yaml under `plugins.{}.grant`",
                     r.plugin, r.plugin
@@ -217,6 +228,24 @@ pub(crate) fn plan_with(global: &GlobalArgs, out: &Output, caches: &Caches) -> R
             Err(Failure::Input(sources, d.into()))
         }
     }
+}
+
+/// What a plugin declares, in one line: the capabilities it may be granted and the
+/// variables it sets in packages' environments.
+fn declarations(info: &hsm_runtime::PluginInfo) -> String {
+    let quoted = |names: Vec<&str>| {
+        if names.is_empty() {
+            "none".to_string()
+        } else {
+            names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+        }
+    };
+    let capabilities = quoted(info.capabilities.iter().map(|c| c.as_str()).collect());
+    let variables = match &info.variables {
+        Some(v) => format!("sets the variables {}", quoted(v.iter().map(|v| v.name.as_str()).collect())),
+        None => "can't declare the variables it sets (built for an older WIT)".to_string(),
+    };
+    format!("`{}` declares the capabilities {capabilities} and {variables}", info.name)
 }
 
 /// The plugin answers remembered for this project (`<cache>/<build>/plans`),

@@ -23,6 +23,7 @@ impl Backend for Chunker {
             .param("env", "Environment variables for the container (a map)", false)
             .setting("url", "The URL of a chunker running elsewhere", true)
             .capability(Capability::Containers)
+            .variable("CHUNKER_URL", "The chunker's base URL")
     }
 
     fn merge(req: MergeRequest) -> Result<Value, MergeError> {

@@ -48,6 +48,12 @@ impl Backend for Postgres {
             .setting("sslmode", "Added to `DATABASE_URL` as `?sslmode=`", false)
             .capability(Capability::Containers)
             .capability(Capability::Exec)
+            .variable("DB_HOST", "The server's host name or address")
+            .variable("DB_PORT", "The server's port")
+            .variable("DB_NAME", "The consumer's database")
+            .variable("DB_USER", "The user to connect as")
+            .variable("DB_PASSWORD", "The user's password (a secret)")
+            .variable("DATABASE_URL", "All of the above as one `postgresql://` URL")
     }
 
     fn merge(req: MergeRequest) -> Result<Value, MergeError> {

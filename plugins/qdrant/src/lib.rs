@@ -30,6 +30,9 @@ impl Backend for Qdrant {
             .setting("url", "The server's URL, such as `https://xyz.cloud.qdrant.io:6333`", true)
             .setting("api_key", "The API key (use a `${VAR}` reference)", false)
             .capability(Capability::Containers)
+            .variable("QDRANT_URL", "The server's HTTP API")
+            .variable("QDRANT_API_KEY", "The API key, when the server has one (a secret)")
+            .variable("QDRANT_COLLECTION", "The consumer's collection, when it named one")
     }
 
     fn merge(req: MergeRequest) -> Result<Value, MergeError> {

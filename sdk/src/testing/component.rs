@@ -25,7 +25,9 @@ use crate::plan::{
     Action, ConsumerEnv, Container, Endpoint, Exec, HttpProbe, Mount, PackageSource, Plan, PlanError, Port, Probe,
     Protocol, PythonPackage, RestartPolicy, Wait, WriteFile,
 };
-use crate::request::{Capability, MergeError, MergeRequest, Mode, ParamSpec, PlanRequest, PluginInfo, Requester};
+use crate::request::{
+    Capability, MergeError, MergeRequest, Mode, ParamSpec, PlanRequest, PluginInfo, Requester, VariableSpec,
+};
 use crate::text::{Encoding, Piece, SecretRef, Text};
 use crate::value::{Map, Value};
 
@@ -93,6 +95,12 @@ impl ComponentPlugin {
                     rt::Capability::Files => Capability::Files,
                     rt::Capability::NetworkProbe => Capability::NetworkProbe,
                 })
+                .collect(),
+            variables: info
+                .variables
+                .iter()
+                .flatten()
+                .map(|v| VariableSpec { name: v.name.clone(), description: v.description.clone() })
                 .collect(),
         }
     }
@@ -185,7 +193,21 @@ impl ComponentPlugin {
                 },
             })
             .collect();
-        let ctx = rt::CheckContext { service: &req.service, consumers: &consumers, packages: &packages };
+        // The consumers' renames, as hsm reads them from their `env_names`.
+        let renames: Vec<rt::Rename> = req
+            .consumers
+            .iter()
+            .zip(&consumers)
+            .flat_map(|(c, consumer)| {
+                let names = c.params.get(crate::ENV_NAMES).and_then(Value::as_map);
+                names.into_iter().flat_map(Map::iter).filter_map(move |(from, to)| {
+                    let to = to.as_str()?.to_string();
+                    Some(rt::Rename { consumer: consumer.clone(), from: from.to_string(), to })
+                })
+            })
+            .collect();
+        let ctx =
+            rt::CheckContext { service: &req.service, consumers: &consumers, packages: &packages, renames: &renames };
         rt::check_plan(self.plugin.info(), &rt::Grants::declared(self.plugin.info()), &ctx, &planned)
             .map_err(|e| ComponentError::Refused(e.to_string()))?;
         Ok(Plan {

@@ -29,6 +29,10 @@ impl Backend for Redis {
             )
             .capability(Capability::Containers)
             .capability(Capability::Exec)
+            .variable("REDIS_URL", "The consumer's database as a `redis://` URL")
+            .variable("REDIS_HOST", "The server's host (managed server only)")
+            .variable("REDIS_PORT", "The server's port (managed server only)")
+            .variable("REDIS_DB", "The consumer's logical database")
     }
 
     fn merge(req: MergeRequest) -> Result<Value, MergeError> {

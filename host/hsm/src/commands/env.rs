@@ -65,8 +65,8 @@ pub(crate) fn run(global: &GlobalArgs, args: &EnvArgs, out: &Output) -> Result<(
         shown(&planned.plan, &consumer, &cx)
     };
     let text = match args.format {
-        EnvFormat::Dotenv => dotenv(&vars, args.reveal),
-        EnvFormat::Shell => shell(&vars),
+        EnvFormat::Dotenv => dotenv(&vars, args.reveal).map_err(Failure::Job)?,
+        EnvFormat::Shell => shell(&vars).map_err(Failure::Job)?,
         EnvFormat::Json => {
             let map: serde_json::Map<String, serde_json::Value> =
                 vars.into_iter().map(|(k, v)| (k, serde_json::Value::String(v))).collect();
@@ -76,32 +76,55 @@ pub(crate) fn run(global: &GlobalArgs, args: &EnvArgs, out: &Output) -> Result<(
     out.data(&text)
 }
 
-/// `KEY=value` lines. References stay as written (`${VAR}` is what dotenv readers
-/// expand); values are single-quoted when they need quoting, so nothing in them is
-/// expanded.
-fn dotenv(vars: &[(String, String)], reveal: bool) -> String {
+/// `KEY=value` lines, as Compose and hsm read `.env` files. References stay as
+/// written (`${VAR}` is what dotenv readers expand); values that need quoting are
+/// single-quoted (nothing in them is expanded), or double-quoted with escapes when
+/// they hold a `'` or a line break. Every value reads back exactly, or is refused:
+/// a control character other than a line break or a tab has no escape there.
+fn dotenv(vars: &[(String, String)], reveal: bool) -> Result<String, String> {
     let mut out = String::new();
     for (k, v) in vars {
+        unprintable(k, v, &['\n', '\r', '\t'], "an env file")?;
         let plain = v.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:@%+,=".contains(c));
-        if plain || (!reveal && !v.contains(['\'', '\n', ' ', '"', '#'])) {
+        let controls = v.contains(['\n', '\r', '\t']);
+        if plain || (!reveal && !controls && !v.contains(['\'', ' ', '"', '#'])) {
             let _ = writeln!(out, "{k}={v}");
-        } else if !v.contains('\'') {
+        } else if !v.contains('\'') && !controls {
             let _ = writeln!(out, "{k}='{v}'");
         } else {
-            let escaped = v.replace('\\', "\\\\").replace('"', "\\\"").replace('$', "\\$").replace('\n', "\\n");
+            let escaped = v
+                .replace('\\', "\\\\")
+                .replace('"', "\\\"")
+                .replace('$', "\\$")
+                .replace('\n', "\\n")
+                .replace('\r', "\\r")
+                .replace('\t', "\\t");
             let _ = writeln!(out, "{k}=\"{escaped}\"");
         }
     }
-    out
+    Ok(out)
 }
 
-/// `export KEY='value'` lines for `eval`; single quotes keep everything literal.
-fn shell(vars: &[(String, String)]) -> String {
+/// `export KEY='value'` lines for `eval`; single quotes keep everything literal,
+/// line breaks included. A value with another control character is refused: it
+/// would act on the terminal that shows it.
+fn shell(vars: &[(String, String)]) -> Result<String, String> {
     let mut out = String::new();
     for (k, v) in vars {
+        unprintable(k, v, &['\n', '\t'], "a shell script")?;
         let _ = writeln!(out, "export {k}='{}'", v.replace('\'', r"'\''"));
     }
-    out
+    Ok(out)
+}
+
+/// Refuses a value holding a control character other than `allowed`.
+fn unprintable(name: &str, value: &str, allowed: &[char], format: &str) -> Result<(), String> {
+    match value.chars().find(|c| c.is_control() && !allowed.contains(c)) {
+        Some(c) => Err(format!(
+            "the value of `{name}` holds the control character {c:?}, which {format} can't carry exactly; use `--format json`"
+        )),
+        None => Ok(()),
+    }
 }
 
 #[cfg(test)]
@@ -116,13 +139,27 @@ mod tests {
             ("C".to_string(), "a b".to_string()),
             ("D".to_string(), "it's $x".to_string()),
         ];
-        assert_eq!(dotenv(&vars, false), "A=127.0.0.1\nB=${CORP_DB_PASSWORD}\nC='a b'\nD=\"it's \\$x\"\n");
-        assert_eq!(dotenv(&vars[1..2], true), "B='${CORP_DB_PASSWORD}'\n");
+        assert_eq!(dotenv(&vars, false).unwrap(), "A=127.0.0.1\nB=${CORP_DB_PASSWORD}\nC='a b'\nD=\"it's \\$x\"\n");
+        assert_eq!(dotenv(&vars[1..2], true).unwrap(), "B='${CORP_DB_PASSWORD}'\n");
+    }
+
+    #[test]
+    fn every_format_keeps_a_value_whole_or_refuses_it() {
+        // A line break can't start a line of its own: it is escaped, or quoted.
+        let smuggle = vec![("A".to_string(), "a\nLD_PRELOAD=/x.so\nPATH=/nonexistent".to_string())];
+        let text = dotenv(&smuggle, true).unwrap();
+        assert_eq!(text, "A=\"a\\nLD_PRELOAD=/x.so\\nPATH=/nonexistent\"\n");
+        assert_eq!(text.lines().count(), 1);
+        assert_eq!(dotenv(&smuggle, false).unwrap(), text);
+        assert_eq!(shell(&smuggle).unwrap(), "export A='a\nLD_PRELOAD=/x.so\nPATH=/nonexistent'\n");
+        let esc = vec![("A".to_string(), "ok\u{1b}[2J".to_string())];
+        assert!(dotenv(&esc, true).unwrap_err().contains("`--format json`"));
+        assert!(shell(&esc).unwrap_err().contains("`A`"));
     }
 
     #[test]
     fn shell_quoting_survives_single_quotes() {
         let vars = vec![("A".to_string(), "it's".to_string())];
-        assert_eq!(shell(&vars), "export A='it'\\''s'\n");
+        assert_eq!(shell(&vars).unwrap(), "export A='it'\\''s'\n");
     }
 }

@@ -140,6 +140,26 @@ fn check(args: &PluginCheckArgs, out: &Output) -> Result<(), Failure> {
     let _ = writeln!(text, "  kinds         {}", info.kinds.join(", "));
     let caps: Vec<&str> = info.capabilities.iter().map(|c| c.as_str()).collect();
     let _ = writeln!(text, "  capabilities  {}", if caps.is_empty() { "none".to_string() } else { caps.join(", ") });
+    match &info.variables {
+        Some(vars) if vars.is_empty() => {
+            let _ = writeln!(text, "  variables     none: it gives its consumers no environment");
+        }
+        Some(vars) => {
+            let _ = writeln!(text, "  variables     what it may set in the environment of the programs you run");
+            let width = vars.iter().map(|v| v.name.len()).max().unwrap_or(0);
+            for v in vars {
+                let _ = writeln!(text, "    {:<width$}  {}", v.name, v.description);
+            }
+        }
+        None => {
+            let _ = writeln!(
+                text,
+                "  variables     not declared (WIT {} can't): it may set only those hsm.yaml grants it by name, under `plugins.{}.env`",
+                plugin.wit_version(),
+                info.name
+            );
+        }
+    }
     for (title, specs) in [("params", &info.params), ("settings", &info.settings)] {
         if specs.is_empty() {
             continue;
@@ -174,6 +194,10 @@ struct Listed<'a> {
     sha256: &'a str,
     declares: Vec<&'static str>,
     granted: Vec<&'static str>,
+    /// The variables it declares; `None` when its WIT version can't declare them.
+    variables: Option<Vec<&'a str>>,
+    /// The variables `hsm.yaml` grants it by name.
+    granted_env: Vec<&'a str>,
 }
 
 fn list(global: &GlobalArgs, args: &PluginListArgs, out: &Output) -> Result<(), Failure> {
@@ -192,6 +216,8 @@ fn list(global: &GlobalArgs, args: &PluginListArgs, out: &Output) -> Result<(), 
             sha256: p.plugin.sha256(),
             declares: p.plugin.info().capabilities.iter().map(|c| c.as_str()).collect(),
             granted: p.grants.capabilities.iter().map(|c| c.as_str()).collect(),
+            variables: p.plugin.info().variables.as_ref().map(|v| v.iter().map(|v| v.name.as_str()).collect()),
+            granted_env: p.grants.variables.iter().map(String::as_str).collect(),
         })
         .collect();
     if args.json {
@@ -215,6 +241,13 @@ fn list(global: &GlobalArgs, args: &PluginListArgs, out: &Output) -> Result<(), 
         );
         let _ =
             writeln!(text, "  granted  {}", if l.granted.is_empty() { "nothing".into() } else { l.granted.join(", ") });
+        let sets = match &l.variables {
+            Some(v) if v.is_empty() => "no variable".to_string(),
+            Some(v) => v.join(", "),
+            None if l.granted_env.is_empty() => "no variable (it can't declare any; none granted in hsm.yaml)".into(),
+            None => format!("{} (granted in hsm.yaml)", l.granted_env.join(", ")),
+        };
+        let _ = writeln!(text, "  sets     {sets}");
     }
     out.data(&text)
 }

@@ -4,7 +4,7 @@
 //!
 //! - merge: `loop` (never returns), `bomb` (allocates without end), `big` (returns
 //!   16 MiB), `trap` (panics), `stack` (recurses without end), `sleep` (blocks in
-//!   the host for an hour), `chatty` (prints a lot, then panics), `forged-handle`
+//!   the host for an hour), `chatty` (prints more than the 256 KiB hsm keeps, then panics), `forged-handle`
 //!   (returns a secret handle it was never given), `cycle` (a tree that contains
 //!   itself), `spy` (reports everything it received and what WASI let it do).
 //! - plan: `bind-root`, `bind-rw`, `foreign-exec`, `wide-port`, `uv-outside`,
@@ -130,7 +130,7 @@ impl Guest for Hostile {
             }
             "chatty" => {
                 #[allow(clippy::print_stdout)] // Printing too much is the attack.
-                for i in 0..5000 {
+                for i in 0..20_000 {
                     println!("line {i} of a plugin that talks too much");
                 }
                 panic!("the chatty plugin's last words");
