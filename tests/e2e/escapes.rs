@@ -43,13 +43,22 @@ fn a_plugin_cannot_reach_the_host_through_a_packages_environment() {
         ("into-hsm", "its value `.hsm/hostile-env/settings.toml` points into `.hsm/`, where plugins write files"),
         (
             "newline",
-            "may not set `APP_URL` in package `app`'s environment for service `newline`: its value holds the control character '\\n'",
+            "may not set `APP_URL` in package `app`'s environment for service `newline`: its value holds the control or invisible character '\\n'",
         ),
-        ("terminal", "its value holds the control character '\\u{1b}'"),
-        (
-            "container-env",
-            "may not run container `server` for service `container-env`: the value of `MODE` holds the control character '\\n'",
-        ),
+        ("terminal", "its value holds the control or invisible character '\\u{1b}'"),
+        ("long-name", "it is not a variable name hsm accepts"),
+        ("bidi", "its value holds the control or invisible character '\\u{202e}'"),
+        ("invisible-hsm", "its value holds the control or invisible character '\\u{200c}'"),
+        ("at-hsm", "its value `@.hsm/hostile-env/args` points into `.hsm/`"),
+        // One name of each family no plugin may set, whatever it declares.
+        ("var-ld-preload", "`LD_PRELOAD` makes programs load or run code"),
+        ("var-ps1", "`PS1` makes programs load or run code"),
+        ("var-git-ssh-command", "`GIT_SSH_COMMAND` names a program that other programs run"),
+        ("var-kubeconfig", "`KUBECONFIG` points programs at configuration"),
+        ("var-google-application-credentials", "tells programs where to find or fetch credentials"),
+        ("var-requests-ca-bundle", "changes which certificates programs trust"),
+        ("var-https-proxy", "sends programs' connections through a proxy"),
+        ("var-uv-index-url", "chooses where package managers and model hubs download from"),
     ];
     for (service, message) in cases {
         let p = project(service);
@@ -64,25 +73,46 @@ fn a_plugin_cannot_reach_the_host_through_a_packages_environment() {
         assert!(p.containers().is_empty(), "{service}: a container was created");
     }
 
-    // A declared variable with a plain value is the plugin's to set.
+    // A declared variable with a plain value is the plugin's to set, and a
+    // container's multi-line variable (a certificate, say) is the container's.
     let p = project("ok");
     let run = p.hsm(&["env", "app"]).expect(0);
     assert_eq!(run.stdout, "APP_URL=http://127.0.0.1:1/\n");
+    let p = project("container-env");
+    assert!(p.hsm(&["plan"]).expect(0).stdout.contains("env MODE=a\\nLD_PRELOAD=/x.so"));
+
+    // Pinned by its registry but not reviewed in hsm.yaml: no environment at all.
+    let wasm = hostile_env();
+    let p = Project::new("unreviewed");
+    project_with_plugin(
+        &p,
+        "hostile-env",
+        &wasm,
+        "services:\n  ok: { kind: hostile-env }\npackages:\n  app:\n    implies: [{ service: ok }]\n",
+        "packages: [app]\n",
+    );
+    let run = p.hsm(&["env", "app"]).expect(2);
+    assert!(run.stderr.contains("no entry of hsm.yaml reviews this plugin"), "{}", run.stderr);
+    assert!(run.stderr.contains(&format!("`plugins.hostile-env.sha256: {}`", sha256(&wasm))), "{}", run.stderr);
+    assert!(run.stderr.contains("sets the variables `APP_URL`, `APP_SETTINGS`, `APP_NOTE`"), "{}", run.stderr);
 }
 
 #[test]
 fn what_a_plugin_says_reaches_the_terminal_escaped_and_attributed() {
     // Its error messages, in every command that reports them.
-    for (service, said) in [
+    for (service, said, code) in [
         (
             "terminal-invalid",
             "plugin `hostile-env` says: \\u{1b}]0;owned\\u{7}\\u{1b}[2J\\u{1b}[1A\\r all good\\nerror: hsm itself says",
+            2,
         ),
-        ("terminal-conflict", "plugin `hostile-env` says: \\u{1b}]0;owned\\u{7}\\u{1b}[2J\\u{1b}[1A\\r all good"),
+        ("terminal-conflict", "plugin `hostile-env` says: \\u{1b}]0;owned\\u{7}\\u{1b}[2J\\u{1b}[1A\\r all good", 2),
+        // A malformed answer is the plugin's failure, not bad input.
+        ("terminal-port", "host-port reference to container `\\u{1b}]0;owned\\u{7}", 1),
     ] {
         let p = project(service);
         for args in [&["validate"][..], &["plan"], &["plan", "--json"], &["-vv", "sync"]] {
-            let run = p.hsm(args).expect(2);
+            let run = p.hsm(args).expect(code);
             assert!(run.stderr.contains(said), "{service} {args:?}: {}", run.stderr);
             assert!(!run.stderr.contains(['\u{1b}', '\u{7}', '\r']), "{service} {args:?}: {:?}", run.stderr);
             // Its words stay on the line hsm gave them: no line of its own starts with `error:`.

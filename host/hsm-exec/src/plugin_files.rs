@@ -46,8 +46,16 @@ impl PluginDir {
 
     /// Checks, changing nothing, that `rel` in `.hsm/<plugin>/` does not lead out of
     /// it: the folder is a real folder (or absent), and no symlink on the way leads
-    /// elsewhere. What is missing is fine: hsm creates it later, inside.
-    pub(crate) fn check_inside(project: &ProjectId, plugin: &str, rel: &str) -> io::Result<()> {
+    /// elsewhere. What is missing is fine: hsm creates it later, inside. With
+    /// `followed` false (a file hsm writes, which replaces whatever is there), only
+    /// the folders on the way count; with it true (a bind source Docker follows),
+    /// `rel` itself does too.
+    pub(crate) fn check_inside(project: &ProjectId, plugin: &str, rel: &str, followed: bool) -> io::Result<()> {
+        let rel = rel.trim_start_matches('/');
+        let rel = if followed { rel } else { Path::new(rel).parent().and_then(Path::to_str).unwrap_or("") };
+        if rel.is_empty() {
+            return Ok(());
+        }
         let folder = project.hsm_dir().join(plugin);
         match folder.symlink_metadata() {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
@@ -61,7 +69,6 @@ impl PluginDir {
             Ok(_) => {}
         }
         let files = Self { dir: Dir::open_ambient_dir(&folder, ambient_authority())?, root: folder };
-        let rel = rel.trim_start_matches('/');
         match files.dir.metadata(rel) {
             Ok(_) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -187,11 +194,13 @@ mod tests {
         assert!(!outside.path().join("target").exists());
         assert!(files.bind_source("../..").is_err());
         // The check that runs before anything changes says the same, and creates nothing.
-        let e = PluginDir::check_inside(&p, "redis", "escape/sub").expect_err("a symlink out");
+        let e = PluginDir::check_inside(&p, "redis", "escape/sub", false).expect_err("a symlink out");
         assert!(e.to_string().contains("`.hsm/redis/escape` is a symlink"), "{e}");
-        PluginDir::check_inside(&p, "redis", "not/yet/there").unwrap();
+        PluginDir::check_inside(&p, "redis", "escape", true).expect_err("a bind source Docker would follow out");
+        PluginDir::check_inside(&p, "redis", "conf.toml", false).expect("a file hsm writes replaces a symlink");
+        PluginDir::check_inside(&p, "redis", "not/yet/there", true).unwrap();
         assert!(!p.dir.join(".hsm/redis/not").exists());
-        PluginDir::check_inside(&p, "other", "data").unwrap();
+        PluginDir::check_inside(&p, "other", "data", true).unwrap();
         assert!(!p.dir.join(".hsm/other").exists());
     }
 

@@ -931,15 +931,15 @@ impl<'a> Syncer<'a> {
         for svc in &self.plan.services {
             let plugin = plugin_name(svc);
             let written = svc.actions.iter().filter_map(|a| match a {
-                Action::WriteFile(f) => Some((f.plugin.as_str(), f.path.as_str())),
+                Action::WriteFile(f) => Some((f.plugin.as_str(), f.path.as_str(), false)),
                 _ => None,
             });
             let bound = containers_of(svc).flat_map(|c| &c.mounts).filter_map(|m| match m {
-                hsm_plan::Mount::Bind { source, .. } => Some((plugin.as_str(), source.as_str())),
+                hsm_plan::Mount::Bind { source, .. } => Some((plugin.as_str(), source.as_str(), true)),
                 hsm_plan::Mount::Volume { .. } => None,
             });
-            for (plugin, rel) in written.chain(bound) {
-                crate::plugin_files::PluginDir::check_inside(&self.cx.project, plugin, rel)
+            for (plugin, rel, followed) in written.chain(bound) {
+                crate::plugin_files::PluginDir::check_inside(&self.cx.project, plugin, rel, followed)
                     .map_err(|e| ExecError::File { path: format!(".hsm/{plugin}/{rel}"), message: e.to_string() })?;
             }
         }

@@ -150,14 +150,14 @@ impl Text {
         for p in &self.pieces {
             match p {
                 Piece::Lit(s) => out.push_str(&printable(s).replace('$', "$$")),
-                Piece::Secret { label, .. } => out.push_str(label),
+                Piece::Secret { label, .. } => out.push_str(&printable(label)),
                 Piece::Generated { name, .. } => {
                     out.push_str("${hsm:generated:");
-                    out.push_str(name);
+                    out.push_str(&printable(name));
                     out.push('}');
                 }
                 Piece::HostPort { container, port } => {
-                    out.push_str(&format!("${{hsm:port:{container}:{port}}}"));
+                    out.push_str(&format!("${{hsm:port:{}:{port}}}", printable(container)));
                 }
             }
         }
@@ -230,10 +230,31 @@ pub fn needs_escape(s: &str) -> bool {
     s.chars().any(is_hidden)
 }
 
-/// A character a terminal acts on or that reorders what is shown.
-fn is_hidden(c: char) -> bool {
+/// A character a terminal acts on, or that is invisible or reorders what is shown:
+/// control characters (C0, DEL, C1), bidirectional marks, embeddings, overrides and
+/// isolates, zero-width characters and other invisible format characters (which a
+/// file system may ignore in a name: `.h\u{200c}sm`).
+pub fn is_hidden(c: char) -> bool {
     c.is_control()
-        || matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+        || matches!(
+            c,
+            '\u{00ad}'
+                | '\u{034f}'
+                | '\u{061c}'
+                | '\u{115f}'
+                | '\u{1160}'
+                | '\u{17b4}'
+                | '\u{17b5}'
+                | '\u{180b}'..='\u{180f}'
+                | '\u{200b}'..='\u{200f}'
+                | '\u{202a}'..='\u{202e}'
+                | '\u{2060}'..='\u{206f}'
+                | '\u{3164}'
+                | '\u{fe00}'..='\u{fe0f}'
+                | '\u{feff}'
+                | '\u{ffa0}'
+                | '\u{fff0}'..='\u{fff8}'
+        )
 }
 
 fn encode_into(out: &mut String, value: &str, encoding: Encoding) {
@@ -461,6 +482,10 @@ mod tests {
         let t = Text::literal("\u{1b}]0;owned\u{7}\u{1b}[2J\r all good\nPATH=/x \u{202e}gpj.exe");
         let shown = t.display();
         assert_eq!(shown, "\\u{1b}]0;owned\\u{7}\\u{1b}[2J\\r all good\\nPATH=/x \\u{202e}gpj.exe");
+        // References a plugin named show escaped too.
+        let port = Text::from_pieces([Piece::HostPort { container: "\u{1b}[2Jx".into(), port: 1 }]);
+        assert_eq!(port.display(), "${hsm:port:\\u{1b}[2Jx:1}");
+        assert_eq!(printable(".h\u{200c}sm"), ".h\\u{200c}sm", "zero-width characters are shown");
         assert!(!shown.chars().any(|c| c.is_control()));
         let json = serde_json::to_string(&t).unwrap();
         assert_eq!(json, serde_json::to_string(&shown).unwrap(), "JSON shows the same escapes");

@@ -278,6 +278,7 @@ fn grants(plugin: &Plugin, g: &PluginGrant, warnings: &mut Vec<Diagnostic>) -> R
         capabilities: g.capabilities.iter().map(|(c, _)| capability(*c)).collect(),
         host_ips: g.publish_on.iter().map(|(h, _)| h.clone()).collect(),
         variables: g.env.iter().map(|(v, _)| v.clone()).collect(),
+        reviewed: true,
     })
 }
 

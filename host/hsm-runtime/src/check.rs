@@ -24,12 +24,20 @@ pub struct Grants {
     /// built for a WIT version that can't declare its variables (0.1.0, 0.2.0) may
     /// set. A plugin that declares them sets exactly what it declares.
     pub variables: BTreeSet<String>,
+    /// Whether the project reviewed this plugin: it is bundled, or `hsm.yaml` has
+    /// an entry for its digest. An unreviewed plugin gives no environment.
+    pub reviewed: bool,
 }
 
 impl Grants {
     /// Everything the plugin declares, on loopback only: what bundled plugins get.
     pub fn declared(info: &PluginInfo) -> Self {
-        Self { capabilities: info.capabilities.clone(), host_ips: BTreeSet::new(), variables: BTreeSet::new() }
+        Self {
+            capabilities: info.capabilities.clone(),
+            host_ips: BTreeSet::new(),
+            variables: BTreeSet::new(),
+            reviewed: true,
+        }
     }
 
     /// Whether the plugin may set `name` in a consumer's environment: it declares
@@ -87,6 +95,8 @@ pub struct Refusal {
     /// The variable missing from what `hsm.yaml` grants a plugin that can't
     /// declare its variables, when that is the reason.
     pub missing_variable: Option<Box<str>>,
+    /// Whether the reason is that no entry of `hsm.yaml` reviews the plugin.
+    pub unreviewed: bool,
 }
 
 /// Checks a plugin's plan for one service.
@@ -96,7 +106,7 @@ pub fn check_plan(
     ctx: &CheckContext<'_>,
     planned: &PlannedService,
 ) -> Result<(), Refusal> {
-    let mut checker = Checker { info, grants, ctx, containers: Vec::new() };
+    let mut checker = Checker { info, grants, ctx, containers: Vec::new(), approved: Default::default() };
     for action in &planned.actions {
         checker.action(action)?;
     }
@@ -125,6 +135,9 @@ struct Checker<'a> {
     ctx: &'a CheckContext<'a>,
     /// The containers ensured so far, with their published ports.
     containers: Vec<(String, Vec<u16>)>,
+    /// The consumer variable names already found acceptable (consumers get the
+    /// same few names; plans hold hundreds of thousands of variables).
+    approved: std::collections::HashSet<String>,
 }
 
 impl Checker<'_> {
@@ -137,6 +150,7 @@ impl Checker<'_> {
             reason: crate::convert::printable(&reason.into()),
             missing,
             missing_variable: None,
+            unreviewed: false,
         }
     }
 
@@ -259,7 +273,7 @@ impl Checker<'_> {
                         let what = format!("probe `{}`", path.escape_debug());
                         let path_ok = path.starts_with('/')
                             && path.len() <= 2048
-                            && !path.chars().any(|c| c.is_whitespace() || c.is_control());
+                            && !path.chars().any(|c| c.is_whitespace() || hsm_model::text::is_hidden(c));
                         if !path_ok {
                             return Err(self.refuse(
                                 what,
@@ -341,8 +355,8 @@ impl Checker<'_> {
             Endpoint::Address { host, port } => {
                 let what = format!("probe `{}:{}`", host.display(), port.display());
                 self.require(Capability::NetworkProbe, &what)?;
-                self.env_value("host", host, &what)?;
-                self.env_value("port", port, &what)
+                self.address_part(host, &what)?;
+                self.address_part(port, &what)
             }
         }
     }
@@ -397,19 +411,27 @@ impl Checker<'_> {
     /// smuggle another variable into an env file; ESC would act on the terminal
     /// that shows the plan), and references only to this service's own ports.
     fn env_value(&self, name: &str, value: &Text, what: &str) -> Result<(), Refusal> {
-        if let Some(c) = crate::env_rules::control_in(value) {
-            return Err(self.refuse(
-                what,
-                format!("the value of `{name}` holds the control character {c:?}; values are one line of text"),
-                None,
-            ));
+        // A container's variables reach Docker's API, not a file or a shell: a
+        // multi-line value (a certificate, say) is fine there, and shown escaped.
+        // NUL can't be in any environment.
+        let nul = value.pieces().iter().any(|p| matches!(p, Piece::Lit(l) if l.contains('\0')));
+        if nul {
+            return Err(self.refuse(what, format!("the value of `{name}` holds a NUL character"), None));
         }
         self.text(value, what)
     }
 
+    /// A part of another host's address: one line of visible text.
+    fn address_part(&self, part: &Text, what: &str) -> Result<(), Refusal> {
+        if let Some(c) = crate::env_rules::hidden_in(part) {
+            return Err(self.refuse(what, format!("the address holds the character {c:?}"), None));
+        }
+        self.text(part, what)
+    }
+
     /// A variable a consumer gets. Checked one by one without building a
     /// description first: plans give hundreds of thousands of them.
-    fn consumer_var(&self, consumer: &Consumer, name: &str, value: &Text) -> Result<(), Refusal> {
+    fn consumer_var(&mut self, consumer: &Consumer, name: &str, value: &Text) -> Result<(), Refusal> {
         let what = || {
             let whose = match consumer {
                 Consumer::Project => "the project's".to_string(),
@@ -417,38 +439,19 @@ impl Checker<'_> {
             };
             format!("set `{}` in {whose} environment", name.escape_debug())
         };
-        if !crate::env_rules::is_env_name(name) {
-            return self.env_name(name, &what());
-        }
-        if let Some(why) = crate::env_rules::refused_name(name) {
-            return Err(self.refuse(what(), why, None));
-        }
-        let allowed =
-            self.grants.allows_variable(self.info, name)
-                || self.ctx.renames.iter().any(|r| {
-                    r.to == name && &r.consumer == consumer && self.grants.allows_variable(self.info, &r.from)
-                });
-        if !allowed {
-            let reason = match &self.info.variables {
-                Some(declared) => format!(
-                    "it does not declare that variable (it declares {})",
-                    list_or_none(declared.iter().map(|v| v.name.as_str()))
-                ),
-                None => format!(
-                    "the variable is not granted to it (built for an older WIT, it can't declare its variables; it is granted {})",
-                    list_or_none(self.grants.variables.iter().map(String::as_str))
-                ),
-            };
-            let mut refusal = self.refuse(what(), reason, None);
-            if self.info.variables.is_none() {
-                refusal.missing_variable = Some(name.into());
+        if !self.approved.contains(name) {
+            self.consumer_name(consumer, name, &what)?;
+            // A renamed variable is approved for its consumer only.
+            if self.grants.allows_variable(self.info, name) {
+                self.approved.insert(name.to_string());
             }
-            return Err(refusal);
         }
-        if let Some(c) = crate::env_rules::control_in(value) {
+        if let Some(c) = crate::env_rules::hidden_in(value) {
             return Err(self.refuse(
                 what(),
-                format!("its value holds the control character {c:?}; a variable's value is one line of text"),
+                format!(
+                    "its value holds the control or invisible character {c:?}; a variable's value is one line of visible text"
+                ),
                 None,
             ));
         }
@@ -465,10 +468,57 @@ impl Checker<'_> {
         self.text(value, &what())
     }
 
+    /// Whether the plugin may give `consumer` a variable of that name: a name hsm
+    /// accepts, of no refused family, from a reviewed plugin that declares (or is
+    /// granted) it or the name the consumer renamed it from.
+    fn consumer_name(&self, consumer: &Consumer, name: &str, what: &dyn Fn() -> String) -> Result<(), Refusal> {
+        if !crate::env_rules::is_env_name(name) {
+            return Err(self.refuse(
+                what(),
+                "it is not a variable name hsm accepts (an ASCII letter or `_`, then letters, digits and `_`, at most 128 bytes)",
+                None,
+            ));
+        }
+        if let Some(why) = crate::env_rules::refused_name(name) {
+            return Err(self.refuse(what(), why, None));
+        }
+        if !self.grants.reviewed {
+            let mut refusal = self.refuse(
+                what(),
+                "no entry of hsm.yaml reviews this plugin, and an unreviewed plugin gives packages no environment",
+                None,
+            );
+            refusal.unreviewed = true;
+            return Err(refusal);
+        }
+        let renamed_from_allowed = || {
+            self.ctx
+                .renames
+                .iter()
+                .any(|r| r.to == name && &r.consumer == consumer && self.grants.allows_variable(self.info, &r.from))
+        };
+        if self.grants.allows_variable(self.info, name) || renamed_from_allowed() {
+            return Ok(());
+        }
+        let reason = match &self.info.variables {
+            Some(declared) => format!(
+                "it does not declare that variable (it declares {})",
+                list_or_none(declared.iter().map(|v| v.name.as_str()))
+            ),
+            None => format!(
+                "the variable is not granted to it (built for an older WIT, it can't declare its variables; it is granted {})",
+                list_or_none(self.grants.variables.iter().map(String::as_str))
+            ),
+        };
+        let mut refusal = self.refuse(what(), reason, None);
+        if self.info.variables.is_none() {
+            refusal.missing_variable = Some(name.into());
+        }
+        Err(refusal)
+    }
+
     fn env_name(&self, name: &str, what: &str) -> Result<(), Refusal> {
-        let ok = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-        if ok {
+        if crate::env_rules::is_env_name(name) {
             Ok(())
         } else {
             Err(self.refuse(what, format!("`{}` is not a valid variable name", name.escape_debug()), None))
@@ -479,7 +529,7 @@ impl Checker<'_> {
         let p = Path::new(path);
         let ok = !path.is_empty()
             && path.len() <= 1024
-            && !path.chars().any(char::is_control)
+            && !path.chars().any(hsm_model::text::is_hidden)
             && p.components().all(|c| matches!(c, Component::Normal(_)));
         if ok {
             Ok(())
@@ -496,7 +546,7 @@ impl Checker<'_> {
         let p = Path::new(path);
         let ok = p.is_absolute()
             && path.len() <= 1024
-            && !path.chars().any(char::is_control)
+            && !path.chars().any(hsm_model::text::is_hidden)
             && p.components().all(|c| matches!(c, Component::RootDir | Component::Normal(_)));
         if ok && path != "/" {
             Ok(())

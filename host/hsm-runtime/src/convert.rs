@@ -354,6 +354,20 @@ fn mode_to_wit(mode: plan::Mode) -> w::Mode {
 
 pub(crate) use tree::decode as decode_tree;
 
+/// A host-port reference's container: a name as `ensure-container` takes one (the
+/// plan's check says whether it is one of the service's own; in a merged
+/// configuration, this is the only check).
+pub(crate) fn container_name(name: String) -> Result<String, CallErrorKind> {
+    if is_name(&name, 64) {
+        Ok(name)
+    } else {
+        Err(malformed(format!(
+            "host-port reference to container `{}`, which is not lowercase letters, digits and `-`",
+            name.escape_debug()
+        )))
+    }
+}
+
 fn is_name(s: &str, max: usize) -> bool {
     !s.is_empty()
         && s.len() <= max
@@ -373,8 +387,8 @@ pub(crate) fn info_from_wit(info: w::PluginInfo, budget: &mut Budget) -> Result<
     }
     for text in texts {
         budget.take_str(text).map_err(|e| e.to_string())?;
-        if text.chars().any(char::is_control) {
-            return Err(format!("`{}` holds control characters", text.escape_debug()));
+        if hsm_model::text::needs_escape(text) {
+            return Err(format!("`{}` holds control or invisible characters", text.escape_debug()));
         }
     }
     if !is_name(&info.name, 64) {
@@ -485,7 +499,7 @@ fn text_from_wit(t: w::TextResult, handles: &Handles, budget: &mut Budget) -> Re
             }
             w::PieceResult::HostPort(p) => {
                 budget.take_str(&p.container)?;
-                Piece::HostPort { container: p.container, port: p.port }
+                Piece::HostPort { container: container_name(p.container)?, port: p.port }
             }
         });
     }

@@ -20,8 +20,28 @@ pub struct Family {
     prefixes: &'static [&'static str],
     /// Name endings.
     suffixes: &'static [&'static str],
+    /// Name endings that count only when glued to the word before (`CLASSPATH`,
+    /// `PGPASSFILE`, but not `API_BASE_PATH`).
+    glued: &'static [&'static str],
+    /// Endings that the ending rules don't apply to (`PROFILE` is not a `FILE`).
+    except: &'static [&'static str],
     /// Parts anywhere in the name.
     parts: &'static [&'static str],
+}
+
+impl Family {
+    /// Whether `upper` (a name in upper case) belongs to the family.
+    fn has(&self, upper: &str) -> bool {
+        let ends = || {
+            !self.except.iter().any(|e| upper.ends_with(e))
+                && (self.suffixes.iter().any(|s| upper.ends_with(s))
+                    || self.glued.iter().any(|g| upper.strip_suffix(g).is_some_and(|before| !before.ends_with('_'))))
+        };
+        self.exact.contains(&upper)
+            || self.prefixes.iter().any(|p| upper.starts_with(p))
+            || ends()
+            || self.parts.iter().any(|p| upper.contains(p))
+    }
 }
 
 /// The families, in the order they are checked. They are broad on purpose: a
@@ -30,28 +50,43 @@ pub struct Family {
 /// another (consumers rename variables with `env_names` anyway).
 pub const FAMILIES: &[Family] = &[
     Family {
-        reason: "makes programs load or run code (a loader, a shell's or an interpreter's startup, a search path)",
+        reason: "makes programs load or run code (a loader, a shell's or an interpreter's startup, a search path, compiler flags)",
         exact: &[
             "ENV",
             "BASH_ENV",
             "PROMPT_COMMAND",
+            "PS0",
+            "PS1",
+            "PS2",
+            "PS3",
             "PS4",
+            "PROMPT",
+            "RPROMPT",
             "IFS",
             "SHELLOPTS",
             "BASHOPTS",
             "PERL5OPT",
             "RUBYOPT",
-            "CLASSPATH",
-            "MAKEFLAGS",
             "MFLAGS",
-            "RUSTFLAGS",
-            "RUSTDOCFLAGS",
+            "MAKEFILES",
             "CC",
             "CXX",
+            "CPP",
             "LD",
+            "AR",
+            "AS",
+            "FC",
             "GCONV_PATH",
-            "TCLLIBPATH",
-            "GOFLAGS",
+            "GOENV",
+            "GLIBC_TUNABLES",
+            "NODE_OPTIONS",
+            "NODE_PATH",
+            "NODE_REPL_EXTERNAL_MODULE",
+            "NODE_ICU_DATA",
+            "NODE_V8_COVERAGE",
+            "FISH_USER_PATHS",
+            "TERMCAP",
+            "LESSKEY",
         ],
         prefixes: &[
             "LD_",
@@ -60,7 +95,6 @@ pub const FAMILIES: &[Family] = &[
             "BASH_FUNC_",
             "PERL",
             "RUBY",
-            "NODE_",
             "JAVA",
             "_JAVA",
             "JDK_",
@@ -82,15 +116,32 @@ pub const FAMILIES: &[Family] = &[
             "RUSTC",
             "IPYTHON",
             "JUPYTER",
+            "CGO_",
         ],
-        suffixes: &["PATH", "_OPTIONS", "_OPTS", "PRELOAD"],
+        suffixes: &[
+            "FLAGS",
+            "_OPTS",
+            "PRELOAD",
+            "LIBRARY_PATH",
+            "INCLUDE_PATH",
+            "PLUGIN_PATH",
+            "LOAD_PATH",
+            "MODULE_PATH",
+            "TYPELIB_PATH",
+            "SEARCH_PATH",
+            "EXEC_PATH",
+        ],
+        glued: &["PATH", "PATHS"],
+        except: &[],
         parts: &[],
     },
     Family {
-        reason: "names a program that other programs run (an editor, a pager, a shell, an SSH or password helper)",
-        exact: &["SHELL", "EDITOR", "VISUAL", "PAGER", "BROWSER", "TERMINAL", "LESSOPEN", "LESSCLOSE", "DISPLAY"],
+        reason: "names a program that other programs run (an editor, a pager, a shell, a browser, an SSH or password helper)",
+        exact: &["SHELL", "VISUAL", "TERMINAL", "LESSOPEN", "LESSCLOSE", "DISPLAY", "FCEDIT", "HGMERGE"],
         prefixes: &["GIT_", "SSH_", "SUDO_", "GPG_"],
-        suffixes: &["_EDITOR", "PAGER", "_COMMAND", "_CMD", "_PROGRAM", "_HELPER", "_SHELL"],
+        suffixes: &["EDITOR", "PAGER", "BROWSER", "_COMMAND", "_CMD", "_PROGRAM", "_PROG", "_HELPER", "_SHELL", "_RSH"],
+        glued: &[],
+        except: &[],
         parts: &["ASKPASS"],
     },
     Family {
@@ -114,11 +165,14 @@ pub const FAMILIES: &[Family] = &[
             "VIMINIT",
             "EXINIT",
             "TERMINFO",
+            "TERMINFO_DIRS",
             "VIRTUAL_ENV",
             "CONDA_PREFIX",
         ],
         prefixes: &["XDG_", "HSM_", "DOCKER_", "COMPOSE_", "BUILDKIT_", "KUBE", "CONTAINERS_", "PODMAN_", "KRB5"],
-        suffixes: &["_CONFIG", "CONF", "RC", "DIR", "_DIRS", "HOME", "FILE"],
+        suffixes: &["_CONFIG", "CONF", "RC", "DIR", "_DIRS", "HOME", "_FILE", "_FILES"],
+        glued: &["FILE"],
+        except: &["PROFILE"],
         parts: &["CONFIG_"],
     },
     Family {
@@ -126,13 +180,17 @@ pub const FAMILIES: &[Family] = &[
         exact: &["NETRC", "GNUPGHOME", "PGPASSFILE", "PGSERVICEFILE", "PGSYSCONFDIR"],
         prefixes: &["AWS_CONTAINER_", "AWS_SHARED_", "AWS_PROFILE", "AWS_ROLE_", "AWS_WEB_IDENTITY"],
         suffixes: &[],
+        glued: &[],
+        except: &[],
         parts: &["CREDENTIAL", "KEYRING", "KEYCHAIN", "TOKEN_FILE", "AUTH_SOCK"],
     },
     Family {
         reason: "changes which certificates programs trust or whether they check them",
-        exact: &["PGSSLROOTCERT", "PGSSLCERT", "PGSSLKEY", "PGSSLCRL", "PGSSLCRLDIR"],
+        exact: &["PGSSLROOTCERT", "PGSSLCERT", "PGSSLKEY", "PGSSLCRL", "PGSSLCRLDIR", "NODE_EXTRA_CA_CERTS"],
         prefixes: &["SSL_", "SSLKEYLOG"],
         suffixes: &[],
+        glued: &[],
+        except: &[],
         parts: &[
             "CA_BUNDLE",
             "CA_CERT",
@@ -154,14 +212,26 @@ pub const FAMILIES: &[Family] = &[
     },
     Family {
         reason: "sends programs' connections through a proxy",
-        exact: &[],
+        exact: &["SOCKS_SERVER", "SOCKS5_SERVER", "SOCKS_VERSION"],
         prefixes: &[],
-        suffixes: &[],
-        parts: &["PROXY"],
+        suffixes: &["PROXY"],
+        glued: &[],
+        except: &[],
+        parts: &[],
     },
     Family {
-        reason: "chooses where package managers download packages from (an index, a registry, a mirror)",
-        exact: &["GOPROXY", "GONOSUMDB", "GONOSUMCHECK", "GOPRIVATE", "GOINSECURE", "GOSUMDB", "GOTOOLCHAIN", "GOROOT"],
+        reason: "chooses where package managers and model hubs download from (an index, a registry, a mirror)",
+        exact: &[
+            "GOPROXY",
+            "GONOSUMDB",
+            "GONOSUMCHECK",
+            "GOPRIVATE",
+            "GOINSECURE",
+            "GOSUMDB",
+            "GOTOOLCHAIN",
+            "GOROOT",
+            "PUB_HOSTED_URL",
+        ],
         prefixes: &[
             "PIP_",
             "UV_",
@@ -183,8 +253,13 @@ pub const FAMILIES: &[Family] = &[
             "NUGET_",
             "COMPOSER_",
             "TWINE_",
+            "HOMEBREW_",
+            "HF_",
+            "HUGGINGFACE_",
         ],
         suffixes: &[],
+        glued: &[],
+        except: &[],
         parts: &["INDEX_URL", "EXTRA_INDEX", "FIND_LINKS", "TRUSTED_HOST", "MIRROR"],
     },
 ];
@@ -192,12 +267,7 @@ pub const FAMILIES: &[Family] = &[
 /// The family a variable name belongs to, if any.
 pub fn family_of(name: &str) -> Option<&'static Family> {
     let upper = name.to_ascii_uppercase();
-    FAMILIES.iter().find(|f| {
-        f.exact.contains(&upper.as_str())
-            || f.prefixes.iter().any(|p| upper.starts_with(p))
-            || f.suffixes.iter().any(|s| upper.ends_with(s))
-            || f.parts.iter().any(|p| upper.contains(p))
-    })
+    FAMILIES.iter().find(|f| f.has(&upper))
 }
 
 /// Why no plugin may set `name`, if none may.
@@ -217,22 +287,25 @@ pub fn is_env_name(name: &str) -> bool {
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-/// The first control character in a text's literal parts (a line break, NUL,
-/// ESC, ...), which would end the value early in an env file, smuggle another
-/// variable in, or act on the user's terminal.
-pub fn control_in(value: &Text) -> Option<char> {
+/// The first control or invisible character in a text's literal parts (a line
+/// break, NUL, ESC, a zero-width or bidirectional character, ...), which would end
+/// the value early in an env file, smuggle another variable in, act on the user's
+/// terminal, or hide part of a path (see [`hsm_model::text::is_hidden`]).
+pub fn hidden_in(value: &Text) -> Option<char> {
     value.pieces().iter().find_map(|p| match p {
-        Piece::Lit(s) => s.chars().find(|c| c.is_control()),
+        Piece::Lit(s) => s.chars().find(|&c| hsm_model::text::is_hidden(c)),
         _ => None,
     })
 }
 
 /// Whether a value names a path inside a `.hsm` folder: the files plugins write
 /// live in `.hsm/<plugin>/`, and a variable that points a program there (a
-/// configuration home, a file of settings) lets the plugin's file decide what
-/// the program does. The value's literal parts are read as paths would be: split
-/// at separators (`/`, `\`, `:`, `;`, `,`, `=`, spaces, quotes, brackets),
-/// percent-decoded, in any case; one part that is `.hsm` is enough.
+/// configuration home, a file of settings, an `@file` of arguments) lets the
+/// plugin's file decide what the program does. The value's literal parts are
+/// percent-decoded and compared ignoring case; a `.hsm` whose neighbours could not
+/// continue a file name (anything but letters, digits, `_`, `-` and, before it,
+/// `.`) is enough: `./.hsm/x`, `@.hsm/x`, `file:.hsm`, `C:\app\.HSM\x`, but not
+/// `db.hsm.example.com` or `my.hsm`.
 pub fn points_into_hsm(value: &Text) -> bool {
     let mut joined = String::new();
     for piece in value.pieces() {
@@ -243,12 +316,13 @@ pub fn points_into_hsm(value: &Text) -> bool {
         }
     }
     let decoded = percent_decode(&joined).to_ascii_lowercase();
-    decoded
-        .split(|c: char| {
-            matches!(c, '/' | '\\' | ':' | ';' | ',' | '=' | '"' | '\'' | '(' | ')' | '[' | ']' | '{' | '}' | '<' | '>')
-                || c.is_whitespace()
-        })
-        .any(|part| part == ".hsm" || part == ".hsm.")
+    let b = decoded.as_bytes();
+    let name_char = |c: u8| c.is_ascii_alphanumeric() || c == b'_' || c == b'-';
+    decoded.match_indices(".hsm").any(|(i, _)| {
+        let before = i.checked_sub(1).map(|j| b[j]);
+        let after = b.get(i + 4).copied();
+        !before.is_some_and(|c| name_char(c) || c == b'.') && !after.is_some_and(name_char)
+    })
 }
 
 /// `%XX` sequences decoded, repeatedly (so `%252e` is `.` too); anything else as
@@ -308,9 +382,39 @@ mod tests {
                     "RUBYOPT",
                     "IPYTHONDIR",
                     "MANPATH",
+                    "PATH",
+                    "GOPATH",
+                    "PS1",
+                    "PROMPT",
+                    "CFLAGS",
+                    "LDFLAGS",
+                    "CGO_CFLAGS",
+                    "MAKEFILES",
+                    "GOENV",
+                    "GLIBC_TUNABLES",
+                    "FISH_USER_PATHS",
+                    "TERMCAP",
+                    "LESSKEY",
+                    "KAFKA_OPTS",
                 ],
             ),
-            (1, &["EDITOR", "VISUAL", "PAGER", "GIT_SSH_COMMAND", "GIT_PAGER", "SSH_ASKPASS", "SHELL", "BROWSER"]),
+            (
+                1,
+                &[
+                    "EDITOR",
+                    "VISUAL",
+                    "PAGER",
+                    "GIT_SSH_COMMAND",
+                    "GIT_PAGER",
+                    "SSH_ASKPASS",
+                    "SHELL",
+                    "BROWSER",
+                    "HGEDITOR",
+                    "FCEDIT",
+                    "RSYNC_RSH",
+                    "GH_BROWSER",
+                ],
+            ),
             (
                 2,
                 &[
@@ -326,6 +430,7 @@ mod tests {
                     "CURL_HOME",
                     "WGETRC",
                     "HSM_CACHE_DIR",
+                    "PKG_CONFIG_PATH",
                 ],
             ),
             (3, &["AWS_SHARED_CREDENTIALS_FILE", "GOOGLE_APPLICATION_CREDENTIALS", "NETRC", "PGPASSFILE"]),
@@ -342,22 +447,31 @@ mod tests {
                     "SSLKEYLOGFILE",
                 ],
             ),
-            (5, &["HTTPS_PROXY", "http_proxy", "ALL_PROXY", "NO_PROXY"]),
-            (6, &["PIP_INDEX_URL", "UV_INDEX_URL", "PIP_EXTRA_INDEX_URL", "NPM_CONFIG_REGISTRY", "GOPROXY"]),
+            (5, &["HTTPS_PROXY", "http_proxy", "ALL_PROXY", "NO_PROXY", "SOCKS_SERVER"]),
+            (
+                6,
+                &[
+                    "PIP_INDEX_URL",
+                    "UV_INDEX_URL",
+                    "PIP_EXTRA_INDEX_URL",
+                    "NPM_CONFIG_REGISTRY",
+                    "GOPROXY",
+                    "HOMEBREW_BOTTLE_DOMAIN",
+                    "HF_ENDPOINT",
+                    "PUB_HOSTED_URL",
+                ],
+            ),
         ];
         for (family, names) in cases {
             for name in *names {
                 let found = family_of(name).unwrap_or_else(|| panic!("`{name}` is refused"));
                 // Several families may fit a name; what matters is that one does,
                 // and the name's own family is among those that fit.
-                let fits = |f: &Family| {
-                    let u = name.to_ascii_uppercase();
-                    f.exact.contains(&u.as_str())
-                        || f.prefixes.iter().any(|p| u.starts_with(p))
-                        || f.suffixes.iter().any(|s| u.ends_with(s))
-                        || f.parts.iter().any(|p| u.contains(p))
-                };
-                assert!(fits(&FAMILIES[*family]), "`{name}` belongs to family {family} (found: {})", found.reason);
+                assert!(
+                    FAMILIES[*family].has(&name.to_ascii_uppercase()),
+                    "`{name}` belongs to family {family} (found: {})",
+                    found.reason
+                );
                 assert!(refused_name(name).is_some());
             }
         }
@@ -387,6 +501,27 @@ mod tests {
             "AWS_ENDPOINT_URL",
             "PGSSLMODE",
             "REDIS_KEY_PREFIX",
+            // Natural names of other service kinds a third party may add.
+            "DB_OPTIONS",
+            "MONGO_OPTIONS",
+            "API_BASE_PATH",
+            "MYSQL_SOCKET_PATH",
+            "S3_PATH",
+            "S3_BUCKET",
+            "APP_PROFILE",
+            "TOXIPROXY_URL",
+            "NODE_ENV",
+            "KAFKA_BOOTSTRAP_SERVERS",
+            "RABBITMQ_URL",
+            "AMQP_URL",
+            "ELASTICSEARCH_URL",
+            "MONGODB_URI",
+            "MYSQL_HOST",
+            "MYSQL_DATABASE",
+            "SMTP_HOST",
+            "SMTP_PORT",
+            "MAIL_FROM",
+            "MINIO_ROOT_USER",
         ] {
             assert_eq!(refused_name(name), None, "{name}");
         }
@@ -405,18 +540,39 @@ mod tests {
             "%252Ehsm%2Fraw",
             "a:b:.hsm",
             ".hsm",
+            "@.hsm/raw/args",
+            "x|.hsm",
+            "?.hsm",
+            "#.hsm",
+            "!.hsm",
+            "*.hsm",
+            "+.hsm",
+            "&.hsm",
+            "~.hsm",
+            "`.hsm`",
+            ".hsm.",
         ] {
             assert!(points_into_hsm(&t(bad)), "{bad}");
         }
-        for fine in ["db.hsm.example.com", "postgresql://u@h/hsm", "hsm", "my.hsm", ".hsmrc-not", "127.0.0.1"] {
+        for fine in [
+            "db.hsm.example.com",
+            "postgresql://u@h/hsm",
+            "hsm",
+            "my.hsm",
+            ".hsmrc-not",
+            "127.0.0.1",
+            "a..hsm",
+            ".hsm_x",
+        ] {
             assert!(!points_into_hsm(&t(fine)), "{fine}");
         }
     }
 
     #[test]
-    fn control_characters_are_found_in_literals() {
-        assert_eq!(control_in(&Text::literal("a\nLD_PRELOAD=/x.so")), Some('\n'));
-        assert_eq!(control_in(&Text::literal("ok\u{1b}[2J")), Some('\u{1b}'));
-        assert_eq!(control_in(&Text::literal("fine: é ✓")), None);
+    fn control_and_invisible_characters_are_found_in_literals() {
+        assert_eq!(hidden_in(&Text::literal("a\nLD_PRELOAD=/x.so")), Some('\n'));
+        assert_eq!(hidden_in(&Text::literal("ok\u{1b}[2J")), Some('\u{1b}'));
+        assert_eq!(hidden_in(&Text::literal(".h\u{200c}sm/x")), Some('\u{200c}'));
+        assert_eq!(hidden_in(&Text::literal("fine: é ✓")), None);
     }
 }

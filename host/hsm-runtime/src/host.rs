@@ -307,7 +307,12 @@ impl fmt::Display for CallErrorKind {
             Self::Timeout(limit) => write!(f, "it ran longer than the {} ms limit and was stopped", limit.as_millis()),
             Self::OutOfMemory(limit) => write!(f, "it tried to use more than the {} MiB memory limit", limit >> 20),
             Self::Trap { message, stderr } if stderr.is_empty() => write!(f, "it crashed: {message}"),
-            Self::Trap { message, stderr } => write!(f, "it crashed: {message}\n{stderr}"),
+            // Its own words are quoted, line by line, under hsm's: none can pass for
+            // a line of hsm's (an `error:` or a `hint:`).
+            Self::Trap { message, stderr } => {
+                write!(f, "it crashed: {message}; the end of what it printed:")?;
+                stderr.lines().try_for_each(|line| write!(f, "\n  | {line}"))
+            }
             Self::TooLarge(limit) => write!(f, "it returned more than the {} KiB output limit", limit >> 10),
             Self::Malformed(message) => write!(f, "it returned something invalid: {message}"),
             Self::Instantiate(message) => write!(f, "it could not be started: {message}"),
@@ -977,10 +982,11 @@ fn link_message(e: &wasmtime::Error) -> String {
     }
 }
 
-/// The last `n` lines of a plugin's output, safe to print.
+/// The last `n` lines of a plugin's output, safe to print, each cut at 1,000
+/// characters.
 fn tail(bytes: &[u8], n: usize) -> String {
     let text = String::from_utf8_lossy(bytes);
-    let lines: Vec<String> = text.lines().map(convert::printable).collect();
+    let lines: Vec<String> = text.lines().map(convert::plugin_words).collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 

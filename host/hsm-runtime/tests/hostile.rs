@@ -129,6 +129,11 @@ fn a_plugin_that_prints_a_lot_still_gets_its_panic_reported() {
     let CallErrorKind::Trap { stderr, .. } = &e.kind else { panic!("expected a trap, got {e}") };
     assert!(stderr.contains("the chatty plugin's last words"), "{stderr}");
     assert!(stderr.lines().count() <= 12, "only the end is kept");
+    // Quoted under hsm's line, so none of it can pass for a line of hsm's.
+    let shown = e.to_string();
+    let mut lines = shown.lines();
+    assert!(lines.next().unwrap().ends_with("the end of what it printed:"), "{shown}");
+    assert!(lines.all(|l| l.starts_with("  | ")), "{shown}");
 }
 
 #[test]
@@ -318,7 +323,7 @@ fn actions_outside_what_any_grant_allows_are_refused() {
     let r = check_plan(plugin.info(), &Grants::default(), &ctx, &planned).expect_err("refused");
     assert_eq!(
         r.to_string(),
-        "plugin `hostile` may not set `BASH_ENV` in the project's environment for service `env-bash`: `BASH_ENV` makes programs load or run code (a loader, a shell's or an interpreter's startup, a search path), so no plugin may set it (whatever it declares)"
+        "plugin `hostile` may not set `BASH_ENV` in the project's environment for service `env-bash`: `BASH_ENV` makes programs load or run code (a loader, a shell's or an interpreter's startup, a search path, compiler flags), so no plugin may set it (whatever it declares)"
     );
     let mut open = all.clone();
     open.host_ips.insert("0.0.0.0".into());
@@ -492,8 +497,8 @@ fn no_grant_lets_a_plugin_set_a_variable_that_steers_programs() {
         ("GOOGLE_APPLICATION_CREDENTIALS", "tells programs where to find or fetch credentials"),
         ("REQUESTS_CA_BUNDLE", "changes which certificates programs trust"),
         ("HTTPS_PROXY", "sends programs' connections through a proxy"),
-        ("PIP_INDEX_URL", "chooses where package managers download packages from"),
-        ("UV_INDEX_URL", "chooses where package managers download packages from"),
+        ("PIP_INDEX_URL", "chooses where package managers and model hubs download from"),
+        ("UV_INDEX_URL", "chooses where package managers and model hubs download from"),
     ];
     for (name, reason) in families {
         let mut grants = Grants::declared(plugin.info());
@@ -529,7 +534,7 @@ fn control_characters_in_values_are_refused() {
         let ctx = CheckContext { service: "spy", consumers: &[Consumer::Project], packages: &[], renames: &[] };
         let r = check_plan(plugin.info(), &grants, &ctx, &planned).expect_err(value);
         assert_eq!(r.plugin, "hostile");
-        assert!(r.reason.contains("control character"), "{value:?}: {r}");
+        assert!(r.reason.contains("control or invisible character"), "{value:?}: {r}");
         assert!(!r.to_string().contains(|c: char| c.is_control()), "the refusal itself prints safely");
     }
 }

@@ -209,6 +209,16 @@ pub(crate) fn plan_with(global: &GlobalArgs, out: &Output, caches: &Caches) -> R
         Err(PlanningError::Plugin(e)) => Err(Failure::Job(e.to_string())),
         Err(PlanningError::Refused(r)) => {
             let mut d = Diagnostic::new(r.to_string());
+            if r.unreviewed
+                && let Some(p) = catalog.plugins().iter().find(|p| p.plugin.name() == r.plugin)
+            {
+                d = d.note(declarations(p.plugin.info())).hint(format!(
+                    "review `{}` (`hsm plugin check` shows what it declares), then pin it in hsm.yaml: `plugins.{}.sha256: {}`",
+                    r.plugin,
+                    r.plugin,
+                    p.plugin.sha256()
+                ));
+            }
             if let Some(name) = &r.missing_variable {
                 d = d.hint(format!(
                     "if you trust `{}` to set `{name}` in your programs' environment, grant it in hsm.yaml: `plugins.{}.env: [{name}]`",

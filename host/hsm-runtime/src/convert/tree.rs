@@ -294,7 +294,7 @@ impl<'a> Reader<'a, '_> {
                 Piece::Generated { name: name.to_string(), encoding: self.encoding()? }
             }
             HOST_PORT => {
-                let container = self.str()?.to_string();
+                let container = super::container_name(self.str()?.to_string())?;
                 let port = self.uleb()?;
                 let port = u16::try_from(port).map_err(|_| malformed(format!("port {port} is not a port")))?;
                 Piece::HostPort { container, port }

@@ -89,7 +89,7 @@ fn dotenv(vars: &[(String, String)], reveal: bool) -> Result<String, String> {
         let controls = v.contains(['\n', '\r', '\t']);
         if plain || (!reveal && !controls && !v.contains(['\'', ' ', '"', '#'])) {
             let _ = writeln!(out, "{k}={v}");
-        } else if !v.contains('\'') && !controls {
+        } else if !v.contains(['\'', '\\']) && !controls {
             let _ = writeln!(out, "{k}='{v}'");
         } else {
             let escaped = v
@@ -155,6 +155,35 @@ mod tests {
         let esc = vec![("A".to_string(), "ok\u{1b}[2J".to_string())];
         assert!(dotenv(&esc, true).unwrap_err().contains("`--format json`"));
         assert!(shell(&esc).unwrap_err().contains("`A`"));
+        // A backslash before a closing single quote would escape it: double quotes.
+        let backslash = vec![("A".to_string(), "a b\\".to_string())];
+        assert_eq!(dotenv(&backslash, true).unwrap(), "A=\"a b\\\\\"\n");
+    }
+
+    /// What `hsm env` writes, hsm's own `.env` reader reads back as it was.
+    #[test]
+    fn dotenv_output_reads_back_exactly() {
+        let values = [
+            "plain",
+            "a b",
+            "it's",
+            "a b\\",
+            "back\\slash 'and' quote",
+            "line\nbreak",
+            "tab\there",
+            "dollar $5 and ${X}",
+            "# not a comment",
+            "quote \" inside",
+            "crlf\r\n",
+        ];
+        for v in values {
+            let text = dotenv(&[("K".to_string(), v.to_string())], true).unwrap();
+            let entries = hsm_config::dotenv::parse(&text).unwrap_or_else(|e| panic!("{v:?}: {text:?}: {e:?}"));
+            assert_eq!(entries.len(), 1, "{text:?}");
+            let t = entries[0].value.as_ref().expect("a value");
+            let read = t.resolve_string(&std::collections::HashMap::<String, String>::new()).unwrap();
+            assert_eq!(read, v, "{text:?}");
+        }
     }
 
     #[test]

@@ -12,10 +12,14 @@
 //!   `terminal` (a value full of terminal controls), `container-env` (a
 //!   container variable with a line break), `terminal-command` (a container whose
 //!   command holds terminal controls: allowed, but shown escaped), `ok` (a
-//!   declared variable with a plain value);
+//!   declared variable with a plain value), `long-name` (a 200-byte name),
+//!   `bidi` (a right-to-left override in a value), `invisible-hsm` and `at-hsm`
+//!   (paths into `.hsm/` written to slip past a check), `var-NAME` (sets the
+//!   variable `NAME`, upper-cased with `-` as `_`);
 //! - merge: `terminal-invalid` and `terminal-conflict` (errors whose words hold
 //!   terminal controls and pretend to be hsm's), `terminal-merged` (a merged
-//!   configuration whose key and value hold them); anything else merges to null.
+//!   configuration whose key and value hold them), `terminal-port` (a host-port
+//!   reference whose container name holds them); anything else merges to null.
 #![cfg(target_arch = "wasm32")]
 // The raw bindings export functions with `export_name`, which the workspace denies
 // for hand-written code; plugins written with the SDK never need this.
@@ -103,6 +107,13 @@ impl Guest for HostileEnv {
                 key: CONTROLS.into(),
                 contributions: vec![0],
             })),
+            "terminal-port" => {
+                // A text of one host-port piece whose container name holds controls.
+                let mut tree = vec![0x06, 0x01, 0x03];
+                string(&mut tree, &format!("{CONTROLS}x"));
+                tree.push(0x01);
+                Ok(tree)
+            }
             "terminal-merged" => {
                 // A map of one entry: a key and a text, both full of controls.
                 let mut tree = vec![0x08, 0x01];
@@ -142,7 +153,15 @@ impl Guest for HostileEnv {
                 (vec![Action::EnsureContainer(c)], vec![])
             }
             "ok" => (vec![], vec![var("APP_URL", "http://127.0.0.1:1/")]),
-            _ => (vec![], vec![]),
+            "long-name" => (vec![], vec![var(&"A".repeat(200), "1")]),
+            "bidi" => (vec![], vec![var("APP_NOTE", "invoice\u{202e}fdp.exe")]),
+            "invisible-hsm" => (vec![], vec![var("APP_SETTINGS", ".h\u{200c}sm/hostile-env/settings.toml")]),
+            "at-hsm" => (vec![], vec![var("APP_SETTINGS", "@.hsm/hostile-env/args")]),
+            // `var-ld-preload` sets `LD_PRELOAD`: one service per name to try.
+            other => match other.strip_prefix("var-") {
+                Some(name) => (vec![], vec![var(&name.to_ascii_uppercase().replace('-', "_"), "/tmp/anything")]),
+                None => (vec![], vec![]),
+            },
         };
         let env = env_for(&request, vars);
         Ok(ServicePlan { actions, env })
