@@ -442,3 +442,50 @@ fn the_first_run_of_a_build_removes_long_unused_build_folders() {
     let folders = std::fs::read_dir(cache.path()).unwrap().count();
     assert_eq!(folders, 5, "this build's folder and the four others kept");
 }
+
+/// A `.env` a Compose user already has, as a Windows editor saves it: a
+/// byte-order mark, CRLF line ends, keys `${…}` can't name, Compose's escapes, a
+/// JSON-shaped default and a `$` that starts nothing.
+#[test]
+fn a_compose_env_file_is_read_as_compose_reads_it() {
+    let registry = "packages:
+  p:
+    implies: [{ service: db }]
+services:
+  db: { kind: postgres, profile: corp }
+profiles:
+  corp:
+    mode: external
+    services:
+      db: { host: \"${DB_HOST}\", user: \"${DB_USER}\", password: \"${DB_PASSWORD}\", sslmode: \"${MODE:-{\\\"a\\\":1}}\" }
+";
+    let env = "\u{feff}# saved on Windows\r\nDB_HOST=db.example\r\n456 = ABC\r\na[1]=c\r\na.b=c\r\nclé=v\r\nDB_USER=\"app\\0101\"\r\nDB_PASSWORD=\"costs 5$ a \\\"month\\\"\"\r\n";
+    let dir = project(&[
+        ("hsm.yaml", "version: 1\nproject: app\nregistries: [./reg.yaml]\npackages: [p]\n"),
+        ("reg.yaml", registry),
+        (".env", env),
+    ]);
+    let data = tempfile::tempdir().unwrap();
+    let data_dir = data.path().display().to_string();
+    let run = run_in(dir.path(), &["env", "p", "--reveal", "--format", "json"], &[("HSM_DATA_DIR", &data_dir)]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let vars: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(vars["DB_HOST"], "db.example");
+    assert_eq!(vars["DB_USER"], "appA", "octal \\0101 is `A`");
+    assert_eq!(vars["DB_PASSWORD"], "costs 5$ a \"month\"");
+    assert_eq!(
+        vars["DATABASE_URL"],
+        "postgresql://appA:costs%205%24%20a%20%22month%22@db.example:5432/postgres?sslmode=%7B%22a%22%3A1%7D"
+    );
+
+    // A key `${…}` can't name is an error only where a reference uses it.
+    let dir = project(&[
+        ("hsm.yaml", "version: 1\nproject: app\nregistries: [./reg.yaml]\npackages: [p]\n"),
+        ("reg.yaml", &registry.replace("${DB_HOST}", "${a.b}")),
+        (".env", env),
+    ]);
+    let run = run_in(dir.path(), &["validate"], &[]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("error: `a.b` can't be referenced"), "{}", run.stderr);
+    assert!(run.stderr.contains("--> reg.yaml:10:20"), "{}", run.stderr);
+}

@@ -10,3 +10,4 @@ mod registry;
 mod scenarios;
 mod stack;
 mod third_party;
+mod urls;

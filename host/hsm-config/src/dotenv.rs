@@ -1,8 +1,12 @@
-//! `.env` files, read with the rules Docker Compose documents: `KEY=value` lines,
-//! `#` comment lines, an optional `export ` prefix, single-quoted values taken
-//! literally, double-quoted values with escapes and line breaks, ` #` comments after
-//! unquoted values, and interpolation in unquoted and double-quoted values (which may
-//! refer to keys defined earlier in the files or to the environment).
+//! `.env` files, read with the rules Docker Compose documents and implements:
+//! `KEY=value` lines (or `KEY: value`), `#` comment lines, an optional `export `
+//! prefix, a UTF-8 byte-order mark ignored, keys of letters and digits (any
+//! script) and `_ . - [ ]`, single-quoted values taken literally, double-quoted
+//! values with escapes (`\n \r \t \a \b \f \v \\ \" \$`, octal `\0NNN`) and
+//! line breaks, ` #` comments after unquoted values, and interpolation in unquoted
+//! and double-quoted values (which may refer to keys defined earlier in the files or
+//! to the environment). A key that is not a valid `${…}` name (`a.b`, `456`) is
+//! read, and an error only where a reference uses it.
 //!
 //! Values are parsed here but resolved only when a variable is used, like every
 //! other template.
@@ -53,7 +57,8 @@ impl Error {
 /// Parses a whole `.env` file.
 pub fn parse(text: &str) -> Result<Vec<Entry>, Error> {
     let b = text.as_bytes();
-    let mut pos = 0;
+    // Windows editors start a UTF-8 file with a byte-order mark; Compose ignores it.
+    let mut pos = if text.starts_with('\u{feff}') { '\u{feff}'.len_utf8() } else { 0 };
     let mut out = Vec::new();
     let is_blank = |c: u8| c == b' ' || c == b'\t' || c == b'\r';
     loop {
@@ -75,10 +80,10 @@ pub fn parse(text: &str) -> Result<Vec<Entry>, Error> {
         }
         let key_start = pos;
         while pos < b.len() && !matches!(b[pos], b'=' | b':' | b'\n' | b' ' | b'\t' | b'\r' | b'#') {
-            pos += 1;
+            pos += text[pos..].chars().next().map_or(1, char::len_utf8);
         }
         let key = &text[key_start..pos];
-        if !valid_key(key) {
+        if let Some(bad) = key.chars().find(|&c| !is_key_char(c)).or(key.is_empty().then_some(' ')) {
             let len = if key.is_empty() { text[pos..].chars().next().map_or(1, char::len_utf8) } else { key.len() };
             return Err(Error {
                 start: key_start,
@@ -86,9 +91,9 @@ pub fn parse(text: &str) -> Result<Vec<Entry>, Error> {
                 message: if key.is_empty() {
                     "expected a variable name".into()
                 } else {
-                    format!("invalid variable name `{key}`")
+                    format!("invalid variable name `{key}`: {bad:?} can't be in a name")
                 },
-                hint: Some("names use letters, digits, `_`, `.` and `-`, and do not start with a digit".into()),
+                hint: Some("names use letters, digits, `_`, `.`, `-`, `[` and `]`".into()),
             });
         }
         while pos < b.len() && is_blank(b[pos]) {
@@ -178,11 +183,10 @@ fn line_end(b: &[u8], from: usize) -> usize {
     b[from..].iter().position(|&c| c == b'\n').map_or(b.len(), |i| from + i)
 }
 
-fn valid_key(key: &str) -> bool {
-    let b = key.as_bytes();
-    !b.is_empty()
-        && (b[0].is_ascii_alphabetic() || b[0] == b'_')
-        && b.iter().all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+/// A character Compose takes in a key: a letter or digit of any script, `_`, `.`,
+/// `-`, `[` or `]`.
+fn is_key_char(c: char) -> bool {
+    c.is_alphanumeric() || matches!(c, '_' | '.' | '-' | '[' | ']')
 }
 
 /// The raw text between quotes starting at `from`, and the offset of the closing
@@ -200,32 +204,53 @@ fn quoted(text: &str, from: usize, q: u8) -> Option<(&str, usize)> {
     None
 }
 
-/// Escapes in double-quoted values: `\n`, `\r`, `\t`, `\\`, `\"`, `\'`, and `\$` for a
-/// literal `$` (kept as `$$` for the template parser). Other sequences stay as written.
+/// Escapes in double-quoted values, as Compose decodes them: `\a \b \f \n \r \t
+/// \v`, `\\`, `\"`, octal `\0NNN` (three octal digits, at most `\0377`: the
+/// character of that code), and `\$` for a literal `$` (kept as `$$` for the
+/// template parser). Every other sequence (`\'`, `\x41`, `\01`) stays as written.
 fn unescape_double(raw: &str) -> String {
     let mut out = String::with_capacity(raw.len());
-    let mut chars = raw.chars();
-    while let Some(c) = chars.next() {
-        if c != '\\' {
+    let mut rest = raw;
+    while let Some(i) = rest.find('\\') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        let simple = match after.chars().next() {
+            Some('a') => Some('\u{7}'),
+            Some('b') => Some('\u{8}'),
+            Some('f') => Some('\u{c}'),
+            Some('n') => Some('\n'),
+            Some('r') => Some('\r'),
+            Some('t') => Some('\t'),
+            Some('v') => Some('\u{b}'),
+            Some(c @ ('\\' | '"')) => Some(c),
+            _ => None,
+        };
+        if let Some(c) = simple {
             out.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some('n') => out.push('\n'),
-            Some('r') => out.push('\r'),
-            Some('t') => out.push('\t'),
-            Some('\\') => out.push('\\'),
-            Some('"') => out.push('"'),
-            Some('\'') => out.push('\''),
-            Some('$') => out.push_str("$$"),
-            Some(other) => {
-                out.push('\\');
-                out.push(other);
-            }
-            None => out.push('\\'),
+            rest = &after[1..];
+        } else if let Some(dollar) = after.strip_prefix('$') {
+            out.push_str("$$");
+            rest = dollar;
+        } else if let Some(code) = octal(after) {
+            out.push(char::from(code));
+            rest = &after[4..];
+        } else {
+            out.push('\\');
+            rest = after;
         }
     }
+    out.push_str(rest);
     out
+}
+
+/// `0NNN` at the start of `s` with `NNN` three octal digits of at most 0377: the
+/// code they write.
+fn octal(s: &str) -> Option<u8> {
+    let digits = s.strip_prefix('0')?.get(..3)?;
+    if !digits.bytes().all(|d| (b'0'..=b'7').contains(&d)) {
+        return None;
+    }
+    u8::from_str_radix(digits, 8).ok()
 }
 
 #[cfg(test)]
@@ -265,6 +290,7 @@ mod tests {
         assert_eq!(one("VAR='$OTHER'"), "$OTHER");
         assert_eq!(one("VAR='${OTHER}'"), "${OTHER}");
         assert_eq!(one("VAR='Let\\'s go!'"), "Let's go!");
+        assert_eq!(one("VAR=\"don\\'t\""), "don\\'t", "`\\'` is not an escape in double quotes");
         assert_eq!(one("VAR=\"{\\\"hello\\\": \\\"json\\\"}\""), "{\"hello\": \"json\"}");
         assert_eq!(one("VAR=\"some\\tvalue\""), "some\tvalue");
         assert_eq!(one("VAR='some\\tvalue'"), "some\\tvalue");
@@ -316,15 +342,52 @@ mod tests {
     fn errors_are_located() {
         let e = parse("A=1\nB=\"open\nC=2\n").unwrap_err();
         assert_eq!((e.start, e.message.as_str()), (6, "unterminated double-quoted value"));
-        let e = parse("1A=x").unwrap_err();
-        assert_eq!((e.start, e.len, e.message.as_str()), (0, 2, "invalid variable name `1A`"));
+        let e = parse("a$b=x").unwrap_err();
+        assert_eq!((e.start, e.len, e.message.as_str()), (0, 3, "invalid variable name `a$b`: '$' can't be in a name"));
         let e = parse("A B=x").unwrap_err();
         assert_eq!((e.start, e.message.as_str()), (2, "expected `=` after `A`"));
         let e = parse("A=\"x\" y").unwrap_err();
         assert_eq!((e.start, e.message.as_str()), (6, "unexpected text after the closing quote"));
         let e = parse("A=${B").unwrap_err();
         assert_eq!((e.start, e.message.as_str()), (2, "unclosed `${`: no matching `}`"));
-        let e = parse("A=x $ y").unwrap_err();
-        assert_eq!(e.start, 4);
+        let e = parse("A=${B:-{x}").unwrap_err();
+        assert_eq!(e.start, 2, "the brace inside the default is counted");
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_ignored() {
+        let entries = parse("\u{feff}A=1\nB=2\n").unwrap();
+        assert_eq!(entries[0].key, "A");
+        assert_eq!(entries[0].key_start, 3, "offsets stay those of the file");
+        assert_eq!(load("\u{feff}A=1", &[]), vec![("A".into(), "1".into())]);
+    }
+
+    /// Keys Compose reads though `${…}` can't name them: read, not refused.
+    #[test]
+    fn keys_compose_accepts_are_read() {
+        let e = load("456 = ABC\na[1]=c\na.b=c\nclé=v\nキー=w\nA-B=x\nOK=1\n", &[]);
+        let keys: Vec<&str> = e.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["456", "a[1]", "a.b", "clé", "キー", "A-B", "OK"]);
+        assert_eq!(e[0].1, "ABC");
+        assert_eq!(e[6].1, "1");
+    }
+
+    #[test]
+    fn double_quoted_escapes_are_compose_s() {
+        assert_eq!(one("V=\"\\a\\b\\f\\v\""), "\u{7}\u{8}\u{c}\u{b}");
+        assert_eq!(one("V=\"\\0101\\0102\""), "AB");
+        assert_eq!(one("V=\"\\0377\""), "\u{ff}");
+        // Not three octal digits, or over 0377: as written.
+        assert_eq!(one("V=\"\\01 \\0400 \\089\""), "\\01 \\0400 \\089");
+        assert_eq!(one("V=\"\\x41 \\q\""), "\\x41 \\q");
+        assert_eq!(one("V=\"a\\\\n\""), "a\\n", "an escaped backslash, then n");
+        assert_eq!(one("V=\"say \\\"hi\\\"\""), "say \"hi\"");
+    }
+
+    #[test]
+    fn a_dollar_that_starts_nothing_is_text() {
+        assert_eq!(one("A=x $ y"), "x $ y");
+        assert_eq!(one("RE=\"^[a-z]+$\""), "^[a-z]+$");
+        assert_eq!(one("J=${NOPE:-{\"a\":1}}"), "{\"a\":1}");
     }
 }

@@ -7,7 +7,9 @@
 //! is loaded, so a syntax error anywhere is reported at once, but it is resolved only
 //! when the project uses the value, so a registry profile the project does not select
 //! never needs its variables. Unlike Compose, a variable that is unset and has no
-//! default is an error, not an empty string.
+//! default is an error, not an empty string. As in Compose, a `$` that starts
+//! nothing (not a name, `{` or `$`) is kept as it is, and braces inside a
+//! default, message or replacement are counted (`${JSON:-{"a":1}}`).
 
 use std::fmt;
 
@@ -250,14 +252,22 @@ impl Parser<'_> {
         self.s.as_bytes().get(self.pos + ahead).copied()
     }
 
-    /// Parses until the end, or (inside `${…}`) until the closing `}`, which it leaves.
+    /// Parses until the end, or (inside `${…}`) until the closing `}`, which it
+    /// leaves. Inside braces, a `{` opens a pair whose `}` is text, as Compose counts
+    /// them: `${JSON:-{"a":1}}` has the default `{"a":1}`.
     fn template(&mut self, in_braces: bool) -> Result<Template, TemplateError> {
         let mut parts = SmallVec::new();
         let mut lit = String::new();
+        let mut open = 0usize;
         while self.pos < self.s.len() {
             let c = self.s.as_bytes()[self.pos];
             if c == b'}' && in_braces {
-                break;
+                if open == 0 {
+                    break;
+                }
+                open -= 1;
+            } else if c == b'{' && in_braces {
+                open += 1;
             }
             if c != b'$' {
                 let ch = self.s[self.pos..].chars().next().expect("not at end");
@@ -294,13 +304,11 @@ impl Parser<'_> {
                         arg: Template::default(),
                     })));
                 }
+                // A `$` that starts nothing (`a $ b`, `^[a-z]+$`) is text, as in
+                // Compose.
                 _ => {
-                    return Err(TemplateError {
-                        start: self.pos,
-                        len: 1,
-                        message: "a `$` must start a variable reference".into(),
-                        hint: "write `$$` for a literal `$`, or `${VAR}` to use a variable".into(),
-                    });
+                    lit.push('$');
+                    self.pos += 1;
                 }
             }
         }
@@ -315,6 +323,9 @@ impl Parser<'_> {
         let start = self.pos;
         self.pos += 2;
         let name_start = self.pos;
+        if let Some(err) = self.unreferenceable(start) {
+            return Err(err);
+        }
         if !self.peek(0).is_some_and(is_name_start) {
             let (len, message) = match self.peek(0) {
                 Some(b'}') => (3, "empty variable name in `${}`".to_string()),
@@ -357,6 +368,40 @@ impl Parser<'_> {
         }
         self.pos += 1;
         Ok(Expr { raw: self.s[start..self.pos].to_string(), start, name, op, arg })
+    }
+
+    /// `${a.b}`, `${456}`, `${a[1]}`: a name a `.env` file can define (Compose
+    /// reads such keys) but no `${…}` can use. Said as such, rather than as bad
+    /// syntax.
+    fn unreferenceable(&self, start: usize) -> Option<TemplateError> {
+        // The name runs to the first `}` or operator (`-` is one: `${A-x}`).
+        let inside = &self.s[start + 2..];
+        let end = inside.find(['}', ':', '-', '?', '+'])?;
+        let name = &inside[..end];
+        let key_char = |c: char| c.is_alphanumeric() || matches!(c, '_' | '.' | '[' | ']');
+        let referenceable =
+            name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') && name.bytes().all(is_name_char);
+        if name.is_empty() || referenceable || !name.chars().all(key_char) {
+            return None;
+        }
+        let len = if inside.as_bytes()[end] == b'}' { end + 3 } else { end + 2 };
+        let suggestion: String =
+            name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect();
+        Some(TemplateError {
+            start,
+            len,
+            message: format!(
+                "`{name}` can't be referenced: a name in `${{…}}` is ASCII letters, digits and `_`, not starting with a digit"
+            ),
+            hint: format!(
+                "a `.env` file may define `{name}` (Compose reads such keys), but no reference can use it; name the variable `{}` instead",
+                if suggestion.starts_with(|c: char| c.is_ascii_digit()) {
+                    format!("_{suggestion}")
+                } else {
+                    suggestion
+                }
+            ),
+        })
     }
 
     fn unclosed(&self, start: usize) -> TemplateError {
@@ -472,6 +517,26 @@ mod tests {
         assert_eq!(sub("a$$b$$", &e).unwrap(), "a$b$");
         assert_eq!(sub("${UNSET:-$$}", &e).unwrap(), "$");
         assert_eq!(sub("no refs: {} } {", &e).unwrap(), "no refs: {} } {");
+        // A `$` that starts nothing is text, as in Compose.
+        assert_eq!(sub("a $ string", &e).unwrap(), "a $ string");
+        assert_eq!(sub("^[a-z]+$", &e).unwrap(), "^[a-z]+$");
+        assert_eq!(sub("cost: 5$", &e).unwrap(), "cost: 5$");
+        assert_eq!(sub("$1 and $-", &e).unwrap(), "$1 and $-");
+        assert_eq!(sub("${UNSET:-a $ b}", &e).unwrap(), "a $ b");
+    }
+
+    #[test]
+    fn braces_inside_a_default_are_counted() {
+        let json = env(&[("JSON", "{\"json\":2}"), ("J", "v")]);
+        assert_eq!(sub("ok ${JSON:-{\"json\":1}}", &json).unwrap(), "ok {\"json\":2}");
+        assert_eq!(sub("ok ${NOPE:-{\"json\":1}}", &json).unwrap(), "ok {\"json\":1}");
+        assert_eq!(sub("${J:-{a{b}c}}", &json).unwrap(), "v");
+        assert_eq!(sub("${NOPE:-{a{b}c}}", &json).unwrap(), "{a{b}c}");
+        assert_eq!(sub("${NOPE:-{a}}b", &json).unwrap(), "{a}b");
+        assert_eq!(sub("${J:+{x}}-${NOPE:-${J}{}}", &json).unwrap(), "{x}-v{}");
+        assert_eq!(sub("${NOPE:?need {braces}}", &json).unwrap_err(), "required: NOPE (need {braces}) empty=false");
+        // An unbalanced `{` leaves the expression open.
+        assert!(sub("${NOPE:-{a}", &json).unwrap_err().starts_with("syntax: unclosed"));
     }
 
     #[test]
@@ -482,19 +547,23 @@ mod tests {
         let e = err("x ${}");
         assert_eq!((e.start, e.len, e.message.as_str()), (2, 3, "empty variable name in `${}`"));
         let e = err("${1A}");
-        assert_eq!(e.message, "expected a variable name after `${`");
-        let e = err("cost: 5$");
-        assert_eq!((e.start, e.message.as_str()), (7, "a `$` must start a variable reference"));
-        let e = err("$ 5");
-        assert_eq!(e.start, 0);
+        assert_eq!(
+            e.message,
+            "`1A` can't be referenced: a name in `${…}` is ASCII letters, digits and `_`, not starting with a digit"
+        );
+        let e = err("x ${a.b} y");
+        assert_eq!((e.start, e.len), (2, 6));
+        assert!(e.hint.contains("name the variable `A_B` instead"), "{}", e.hint);
+        assert!(err("${a[1]}").message.starts_with("`a[1]` can't be referenced"));
+        assert!(err("${a.b:-x}").message.starts_with("`a.b` can't be referenced"));
+        assert_eq!(err("${-x}").message, "expected a variable name after `${`");
+        assert_eq!(err("${ A}").message, "expected a variable name after `${`");
         let e = err("${VAR/a/b}");
         assert_eq!((e.start, e.len, e.message.as_str()), (0, 10, "unsupported interpolation `${VAR/a/b}`"));
         let e = err("${VAR:=x}");
         assert_eq!(e.message, "unsupported interpolation `${VAR:=x}`");
         let e = err("${A:-${B}");
         assert_eq!(e.start, 0);
-        let e = err("${A:-$ }");
-        assert_eq!(e.start, 5);
     }
 
     #[test]

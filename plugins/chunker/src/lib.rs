@@ -71,11 +71,16 @@ impl Backend for Chunker {
                     status: None,
                     headers: Vec::new(),
                 })));
-                text!("http://", req.host_address.as_str(), ":", Text::host_port(CONTAINER, port))
+                text!("http://", Text::lit(req.host_address.as_str()).url_host(), ":", Text::host_port(CONTAINER, port))
             }
-            Mode::External => req.profile.settings.get_text("url").cloned().ok_or_else(|| {
-                PlanError::at("url", format!("profile `{}` gives no `url` for this chunker service", req.profile.name))
-            })?,
+            Mode::External => {
+                req.profile.settings.get_text("url").cloned().map(Text::url_userinfo_encoded).ok_or_else(|| {
+                    PlanError::at(
+                        "url",
+                        format!("profile `{}` gives no `url` for this chunker service", req.profile.name),
+                    )
+                })?
+            }
         };
         for consumer in &req.consumers {
             plan.env(consumer, "CHUNKER_URL", url.clone());

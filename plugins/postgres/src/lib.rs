@@ -132,15 +132,15 @@ fn plan_managed(req: &PlanRequest) -> Result<Plan, PlanError> {
         let db = db_name(req, &consumer.params, &user);
         let url = text!(
             "postgresql://",
-            user.as_str(),
+            Text::lit(user.as_str()).url_encoded(),
             ":",
             password.clone().url_encoded(),
             "@",
-            host.clone(),
+            host.clone().url_host(),
             ":",
             port.clone(),
             "/",
-            db.as_str()
+            Text::lit(db.as_str()).url_encoded()
         );
         set_env(&mut plan, consumer, &host, &port, &db, &Text::lit(user.as_str()), Some(&password), url);
     }
@@ -156,18 +156,20 @@ fn plan_external(req: &PlanRequest) -> Result<Plan, PlanError> {
     let user = setting(settings, "user")?.ok_or_else(|| missing("user", &req.profile.name))?;
     let port = setting(settings, "port")?.unwrap_or_else(|| Text::lit(PORT.to_string()));
     let password = setting(settings, "password")?;
-    let sslmode = settings.get_str("sslmode");
+    let sslmode = setting(settings, "sslmode")?;
     let mut plan = Plan::new();
     for consumer in &req.consumers {
         let default_db = settings.get_str("db_name").unwrap_or("postgres");
         let db = db_name(req, &consumer.params, default_db);
-        let mut url = text!("postgresql://", user.clone().url_encoded_literal());
+        // User, password and database are encoded whole, literal parts and
+        // secrets alike: a password `a@b` or `${PASS}` holding `p:w/d` stays one.
+        let mut url = text!("postgresql://", user.clone().url_encoded());
         if let Some(password) = &password {
             url = url + ":" + password.clone().url_encoded();
         }
-        url = url + "@" + host.clone() + ":" + port.clone() + "/" + db.as_str();
-        if let Some(mode) = sslmode {
-            url = url + "?sslmode=" + mode;
+        url = url + "@" + host.clone().url_host() + ":" + port.clone() + "/" + Text::lit(db.as_str()).url_encoded();
+        if let Some(mode) = &sslmode {
+            url = url + "?sslmode=" + mode.clone().url_encoded();
         }
         set_env(&mut plan, consumer, &host, &port, &db, &user, password.as_ref(), url);
     }
@@ -250,36 +252,6 @@ fn unknown_setting(key: &str) -> String {
 
 fn list(keys: &[&str]) -> String {
     keys.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
-}
-
-trait UrlLiteral {
-    fn url_encoded_literal(self) -> Text;
-}
-
-impl UrlLiteral for Text {
-    /// Secrets percent-encoded by the host; literal parts encoded here.
-    fn url_encoded_literal(self) -> Text {
-        Text::concat(self.url_encoded().pieces().iter().map(|p| match p {
-            Piece::Lit(s) => Text::lit(percent_encode(s)),
-            other => {
-                let mut t = Text::new();
-                t.push(other.clone());
-                t
-            }
-        }))
-    }
-}
-
-fn percent_encode(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 export_plugin!(Postgres);
@@ -422,6 +394,38 @@ mod tests {
         assert_eq!(url.pieces()[1], secret(0).url_encoded().pieces()[0]);
         assert_eq!(plan.env_of(Some("auth-service")).unwrap()[4].1, secret(0));
         assert_eq!(env_of(&plan, "billing-service")[2], ("DB_NAME", "billing".to_string()));
+    }
+
+    /// A user and password are encoded whole in the URL, literal parts and
+    /// secrets alike; an IPv6 host gets brackets; the separate variables stay raw.
+    #[test]
+    fn external_url_encodes_user_password_and_database_whole() {
+        let password = Text::concat([Text::lit("a@b:c/ d"), secret(0), Text::lit("?#%é")]);
+        let settings = Value::map([
+            ("host", "fd00::5".into()),
+            ("user", "me@corp".into()),
+            ("password", Value::Text(password.clone())),
+            ("sslmode", "verify full".into()),
+        ]);
+        let req = plan_request("postgres", "postgres", Value::Null)
+            .external("external-corp", settings)
+            .consumer("auth-service", db("my db"))
+            .build();
+        let plan = Postgres::plan(req).unwrap();
+        let env = env_of(&plan, "auth-service");
+        assert_eq!(
+            env[5],
+            (
+                "DATABASE_URL",
+                "postgresql://me%40corp:a%40b%3Ac%2F%20d${hsm:secret:0}%3F%23%25%C3%A9@[fd00::5]:5432/my%20db?sslmode=verify%20full"
+                    .to_string()
+            )
+        );
+        let url = &plan.env_of(Some("auth-service")).unwrap()[5].1;
+        assert!(url.pieces().contains(&secret(0).url_encoded().pieces()[0]), "the secret is encoded by the host");
+        assert_eq!(env[0], ("DB_HOST", "fd00::5".to_string()));
+        assert_eq!(env[3], ("DB_USER", "me@corp".to_string()));
+        assert_eq!(plan.env_of(Some("auth-service")).unwrap()[4].1, password);
     }
 
     #[test]

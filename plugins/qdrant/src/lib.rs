@@ -87,14 +87,22 @@ impl Backend for Qdrant {
                     status: None,
                     headers: Vec::new(),
                 })));
-                (text!("http://", req.host_address.as_str(), ":", Text::host_port(CONTAINER, HTTP)), key)
+                (
+                    text!(
+                        "http://",
+                        Text::lit(req.host_address.as_str()).url_host(),
+                        ":",
+                        Text::host_port(CONTAINER, HTTP)
+                    ),
+                    key,
+                )
             }
             Mode::External => {
                 let settings = &req.profile.settings;
                 if let Some(key) = settings.unknown_keys(SETTINGS).first() {
                     return Err(PlanError::at(*key, format!("unknown setting `{key}`; qdrant reads `url`, `api_key`")));
                 }
-                let url = settings.get_text("url").cloned().ok_or_else(|| {
+                let url = settings.get_text("url").cloned().map(Text::url_userinfo_encoded).ok_or_else(|| {
                     PlanError::at(
                         "url",
                         format!("profile `{}` gives no `url` for this qdrant service", req.profile.name),

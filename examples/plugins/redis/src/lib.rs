@@ -95,16 +95,17 @@ impl Backend for Redis {
                 plan.action(Wait::new(Probe::Exec(Exec::new(CONTAINER, ["redis-cli", "ping"]))));
                 let host = Text::lit(req.host_address.as_str());
                 let port = Text::host_port(CONTAINER, PORT);
-                let url = text!("redis://", host.clone(), ":", port.clone());
+                let url = text!("redis://", host.clone().url_host(), ":", port.clone());
                 (host, port, url)
             }
             Mode::External => {
-                let url = req.profile.settings.get_text("url").cloned().ok_or_else(|| {
-                    PlanError::at(
-                        "url",
-                        format!("profile `{}` gives no `url` for this redis service", req.profile.name),
-                    )
-                })?;
+                let url =
+                    req.profile.settings.get_text("url").cloned().map(Text::url_userinfo_encoded).ok_or_else(|| {
+                        PlanError::at(
+                            "url",
+                            format!("profile `{}` gives no `url` for this redis service", req.profile.name),
+                        )
+                    })?;
                 (Text::new(), Text::new(), url)
             }
         };
