@@ -4,6 +4,7 @@
 //! keeps runs idempotent.
 
 pub mod docker;
+mod down;
 pub mod env;
 pub mod error;
 pub mod keys;
@@ -14,5 +15,6 @@ pub mod refs;
 pub mod report;
 mod spec;
 pub mod state;
+mod status;
 pub mod sync;
 pub mod uv;

@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::names::ProjectId;
+use crate::uv::PythonState;
 
 /// The version of the state file's format.
 pub const STATE_VERSION: u32 = 1;
@@ -33,9 +34,18 @@ pub struct State {
     /// Per service instance.
     #[serde(default)]
     pub services: BTreeMap<String, ServiceState>,
-    /// What the Python side (uv) remembers; kept as written by it.
-    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
-    pub python: serde_json::Value,
+    /// What the Python side (uv) remembers: absent until a sync has run uv (then
+    /// written even when empty, as `{}`).
+    #[serde(default, deserialize_with = "lenient_python", skip_serializing_if = "Option::is_none")]
+    pub python: Option<PythonState>,
+}
+
+/// Reads [`State::python`] as the untyped section it replaced was read: `null`
+/// is none, and a section that is not a [`PythonState`] (damaged by hand) loads
+/// as an empty one rather than making the whole state unreadable.
+fn lenient_python<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<PythonState>, D::Error> {
+    let section = Option::<serde_json::Value>::deserialize(d)?;
+    Ok(section.map(|v| serde_json::from_value(v).unwrap_or_default()))
 }
 
 /// What hsm remembers about one service.
@@ -146,7 +156,7 @@ impl State {
             project: project.name.clone(),
             project_dir: project.dir_label(),
             services: BTreeMap::new(),
-            python: serde_json::Value::Null,
+            python: None,
         }
     }
 
@@ -312,5 +322,103 @@ mod tests {
         let err = State::load(&p).unwrap_err();
         assert!(err.to_string().contains("not a state file"), "{err}");
         assert!(err.hint().unwrap().contains("hsm sync"));
+    }
+
+    /// A state file as hsm writes it, Python section included.
+    const TODAYS_STATE: &str = r#"{
+  "version": 1,
+  "project": "demo",
+  "project_dir": "/src/demo",
+  "services": {
+    "postgres": {
+      "containers": {
+        "server": {
+          "ports": {
+            "5432/tcp": 49153
+          },
+          "id": "abc",
+          "execs": [
+            "h1"
+          ],
+          "ready_at": "2025-01-01T00:00:00Z"
+        }
+      }
+    }
+  },
+  "python": {
+    "packages": {
+      "api": {
+        "source": {
+          "editable": "/src/demo/api"
+        },
+        "distribution": "demo-api",
+        "version": "0.1.0",
+        "dist_info": "demo_api-0.1.0.dist-info",
+        "build_stamp": "f00d"
+      },
+      "lib": {
+        "source": {
+          "path": "/src/lib"
+        },
+        "distribution": "lib",
+        "dist_info": "lib-1.0.dist-info",
+        "build_stamp": "beef"
+      },
+      "requests": {
+        "source": {
+          "pypi": "requests>=2"
+        },
+        "distribution": "requests",
+        "version": "2.32.3",
+        "dist_info": "requests-2.32.3.dist-info"
+      }
+    }
+  }
+}
+"#;
+
+    #[test]
+    fn todays_state_files_load_typed_and_are_written_back_unchanged() {
+        // The sample is in the form `save` writes (the untyped section was
+        // written the same way).
+        let canonical: serde_json::Value = serde_json::from_str(TODAYS_STATE).unwrap();
+        assert_eq!(format!("{}\n", serde_json::to_string_pretty(&canonical).unwrap()), TODAYS_STATE);
+
+        let tmp = tempfile::tempdir().unwrap();
+        let p = ProjectId { name: "demo".into(), dir: tmp.path().to_path_buf() };
+        let text = TODAYS_STATE.replace("/src/demo\"", &format!("{}\"", p.dir_label()));
+        ensure_hsm_dir(&p).unwrap();
+        fs::write(state_path(&p), &text).unwrap();
+        let state = State::load(&p).unwrap();
+        let python = state.python.as_ref().expect("the Python section");
+        assert_eq!(python.packages.keys().collect::<Vec<_>>(), ["api", "lib", "requests"]);
+        let api = &python.packages["api"];
+        assert_eq!(api.source, crate::uv::InstalledSource::Editable("/src/demo/api".into()));
+        assert_eq!(api.version.as_deref(), Some("0.1.0"));
+        assert_eq!(python.packages["lib"].version, None);
+        assert_eq!(python.packages["requests"].source, crate::uv::InstalledSource::Pypi("requests>=2".into()));
+        state.save(&p).unwrap();
+        assert_eq!(fs::read_to_string(state_path(&p)).unwrap(), text);
+    }
+
+    #[test]
+    fn the_python_section_keeps_its_three_shapes() {
+        let load = |python: &str| -> State {
+            let text = format!(r#"{{"version": 1, "project": "demo", "project_dir": "/d"{python}}}"#);
+            serde_json::from_str(&text).unwrap()
+        };
+        let write = |state: &State| serde_json::to_value(state).unwrap().get("python").cloned();
+        // No uv run yet: absent, and not written.
+        for absent in ["", r#", "python": null"#] {
+            let state = load(absent);
+            assert_eq!(state.python, None);
+            assert_eq!(write(&state), None);
+        }
+        // uv ran and installed nothing: written as `{}`.
+        let empty = load(r#", "python": {}"#);
+        assert_eq!(empty.python, Some(PythonState::default()));
+        assert_eq!(write(&empty), Some(serde_json::json!({})));
+        // A section damaged by hand does not make the state unreadable.
+        assert_eq!(load(r#", "python": {"packages": 3}"#).python, Some(PythonState::default()));
     }
 }

@@ -1,0 +1,161 @@
+//! Host ports: hsm chooses a free one for each published port that does not fix
+//! its own, keeps it across recreations (recorded in the state), and moves it
+//! when another program took it. Docker's "port taken" errors are told apart.
+
+use std::collections::BTreeSet;
+use std::net::{TcpListener, UdpSocket};
+
+use hsm_plan::{Container, Protocol, ServicePlan};
+
+use super::Syncer;
+use crate::error::ExecError;
+use crate::report::{Change, ChangeKind};
+use crate::spec;
+use crate::state::port_key;
+
+impl Syncer<'_> {
+    /// Checks that the container's host ports are free. A port hsm chose that is now
+    /// taken is chosen anew (reported; returns `false` so that the container is
+    /// recreated with it); a fixed port that is taken is an error. With `create`,
+    /// ports still unchosen are chosen. Ports in `held` (published by the container
+    /// about to be replaced, which frees them) count as free.
+    pub(super) fn ports_free(
+        &self,
+        svc: &ServicePlan,
+        c: &Container,
+        create: bool,
+        held: &[(u16, Protocol)],
+    ) -> Result<bool, ExecError> {
+        let free =
+            |ip: &str, port: u16, protocol: Protocol| held.contains(&(port, protocol)) || is_free(ip, port, protocol);
+        let mut all_free = true;
+        for port in &c.ports {
+            let key = port_key(port.container_port, port.protocol);
+            if let Some(fixed) = port.host_port {
+                if !free(&port.host_ip, fixed, port.protocol) {
+                    return Err(ExecError::PortTaken {
+                        service: svc.name.clone(),
+                        container: c.name.clone(),
+                        port: fixed,
+                    });
+                }
+                // Recorded too, so that `hsm env` finds every port in one place.
+                self.state.lock().expect("state lock").container_mut(&svc.name, &c.name).ports.insert(key, fixed);
+                continue;
+            }
+            let current = self
+                .state
+                .lock()
+                .expect("state lock")
+                .container(&svc.name, &c.name)
+                .and_then(|s| s.ports.get(&key).copied());
+            match current {
+                Some(p) if free(&port.host_ip, p, port.protocol) => {}
+                Some(p) => {
+                    all_free = false;
+                    if create {
+                        let new = self.choose_port(&port.host_ip, port.protocol)?;
+                        self.state
+                            .lock()
+                            .expect("state lock")
+                            .container_mut(&svc.name, &c.name)
+                            .ports
+                            .insert(key.clone(), new);
+                        self.report(Change {
+                            service: Some(svc.name.clone()),
+                            action: ChangeKind::MovedPort,
+                            subject: format!("{}:{} {p} → {new}", c.name, port.container_port),
+                            reason: Some(format!("port {p} was taken by another program")),
+                        });
+                    }
+                }
+                None => {
+                    // Never chosen: an existing container can't be using it, so it is
+                    // created anew with it.
+                    all_free = false;
+                    let new = self.choose_port(&port.host_ip, port.protocol)?;
+                    self.state.lock().expect("state lock").container_mut(&svc.name, &c.name).ports.insert(key, new);
+                }
+            }
+        }
+        Ok(all_free)
+    }
+
+    pub(super) fn choose_port(&self, host_ip: &str, protocol: Protocol) -> Result<u16, ExecError> {
+        let mut chosen = self.chosen.lock().expect("chosen lock");
+        for _ in 0..20 {
+            let port = free_port(host_ip, protocol)
+                .map_err(|e| ExecError::Unsupported(format!("cannot find a free port on {host_ip}: {e}")))?;
+            if chosen.insert(port) {
+                return Ok(port);
+            }
+        }
+        Err(ExecError::Unsupported(format!("cannot find a free port on {host_ip}")))
+    }
+}
+
+/// A Docker error on start that means a host port is taken becomes
+/// [`ExecError::PortTaken`], naming the port Docker could not bind (read from its
+/// message), else the container's only host port.
+pub(super) fn port_error(e: ExecError, svc: &ServicePlan, c: &Container, ports: &spec::HostPorts) -> ExecError {
+    match &e {
+        ExecError::Docker { message, .. }
+            if message.contains("address already in use") || message.contains("port is already allocated") =>
+        {
+            let host_ports: BTreeSet<u16> = c
+                .ports
+                .iter()
+                .filter_map(|p| p.host_port.or_else(|| ports.get(&port_key(p.container_port, p.protocol)).copied()))
+                .collect();
+            let only = (host_ports.len() == 1).then(|| host_ports.first().copied()).flatten();
+            match taken_port(message).or(only) {
+                Some(port) => ExecError::PortTaken { service: svc.name.clone(), container: c.name.clone(), port },
+                None => e,
+            }
+        }
+        _ => e,
+    }
+}
+
+/// The host port in Docker's "port taken" messages: `Bind for 127.0.0.1:5432
+/// failed: port is already allocated`, `listen tcp4 127.0.0.1:5432: bind: address
+/// already in use`.
+fn taken_port(message: &str) -> Option<u16> {
+    let address = if let Some((_, rest)) = message.split_once("Bind for ") {
+        rest.split_whitespace().next()?
+    } else {
+        let (_, rest) = message.split_once("listen ")?;
+        rest.split_whitespace().nth(1)?.trim_end_matches(':')
+    };
+    address.rsplit_once(':')?.1.parse().ok()
+}
+
+fn is_free(host_ip: &str, port: u16, protocol: Protocol) -> bool {
+    match protocol {
+        Protocol::Tcp => TcpListener::bind((host_ip, port)).is_ok(),
+        Protocol::Udp => UdpSocket::bind((host_ip, port)).is_ok(),
+    }
+}
+
+fn free_port(host_ip: &str, protocol: Protocol) -> std::io::Result<u16> {
+    match protocol {
+        Protocol::Tcp => Ok(TcpListener::bind((host_ip, 0))?.local_addr()?.port()),
+        Protocol::Udp => Ok(UdpSocket::bind((host_ip, 0))?.local_addr()?.port()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_taken_port_is_read_from_dockers_message() {
+        let allocated = "driver failed programming external connectivity on endpoint p-db-server (0123): Bind for 127.0.0.1:40123 failed: port is already allocated";
+        assert_eq!(taken_port(allocated), Some(40123));
+        let in_use = "driver failed programming external connectivity on endpoint x (y): Error starting userland proxy: listen tcp4 127.0.0.1:5433: bind: address already in use";
+        assert_eq!(taken_port(in_use), Some(5433));
+        let v6 = "Error starting userland proxy: listen tcp6 [::1]:6380: bind: address already in use";
+        assert_eq!(taken_port(v6), Some(6380));
+        assert_eq!(taken_port("address already in use"), None);
+    }
+}
