@@ -1,18 +1,11 @@
 //! Benchmark of `hsm plan` on generated registries (not a test).
 //!
-//! Writes projects whose registries hold 1,000 / 3,000 / 10,000 packages and 100 /
-//! 300 / 1,000 services (every package implies two services with params and one or
-//! two other packages, so resolution covers nearly every package), then times
-//! `hsm plan --json` on each with hyperfine and measures peak memory with
-//! `/usr/bin/time -v` (the largest of five runs), three ways:
-//!
-//! - **cold** (`--no-cache`): every registry file parsed, every plugin asked;
-//! - **changed**: a run after an edit — a comment is appended to `hsm.yaml`
-//!   before each run, so the plan printed last time no longer matches; checked
-//!   registry files and plugin answers come from the caches earlier runs wrote,
-//!   and the project is loaded, resolved, planned and printed;
-//! - **unchanged**: nothing the plan is made from changed, so the plan printed
-//!   last time is checked against its inputs and printed again.
+//! Writes projects whose registries hold 200 / 1,000 / 3,000 / 10,000 packages and
+//! 20 / 100 / 300 / 1,000 services (every package implies two services with params
+//! and one or two other packages, so resolution covers nearly every package), then
+//! times `hsm plan --json` on each with hyperfine and measures peak memory with
+//! `/usr/bin/time -v` (the largest of five runs). Every run reads every registry
+//! file and asks every plugin.
 //!
 //! Run it with:
 //!
@@ -29,7 +22,7 @@ use std::path::Path;
 use std::process::Command;
 
 /// (packages, services) of each generated registry.
-const SIZES: [(usize, usize); 3] = [(1_000, 100), (3_000, 300), (10_000, 1_000)];
+const SIZES: [(usize, usize); 4] = [(200, 20), (1_000, 100), (3_000, 300), (10_000, 1_000)];
 
 /// How many packages each registry file holds.
 const PER_FILE: usize = 1_000;
@@ -46,7 +39,7 @@ fn main() {
     }
     let hsm = env!("CARGO_BIN_EXE_hsm");
     let mut table = String::from(
-        "| packages in registry | services | resolved packages | resolved services | registry size | cache | mean ± σ | min … max | peak RSS |\n|---:|---:|---:|---:|---:|---|---:|---:|---:|\n",
+        "| packages in registry | services | resolved packages | resolved services | registry size | mean ± σ | min … max | peak RSS |\n|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for (packages, services) in SIZES {
         if !only.is_empty() && !only.contains(&packages) {
@@ -55,21 +48,18 @@ fn main() {
         let dir = tempfile::tempdir().expect("temporary folder");
         let bytes = generate(dir.path(), packages, services);
         let (resolved_packages, resolved_services) = check(hsm, dir.path());
-        for mode in [Mode::Cold, Mode::Changed, Mode::Unchanged] {
-            let label = mode.label();
-            let (mean, sd, min, max) = time(hsm, dir.path(), mode);
-            let rss = peak_rss_kib(hsm, dir.path(), mode);
-            let _ = writeln!(
-                table,
-                "| {packages} | {services} | {resolved_packages} | {resolved_services} | {:.1} MiB | {label} | {:.1} ms ± {:.1} | {:.1} … {:.1} ms | {:.1} MiB |",
-                bytes as f64 / 1_048_576.0,
-                mean * 1e3,
-                sd * 1e3,
-                min * 1e3,
-                max * 1e3,
-                rss as f64 / 1024.0
-            );
-        }
+        let (mean, sd, min, max) = time(hsm, dir.path());
+        let rss = peak_rss_kib(hsm, dir.path());
+        let _ = writeln!(
+            table,
+            "| {packages} | {services} | {resolved_packages} | {resolved_services} | {:.1} MiB | {:.1} ms ± {:.1} | {:.1} … {:.1} ms | {:.1} MiB |",
+            bytes as f64 / 1_048_576.0,
+            mean * 1e3,
+            sd * 1e3,
+            min * 1e3,
+            max * 1e3,
+            rss as f64 / 1024.0
+        );
     }
     #[allow(clippy::print_stdout)]
     {
@@ -170,39 +160,13 @@ fn write(path: &Path, text: &str) -> usize {
     text.len()
 }
 
-/// The arguments of the timed command, with or without the cache (kept in `dir`).
-/// How much earlier runs left for the timed one.
-#[derive(Clone, Copy, PartialEq)]
-enum Mode {
-    /// Nothing: `--no-cache`.
-    Cold,
-    /// The registry cache and the plugin answers; `hsm.yaml` edited before the
-    /// run, so the printed plan is out of date.
-    Changed,
-    /// Everything, the printed plan included.
-    Unchanged,
+/// The arguments of the timed command.
+fn args(dir: &Path) -> Vec<String> {
+    vec!["-q".to_string(), "-C".to_string(), dir.display().to_string(), "plan".into(), "--json".into()]
 }
 
-impl Mode {
-    fn label(self) -> &'static str {
-        match self {
-            Self::Cold => "cold",
-            Self::Changed => "changed",
-            Self::Unchanged => "unchanged",
-        }
-    }
-}
-
-fn args(dir: &Path, mode: Mode) -> Vec<String> {
-    let mut a = vec!["-q".to_string(), "-C".to_string(), dir.display().to_string(), "plan".into(), "--json".into()];
-    if mode == Mode::Cold {
-        a.push("--no-cache".into());
-    }
-    a
-}
-
-/// The environment of every run: the secret, the cache folder and the folder of
-/// the user key that authenticates the caches' entries.
+/// The environment of every run: the secret, and folders of the run's own for
+/// hsm's cache and its user key.
 fn env(dir: &Path) -> [(&'static str, String); 3] {
     [
         ("BENCH_SECRET", "s3cret".to_string()),
@@ -211,21 +175,15 @@ fn env(dir: &Path) -> [(&'static str, String); 3] {
     ]
 }
 
-/// A shell command that edits `hsm.yaml` (appends a comment), so the next run
-/// plans afresh as it would after a user's edit.
-fn edit(dir: &Path) -> String {
-    format!("echo '# edited' >> {}/hsm.yaml", dir.display())
-}
-
-fn command(hsm: &str, dir: &Path, mode: Mode) -> Command {
+fn command(hsm: &str, dir: &Path) -> Command {
     let mut c = Command::new(hsm);
-    c.args(args(dir, mode)).env_clear().envs(env(dir));
+    c.args(args(dir)).env_clear().envs(env(dir));
     c
 }
 
 /// Runs the plan once and returns how many packages and services it resolved.
 fn check(hsm: &str, dir: &Path) -> (usize, usize) {
-    let out = command(hsm, dir, Mode::Cold).output().expect("run hsm");
+    let out = command(hsm, dir).output().expect("run hsm");
     assert!(out.status.success(), "hsm plan failed:\n{}", String::from_utf8_lossy(&out.stderr));
     let plan: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON plan");
     assert!(!String::from_utf8_lossy(&out.stdout).contains("s3cret"), "the secret leaked");
@@ -233,15 +191,12 @@ fn check(hsm: &str, dir: &Path) -> (usize, usize) {
 }
 
 /// Mean, standard deviation, min and max in seconds, from hyperfine.
-fn time(hsm: &str, dir: &Path, mode: Mode) -> (f64, f64, f64, f64) {
+fn time(hsm: &str, dir: &Path) -> (f64, f64, f64, f64) {
     let json = dir.join("hyperfine.json");
     let vars: Vec<String> = env(dir).iter().map(|(k, v)| format!("{k}={v}")).collect();
-    let cmd = format!("env -i {} {hsm} {}", vars.join(" "), args(dir, mode).join(" "));
+    let cmd = format!("env -i {} {hsm} {}", vars.join(" "), args(dir).join(" "));
     let mut hyperfine = Command::new("hyperfine");
     hyperfine.args(["--warmup", "3", "--min-runs", "20", "--style", "none", "--export-json"]).arg(&json);
-    if mode == Mode::Changed {
-        hyperfine.arg("--prepare").arg(edit(dir));
-    }
     let status = hyperfine.arg(&cmd).status().expect("hyperfine (install it with `apt-get install hyperfine`)");
     assert!(status.success(), "hyperfine failed");
     let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
@@ -252,20 +207,16 @@ fn time(hsm: &str, dir: &Path, mode: Mode) -> (f64, f64, f64, f64) {
 
 /// Peak resident memory of a run, in KiB, from `/usr/bin/time -v`: the largest of
 /// five (it moves by a few MiB with how the threads' work interleaves).
-fn peak_rss_kib(hsm: &str, dir: &Path, mode: Mode) -> u64 {
-    (0..5).map(|_| peak_rss_kib_once(hsm, dir, mode)).max().unwrap_or(0)
+fn peak_rss_kib(hsm: &str, dir: &Path) -> u64 {
+    (0..5).map(|_| peak_rss_kib_once(hsm, dir)).max().unwrap_or(0)
 }
 
-/// Peak resident memory of one run, in KiB (after an edit, for "changed").
-fn peak_rss_kib_once(hsm: &str, dir: &Path, mode: Mode) -> u64 {
-    if mode == Mode::Changed {
-        let status = Command::new("sh").arg("-c").arg(edit(dir)).status().expect("sh");
-        assert!(status.success());
-    }
+/// Peak resident memory of one run, in KiB.
+fn peak_rss_kib_once(hsm: &str, dir: &Path) -> u64 {
     let out = Command::new("/usr/bin/time")
         .arg("-v")
         .arg(hsm)
-        .args(args(dir, mode))
+        .args(args(dir))
         .env_clear()
         .envs(env(dir))
         .output()

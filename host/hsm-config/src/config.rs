@@ -8,7 +8,6 @@ use std::path::PathBuf;
 use hsm_model::{Diagnostic, Diagnostics, Piece, SecretStore, Sensitive, Sources, Span, Text, Value};
 use indexmap::IndexMap;
 use rustc_hash::FxHashMap;
-use serde::{Deserialize, Serialize};
 
 use crate::env::{Environment, required_message};
 use crate::file::Mode;
@@ -32,12 +31,10 @@ pub struct Config {
     pub plugins: Vec<PluginDef>,
     /// The variables interpolation reads.
     pub env: Environment,
-    /// What the load saw of the file system besides the files it read.
-    pub observed: crate::load::Observed,
 }
 
 /// A name and where it was written.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NameRef {
     /// The name.
     pub name: String,
@@ -65,7 +62,7 @@ pub struct Project {
 }
 
 /// A third-party plugin's declaration: a component file pinned by its digest.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug)]
 pub struct PluginDef {
     /// Its name.
     pub name: NameRef,
@@ -127,7 +124,7 @@ pub struct ServiceRequest {
 }
 
 /// A package definition.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug)]
 pub struct PackageDef {
     /// Its name.
     pub name: NameRef,
@@ -140,7 +137,7 @@ pub struct PackageDef {
 }
 
 /// Where a package is installed from.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug)]
 pub enum SourceDef {
     /// PyPI, with a PEP 508 requirement.
     Pypi {
@@ -172,7 +169,7 @@ impl SourceDef {
 }
 
 /// Something a package needs.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug)]
 pub enum Implies {
     /// A service, with what the package asks of it.
     Service {
@@ -193,7 +190,7 @@ pub enum Implies {
 }
 
 /// A service definition.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug)]
 pub struct ServiceDef {
     /// Its name.
     pub name: NameRef,
@@ -208,7 +205,7 @@ pub struct ServiceDef {
 }
 
 /// A profile definition.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug)]
 pub struct ProfileDef {
     /// Its name.
     pub name: NameRef,
@@ -221,7 +218,7 @@ pub struct ProfileDef {
 }
 
 /// What one profile says about one service.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug)]
 pub struct ProfileSettings {
     /// The service's name as written in the profile.
     pub name: NameRef,
@@ -230,7 +227,7 @@ pub struct ProfileSettings {
 }
 
 /// A parameter tree whose strings are templates, with the location of every string.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default)]
 pub struct Params {
     /// The root (a map, or `Null` when nothing was written).
     pub root: ParamNode,
@@ -239,7 +236,7 @@ pub struct Params {
 }
 
 /// A node of a [`Params`] tree.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default)]
 pub enum ParamNode {
     /// Nothing.
     #[default]
@@ -262,7 +259,7 @@ pub enum ParamNode {
 }
 
 /// A string in a parameter tree.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug)]
 pub struct StrParam {
     /// The parsed template.
     pub template: Template,

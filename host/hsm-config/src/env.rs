@@ -3,8 +3,8 @@
 //! are templates too; they are resolved when a variable is looked up, against the
 //! environment and the keys defined before them.
 
-use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, Mutex};
+use std::collections::HashMap;
+use std::sync::Arc;
 
 use hsm_model::{Diagnostic, FileId, Span};
 
@@ -18,9 +18,6 @@ pub struct Environment {
     files: Vec<String>,
     entries: Vec<DotEntry>,
     last: HashMap<String, usize>,
-    /// The process variables looked up so far, set or not: what a result computed
-    /// from this environment depends on (see [`Environment::process_names_used`]).
-    used: Mutex<BTreeSet<String>>,
 }
 
 #[derive(Debug)]
@@ -43,12 +40,6 @@ impl Environment {
             self.last.insert(entry.key.clone(), self.entries.len());
             self.entries.push(DotEntry { file, text: text.clone(), entry });
         }
-    }
-
-    /// The names of the process variables looked up so far, set or not, in order.
-    /// With the `.env` files' texts, they are everything interpolation read.
-    pub fn process_names_used(&self) -> Vec<String> {
-        self.used.lock().expect("the lock is never poisoned").iter().cloned().collect()
     }
 
     /// The `.env` files read, as shown to the user.
@@ -75,12 +66,6 @@ impl Environment {
     }
 
     fn lookup_before(&self, name: &str, before: usize) -> Result<Option<String>, Box<Diagnostic>> {
-        {
-            let mut used = self.used.lock().expect("the lock is never poisoned");
-            if !used.contains(name) {
-                used.insert(name.to_string());
-            }
-        }
         if let Some(v) = self.process.get(name) {
             return Ok(Some(v.clone()));
         }
@@ -190,18 +175,6 @@ mod tests {
     fn unused_broken_values_do_not_matter() {
         let (env, _) = env_with(&[], "BROKEN=${NOPE}\nOK=1\n");
         assert_eq!(env.lookup("OK").unwrap().as_deref(), Some("1"));
-    }
-
-    #[test]
-    fn every_name_looked_up_is_recorded_set_or_not_with_those_dotenv_values_read() {
-        let (env, _) = env_with(&[("SET", "v"), ("NEVER_READ", "x")], "B=${INNER:-d}\n");
-        assert_eq!(env.process_names_used(), Vec::<String>::new());
-        env.lookup("SET").unwrap();
-        env.lookup("UNSET").unwrap();
-        env.lookup("B").unwrap();
-        // `B` comes from `.env`, but the environment was asked first (it would win),
-        // and so was `INNER`, which `B`'s value reads.
-        assert_eq!(env.process_names_used(), ["B", "INNER", "SET", "UNSET"]);
     }
 
     #[test]

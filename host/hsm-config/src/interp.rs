@@ -13,11 +13,10 @@
 
 use std::fmt;
 
-use serde::{Deserialize, Serialize};
 use smallvec::{SmallVec, smallvec};
 
 /// A parsed string: literal parts and `$` expressions.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Template {
     /// Nearly every string of a registry is one literal part: kept inline, it
     /// costs no allocation besides its text (a large registry holds hundreds of
@@ -25,7 +24,7 @@ pub struct Template {
     parts: SmallVec<[Part; 1]>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 enum Part {
     Lit(String),
     /// Boxed, so that a part is no larger than a literal.
@@ -33,7 +32,7 @@ enum Part {
 }
 
 /// One `$VAR` or `${…}` expression.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 struct Expr {
     /// The expression exactly as written, such as `${DB_PORT:-5432}`.
     raw: String,
@@ -44,7 +43,7 @@ struct Expr {
     arg: Template,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 enum Op {
     /// `$VAR`, `${VAR}`.
     Get,

@@ -7,7 +7,7 @@
 //! - [`load()`]: reads a project and its registries into a [`Config`].
 //! - [`interp`], [`dotenv`], [`env`](mod@env): interpolation and where its variables come from.
 
-mod cache;
+mod check;
 pub mod config;
 pub mod dotenv;
 pub mod env;
@@ -15,7 +15,6 @@ pub mod file;
 pub mod interp;
 pub mod load;
 pub mod names;
-mod quick_yaml;
 pub mod schema;
 pub mod spanned;
 mod yaml_error;
@@ -26,7 +25,7 @@ pub use config::{
 };
 pub use env::Environment;
 pub use file::Mode;
-pub use load::{BUNDLED, LoadOptions, Observed, PROJECT_FILE, load, load_lenient, registry_files};
+pub use load::{BUNDLED, LoadOptions, PROJECT_FILE, load, load_lenient};
 pub use names::{KindName, PackageName, ProfileName, ProjectName, ServiceName};
 pub use spanned::{Loc, Spanned};
 pub use yaml_error::did_you_mean;

@@ -4,13 +4,10 @@
 //! wraps so the schema is derived from the same types that parse the files.
 
 use std::borrow::Cow;
-use std::fmt;
 use std::hash::{Hash, Hasher};
-use std::marker::PhantomData;
 
 use hsm_model::{FileId, Span};
 use schemars::{JsonSchema, Schema, SchemaGenerator};
-use serde::de::{self, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
 /// A position in a YAML file as the parser saw it: 1-based line and column, byte
@@ -91,39 +88,8 @@ impl<T: Hash> Hash for Spanned<T> {
 
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for Spanned<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct V<T>(PhantomData<T>);
-        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
-            type Value = Spanned<T>;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a value")
-            }
-
-            /// serde-saphyr (and any other format): its own `Spanned`.
-            fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<Spanned<T>, D::Error> {
-                let s = serde_saphyr::Spanned::<T>::deserialize(d)?;
-                Ok(Spanned { value: s.value, loc: Loc::from_saphyr(s.referenced) })
-            }
-
-            /// The quick reader: the location's parts, then the value.
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Spanned<T>, A::Error> {
-                let missing = || de::Error::custom("a located value lacks a part");
-                let line_column: u64 = seq.next_element()?.ok_or_else(missing)?;
-                let start: u64 = seq.next_element()?.ok_or_else(missing)?;
-                let len: u64 = seq.next_element()?.ok_or_else(missing)?;
-                let value = seq.next_element()?.ok_or_else(missing)?;
-                let loc = Loc {
-                    line: (line_column >> 32) as u32,
-                    column: line_column as u32,
-                    start: usize::try_from(start).unwrap_or(usize::MAX),
-                    len: usize::try_from(len).unwrap_or(usize::MAX),
-                };
-                Ok(Spanned { value, loc })
-            }
-        }
-        // serde-saphyr hands an unknown newtype name to `visit_newtype_struct`; the
-        // quick reader answers this one with `visit_seq`.
-        deserializer.deserialize_newtype_struct(crate::quick_yaml::SPANNED, V(PhantomData))
+        let s = serde_saphyr::Spanned::<T>::deserialize(deserializer)?;
+        Ok(Self { value: s.value, loc: Loc::from_saphyr(s.referenced) })
     }
 }
 

@@ -1,10 +1,9 @@
-//! What every cache in hsm's cache folder shares: entries that could change what
-//! hsm does (compiled plugins, checked registry files, plugin answers, printed
-//! plans) carry a MAC keyed with the user's secret key, so an entry only counts if
-//! hsm wrote it; and entries are read and written so that someone else who can
-//! write the folder can't redirect hsm elsewhere (no symbolic links followed, no
-//! unbounded reads, no predictable temporary file opened if it exists). The key
-//! lives in `hsm-exec`; the caches only see [`Authenticator`].
+//! What hsm's compile cache of third-party plugins (in `hsm-runtime`) relies on to
+//! trust its folder: entries carry a MAC keyed with the user's secret key, so an
+//! entry only counts if hsm wrote it; and entries are read and written so that
+//! someone else who can write the folder can't redirect hsm elsewhere (no symbolic
+//! links followed, no unbounded reads, no predictable temporary file opened if it
+//! exists). The key lives in `hsm-exec`; the cache only sees [`Authenticator`].
 
 use std::io::{Read as _, Write as _};
 use std::os::unix::fs::OpenOptionsExt as _;
@@ -28,28 +27,17 @@ pub fn tags_equal(expected: &[u8; 32], found: &[u8]) -> bool {
 /// never waited on) of at most `max` bytes, read whole as its size said. `None`
 /// for anything else, or on any error: an entry that can't be read is a miss.
 pub fn read_entry(path: &Path, max: u64) -> Option<Vec<u8>> {
-    let (file, len) = open_entry(path, max)?;
+    let file =
+        std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(path).ok()?;
+    let meta = file.metadata().ok()?;
+    if !meta.is_file() || meta.len() > max {
+        return None;
+    }
+    let len = meta.len();
     let mut bytes = Vec::with_capacity(usize::try_from(len).ok()?);
     // One byte more than its size: a file that grew meanwhile is not an entry.
     file.take(len + 1).read_to_end(&mut bytes).ok()?;
     (bytes.len() as u64 == len).then_some(bytes)
-}
-
-/// Opens a cache entry to read parts of it (with `FileExt::read_exact_at`), with
-/// [`read_entry`]'s checks: a regular file, not followed through a link, of at
-/// most `max` bytes. Returns it with its size.
-pub fn open_entry(path: &Path, max: u64) -> Option<(std::fs::File, u64)> {
-    let file =
-        std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(path).ok()?;
-    let meta = file.metadata().ok()?;
-    (meta.is_file() && meta.len() <= max).then_some((file, meta.len()))
-}
-
-/// Writes a cache entry whole or not at all, readable by its owner only.
-pub fn write_entry(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut entry = EntryWriter::create(path)?;
-    entry.write_all(bytes)?;
-    entry.commit()
 }
 
 /// A cache entry being written: into a new temporary file next to it (never one
@@ -120,36 +108,18 @@ impl Drop for EntryWriter {
     }
 }
 
-/// For the tests of crates that keep caches (the `testing` feature).
-#[cfg(any(test, feature = "testing"))]
-pub mod testing {
-    use std::hash::{Hash as _, Hasher as _};
-
-    use super::Authenticator;
-
-    /// A stand-in for the user's key: the key number hashed with the parts. Not a
-    /// MAC, but it tells keys and contents apart, which is what tests need.
-    #[derive(Debug)]
-    pub struct TestKey(pub u8);
-
-    impl Authenticator for TestKey {
-        fn tag(&self, parts: &[&[u8]]) -> [u8; 32] {
-            let mut out = [0u8; 32];
-            for (i, chunk) in out.chunks_mut(8).enumerate() {
-                let mut h = std::hash::DefaultHasher::new();
-                (self.0, i, parts).hash(&mut h);
-                chunk.copy_from_slice(&h.finish().to_le_bytes());
-            }
-            out
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::os::unix::fs::PermissionsExt as _;
 
     use super::*;
+
+    /// Writes an entry whole, as the compile cache does.
+    fn write_entry(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+        let mut entry = EntryWriter::create(path)?;
+        entry.write_all(bytes)?;
+        entry.commit()
+    }
 
     #[test]
     fn entries_are_written_whole_owner_only_and_read_back() {

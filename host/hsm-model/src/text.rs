@@ -103,16 +103,6 @@ impl Text {
         }
     }
 
-    /// Moves the ids of the secrets this text refers to up by `by` (see
-    /// [`SecretStore::append`]).
-    pub fn shift_secrets(&mut self, by: u32) {
-        for piece in &mut self.pieces {
-            if let Piece::Secret { id, .. } = piece {
-                id.0 += by;
-            }
-        }
-    }
-
     /// The pieces.
     pub fn pieces(&self) -> &[Piece] {
         &self.pieces
@@ -284,38 +274,9 @@ impl fmt::Display for Text {
     }
 }
 
-thread_local! {
-    static STORED_FORM: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-/// Runs `f` with texts and values serializing in their stored form on this thread:
-/// the form hsm's own caches write, which reads back as it was (a text's pieces,
-/// secrets as ids and labels, never values). Otherwise they serialize for people.
-/// (A flag rather than `Serializer::is_human_readable`, which serde's tagged enums
-/// don't pass on.)
-pub fn stored_form<R>(f: impl FnOnce() -> R) -> R {
-    struct Restore(bool);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            STORED_FORM.set(self.0);
-        }
-    }
-    let _restore = Restore(STORED_FORM.replace(true));
-    f()
-}
-
-/// Whether [`stored_form`] is in effect on this thread.
-pub(crate) fn in_stored_form() -> bool {
-    STORED_FORM.get()
-}
-
-/// For people: the string [`Text::display`] gives. In the [`stored_form`]: the
-/// pieces.
+/// The string [`Text::display`] gives: secrets as their labels, never values.
 impl Serialize for Text {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        if in_stored_form() {
-            return self.pieces.as_slice().serialize(s);
-        }
         match self.as_plain() {
             // Most texts are plain, and shown as they are (plans show hundreds of
             // thousands of them): no need to build the display string.
@@ -325,15 +286,12 @@ impl Serialize for Text {
     }
 }
 
-/// Reads the [`stored_form`] (the pieces); the display string is not read back, as
-/// it can't tell a reference from literal text.
+/// Reads a text's pieces (secrets as ids and labels). Nothing hsm prints reads back
+/// (a display string can't tell a reference from literal text); this is what the
+/// plan's types need to derive `Deserialize`.
 impl<'de> Deserialize<'de> for Text {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let pieces = SmallVec::<[Piece; 1]>::deserialize(d)?;
-        // What hsm stored is already joined: keep it as read rather than copy it.
-        let joined = !pieces.iter().any(|p| matches!(p, Piece::Lit(s) if s.is_empty()))
-            && !pieces.windows(2).any(|w| matches!(w, [Piece::Lit(_), Piece::Lit(_)]));
-        Ok(if joined { Self { pieces } } else { Self::from_pieces(pieces) })
+        Ok(Self::from_pieces(SmallVec::<[Piece; 1]>::deserialize(d)?))
     }
 }
 
@@ -410,18 +368,6 @@ impl SecretStore {
         self.values.is_empty()
     }
 
-    /// Moves `other`'s values to the end of this store and returns how much their
-    /// ids grew: texts made with `other` refer to the same values here once
-    /// [`Text::shift_secrets`] has moved their ids by that much. Lets independent
-    /// parts of a run interpolate on threads of their own, then number their
-    /// secrets as one sequential run would have.
-    pub fn append(&mut self, other: Self) -> u32 {
-        let offset = u32::try_from(self.values.len()).expect("fewer than 2^32 secrets");
-        self.values.extend(other.values);
-        assert!(u32::try_from(self.values.len()).is_ok(), "fewer than 2^32 secrets");
-        offset
-    }
-
     /// The value of a secret.
     pub fn get(&self, id: SecretId) -> Option<&Sensitive> {
         self.values.get(id.0 as usize)
@@ -462,22 +408,6 @@ mod tests {
     }
 
     #[test]
-    fn appended_stores_keep_their_values_under_shifted_ids() {
-        let mut first = SecretStore::new();
-        first.insert(Sensitive::new("one".into()));
-        let mut second = SecretStore::new();
-        let id = second.insert(Sensitive::new("two".into()));
-        let mut t = Text::from_pieces([
-            Piece::Lit("x=".into()),
-            Piece::Secret { id, label: "${TWO}".into(), encoding: Encoding::Raw },
-        ]);
-        assert_eq!(first.append(second), 1);
-        t.shift_secrets(1);
-        assert_eq!(t.expose(&first, &NoRefs).unwrap().expose(), "x=two");
-        assert_eq!(t.display(), "x=${TWO}");
-    }
-
-    #[test]
     fn terminal_controls_are_shown_escaped_in_text_and_json() {
         let t = Text::literal("\u{1b}]0;owned\u{7}\u{1b}[2J\r all good\nPATH=/x \u{202e}gpj.exe");
         let shown = t.display();
@@ -507,7 +437,7 @@ mod tests {
     }
 
     #[test]
-    fn stored_pieces_read_back_joined() {
+    fn pieces_read_back_joined() {
         let read = |json: &str| serde_json::from_str::<Text>(json).unwrap();
         assert_eq!(read(r#"[{"Lit":"a"},{"Lit":""},{"Lit":"b"}]"#).pieces(), [Piece::Lit("ab".into())]);
         assert_eq!(read(r#"[{"Lit":""}]"#).pieces(), []);
@@ -516,7 +446,6 @@ mod tests {
             Piece::Secret { id: SecretId(2), label: "${S}".into(), encoding: Encoding::Raw },
             Piece::Lit("y".into()),
         ]);
-        let stored = stored_form(|| serde_json::to_string(&t)).unwrap();
-        assert_eq!(read(&stored), t);
+        assert_eq!(read(&serde_json::to_string(t.pieces()).unwrap()), t);
     }
 }

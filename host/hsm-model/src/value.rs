@@ -6,9 +6,7 @@ use indexmap::IndexMap;
 use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-#[cfg(doc)]
-use crate::text::stored_form;
-use crate::text::{Text, in_stored_form};
+use crate::text::Text;
 
 /// A YAML-like value whose strings may hold secret references.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -34,17 +32,6 @@ impl Value {
     /// An empty map.
     pub fn map() -> Self {
         Self::Map(IndexMap::new())
-    }
-
-    /// Moves the ids of every secret the value refers to up by `by` (see
-    /// [`crate::SecretStore::append`]).
-    pub fn shift_secrets(&mut self, by: u32) {
-        match self {
-            Self::Text(t) => t.shift_secrets(by),
-            Self::List(items) => items.iter_mut().for_each(|v| v.shift_secrets(by)),
-            Self::Map(m) => m.values_mut().for_each(|v| v.shift_secrets(by)),
-            Self::Null | Self::Bool(_) | Self::Int(_) | Self::Float(_) => {}
-        }
     }
 
     /// The entry `key` of a map.
@@ -124,22 +111,9 @@ impl From<&str> for Value {
     }
 }
 
-/// The stored form of a [`Value`] (see its `Serialize`): each node tagged with its
-/// variant, since a text's pieces would otherwise read back as a list.
-#[derive(Serialize)]
-enum Tagged<'a> {
-    Null,
-    Bool(bool),
-    Int(i64),
-    Float(f64),
-    Text(&'a Text),
-    List(&'a [Value]),
-    Map(&'a IndexMap<String, Value>),
-}
-
-/// [`Tagged`], read back.
+/// What a [`Value`] reads back from: each node tagged with its variant, since a
+/// text's pieces would otherwise read as a list.
 #[derive(Deserialize)]
-#[serde(rename = "Tagged")]
 enum Owned {
     Null,
     Bool(bool),
@@ -150,22 +124,9 @@ enum Owned {
     Map(IndexMap<String, Value>),
 }
 
-/// For people: as YAML or JSON would write it. In the [`stored_form`]: tagged, so
-/// that it reads back as it was.
+/// As YAML or JSON would write it, texts as [`Text`] shows them.
 impl Serialize for Value {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        if in_stored_form() {
-            let tagged = match self {
-                Self::Null => Tagged::Null,
-                Self::Bool(b) => Tagged::Bool(*b),
-                Self::Int(i) => Tagged::Int(*i),
-                Self::Float(f) => Tagged::Float(*f),
-                Self::Text(t) => Tagged::Text(t),
-                Self::List(items) => Tagged::List(items),
-                Self::Map(m) => Tagged::Map(m),
-            };
-            return tagged.serialize(s);
-        }
         match self {
             Self::Null => s.serialize_unit(),
             Self::Bool(b) => s.serialize_bool(*b),
@@ -191,7 +152,8 @@ impl Serialize for Value {
     }
 }
 
-/// Reads the [`stored_form`] only.
+/// Reads each node tagged with its variant (see `Owned`): what the plan's types
+/// need to derive `Deserialize`. Nothing hsm prints reads back.
 impl<'de> Deserialize<'de> for Value {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         Ok(match Owned::deserialize(d)? {

@@ -6,6 +6,9 @@
 use hsm_model::{Text, Value};
 use serde::{Deserialize, Serialize};
 
+/// The name of the service that installs the project's Python packages.
+pub const PYTHON_SERVICE: &str = "python";
+
 /// How a profile reaches a service.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

@@ -7,8 +7,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use rustc_hash::FxHashMap;
 
 use hsm_config::load::display_path;
-use hsm_config::{Config, Implies, Mode, NameRef, PackageDef, Params, SourceDef, did_you_mean};
-use hsm_model::parallel::{Spread, map_in_order};
+use hsm_config::{Config, Implies, Mode, NameRef, PackageDef, Params, ServiceDef, SourceDef, did_you_mean};
 use hsm_model::{Diagnostic, Diagnostics, Origin, SecretStore, Sources, Span, Value};
 
 use crate::{
@@ -20,9 +19,6 @@ use crate::{
 pub struct ResolveOptions {
     /// The service kinds that have a plugin.
     pub known_kinds: BTreeSet<String>,
-    /// At most how many threads interpolate services; 0 for one per core. The
-    /// result is the same for any number.
-    pub threads: usize,
 }
 
 /// Resolves a loaded configuration, reporting every independent problem at once.
@@ -42,15 +38,6 @@ struct Resolver<'a> {
 /// What the walk found: the packages in first-seen order with their definitions,
 /// and who asked for each.
 type Walked<'a, 'e> = (Vec<(&'a str, &'e PackageDef)>, FxHashMap<&'a str, Vec<Requester>>);
-
-/// What became of one wanted service.
-enum Built {
-    /// No registry defines it (reported in order, once per place that names it).
-    Unknown,
-    /// The instance (`None` if it can't be planned), its problems and its secrets,
-    /// numbered from 0.
-    Known(Option<Box<ServiceInstance>>, Diagnostics, SecretStore),
-}
 
 /// What a service instance is made of before interpolation.
 struct Wanted<'a> {
@@ -150,49 +137,27 @@ impl<'a> Resolver<'a> {
         }
         wanted.sort_unstable_by(|a, b| a.0.cmp(b.0));
 
-        // Each service is interpolated on its own (on one thread per core for a
-        // large project), with a secret store of its own; then, in order, their
-        // problems are reported and their secrets numbered as one sequential pass
-        // would have numbered them.
-        let (config, sources) = (self.config, self.sources);
-        // Fewer than 64 services a thread are not worth one.
-        let spread = Spread { threads: options.threads, min_per_thread: 64, take_order: None };
-        let built = map_in_order(&wanted, spread, |(name, w)| {
-            let mut local = Resolver { config, sources, diags: Diagnostics::default(), secrets: SecretStore::new() };
-            local.service(name, w, options)
-        });
         let mut services = Vec::new();
         let mut reported_unknown = HashSet::new();
-        for ((name, w), built) in wanted.into_iter().zip(built) {
-            let (instance, diags, secrets) = match built {
-                Built::Unknown => {
-                    // Report each place that names the unknown service.
-                    for (from, _, span) in &w.contributions {
-                        let at = match from {
-                            Requester::Project => *span,
-                            Requester::Package(_) => self.implied_name_span(&effective, from, name).unwrap_or(*span),
-                        };
-                        if reported_unknown.insert(at) {
-                            let named = NameRef { name: name.to_string(), span: at };
-                            let d = self.unknown("service", &named, self.config.services.keys());
-                            self.diags.push(d);
-                        }
+        for (name, w) in wanted {
+            let Some(def) = self.config.services.get(name) else {
+                // Report each place that names the unknown service.
+                for (from, _, span) in &w.contributions {
+                    let at = match from {
+                        Requester::Project => *span,
+                        Requester::Package(_) => self.implied_name_span(&effective, from, name).unwrap_or(*span),
+                    };
+                    if reported_unknown.insert(at) {
+                        let named = NameRef { name: name.to_string(), span: at };
+                        let d = self.unknown("service", &named, self.config.services.keys());
+                        self.diags.push(d);
                     }
-                    continue;
                 }
-                Built::Known(instance, diags, secrets) => (instance, diags, secrets),
+                continue;
             };
-            self.diags.0.extend(diags.0);
-            let any_secret = !secrets.is_empty();
-            let offset = self.secrets.append(secrets);
-            let Some(mut instance) = instance else { continue };
-            instance.consumers = w.consumers;
-            if offset > 0 && any_secret {
-                instance.profile.settings.shift_secrets(offset);
-                instance.defaults.shift_secrets(offset);
-                instance.contributions.iter_mut().for_each(|c| c.params.shift_secrets(offset));
+            if let Some(instance) = self.service(name, def, &w, options) {
+                services.push(ServiceInstance { consumers: w.consumers, ..instance });
             }
-            services.push(*instance);
         }
 
         Resolution {
@@ -210,8 +175,13 @@ impl<'a> Resolver<'a> {
     /// One service wanted by the project, its profile chosen and what it uses
     /// interpolated; `None` (with diagnostics) if it can't be planned. Problems go
     /// to `self.diags`, secrets to `self.secrets`.
-    fn service(&mut self, name: &str, w: &Wanted<'_>, options: &ResolveOptions) -> Built {
-        let Some(def) = self.config.services.get(name) else { return Built::Unknown };
+    fn service(
+        &mut self,
+        name: &str,
+        def: &ServiceDef,
+        w: &Wanted<'_>,
+        options: &ResolveOptions,
+    ) -> Option<ServiceInstance> {
         if !options.known_kinds.contains(&def.kind.name) {
             let known: Vec<String> = options.known_kinds.iter().map(|k| format!("`{k}`")).collect();
             let mut d = Diagnostic::new(format!("no plugin handles service kind `{}`", def.kind.name))
@@ -222,7 +192,7 @@ impl<'a> Resolver<'a> {
                 d = d.hint(format!("did you mean `{best}`?"));
             }
             self.diags.push(d);
-            return self.built(None);
+            return None;
         }
         // Without a profile the service is not planned, but its params are still
         // interpolated: their problems are independent and belong in this run.
@@ -243,23 +213,15 @@ impl<'a> Resolver<'a> {
                 }
             })
             .collect();
-        let instance = profile.map(|profile| {
-            Box::new(ServiceInstance {
-                name: name.to_string(),
-                kind: def.kind.name.clone(),
-                defaults,
-                profile,
-                contributions,
-                // Moved in by the caller, who owns them.
-                consumers: Vec::new(),
-            })
-        });
-        self.built(instance)
-    }
-
-    /// What [`Resolver::service`] made, with the problems and secrets it found.
-    fn built(&mut self, instance: Option<Box<ServiceInstance>>) -> Built {
-        Built::Known(instance, std::mem::take(&mut self.diags), std::mem::take(&mut self.secrets))
+        profile.map(|profile| ServiceInstance {
+            name: name.to_string(),
+            kind: def.kind.name.clone(),
+            defaults,
+            profile,
+            contributions,
+            // Moved in by the caller, who owns them.
+            consumers: Vec::new(),
+        })
     }
 
     /// Depth-first walk over package implications from the project's packages:

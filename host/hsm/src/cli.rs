@@ -33,9 +33,9 @@ pub(crate) struct GlobalArgs {
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub(crate) verbose: u8,
 
-    /// Read every registry file and ask every plugin afresh instead of using the
-    /// caches of checked registry files, plugin answers and printed plans (in
-    /// `$HSM_CACHE_DIR`, else `$XDG_CACHE_HOME/hsm`, else `~/.cache/hsm`).
+    /// Compile third-party plugins afresh instead of using the cache of compiled
+    /// plugins (in `$HSM_CACHE_DIR`, else `$XDG_CACHE_HOME/hsm`, else
+    /// `~/.cache/hsm`).
     #[arg(long, global = true)]
     pub(crate) no_cache: bool,
 

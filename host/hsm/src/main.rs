@@ -6,8 +6,6 @@ mod cli;
 mod commands;
 mod engine;
 mod output;
-mod pretty;
-mod printed;
 mod progress;
 mod project;
 
@@ -23,28 +21,14 @@ use crate::output::Output;
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-/// jemalloc's settings, read as it starts.
-/// - One arena shared by every thread: hsm runs a thread per core at most, each
-///   with its own cache of small blocks, and memory one thread frees (a
-///   configuration other threads built) is reused by the next at once, where
-///   arenas of their own would each grow the process.
-/// - On Linux, transparent huge pages for its memory (where the kernel gives them
-///   on request): a large project's run fills tens of megabytes of fresh memory,
-///   and 4 KiB pages cost it a page fault each (about 60 % of its faults go).
-///   Elsewhere jemalloc is built without them and would warn on every start.
-///
-/// The variable `_RJEM_MALLOC_CONF` overrides them.
+/// jemalloc's settings, read as it starts: one arena shared by every thread. hsm
+/// runs a thread per core at most, each with its own cache of small blocks, and
+/// memory one thread frees is reused by the next at once, where arenas of their
+/// own would each grow the process. The variable `_RJEM_MALLOC_CONF` overrides it.
 // Unsafe only in name: jemalloc reads this symbol (a pointer to a NUL-terminated
 // string, which `&[u8; N]` is) and nothing else defines it.
 #[allow(unsafe_code)]
-#[cfg(all(not(target_env = "msvc"), target_os = "linux", not(target_arch = "arm")))]
-#[unsafe(export_name = "_rjem_malloc_conf")]
-static MALLOC_CONF: &[u8; 21] = b"narenas:1,thp:always\0";
-
-/// jemalloc's settings where it has no huge pages: see above.
-// Unsafe only in name, as above.
-#[allow(unsafe_code)]
-#[cfg(all(not(target_env = "msvc"), not(all(target_os = "linux", not(target_arch = "arm")))))]
+#[cfg(not(target_env = "msvc"))]
 #[unsafe(export_name = "_rjem_malloc_conf")]
 static MALLOC_CONF: &[u8; 10] = b"narenas:1\0";
 

@@ -63,13 +63,8 @@ impl Output {
 
     /// Writes data to stdout. A closed pipe (`hsm plan | head`) is not an error.
     pub(crate) fn data(&self, text: &str) -> Result<(), Failure> {
-        self.data_bytes(text.as_bytes())
-    }
-
-    /// Writes bytes to stdout (text already rendered, say from a cache).
-    pub(crate) fn data_bytes(&self, bytes: &[u8]) -> Result<(), Failure> {
         let mut stdout = std::io::stdout().lock();
-        match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
+        match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
             Err(e) => Err(Failure::Job(format!("cannot write to stdout: {e}"))),
@@ -77,22 +72,16 @@ impl Output {
     }
 
     /// Writes a value to stdout as pretty JSON, streaming rather than building the
-    /// whole text first (a large plan is megabytes).
+    /// whole text first (a large plan is megabytes). A closed pipe is not an error.
     pub(crate) fn json<T: serde::Serialize>(&self, value: &T) -> Result<(), Failure> {
-        self.stream(|out| {
-            serde_json::to_writer_pretty(&mut *out, value)?;
-            out.write_all(b"\n")
-        })
-        .map(|_| ())
-    }
-
-    /// Writes to stdout through `write`, buffered. `Ok(true)` when everything was
-    /// written; a closed pipe (`hsm plan | head`) is not an error but `Ok(false)`.
-    pub(crate) fn stream(&self, write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<bool, Failure> {
         let mut stdout = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
-        match write(&mut stdout).and_then(|()| stdout.flush()) {
-            Ok(()) => Ok(true),
-            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
+        let written = serde_json::to_writer_pretty(&mut stdout, value)
+            .map_err(std::io::Error::from)
+            .and_then(|()| stdout.write_all(b"\n"))
+            .and_then(|()| stdout.flush());
+        match written {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
             Err(e) => Err(Failure::Job(format!("cannot write to stdout: {e}"))),
         }
     }

@@ -5,76 +5,39 @@
 //! files, never as values.
 
 use std::fmt::Write as _;
-use std::io::Write as _;
 
 use hsm_model::{Text, Value};
 use hsm_plan::{Action, Consumer, Endpoint, Mount, PackageSource as Source, Plan, Probe, ServicePlan};
-use hsm_resolve::{ChosenProfile, Contribution, PackageSource, Requester, Resolution};
+use hsm_resolve::{ChosenProfile, Contribution, PackageSource, ProjectInfo, Requester, Resolution, ResolvedPackage};
 use indexmap::IndexMap;
 use serde::Serialize;
 
 use crate::Failure;
 use crate::cli::{GlobalArgs, PlanArgs};
 use crate::output::{Output, Style, paint};
-use crate::pretty;
-use crate::printed::{Printed, Tee};
-use crate::project::{self, Caches};
+use crate::project;
 
-/// Runs `hsm plan`. What it prints is kept in the cache folder with what it was
-/// made from; when none of that has changed, it is printed again as it was (see
-/// `printed`).
+/// Runs `hsm plan`.
 pub(crate) fn run(global: &GlobalArgs, args: &PlanArgs, out: &Output) -> Result<(), Failure> {
-    let variant = match (args.json, out.color_out()) {
-        (true, _) => "json",
-        (false, true) => "text-color",
-        (false, false) => "text",
-    };
-    let env = |name: &str| std::env::var_os(name).map(|v| v.to_string_lossy().into_owned());
-    let caches = Caches::new(global);
-    let printed = caches.dir().map(|dir| Printed::new(dir, &global.project_dir, variant));
-    if let Some(hit) = printed.as_ref().zip(caches.existing_key()).and_then(|(p, key)| p.lookup(key.as_ref(), &env)) {
-        for file in &hit.files {
-            out.verbose(&format!("read {file}"));
-        }
-        out.verbose("nothing the plan is made from changed since the last run: printing it as it was");
-        return out.data_bytes(hit.stdout());
+    let planned = project::plan(global, out)?;
+    let (r, plan) = (&planned.resolution, &planned.plan);
+    if args.json {
+        out.json(&JsonPlan { project: &r.project, services: json_services(r, plan), packages: &r.packages })
+    } else {
+        out.data(&text(r, plan, out.color_out()))
     }
+}
 
-    let planned = project::plan_with(global, out, &caches)?;
-    // What is printed is kept as it is printed, when there is somewhere to keep it.
-    let key = printed.as_ref().and_then(|_| caches.key_for_writing());
-    let mut recording = printed.as_ref().zip(key.as_ref()).and_then(|(p, _)| p.begin());
-    let complete = out.stream(|stdout| {
-        // Buffered before the tee, so that it copies and hashes large chunks rather
-        // than JSON's many small writes.
-        let mut tee = std::io::BufWriter::with_capacity(1 << 16, Tee { out: stdout, recording: recording.as_mut() });
-        if args.json {
-            let (r, services) = (&planned.resolution, json_services(&planned.resolution, &planned.plan));
-            let project = |w: &mut _, level| pretty::write_at(w, &r.project, level);
-            let services = |w: &mut _, level| pretty::write_array(w, &services, level);
-            let packages = |w: &mut _, level| pretty::write_array(w, &r.packages, level);
-            pretty::write_object(
-                &mut tee,
-                &[("project", &project), ("services", &services), ("packages", &packages)],
-                0,
-            )?;
-            tee.write_all(b"\n")?;
-        } else {
-            tee.write_all(text(&planned.resolution, &planned.plan, out.color_out()).as_bytes())?;
-        }
-        tee.flush()
-    });
-    if let (Ok(true), Some(printed), Some(recording), Some(key)) = (&complete, &printed, recording, &key) {
-        printed.finish(recording, key.as_ref(), &planned.made_from, &env);
-    }
-    // The process ends right after: freeing a large plan would only cost time.
-    std::mem::forget(planned);
-    complete.map(|_| ())
+/// The JSON plan: the resolution's project and packages, and its services next to
+/// what their plugins made of them.
+#[derive(Serialize)]
+struct JsonPlan<'a> {
+    project: &'a ProjectInfo,
+    services: Vec<JsonService<'a>>,
+    packages: &'a [ResolvedPackage],
 }
 
 /// One service in the JSON plan: the resolution's view of it next to its plugin's.
-/// The plan is an object of `project` (the resolution's [`hsm_resolve::ProjectInfo`]),
-/// `services` (these) and `packages` (the resolution's [`hsm_resolve::ResolvedPackage`]s).
 #[derive(Serialize)]
 struct JsonService<'a> {
     name: &'a str,

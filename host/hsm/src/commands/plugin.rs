@@ -202,9 +202,9 @@ struct Listed<'a> {
 
 fn list(global: &GlobalArgs, args: &PluginListArgs, out: &Output) -> Result<(), Failure> {
     let preload = project::Preload::start();
-    let caches = project::Caches::new(global);
-    let (sources, loaded) = project::load(global, out, &caches)?;
-    let (_, catalog) = project::catalog(preload, &loaded, sources, out, &caches)?;
+    let cache = project::PluginCache::new(global);
+    let (sources, loaded) = project::load(global, out)?;
+    let (_, catalog) = project::catalog(preload, &loaded, sources, out, &cache)?;
     let listed: Vec<Listed<'_>> = catalog
         .plugins()
         .iter()
