@@ -1,7 +1,8 @@
 //! Builds the bundled plugins for `wasm32-wasip2` as part of the normal build and
 //! precompiles them with the runtime's own engine configuration, so `hsm` embeds
-//! both the component and its native code and loading needs no compilation. Only
-//! this build's own output is ever deserialized at run time.
+//! both the component and its native code and loading needs no compilation (only
+//! wasmtime's deserialize, which copies the code into memory of its own). Only this
+//! build's own output is ever deserialized at run time.
 
 use std::env;
 use std::fmt::Write as _;
@@ -26,7 +27,8 @@ fn main() {
     let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("set by cargo"));
     let root = manifest.join("../..").canonicalize().expect("the workspace root exists");
     let out = PathBuf::from(env::var("OUT_DIR").expect("set by cargo"));
-    for dir in ["plugins", "sdk", "wit"] {
+    // What the plugins are built from: their crates, the SDK and its wire format.
+    for dir in ["plugins", "sdk", "host/hsm-wire", "wit"] {
         println!("cargo::rerun-if-changed={}", root.join(dir).display());
     }
     println!("cargo::rerun-if-changed={}", root.join("Cargo.lock").display());
@@ -48,7 +50,6 @@ fn main() {
         "/// The bundled plugins, built for wasm32-wasip2 and precompiled.\npub(crate) static BUNDLED: [Bundled; {}] = [",
         PLUGINS.len()
     );
-    let mut statics = String::new();
     for (folder, krate) in PLUGINS {
         let wasm_path = target_dir.join("wasm32-wasip2/plugin").join(format!("{krate}.wasm"));
         let wasm = std::fs::read(&wasm_path).unwrap_or_else(|e| panic!("reading {}: {e}", wasm_path.display()));
@@ -59,24 +60,14 @@ fn main() {
         let wasm_copy = out.join(format!("{krate}.wasm"));
         std::fs::write(&wasm_copy, &wasm).expect("OUT_DIR is writable");
         let digest = hex::encode(Sha256::digest(&wasm));
-        // The native code goes in a page-aligned static of its own, so the runtime
-        // can run it where it lies instead of copying it (see `CodeProtection`).
-        let _ = writeln!(
-            statics,
-            "static {upper}_CWASM: PageAligned<[u8; {len}]> = PageAligned(*include_bytes!({cwasm:?}));",
-            upper = krate.to_uppercase(),
-            len = cwasm.len(),
-            cwasm = cwasm_path.display().to_string(),
-        );
         let _ = writeln!(
             generated,
-            "    Bundled {{ name: {folder:?}, wasm: include_bytes!({wasm:?}), cwasm: &{upper}_CWASM, sha256: {digest:?}, code: OnceLock::new() }},",
+            "    Bundled {{ name: {folder:?}, wasm: include_bytes!({wasm:?}), cwasm: include_bytes!({cwasm:?}), sha256: {digest:?}, code: OnceLock::new() }},",
             wasm = wasm_copy.display().to_string(),
-            upper = krate.to_uppercase(),
+            cwasm = cwasm_path.display().to_string(),
         );
     }
-    generated.push_str("];\n\n");
-    generated.push_str(&statics);
+    generated.push_str("];\n");
     std::fs::write(out.join("bundled.rs"), generated).expect("OUT_DIR is writable");
 }
 

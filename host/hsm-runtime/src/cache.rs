@@ -19,7 +19,9 @@ use wasmtime::component::Component;
 
 use hsm_model::Authenticator;
 
-use crate::host::{LoadError, Plugin, PluginHost, PluginSource};
+use crate::host::{LoadError, PluginHost};
+use crate::info::PluginSource;
+use crate::plugin::Plugin;
 
 const MAGIC: &[u8; 8] = b"HSMCWSM1";
 const TAG_LEN: usize = 32;

@@ -11,7 +11,8 @@ use std::path::{Component, Path};
 use hsm_model::{Piece, Text};
 use hsm_plan::{Action, Consumer, Endpoint, Mount, Probe, PythonPackage};
 
-use crate::host::{Capability, PlannedService, PluginInfo};
+use crate::info::{Capability, PluginInfo};
+use crate::plugin::PlannedService;
 
 /// What the user granted a plugin.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

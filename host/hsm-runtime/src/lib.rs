@@ -10,24 +10,26 @@
 //!
 //! The bundled plugins are built for `wasm32-wasip2` by this crate's build script
 //! and precompiled with this engine's configuration, so loading them compiles
-//! nothing, and their native code runs where it lies in the binary (nothing is
-//! copied).
+//! nothing: wasmtime deserializes the native code embedded in hsm's binary.
 
 mod bindings;
 mod cache;
 mod check;
-mod code_memory;
 mod convert;
 mod engine_config;
 pub mod env_rules;
 mod host;
+mod info;
 mod output_tail;
+mod plugin;
+mod sandbox;
 
 pub use cache::{CacheOutcome, CompileCache};
 pub use check::{CheckContext, Grants, Refusal, Rename, check_plan};
-pub use host::{
-    CallError, CallErrorKind, Capability, ConsumerInput, ContributionInput, Limits, LoadError, MergeFailure,
-    MergeInput, ParamSpec, PlanFailure, PlanInput, PlannedService, Plugin, PluginHost, PluginInfo, PluginSource,
-    ProfileInput, VariableSpec, WIT_VERSIONS, bundled_sha256s,
-};
+pub use host::{Limits, LoadError, PluginHost, WIT_VERSIONS, bundled_sha256s};
 pub use hsm_model::Authenticator;
+pub use info::{Capability, ParamSpec, PluginInfo, PluginSource, VariableSpec};
+pub use plugin::{
+    CallError, CallErrorKind, ConsumerInput, ContributionInput, MergeFailure, MergeInput, PlanFailure, PlanInput,
+    PlannedService, Plugin, ProfileInput,
+};

@@ -1,245 +1,140 @@
-//! Value trees as `hsm:plugin@0.2.0` carries them: one byte list per tree (the
-//! format is documented on `requests.tree` in `wit/0.2.0/plugin.wit`), read
-//! straight into the SDK's values and written straight from them.
+//! Value trees as `hsm:plugin@0.2.0` and later carry them: one byte list per tree,
+//! read straight into the SDK's values and written straight from them. The format
+//! and its primitives are `hsm-wire`'s, shared with the host.
+
+use hsm_wire::{Reader, Writer, piece, tag};
 
 use crate::text::{Encoding, Piece, SecretRef, Text};
 use crate::value::{Map, Value};
 
-/// Value tags.
-const NULL: u8 = 0x00;
-const FALSE: u8 = 0x01;
-const TRUE: u8 = 0x02;
-const INT: u8 = 0x03;
-const FLOAT: u8 = 0x04;
-const STR: u8 = 0x05;
-const TEXT: u8 = 0x06;
-const LIST: u8 = 0x07;
-const MAP: u8 = 0x08;
-
-/// Piece tags.
-const LIT: u8 = 0x00;
-const SECRET: u8 = 0x01;
-const GENERATED: u8 = 0x02;
-const HOST_PORT: u8 = 0x03;
-
 /// Encodes a value, moving nothing: the bytes are the one copy the host reads.
 pub(crate) fn encode(v: &Value) -> Vec<u8> {
     let mut out = Vec::new();
-    value(v, &mut out);
+    write_value(v, &mut Writer::new(&mut out));
     out
 }
 
-fn value(v: &Value, out: &mut Vec<u8>) {
+fn write_value(v: &Value, w: &mut Writer<'_>) {
     match v {
-        Value::Null => out.push(NULL),
-        Value::Bool(b) => out.push(if *b { TRUE } else { FALSE }),
-        Value::Int(i) => {
-            out.push(INT);
-            uleb(out, ((*i << 1) ^ (*i >> 63)) as u64);
-        }
-        Value::Float(f) => {
-            out.push(FLOAT);
-            out.extend_from_slice(&f.to_le_bytes());
-        }
+        Value::Null => w.null(),
+        Value::Bool(b) => w.bool(*b),
+        Value::Int(i) => w.int(*i),
+        Value::Float(f) => w.float(*f),
         Value::Text(t) => match t.pieces() {
-            [Piece::Lit(s)] => {
-                out.push(STR);
-                string(out, s);
-            }
+            [Piece::Lit(s)] => w.str(s),
             pieces => {
-                out.push(TEXT);
-                uleb(out, pieces.len() as u64);
-                for p in pieces {
-                    piece(p, out);
-                }
+                w.text(pieces.len());
+                pieces.iter().for_each(|p| write_piece(p, w));
             }
         },
         Value::List(items) => {
-            out.push(LIST);
-            uleb(out, items.len() as u64);
-            for item in items {
-                value(item, out);
-            }
+            w.list(items.len());
+            items.iter().for_each(|item| write_value(item, w));
         }
         Value::Map(m) => {
-            out.push(MAP);
-            uleb(out, m.len() as u64);
+            w.map(m.len());
             for (key, item) in m.iter() {
-                string(out, key);
-                value(item, out);
+                w.key(key);
+                write_value(item, w);
             }
         }
     }
 }
 
-fn piece(p: &Piece, out: &mut Vec<u8>) {
+fn write_piece(p: &Piece, w: &mut Writer<'_>) {
     match p {
-        Piece::Lit(s) => {
-            out.push(LIT);
-            string(out, s);
-        }
-        Piece::Secret(s) => {
-            out.push(SECRET);
-            uleb(out, u64::from(s.handle));
-            out.push(encoding(s.encoding));
-        }
-        Piece::Generated { name, encoding: e } => {
-            out.push(GENERATED);
-            string(out, name);
-            out.push(encoding(*e));
-        }
-        Piece::HostPort { container, port } => {
-            out.push(HOST_PORT);
-            string(out, container);
-            uleb(out, u64::from(*port));
-        }
+        Piece::Lit(s) => w.lit(s),
+        Piece::Secret(s) => w.secret(s.handle, encoding_to_wire(s.encoding)),
+        Piece::Generated { name, encoding } => w.generated(name, encoding_to_wire(*encoding)),
+        Piece::HostPort { container, port } => w.host_port(container, *port),
     }
 }
 
-fn encoding(e: Encoding) -> u8 {
+fn encoding_to_wire(e: Encoding) -> hsm_wire::Encoding {
     match e {
-        Encoding::Raw => 0,
-        Encoding::Url => 1,
+        Encoding::Raw => hsm_wire::Encoding::Raw,
+        Encoding::Url => hsm_wire::Encoding::Url,
     }
 }
 
-fn string(out: &mut Vec<u8>, s: &str) {
-    uleb(out, s.len() as u64);
-    out.extend_from_slice(s.as_bytes());
-}
-
-fn uleb(out: &mut Vec<u8>, mut n: u64) {
-    while n >= 0x80 {
-        out.push((n as u8) | 0x80);
-        n >>= 7;
+fn encoding_from_wire(e: hsm_wire::Encoding) -> Encoding {
+    match e {
+        hsm_wire::Encoding::Raw => Encoding::Raw,
+        hsm_wire::Encoding::Url => Encoding::Url,
     }
-    out.push(n as u8);
 }
 
-/// Decodes a tree from the host. The host is trusted (its encoder is tested
-/// against the same bytes as this one), but a malformed tree still yields `Null`,
-/// the whole tree, rather than a panic; empty bytes are `Null` too.
+/// Decodes a tree from the host. The host is trusted (it writes with the same
+/// `hsm-wire`), but a malformed tree still yields `Null`, the whole tree, rather
+/// than a panic; empty bytes are `Null` too.
 pub(crate) fn decode(bytes: &[u8]) -> Value {
-    let mut reader = Reader { bytes, pos: 0 };
-    match reader.value(0) {
-        Some(v) if reader.pos == bytes.len() => v,
+    let mut reader = Reader::new(bytes);
+    match read_value(&mut reader, 0) {
+        Some(v) if reader.finish().is_ok() => v,
         _ => Value::Null,
     }
 }
 
-struct Reader<'a> {
-    bytes: &'a [u8],
-    pos: usize,
+fn read_value(r: &mut Reader<'_>, depth: u32) -> Option<Value> {
+    hsm_wire::check_depth(depth).ok()?;
+    Some(match r.byte().ok()? {
+        tag::NULL => Value::Null,
+        tag::FALSE => Value::Bool(false),
+        tag::TRUE => Value::Bool(true),
+        tag::INT => Value::Int(r.int().ok()?),
+        tag::FLOAT => Value::Float(r.float().ok()?),
+        tag::STR => Value::Text(Text::lit(r.str().ok()?)),
+        tag::TEXT => {
+            let mut text = Text::new();
+            for _ in 0..r.text_len().ok()? {
+                text.push(read_piece(r)?);
+            }
+            Value::Text(text)
+        }
+        tag::LIST => {
+            // The count is at most the bytes left: reserving it is safe.
+            let n = r.list_len().ok()?;
+            let mut items = Vec::with_capacity(n);
+            for _ in 0..n {
+                items.push(read_value(r, depth + 1)?);
+            }
+            Value::List(items)
+        }
+        tag::MAP => {
+            let n = r.map_len().ok()?;
+            let mut entries = Vec::with_capacity(n);
+            for _ in 0..n {
+                let key = r.str().ok()?.to_string();
+                entries.push((key, read_value(r, depth + 1)?));
+            }
+            // The host's maps have one entry per key already: no need to look
+            // each key up again (which made large maps quadratic).
+            Value::Map(Map::from_distinct(entries))
+        }
+        _ => return None,
+    })
 }
 
-impl Reader<'_> {
-    fn byte(&mut self) -> Option<u8> {
-        let b = *self.bytes.get(self.pos)?;
-        self.pos += 1;
-        Some(b)
-    }
-
-    fn uleb(&mut self) -> Option<u64> {
-        let mut n = 0u64;
-        for shift in (0..64).step_by(7) {
-            let b = self.byte()?;
-            let bits = u64::from(b & 0x7f);
-            if shift == 63 && bits > 1 {
-                return None;
-            }
-            n |= bits << shift;
-            if b & 0x80 == 0 {
-                return Some(n);
-            }
+fn read_piece(r: &mut Reader<'_>) -> Option<Piece> {
+    Some(match r.byte().ok()? {
+        piece::LIT => Piece::Lit(r.str().ok()?.to_string()),
+        piece::SECRET => {
+            let handle = u32::try_from(r.uleb().ok()?).ok()?;
+            Piece::Secret(SecretRef { handle, encoding: encoding_from_wire(r.encoding().ok()?) })
         }
-        None
-    }
-
-    /// A count of items of at least a byte each: never more than what is left.
-    fn count(&mut self) -> Option<usize> {
-        let n = usize::try_from(self.uleb()?).ok()?;
-        (n <= self.bytes.len() - self.pos).then_some(n)
-    }
-
-    fn string(&mut self) -> Option<String> {
-        let len = self.count()?;
-        let s = std::str::from_utf8(&self.bytes[self.pos..self.pos + len]).ok()?;
-        self.pos += len;
-        Some(s.to_string())
-    }
-
-    fn encoding(&mut self) -> Option<Encoding> {
-        match self.byte()? {
-            0 => Some(Encoding::Raw),
-            1 => Some(Encoding::Url),
-            _ => None,
+        piece::GENERATED => {
+            let name = r.str().ok()?.to_string();
+            Piece::Generated { name, encoding: encoding_from_wire(r.encoding().ok()?) }
         }
-    }
-
-    fn value(&mut self, depth: u32) -> Option<Value> {
-        if depth > 64 {
-            return None;
-        }
-        Some(match self.byte()? {
-            NULL => Value::Null,
-            FALSE => Value::Bool(false),
-            TRUE => Value::Bool(true),
-            INT => {
-                let z = self.uleb()?;
-                Value::Int(((z >> 1) as i64) ^ -((z & 1) as i64))
-            }
-            FLOAT => {
-                let bytes = self.bytes.get(self.pos..self.pos + 8)?;
-                self.pos += 8;
-                Value::Float(f64::from_le_bytes(bytes.try_into().ok()?))
-            }
-            STR => Value::Text(Text::lit(self.string()?)),
-            TEXT => {
-                let mut text = Text::new();
-                for _ in 0..self.count()? {
-                    text.push(self.piece()?);
-                }
-                Value::Text(text)
-            }
-            LIST => {
-                let n = self.count()?;
-                let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items.push(self.value(depth + 1)?);
-                }
-                Value::List(items)
-            }
-            MAP => {
-                let n = self.count()?;
-                let mut entries = Vec::with_capacity(n);
-                for _ in 0..n {
-                    let key = self.string()?;
-                    entries.push((key, self.value(depth + 1)?));
-                }
-                // The host's maps have one entry per key already: no need to look
-                // each key up again (which made large maps quadratic).
-                Value::Map(Map::from_distinct(entries))
-            }
-            _ => return None,
-        })
-    }
-
-    fn piece(&mut self) -> Option<Piece> {
-        Some(match self.byte()? {
-            LIT => Piece::Lit(self.string()?),
-            SECRET => {
-                let handle = u32::try_from(self.uleb()?).ok()?;
-                Piece::Secret(SecretRef { handle, encoding: self.encoding()? })
-            }
-            GENERATED => Piece::Generated { name: self.string()?, encoding: self.encoding()? },
-            HOST_PORT => Piece::HostPort { container: self.string()?, port: u16::try_from(self.uleb()?).ok()? },
-            _ => return None,
-        })
-    }
+        piece::HOST_PORT => Piece::HostPort { container: r.str().ok()?.to_string(), port: r.port().ok()? },
+        _ => return None,
+    })
 }
 
 #[cfg(test)]
 mod tests {
+    use hsm_wire::{piece::*, tag::*};
+
     use super::*;
 
     #[test]
@@ -260,7 +155,7 @@ mod tests {
 
     #[test]
     fn the_encoding_is_the_documented_one() {
-        // The same bytes the host's own codec test expects.
+        // The same bytes as hsm-wire's and the host's own codec tests.
         let mut c = Text::new();
         c.push(Piece::Secret(SecretRef { handle: 0, encoding: Encoding::Url }));
         c.push(Piece::HostPort { container: "s".into(), port: 300 });
@@ -279,10 +174,14 @@ mod tests {
     #[test]
     fn malformed_trees_are_null() {
         let too_big = [INT, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02];
-        for bytes in [&[0x09][..], &[LIST, 2, NULL], &[STR, 5, b'a'], &[NULL, NULL], &[TEXT, 1, SECRET, 0, 9], &too_big]
+        let deep: Vec<u8> = std::iter::repeat_n([LIST, 1], 65).flatten().chain([NULL]).collect();
+        for bytes in
+            [&[0x09][..], &[LIST, 2, NULL], &[STR, 5, b'a'], &[NULL, NULL], &[TEXT, 1, SECRET, 0, 9], &too_big, &deep]
         {
             assert_eq!(decode(bytes), Value::Null, "{bytes:x?}");
         }
         assert_eq!(decode(&[]), Value::Null);
+        let nested: Vec<u8> = std::iter::repeat_n([LIST, 1], 64).flatten().chain([NULL]).collect();
+        assert_ne!(decode(&nested), Value::Null, "a value inside 64 lists is read");
     }
 }

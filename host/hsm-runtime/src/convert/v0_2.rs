@@ -1,37 +1,78 @@
-//! Value trees as `hsm:plugin@0.2.0` carries them: one byte list per tree (the
-//! format is documented on `requests.tree` in `wit/0.2.0/plugin.wit`), written
-//! straight from hsm's values and read straight back into them, with the checks
-//! every plugin answer gets. One copy each way replaces 0.1.0's lowering of every
-//! node, string and list on its own.
+//! `hsm:plugin@0.2.0`'s conversions, which 0.3.0 keeps: requests whose trees are
+//! encoded into one buffer, and trees as one byte list each, written straight from
+//! hsm's values and read straight back into them with the checks every plugin
+//! answer gets. One copy each way replaces 0.1.0's lowering of every node, string
+//! and list on its own. The format and its primitives are `hsm-wire`'s (documented
+//! on `requests.tree` in `wit/0.2.0/plugin.wit`), shared with the SDK; what is
+//! the host's own is its values (secrets by id, given to the plugin as handles) and
+//! the budget and handle checks.
 
 use std::ops::Range;
 
 use hsm_model::text::Encoding;
 use hsm_model::{Piece, Text, Value};
+use hsm_wire::{Reader, Writer, piece, tag};
 use indexmap::IndexMap;
 
-use super::{Budget, Handles, OVERHEAD, is_name, malformed};
-use crate::host::CallErrorKind;
+use super::{Budget, Handles, OVERHEAD, container_name, is_name, malformed, mode_to_wit, requester_to_wit};
+use crate::bindings::v0_2::hsm::plugin::requests as w2;
+use crate::plugin::{CallErrorKind, MergeInput, PlanInput};
 
-/// Value tags.
-const NULL: u8 = 0x00;
-const FALSE: u8 = 0x01;
-const TRUE: u8 = 0x02;
-const INT: u8 = 0x03;
-const FLOAT: u8 = 0x04;
-const STR: u8 = 0x05;
-const TEXT: u8 = 0x06;
-const LIST: u8 = 0x07;
-const MAP: u8 = 0x08;
+/// Builds a 0.2.0 merge request, every tree encoded into one buffer, and hands it
+/// to `call`.
+pub(crate) fn with_merge_request<R>(
+    input: &MergeInput<'_>,
+    handles: &mut Handles,
+    call: impl FnOnce(w2::MergeRequest<'_>) -> R,
+) -> R {
+    let mut bytes = Vec::new();
+    let defaults = encode(input.defaults, handles, &mut bytes);
+    let params: Vec<_> = input.contributions.iter().map(|c| encode(c.params, handles, &mut bytes)).collect();
+    let contributions: Vec<_> = (input.contributions.iter().zip(params))
+        .map(|(c, range)| w2::Contribution {
+            from: requester_to_wit(&c.from),
+            origin: &c.origin,
+            params: &bytes[range],
+        })
+        .collect();
+    call(w2::MergeRequest {
+        service: input.service,
+        kind: input.kind,
+        defaults: &bytes[defaults],
+        contributions: &contributions,
+    })
+}
 
-/// Piece tags.
-const LIT: u8 = 0x00;
-const SECRET: u8 = 0x01;
-const GENERATED: u8 = 0x02;
-const HOST_PORT: u8 = 0x03;
+/// Builds a 0.2.0 plan request, every tree encoded into one buffer, and hands it
+/// to `call`.
+pub(crate) fn with_plan_request<R>(
+    input: &PlanInput<'_>,
+    handles: &mut Handles,
+    call: impl FnOnce(w2::PlanRequest<'_>) -> R,
+) -> R {
+    let mut bytes = Vec::new();
+    let config = encode(input.config, handles, &mut bytes);
+    let settings = encode(input.profile.settings, handles, &mut bytes);
+    let params: Vec<_> = input.consumers.iter().map(|c| encode(c.params, handles, &mut bytes)).collect();
+    let consumers: Vec<_> = (input.consumers.iter().zip(params))
+        .map(|(c, range)| w2::Consumer { package: c.consumer.package(), params: &bytes[range] })
+        .collect();
+    call(w2::PlanRequest {
+        project: input.project,
+        service: input.service,
+        kind: input.kind,
+        config: &bytes[config],
+        profile: w2::Profile {
+            name: input.profile.name,
+            mode: mode_to_wit(input.profile.mode),
+            settings: &bytes[settings],
+        },
+        consumers: &consumers,
+        host_address: input.host_address,
+    })
+}
 
-/// How deep values may nest, as in 0.1.0.
-const MAX_DEPTH: u32 = 64;
+// ---- trees ----
 
 /// The most items a list or map reserves room for before they are read: a count
 /// is only a claim, and nested claims must not add up to a large allocation.
@@ -39,161 +80,87 @@ const MAX_RESERVED: usize = 4096;
 
 /// Appends `v` to `out` as one tree; secrets become this call's handles. Returns
 /// the tree's bytes in `out`, so that a request's trees share one buffer.
-pub(crate) fn encode(v: &Value, handles: &mut Handles, out: &mut Vec<u8>) -> Range<usize> {
+fn encode(v: &Value, handles: &mut Handles, out: &mut Vec<u8>) -> Range<usize> {
     let start = out.len();
-    value(v, handles, out);
+    write_value(v, handles, &mut Writer::new(out));
     start..out.len()
 }
 
-fn value(v: &Value, handles: &mut Handles, out: &mut Vec<u8>) {
+fn write_value(v: &Value, handles: &mut Handles, w: &mut Writer<'_>) {
     match v {
-        Value::Null => out.push(NULL),
-        Value::Bool(b) => out.push(if *b { TRUE } else { FALSE }),
-        Value::Int(i) => {
-            out.push(INT);
-            uleb(out, ((*i << 1) ^ (*i >> 63)) as u64);
-        }
-        Value::Float(f) => {
-            out.push(FLOAT);
-            out.extend_from_slice(&f.to_le_bytes());
-        }
+        Value::Null => w.null(),
+        Value::Bool(b) => w.bool(*b),
+        Value::Int(i) => w.int(*i),
+        Value::Float(f) => w.float(*f),
         Value::Text(t) => match t.pieces() {
-            [Piece::Lit(s)] => {
-                out.push(STR);
-                string(out, s);
-            }
+            [Piece::Lit(s)] => w.str(s),
             pieces => {
-                out.push(TEXT);
-                uleb(out, pieces.len() as u64);
-                for p in pieces {
-                    piece(p, handles, out);
-                }
+                w.text(pieces.len());
+                pieces.iter().for_each(|p| write_piece(p, handles, w));
             }
         },
         Value::List(items) => {
-            out.push(LIST);
-            uleb(out, items.len() as u64);
-            for item in items {
-                value(item, handles, out);
-            }
+            w.list(items.len());
+            items.iter().for_each(|item| write_value(item, handles, w));
         }
         Value::Map(m) => {
-            out.push(MAP);
-            uleb(out, m.len() as u64);
+            w.map(m.len());
             for (key, item) in m {
-                string(out, key);
-                value(item, handles, out);
+                w.key(key);
+                write_value(item, handles, w);
             }
         }
     }
 }
 
-fn piece(p: &Piece, handles: &mut Handles, out: &mut Vec<u8>) {
+fn write_piece(p: &Piece, handles: &mut Handles, w: &mut Writer<'_>) {
     match p {
-        Piece::Lit(s) => {
-            out.push(LIT);
-            string(out, s);
-        }
-        Piece::Secret { id, label, encoding: e } => {
-            out.push(SECRET);
-            uleb(out, u64::from(handles.handle(*id, label)));
-            out.push(encoding(*e));
-        }
-        Piece::Generated { name, encoding: e } => {
-            out.push(GENERATED);
-            string(out, name);
-            out.push(encoding(*e));
-        }
-        Piece::HostPort { container, port } => {
-            out.push(HOST_PORT);
-            string(out, container);
-            uleb(out, u64::from(*port));
-        }
+        Piece::Lit(s) => w.lit(s),
+        Piece::Secret { id, label, encoding } => w.secret(handles.handle(*id, label), encoding_to_wire(*encoding)),
+        Piece::Generated { name, encoding } => w.generated(name, encoding_to_wire(*encoding)),
+        Piece::HostPort { container, port } => w.host_port(container, *port),
     }
 }
 
-fn encoding(e: Encoding) -> u8 {
+fn encoding_to_wire(e: Encoding) -> hsm_wire::Encoding {
     match e {
-        Encoding::Raw => 0,
-        Encoding::Url => 1,
+        Encoding::Raw => hsm_wire::Encoding::Raw,
+        Encoding::Url => hsm_wire::Encoding::Url,
     }
 }
 
-fn string(out: &mut Vec<u8>, s: &str) {
-    uleb(out, s.len() as u64);
-    out.extend_from_slice(s.as_bytes());
-}
-
-fn uleb(out: &mut Vec<u8>, mut n: u64) {
-    while n >= 0x80 {
-        out.push((n as u8) | 0x80);
-        n >>= 7;
+fn encoding_from_wire(e: hsm_wire::Encoding) -> Encoding {
+    match e {
+        hsm_wire::Encoding::Raw => Encoding::Raw,
+        hsm_wire::Encoding::Url => Encoding::Url,
     }
-    out.push(n as u8);
 }
 
 /// Reads a tree a plugin returned, refusing what a well-behaved plugin never
-/// sends: a tag or encoding that doesn't exist, a count or length past the end,
-/// text that isn't UTF-8, a handle it was not given, a key twice in one map,
-/// nesting deeper than 64, bytes after the value. Everything counts against the
-/// output budget as 0.1.0's nodes, pieces and strings do (a value as a node, each
-/// string its length and a node's worth, a secret a node's worth).
-pub(crate) fn decode(bytes: &[u8], handles: &Handles, budget: &mut Budget) -> Result<Value, CallErrorKind> {
+/// sends: what the format forbids (a tag or encoding that doesn't exist, a count or
+/// length past the end, text that isn't UTF-8, nesting deeper than 64, bytes after
+/// the value), a handle it was not given, a key twice in one map, a name that is
+/// not one. Everything counts against the output budget as 0.1.0's nodes, pieces
+/// and strings do (a value as a node, each string its length and a node's worth, a
+/// secret a node's worth).
+pub(crate) fn decode_tree(bytes: &[u8], handles: &Handles, budget: &mut Budget) -> Result<Value, CallErrorKind> {
     if bytes.is_empty() {
         return Ok(Value::Null);
     }
-    let mut reader = Reader { bytes, pos: 0, handles, budget };
+    let mut reader = TreeReader { wire: Reader::new(bytes), handles, budget };
     let v = reader.value(0)?;
-    if reader.pos != bytes.len() {
-        return Err(malformed(format!("a tree has bytes after its value ({})", bytes.len() - reader.pos)));
-    }
+    reader.wire.finish()?;
     Ok(v)
 }
 
-struct Reader<'a, 'b> {
-    bytes: &'a [u8],
-    pos: usize,
+/// The format's reader, with what the host checks besides.
+struct TreeReader<'a, 'b> {
+    wire: Reader<'a>,
     handles: &'b Handles,
     budget: &'b mut Budget,
 }
 
-fn truncated() -> CallErrorKind {
-    malformed("a tree ends in the middle of a value")
-}
-
-impl<'a> Reader<'a, '_> {
-    fn byte(&mut self) -> Result<u8, CallErrorKind> {
-        let b = *self.bytes.get(self.pos).ok_or_else(truncated)?;
-        self.pos += 1;
-        Ok(b)
-    }
-
-    fn uleb(&mut self) -> Result<u64, CallErrorKind> {
-        let mut n = 0u64;
-        for shift in (0..64).step_by(7) {
-            let b = self.byte()?;
-            let bits = u64::from(b & 0x7f);
-            if shift == 63 && bits > 1 {
-                break;
-            }
-            n |= bits << shift;
-            if b & 0x80 == 0 {
-                return Ok(n);
-            }
-        }
-        Err(malformed("a tree holds a number larger than 64 bits"))
-    }
-
-    /// A count of items that each take at least `min_bytes`: never more than what
-    /// is left can hold.
-    fn count(&mut self, min_bytes: u64) -> Result<usize, CallErrorKind> {
-        let n = self.uleb()?;
-        if n.saturating_mul(min_bytes) > (self.bytes.len() - self.pos) as u64 {
-            return Err(truncated());
-        }
-        Ok(n as usize)
-    }
-
+impl<'a> TreeReader<'a, '_> {
     /// Room for `n` items about to be read, within what the budget could still
     /// pay for and [`MAX_RESERVED`].
     fn reserve(&self, n: usize) -> usize {
@@ -201,62 +168,39 @@ impl<'a> Reader<'a, '_> {
     }
 
     fn str(&mut self) -> Result<&'a str, CallErrorKind> {
-        let len = self.count(1)?;
-        let bytes = &self.bytes[self.pos..self.pos + len];
-        self.pos += len;
-        let s = std::str::from_utf8(bytes).map_err(|_| malformed("a tree holds a string that is not UTF-8"))?;
+        let s = self.wire.str()?;
         self.budget.take_str(s)?;
         Ok(s)
     }
 
-    fn encoding(&mut self) -> Result<Encoding, CallErrorKind> {
-        match self.byte()? {
-            0 => Ok(Encoding::Raw),
-            1 => Ok(Encoding::Url),
-            other => Err(malformed(format!("a tree holds an unknown encoding {other:#04x}"))),
-        }
-    }
-
     fn value(&mut self, depth: u32) -> Result<Value, CallErrorKind> {
-        if depth > MAX_DEPTH {
-            return Err(malformed("a value is nested deeper than 64 levels"));
-        }
+        hsm_wire::check_depth(depth)?;
         self.budget.take(OVERHEAD)?;
-        Ok(match self.byte()? {
-            NULL => Value::Null,
-            FALSE => Value::Bool(false),
-            TRUE => Value::Bool(true),
-            INT => {
-                let z = self.uleb()?;
-                Value::Int(((z >> 1) as i64) ^ -((z & 1) as i64))
-            }
-            FLOAT => {
-                let end = self.pos + 8;
-                let bytes = self.bytes.get(self.pos..end).ok_or_else(truncated)?;
-                self.pos = end;
-                Value::Float(f64::from_le_bytes(bytes.try_into().expect("eight bytes")))
-            }
-            STR => Value::Text(Text::literal(self.str()?)),
-            TEXT => {
-                // A piece takes at least two bytes: a tag and a length or handle.
-                let n = self.count(2)?;
+        Ok(match self.wire.byte()? {
+            tag::NULL => Value::Null,
+            tag::FALSE => Value::Bool(false),
+            tag::TRUE => Value::Bool(true),
+            tag::INT => Value::Int(self.wire.int()?),
+            tag::FLOAT => Value::Float(self.wire.float()?),
+            tag::STR => Value::Text(Text::literal(self.str()?)),
+            tag::TEXT => {
+                let n = self.wire.text_len()?;
                 let mut text = Text::default();
                 for _ in 0..n {
                     text.push(self.piece()?);
                 }
                 Value::Text(text)
             }
-            LIST => {
-                let n = self.count(1)?;
+            tag::LIST => {
+                let n = self.wire.list_len()?;
                 let mut items = Vec::with_capacity(self.reserve(n));
                 for _ in 0..n {
                     items.push(self.value(depth + 1)?);
                 }
                 Value::List(items)
             }
-            MAP => {
-                // An entry takes at least two bytes: a key's length and a tag.
-                let n = self.count(2)?;
+            tag::MAP => {
+                let n = self.wire.map_len()?;
                 let mut map = IndexMap::with_capacity(self.reserve(n));
                 for _ in 0..n {
                     let key = self.str()?;
@@ -267,23 +211,23 @@ impl<'a> Reader<'a, '_> {
                 }
                 Value::Map(map)
             }
-            other => return Err(malformed(format!("a tree holds an unknown tag {other:#04x}"))),
+            other => return Err(hsm_wire::Error::UnknownTag(other).into()),
         })
     }
 
     fn piece(&mut self) -> Result<Piece, CallErrorKind> {
-        Ok(match self.byte()? {
-            LIT => Piece::Lit(self.str()?.to_string()),
-            SECRET => {
+        Ok(match self.wire.byte()? {
+            piece::LIT => Piece::Lit(self.str()?.to_string()),
+            piece::SECRET => {
                 self.budget.take(OVERHEAD)?;
-                let handle = self.uleb()?;
+                let handle = self.wire.uleb()?;
                 let (id, label) = u32::try_from(handle)
                     .ok()
                     .and_then(|h| self.handles.get(h))
                     .ok_or_else(|| malformed(format!("secret handle {handle} was not given to it in this call")))?;
-                Piece::Secret { id: *id, label: label.clone(), encoding: self.encoding()? }
+                Piece::Secret { id: *id, label: label.clone(), encoding: encoding_from_wire(self.wire.encoding()?) }
             }
-            GENERATED => {
+            piece::GENERATED => {
                 let name = self.str()?;
                 if !is_name(name, 64) {
                     return Err(malformed(format!(
@@ -291,15 +235,13 @@ impl<'a> Reader<'a, '_> {
                         name.escape_debug()
                     )));
                 }
-                Piece::Generated { name: name.to_string(), encoding: self.encoding()? }
+                Piece::Generated { name: name.to_string(), encoding: encoding_from_wire(self.wire.encoding()?) }
             }
-            HOST_PORT => {
-                let container = super::container_name(self.str()?.to_string())?;
-                let port = self.uleb()?;
-                let port = u16::try_from(port).map_err(|_| malformed(format!("port {port} is not a port")))?;
-                Piece::HostPort { container, port }
+            piece::HOST_PORT => {
+                let container = container_name(self.str()?.to_string())?;
+                Piece::HostPort { container, port: self.wire.port()? }
             }
-            other => return Err(malformed(format!("a tree holds an unknown piece tag {other:#04x}"))),
+            other => return Err(hsm_wire::Error::UnknownPieceTag(other).into()),
         })
     }
 }
@@ -307,6 +249,7 @@ impl<'a> Reader<'a, '_> {
 #[cfg(test)]
 mod tests {
     use hsm_model::SecretId;
+    use hsm_wire::{piece::*, tag::*};
 
     use super::*;
 
@@ -359,7 +302,7 @@ mod tests {
         assert_eq!(handles.secrets.len(), 1);
         assert!(!bytes.windows(4).any(|w| w == b"DB_P"), "labels stay with the host");
         let mut budget = Budget::new(1 << 20);
-        assert_eq!(decode(bytes, &handles, &mut budget).unwrap(), sample());
+        assert_eq!(decode_tree(bytes, &handles, &mut budget).unwrap(), sample());
         assert!(budget.used > bytes.len(), "everything read is counted");
     }
 
@@ -387,12 +330,12 @@ mod tests {
 
     #[test]
     fn empty_bytes_are_null() {
-        assert_eq!(decode(&[], &Handles::default(), &mut Budget::new(100)).unwrap(), Value::Null);
+        assert_eq!(decode_tree(&[], &Handles::default(), &mut Budget::new(100)).unwrap(), Value::Null);
     }
 
     #[test]
     fn what_the_format_allows_is_read() {
-        let read = |bytes: &[u8]| decode(bytes, &Handles::default(), &mut Budget::new(1 << 20)).unwrap();
+        let read = |bytes: &[u8]| decode_tree(bytes, &Handles::default(), &mut Budget::new(1 << 20)).unwrap();
         // A one-literal text may be empty, and reads as the empty text.
         assert_eq!(read(&[STR, 0]), Value::Text(Text::default()));
         // Adjacent literals are joined, empty ones dropped.
@@ -404,7 +347,7 @@ mod tests {
         let nested =
             |levels: usize| -> Vec<u8> { std::iter::repeat_n([LIST, 1], levels).flatten().chain([NULL]).collect() };
         read(&nested(64));
-        let error = decode(&nested(65), &Handles::default(), &mut Budget::new(1 << 20)).unwrap_err();
+        let error = decode_tree(&nested(65), &Handles::default(), &mut Budget::new(1 << 20)).unwrap_err();
         assert!(error.to_string().contains("deeper than 64 levels"), "{error}");
     }
 
@@ -413,15 +356,16 @@ mod tests {
     #[test]
     fn forged_counts_reserve_little() {
         let mut bytes = Vec::new();
+        let mut w = Writer::new(&mut bytes);
         for _ in 0..60 {
-            bytes.push(MAP);
-            uleb(&mut bytes, 400_000);
-            bytes.push(0); // the empty key
+            w.map(400_000);
+            w.key("");
         }
         bytes.resize(bytes.len() + 800_000, NULL);
-        let error = decode(&bytes, &Handles::default(), &mut Budget::new(4 << 20)).unwrap_err();
+        let error = decode_tree(&bytes, &Handles::default(), &mut Budget::new(4 << 20)).unwrap_err();
         assert!(error.to_string().contains("key `` appears twice"), "{error}");
-        let room = Reader { bytes: &[], pos: 0, handles: &Handles::default(), budget: &mut Budget::new(4 << 20) };
+        let room =
+            TreeReader { wire: Reader::new(&[]), handles: &Handles::default(), budget: &mut Budget::new(4 << 20) };
         assert_eq!(room.reserve(400_000), MAX_RESERVED);
         room.budget.used = (4 << 20) - 10 * OVERHEAD;
         assert_eq!(room.reserve(400_000), 10, "no more than the budget could pay for");
@@ -452,7 +396,7 @@ mod tests {
             (&deep, "deeper than 64 levels"),
         ];
         for (bytes, expected) in cases {
-            let error = decode(bytes, &handles, &mut Budget::new(1 << 20)).unwrap_err().to_string();
+            let error = decode_tree(bytes, &handles, &mut Budget::new(1 << 20)).unwrap_err().to_string();
             assert!(error.contains(expected), "{bytes:x?}: {error}");
         }
     }
@@ -462,7 +406,7 @@ mod tests {
         let mut handles = Handles::default();
         let mut out = Vec::new();
         encode(&Value::List(vec![Value::Text(Text::literal("x".repeat(1000)))]), &mut handles, &mut out);
-        let error = decode(&out, &handles, &mut Budget::new(512)).unwrap_err();
+        let error = decode_tree(&out, &handles, &mut Budget::new(512)).unwrap_err();
         assert!(matches!(error, CallErrorKind::TooLarge(512)), "{error:?}");
     }
 }
