@@ -90,7 +90,7 @@ pub struct PluginGrant {
     /// Where the digest was written.
     pub sha256_span: Span,
     /// The capabilities granted, each with where it was written.
-    pub capabilities: Vec<(crate::file::CapabilityName, Span)>,
+    pub capabilities: Vec<(hsm_model::Capability, Span)>,
     /// Host addresses besides 127.0.0.1 its ports may bind to.
     pub publish_on: Vec<(String, Span)>,
     /// Variables it may set in packages' environments, by name (for plugins that

@@ -76,7 +76,7 @@ pub struct ProjectPluginDecl {
     /// `network-probe`. An action needs its capability both declared by the plugin
     /// and granted here.
     #[serde(default, deserialize_with = "nullable")]
-    pub grant: Vec<Spanned<CapabilityName>>,
+    pub grant: Vec<Spanned<Capability>>,
     /// Host addresses besides 127.0.0.1 that the plugin's containers may publish
     /// ports on (such as `0.0.0.0`, to reach them from other machines).
     #[serde(default, deserialize_with = "nullable")]
@@ -103,21 +103,8 @@ pub struct PluginDecl {
     pub sha256: Spanned<String>,
 }
 
-/// A capability a project can grant a plugin.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, serde::Serialize, JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum CapabilityName {
-    /// Run, replace and remove its own containers, with named volumes and ports.
-    Containers,
-    /// Run commands inside its own containers.
-    Exec,
-    /// Install Python packages into the project's environment.
-    UvInstall,
-    /// Write files under `.hsm/<plugin>/` and mount them into its containers.
-    Files,
-    /// Wait for hosts other than its own containers to answer.
-    NetworkProbe,
-}
+/// A capability a project can grant a plugin (defined once, in hsm-model).
+pub use hsm_model::Capability;
 
 /// What `hsm.yaml` says about one service.
 #[derive(Debug, Default, Deserialize, JsonSchema)]

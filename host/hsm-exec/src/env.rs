@@ -39,6 +39,12 @@ pub struct EnvError {
     pub message: String,
 }
 
+impl hsm_model::Explain for EnvError {
+    fn hint(&self) -> Option<String> {
+        self.message.contains("run `hsm sync`").then(|| "run `hsm sync` first".to_string())
+    }
+}
+
 /// The consumer's variables with secrets as references; host ports are filled in
 /// when known (they are not secret), else shown as `${hsm:port:…}`.
 pub fn shown(plan: &Plan, consumer: &Consumer, cx: &EnvContext<'_>) -> Vec<(String, String)> {

@@ -1,7 +1,9 @@
 //! Why executing a plan failed, with what the user can do about it. Each error
 //! names the thing concerned (service, container, image, port) in backticks; the
-//! CLI prints [`ExecError::hint`] on a `hint:` line and [`ExecError::details`]
+//! CLI prints its [`Explain::hint`] on a `hint:` line and its [`Explain::details`]
 //! (a container's last log lines) below the message.
+
+use hsm_model::Explain;
 
 use crate::state::StateError;
 
@@ -228,9 +230,8 @@ fn seconds(ms: u32) -> String {
     if ms.is_multiple_of(1000) { format!("{}s", ms / 1000) } else { format!("{:.1}s", f64::from(ms) / 1000.0) }
 }
 
-impl ExecError {
-    /// What the user can do about it.
-    pub fn hint(&self) -> Option<String> {
+impl Explain for ExecError {
+    fn hint(&self) -> Option<String> {
         match self {
             Self::DockerUnreachable { .. } => Some(
                 "start the Docker engine (`sudo systemctl start docker`), or point `DOCKER_HOST` at a running one"
@@ -272,8 +273,7 @@ impl ExecError {
         }
     }
 
-    /// What the lines of [`ExecError::details`] are, when there are any.
-    pub fn details_title(&self) -> Option<String> {
+    fn details_title(&self) -> Option<String> {
         match self {
             Self::NotReady { container: Some(c), logs, .. } | Self::Exited { container: c, logs, .. }
                 if !logs.is_empty() =>
@@ -284,14 +284,19 @@ impl ExecError {
         }
     }
 
-    /// Lines to show below the message (a container's last log lines).
-    pub fn details(&self) -> &[String] {
+    fn details(&self) -> &[String] {
         match self {
             Self::NotReady { logs, .. } | Self::Exited { logs, .. } => logs,
             _ => &[],
         }
     }
 
+    fn is_input(&self) -> bool {
+        matches!(self, Self::Reference { .. } | Self::NameClash { .. } | Self::Python { input: true, .. })
+    }
+}
+
+impl ExecError {
     /// The error with `f` applied to every text in it that came from outside hsm
     /// (Docker's messages, a command's output, a probe's failure, log lines, uv's
     /// errors): how secrets are redacted from errors.
@@ -334,10 +339,5 @@ impl ExecError {
             Self::Python { message, hint, .. } => Self::Python { message, hint, input: false },
             other => other,
         }
-    }
-
-    /// Whether the error is about the user's input (exit code 2) rather than the job.
-    pub fn is_input(&self) -> bool {
-        matches!(self, Self::Reference { .. } | Self::NameClash { .. } | Self::Python { input: true, .. })
     }
 }

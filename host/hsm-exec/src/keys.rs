@@ -48,6 +48,25 @@ pub fn data_dir() -> io::Result<PathBuf> {
     Ok(PathBuf::from(home).join(".local/share/hsm"))
 }
 
+/// The user's key could not be read or created.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read hsm's key")]
+pub struct KeyError(#[source] pub io::Error);
+
+impl hsm_model::Explain for KeyError {
+    fn hint(&self) -> Option<String> {
+        match self.0.kind() {
+            io::ErrorKind::NotFound => {
+                Some("set `HSM_DATA_DIR` (or `HOME`) to a folder where hsm may keep its key".into())
+            }
+            io::ErrorKind::PermissionDenied => {
+                Some("hsm keeps `secret.key` in its data folder (`HSM_DATA_DIR`, else `~/.local/share/hsm`), readable by you alone".into())
+            }
+            _ => None,
+        }
+    }
+}
+
 impl UserKey {
     /// Reads the key at `path`, creating it (owner-only) when there is none.
     pub fn load_or_create(path: &Path) -> io::Result<Self> {

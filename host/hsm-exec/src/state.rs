@@ -125,9 +125,8 @@ pub enum StateError {
     },
 }
 
-impl StateError {
-    /// A line telling the user what to do about it.
-    pub fn hint(&self) -> Option<String> {
+impl hsm_model::Explain for StateError {
+    fn hint(&self) -> Option<String> {
         match self {
             Self::Locked { .. } => Some("wait for it to finish, then run this again".into()),
             Self::Invalid { path, .. } => Some(format!(
@@ -262,6 +261,8 @@ impl Lock {
 
 #[cfg(test)]
 mod tests {
+    use hsm_model::Explain;
+
     use super::*;
 
     fn project(dir: &Path) -> ProjectId {

@@ -5,6 +5,7 @@
 //! Uses the test image `hsm-test/base` (`tests/images/build.sh`); every test has
 //! its own project and removes what it created.
 
+use hsm_model::Explain;
 use std::path::Path;
 use std::process::Command;
 use std::sync::Mutex;

@@ -4,6 +4,7 @@
 //! can tell that a sync with nothing to do ran no uv at all. uv's default cache is
 //! shared: the projects and the hatchling they build with are the same every time.
 
+use hsm_model::Explain;
 use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::fs;

@@ -3,16 +3,22 @@
 //! other.
 //!
 //! - [`cache`]: authenticating, reading and writing the compile cache's entries.
+//! - [`capability`]: what a plugin may be granted to do.
 //! - [`diag`]: source files, spans and the diagnostics every bad input produces.
+//! - [`error`]: how every error that reaches the command line explains itself.
 //! - [`text`]: strings whose interpolated parts are secret references, never values.
 //! - [`value`]: the parameter trees that registries, projects and plugins exchange.
 
 pub mod cache;
+pub mod capability;
 pub mod diag;
+pub mod error;
 pub mod text;
 pub mod value;
 
 pub use cache::{Authenticator, tags_equal};
+pub use capability::Capability;
 pub use diag::{Diagnostic, Diagnostics, FileId, Label, Origin, SourceFile, Sources, Span};
+pub use error::Explain;
 pub use text::{Encoding, NoRefs, Piece, ResolveRefs, SecretId, SecretStore, Sensitive, Text};
 pub use value::Value;

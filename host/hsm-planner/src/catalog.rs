@@ -6,10 +6,9 @@
 
 use std::collections::BTreeSet;
 
-use hsm_config::file::CapabilityName;
 use hsm_config::{Config, PluginGrant};
 use hsm_model::{Diagnostic, Diagnostics};
-use hsm_runtime::{CacheOutcome, Capability, CompileCache, Grants, LoadError, Plugin, PluginHost, PluginSource};
+use hsm_runtime::{CacheOutcome, CompileCache, Grants, LoadError, Plugin, PluginHost, PluginSource};
 use sha2::Digest as _;
 
 /// A plugin and what it may do.
@@ -241,7 +240,7 @@ fn grants(plugin: &Plugin, g: &PluginGrant, warnings: &mut Vec<Diagnostic>) -> R
     let info = plugin.info();
     let mut diags = Diagnostics::default();
     for (c, span) in &g.capabilities {
-        let c = capability(*c);
+        let c = *c;
         if !info.capabilities.contains(&c) {
             warnings.push(
                 Diagnostic::warning(format!("plugin `{name}` does not declare `{c}`, so this grant gives it nothing"))
@@ -275,7 +274,7 @@ fn grants(plugin: &Plugin, g: &PluginGrant, warnings: &mut Vec<Diagnostic>) -> R
         }
     }
     diags.into_result(Grants {
-        capabilities: g.capabilities.iter().map(|(c, _)| capability(*c)).collect(),
+        capabilities: g.capabilities.iter().map(|(c, _)| *c).collect(),
         host_ips: g.publish_on.iter().map(|(h, _)| h.clone()).collect(),
         variables: g.env.iter().map(|(v, _)| v.clone()).collect(),
         reviewed: true,
@@ -286,14 +285,4 @@ fn grants(plugin: &Plugin, g: &PluginGrant, warnings: &mut Vec<Diagnostic>) -> R
 fn list<'a>(names: impl Iterator<Item = &'a str>) -> String {
     let names: Vec<String> = names.map(|n| format!("`{n}`")).collect();
     if names.is_empty() { "nothing".to_string() } else { names.join(", ") }
-}
-
-fn capability(c: CapabilityName) -> Capability {
-    match c {
-        CapabilityName::Containers => Capability::Containers,
-        CapabilityName::Exec => Capability::Exec,
-        CapabilityName::UvInstall => Capability::UvInstall,
-        CapabilityName::Files => Capability::Files,
-        CapabilityName::NetworkProbe => Capability::NetworkProbe,
-    }
 }

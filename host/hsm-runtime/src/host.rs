@@ -139,6 +139,23 @@ pub enum LoadError {
     },
 }
 
+/// A plugin that can't be loaded is bad input: a file the user (or a registry
+/// they chose) pointed at.
+impl hsm_model::Explain for LoadError {
+    fn hint(&self) -> Option<String> {
+        Some(match self {
+            Self::Invalid { .. } => "build it with `cargo build --release --target wasm32-wasip2`".into(),
+            Self::NotAPlugin { .. } => "a plugin implements `hsm_sdk::Backend` and calls `export_plugin!`".into(),
+            Self::UnsupportedWit { .. } => "rebuild it against the SDK of this hsm".into(),
+            Self::Link { .. } | Self::Describe { .. } => return None,
+        })
+    }
+
+    fn is_input(&self) -> bool {
+        true
+    }
+}
+
 /// The engine and the linker every plugin instance is created with.
 pub struct PluginHost {
     inner: Arc<HostInner>,

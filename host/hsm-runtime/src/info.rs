@@ -26,43 +26,9 @@ impl fmt::Display for PluginSource {
     }
 }
 
-/// A capability a plugin may declare and be granted.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Capability {
-    /// Its own containers, volumes and published ports.
-    Containers,
-    /// Commands in its own containers.
-    Exec,
-    /// Python packages into the project's environment.
-    UvInstall,
-    /// Files under `.hsm/<plugin>/`.
-    Files,
-    /// Probes of hosts other than its own containers.
-    NetworkProbe,
-}
-
-impl Capability {
-    /// Every capability.
-    pub const ALL: [Capability; 5] = [Self::Containers, Self::Exec, Self::UvInstall, Self::Files, Self::NetworkProbe];
-
-    /// The name used in hsm.yaml and messages.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Containers => "containers",
-            Self::Exec => "exec",
-            Self::UvInstall => "uv-install",
-            Self::Files => "files",
-            Self::NetworkProbe => "network-probe",
-        }
-    }
-}
-
-impl fmt::Display for Capability {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// What a plugin may be granted: defined once, in hsm-model, for the project's
+/// grants and the host's checks alike.
+pub use hsm_model::Capability;
 
 /// A parameter or setting a plugin reads.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

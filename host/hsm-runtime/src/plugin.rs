@@ -61,6 +61,10 @@ pub struct CallError {
     pub kind: CallErrorKind,
 }
 
+/// A plugin that fails is the job failing (exit code 1): the user's input may be
+/// fine, and the plugin's author is the one to tell.
+impl hsm_model::Explain for CallError {}
+
 impl fmt::Display for CallErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

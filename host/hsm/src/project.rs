@@ -145,7 +145,7 @@ pub(crate) fn plan(global: &GlobalArgs, out: &Output) -> Result<Planned, Failure
             Ok(Planned { resolution, plan })
         }
         Err(PlanningError::Input(diags)) => Err(Failure::Input(sources, diags)),
-        Err(PlanningError::Plugin(e)) => Err(Failure::Job(e.to_string())),
+        Err(PlanningError::Plugin(e)) => Err(crate::engine::failure(out, &e)),
         Err(PlanningError::Refused(r)) => {
             let mut d = Diagnostic::new(r.to_string());
             if r.unreviewed

@@ -145,6 +145,7 @@ pub fn check_names(plan: &Plan, project: &ProjectId) -> Result<(), ExecError> {
 
 #[cfg(test)]
 mod tests {
+    use hsm_model::Explain;
     use hsm_plan::Plan;
 
     use super::*;

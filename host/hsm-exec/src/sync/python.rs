@@ -3,6 +3,7 @@
 //! and redacted, its state kept in hsm's state file, and its outcome reported
 //! as changes.
 
+use hsm_model::Explain;
 use hsm_plan::{Action, PythonPackage};
 
 use super::Syncer;
@@ -115,5 +116,5 @@ impl Syncer<'_> {
 }
 
 fn python_error(e: uv::UvError) -> ExecError {
-    ExecError::Python { message: e.to_string(), hint: e.hint(), input: e.is_bad_input() }
+    ExecError::Python { message: e.to_string(), hint: e.hint(), input: e.is_input() }
 }

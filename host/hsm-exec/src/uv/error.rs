@@ -128,10 +128,10 @@ pub enum UvError {
     },
 }
 
-impl UvError {
-    /// Whether hsm.yaml (or a registry) asks for something that can't be installed
-    /// as written, found before uv ran: the CLI's exit code 2, not 1.
-    pub fn is_bad_input(&self) -> bool {
+impl hsm_model::Explain for UvError {
+    /// hsm.yaml (or a registry) asks for something that can't be installed as
+    /// written, found before uv ran: the CLI's exit code 2, not 1.
+    fn is_input(&self) -> bool {
         matches!(
             self,
             UvError::PathNotFound { .. }
@@ -142,8 +142,7 @@ impl UvError {
         )
     }
 
-    /// What the user can do about it, when there is something to say.
-    pub fn hint(&self) -> Option<String> {
+    fn hint(&self) -> Option<String> {
         Some(match self {
             UvError::UvNotFound | UvError::UvNotExecutable { .. } => {
                 "install uv with `pip install uv` (or `curl -LsSf https://astral.sh/uv/install.sh | sh`), \

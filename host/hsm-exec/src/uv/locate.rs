@@ -57,6 +57,8 @@ fn is_executable(path: &Path) -> bool {
 
 #[cfg(test)]
 pub(crate) mod tests {
+    use hsm_model::Explain;
+
     use super::*;
     use crate::uv::PythonEnv;
 

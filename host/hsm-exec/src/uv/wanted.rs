@@ -154,6 +154,8 @@ pub(crate) fn check(
 
 #[cfg(test)]
 mod tests {
+    use hsm_model::Explain;
+
     use super::*;
 
     fn pkg(name: &str, source: PackageSource) -> PythonPackage {
@@ -180,7 +182,7 @@ mod tests {
         let desired = [pkg("a", PackageSource::Pypi("Foo>=1".into())), pkg("b", PackageSource::Pypi("foo".into()))];
         let err = inspect_all(&desired, Path::new("/")).err().unwrap();
         assert_eq!(err.to_string(), "packages `a` and `b` are both the distribution `foo`");
-        assert!(err.is_bad_input());
-        assert!(!UvError::UvNotFound.is_bad_input());
+        assert!(err.is_input());
+        assert!(!UvError::UvNotFound.is_input());
     }
 }

@@ -12,7 +12,7 @@ use hsm_exec::state::{Lock, State, state_path};
 
 use crate::Failure;
 use crate::cli::{DownArgs, GlobalArgs};
-use crate::engine::{self, exec_failure, state_failure};
+use crate::engine;
 use crate::output::{Output, Style, paint};
 use crate::progress::Progress;
 
@@ -32,7 +32,7 @@ pub(crate) fn run(global: &GlobalArgs, args: &DownArgs, out: &Output) -> Result<
     }
     let name = project_name(&dir);
     let project = ProjectId::new(name, &dir);
-    let _lock = Lock::acquire(&project, "down").map_err(|e| state_failure(out, &e))?;
+    let _lock = Lock::acquire(&project, "down").map_err(|e| engine::failure(out, &e))?;
     let progress = Progress::new(out);
     let runtime = engine::runtime()?;
     let removed = runtime.block_on(async {
@@ -40,9 +40,9 @@ pub(crate) fn run(global: &GlobalArgs, args: &DownArgs, out: &Output) -> Result<
         hsm_exec::sync::down(&docker, &project, args.volumes, &progress).await
     });
     progress.clear();
-    let removed = removed.map_err(|e| exec_failure(out, &e))?;
+    let removed = removed.map_err(|e| engine::failure(out, &e))?;
     if state_path(&project).is_file() {
-        let mut state = State::load(&project).map_err(|e| state_failure(out, &e))?;
+        let mut state = State::load(&project).map_err(|e| engine::failure(out, &e))?;
         for service in state.services.values_mut() {
             for c in service.containers.values_mut() {
                 c.id = None;
@@ -50,7 +50,7 @@ pub(crate) fn run(global: &GlobalArgs, args: &DownArgs, out: &Output) -> Result<
                 c.ready_at = None;
             }
         }
-        state.save(&project).map_err(|e| state_failure(out, &e))?;
+        state.save(&project).map_err(|e| engine::failure(out, &e))?;
     }
     let name = paint(out.color_err(), Style::Name, &project.name);
     if removed.is_empty() {
@@ -87,7 +87,7 @@ fn from_folder(old: &Path, volumes: bool, out: &Output) -> Result<(), Failure> {
         hsm_exec::sync::down(&docker, &project, volumes, &progress).await
     });
     progress.clear();
-    let removed = removed.map_err(|e| exec_failure(out, &e))?;
+    let removed = removed.map_err(|e| engine::failure(out, &e))?;
     let folder = paint(out.color_err(), Style::Name, &dir.display().to_string());
     if removed.is_empty() {
         out.status(&format!("nothing of a project in {folder} was on the engine"));

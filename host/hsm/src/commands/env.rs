@@ -11,7 +11,7 @@ use hsm_plan::Consumer;
 
 use crate::Failure;
 use crate::cli::{EnvArgs, EnvFormat, GlobalArgs};
-use crate::engine::{self, state_failure};
+use crate::engine;
 use crate::output::Output;
 use crate::project::{self, Planned};
 
@@ -40,8 +40,8 @@ pub(crate) fn run(global: &GlobalArgs, args: &EnvArgs, out: &Output) -> Result<(
     let planned = project::plan(global, out)?;
     let consumer = consumer(&planned, args.package.as_deref())?;
     let project = engine::project_id(&planned.resolution);
-    let state = State::load(&project).map_err(|e| state_failure(out, &e))?;
-    let key = engine::key()?;
+    let state = State::load(&project).map_err(|e| engine::failure(out, &e))?;
+    let key = engine::key(out)?;
     let cx = EnvContext { project: &project, key: &key, secrets: &planned.resolution.secrets, state: &state };
     let unsynced = unsynced_services(&planned.plan, &consumer, &cx);
     let vars: Vec<(String, String)> = if args.reveal {
@@ -54,7 +54,7 @@ pub(crate) fn run(global: &GlobalArgs, args: &EnvArgs, out: &Output) -> Result<(
             return Err(Failure::Exit(1));
         }
         values(&planned.plan, &consumer, &cx)
-            .map_err(|e| Failure::Job(e.to_string()))?
+            .map_err(|e| engine::failure(out, &e))?
             .into_iter()
             .map(|(k, v)| (k, v.into_exposed()))
             .collect()

@@ -118,7 +118,7 @@ fn check(args: &PluginCheckArgs, out: &Output) -> Result<(), Failure> {
     let host = PluginHost::default();
     let plugin = host
         .load_component(&bytes, PluginSource::File(args.file.clone()))
-        .map_err(|e| input_error(e.to_string(), load_hint(&e)))?;
+        .map_err(|e| input_error(e.to_string(), hsm_model::Explain::hint(&e)))?;
     let info = plugin.info();
     if args.json {
         let report = CheckReport {
@@ -172,16 +172,6 @@ fn check(args: &PluginCheckArgs, out: &Output) -> Result<(), Failure> {
         }
     }
     out.data(&text)
-}
-
-fn load_hint(e: &hsm_runtime::LoadError) -> Option<String> {
-    use hsm_runtime::LoadError;
-    Some(match e {
-        LoadError::Invalid { .. } => "build it with `cargo build --release --target wasm32-wasip2`".into(),
-        LoadError::NotAPlugin { .. } => "a plugin implements `hsm_sdk::Backend` and calls `export_plugin!`".into(),
-        LoadError::UnsupportedWit { .. } => "rebuild it against the SDK of this hsm".into(),
-        LoadError::Link { .. } | LoadError::Describe { .. } => return None,
-    })
 }
 
 /// One line of `hsm plugin list`.

@@ -12,7 +12,7 @@ use hsm_exec::state::State;
 use crate::Failure;
 use crate::cli::{GlobalArgs, RunArgs};
 use crate::commands::env::consumer;
-use crate::engine::{self, state_failure};
+use crate::engine;
 use crate::output::Output;
 use crate::project;
 
@@ -21,8 +21,8 @@ pub(crate) fn run(global: &GlobalArgs, args: &RunArgs, out: &Output) -> Result<(
     let planned = project::plan(global, out)?;
     let consumer = consumer(&planned, Some(&args.package))?;
     let project = engine::project_id(&planned.resolution);
-    let state = State::load(&project).map_err(|e| state_failure(out, &e))?;
-    let key = engine::key()?;
+    let state = State::load(&project).map_err(|e| engine::failure(out, &e))?;
+    let key = engine::key(out)?;
     let cx = EnvContext { project: &project, key: &key, secrets: &planned.resolution.secrets, state: &state };
     if let Some(service) = unsynced_services(&planned.plan, &consumer, &cx).first() {
         out.error_with(
@@ -32,7 +32,7 @@ pub(crate) fn run(global: &GlobalArgs, args: &RunArgs, out: &Output) -> Result<(
         );
         return Err(Failure::Exit(1));
     }
-    let vars = values(&planned.plan, &consumer, &cx).map_err(|e| Failure::Job(e.to_string()))?;
+    let vars = values(&planned.plan, &consumer, &cx).map_err(|e| engine::failure(out, &e))?;
     let (program, rest) = args.command.split_first().expect("clap requires a command");
     let mut cmd = Command::new(program);
     cmd.args(rest);

@@ -13,7 +13,7 @@ use hsm_exec::uv::{PackageState, VenvStatus};
 
 use crate::Failure;
 use crate::cli::{GlobalArgs, StatusArgs};
-use crate::engine::{self, exec_failure, state_failure};
+use crate::engine;
 use crate::output::{Output, Style, paint};
 use crate::project;
 
@@ -21,8 +21,8 @@ use crate::project;
 pub(crate) fn run(global: &GlobalArgs, args: &StatusArgs, out: &Output) -> Result<(), Failure> {
     let planned = project::plan(global, out)?;
     let project = engine::project_id(&planned.resolution);
-    let state = State::load(&project).map_err(|e| state_failure(out, &e))?;
-    let key = engine::key()?;
+    let state = State::load(&project).map_err(|e| engine::failure(out, &e))?;
+    let key = engine::key(out)?;
     let runtime = engine::runtime()?;
     let report = runtime.block_on(async {
         let docker = Docker::connect().await?;
@@ -30,7 +30,7 @@ pub(crate) fn run(global: &GlobalArgs, args: &StatusArgs, out: &Output) -> Resul
             Context { project: project.clone(), key: &key, secrets: &planned.resolution.secrets, reporter: &Silent };
         Syncer::new(docker, &planned.plan, cx, state, SyncOptions::default()).status().await
     });
-    let report = report.map_err(|e| exec_failure(out, &e))?;
+    let report = report.map_err(|e| engine::failure(out, &e))?;
     if args.json {
         out.json(&report)?;
     } else {

@@ -10,11 +10,12 @@ use hsm_exec::error::ExecError;
 use hsm_exec::report::Change;
 use hsm_exec::state::{Lock, State};
 use hsm_exec::sync::{Context, SyncOptions, Syncer};
+use hsm_model::Explain;
 use serde::Serialize;
 
 use crate::Failure;
 use crate::cli::{GlobalArgs, SyncArgs};
-use crate::engine::{self, exec_failure, state_failure};
+use crate::engine;
 use crate::output::{Output, Style, paint};
 use crate::progress::Progress;
 use crate::project;
@@ -61,9 +62,9 @@ pub(crate) fn run(global: &GlobalArgs, args: &SyncArgs, out: &Output) -> Result<
     let started = Instant::now();
     let planned = project::plan(global, out)?;
     let project = engine::project_id(&planned.resolution);
-    let _lock = Lock::acquire(&project, "sync").map_err(|e| state_failure(out, &e))?;
-    let key = engine::key()?;
-    let state = State::load(&project).map_err(|e| state_failure(out, &e))?;
+    let _lock = Lock::acquire(&project, "sync").map_err(|e| engine::failure(out, &e))?;
+    let key = engine::key(out)?;
+    let state = State::load(&project).map_err(|e| engine::failure(out, &e))?;
     let loaded = state.clone();
     let progress = Progress::new(out);
     let runtime = engine::runtime()?;
@@ -100,7 +101,7 @@ pub(crate) fn run(global: &GlobalArgs, args: &SyncArgs, out: &Output) -> Result<
         && !unchanged
         && let Err(e) = state.save(&project)
     {
-        return Err(state_failure(out, &e));
+        return Err(engine::failure(out, &e));
     }
 
     let errors: Vec<&ExecError> = match &ran {
@@ -129,7 +130,7 @@ pub(crate) fn run(global: &GlobalArgs, args: &SyncArgs, out: &Output) -> Result<
     }
     let mut exit = None;
     for e in &errors {
-        let Failure::Exit(code) = exec_failure(out, e) else { unreachable!("exec failures exit with a code") };
+        let Failure::Exit(code) = engine::failure(out, *e) else { unreachable!("exec failures exit with a code") };
         exit = Some(exit.map_or(code, |c: u8| c.min(code)));
     }
     if interrupted {
