@@ -52,21 +52,8 @@ fn usage_errors_exit_2_and_help_exits_0() {
     assert!(help.stdout.contains("Print the resolved project"), "{}", help.stdout);
     let version = support::hsm(&["--version"], &[]);
     assert_eq!((version.code, version.stdout.starts_with("hsm ")), (0, true));
-    // Nothing else speaks first: a setting jemalloc can't honour would be
-    // complained about here, on every start.
+    // Nothing else speaks first.
     assert_eq!(version.stderr, "");
-}
-
-#[test]
-#[cfg(not(target_env = "msvc"))]
-fn the_allocator_is_jemalloc_with_one_arena() {
-    // The setting is a symbol jemalloc looks up by name: misnamed, it would be
-    // ignored without a word. jemalloc's statistics, printed as it exits, say what
-    // it read.
-    let run = support::hsm(&["--version"], &[("_RJEM_MALLOC_CONF", "stats_print:true")]);
-    assert_eq!(run.code, 0);
-    assert!(run.stderr.contains("Global variable malloc_conf: \"narenas:1\""), "{}", run.stderr);
-    assert!(run.stderr.contains("opt.narenas: 1\n"), "{}", run.stderr);
 }
 
 #[test]

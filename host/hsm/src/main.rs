@@ -16,22 +16,6 @@ use clap::Parser;
 use crate::cli::{Cli, Command};
 use crate::output::Output;
 
-/// hsm's allocator: jemalloc (the workspace's Cargo.toml says why).
-#[cfg(not(target_env = "msvc"))]
-#[global_allocator]
-static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
-
-/// jemalloc's settings, read as it starts: one arena shared by every thread. hsm
-/// runs a thread per core at most, each with its own cache of small blocks, and
-/// memory one thread frees is reused by the next at once, where arenas of their
-/// own would each grow the process. The variable `_RJEM_MALLOC_CONF` overrides it.
-// Unsafe only in name: jemalloc reads this symbol (a pointer to a NUL-terminated
-// string, which `&[u8; N]` is) and nothing else defines it.
-#[allow(unsafe_code)]
-#[cfg(not(target_env = "msvc"))]
-#[unsafe(export_name = "_rjem_malloc_conf")]
-static MALLOC_CONF: &[u8; 10] = b"narenas:1\0";
-
 /// How a command can fail.
 pub(crate) enum Failure {
     /// The input (files, arguments) is wrong; the diagnostics say how.
