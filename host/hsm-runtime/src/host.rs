@@ -301,12 +301,6 @@ impl PluginHost {
     }
 }
 
-/// The SHA-256 (hex) of each plugin compiled into hsm, in a fixed order: with the
-/// bundled registry, what a cache must tell apart between builds of hsm.
-pub fn bundled_sha256s() -> impl Iterator<Item = &'static str> {
-    bundled::BUNDLED.iter().map(|b| b.sha256)
-}
-
 /// The `hsm:plugin` version a component's backend export was built for.
 fn wit_version(engine: &Engine, component: &Component) -> Option<String> {
     component

@@ -26,7 +26,7 @@ mod sandbox;
 
 pub use cache::{CacheOutcome, CompileCache};
 pub use check::{CheckContext, Grants, Refusal, Rename, check_plan};
-pub use host::{Limits, LoadError, PluginHost, WIT_VERSIONS, bundled_sha256s};
+pub use host::{Limits, LoadError, PluginHost, WIT_VERSIONS};
 pub use hsm_model::Authenticator;
 pub use info::{Capability, ParamSpec, PluginInfo, PluginSource, VariableSpec};
 pub use plugin::{
