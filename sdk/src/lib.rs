@@ -41,7 +41,6 @@
 //! [`testing`]; test the built component in the real host with the `hsm` test
 //! helpers (see the plugin author guide).
 
-mod arena;
 mod plan;
 mod request;
 mod text;
@@ -52,7 +51,6 @@ pub mod testing;
 #[doc(hidden)]
 pub mod __private;
 
-pub use arena::CallArena;
 pub use plan::{
     Action, ConsumerEnv, Container, ENV_NAMES, Endpoint, Exec, HttpProbe, Mount, PackageSource, Plan, PlanError, Port,
     Probe, Protocol, PythonPackage, RestartPolicy, Wait, WriteFile,

@@ -3,7 +3,7 @@
 //! component the first time (compile) and from the compile cache. Prints figures;
 //! `BENCHMARKS.md` records them. Run with `cargo bench -p hsm-runtime --bench plugins`
 //! (`-- calls` for the bundled plugins only). Besides wall-clock times it prints the
-//! process's CPU time and page faults per run, which a busy machine disturbs less.
+//! process's page faults per run, which a busy machine disturbs less.
 
 #![allow(clippy::print_stdout, missing_docs)]
 
@@ -19,58 +19,40 @@ fn median(mut samples: Vec<Duration>) -> Duration {
     samples[samples.len() / 2]
 }
 
-/// CPU time of the whole process (every thread), which a busy machine disturbs
-/// less than wall-clock time.
-fn cpu_time() -> Duration {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: `ts` is a valid, writable timespec.
-    #[allow(unsafe_code)]
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
-    assert_eq!(rc, 0, "clock_gettime(CLOCK_PROCESS_CPUTIME_ID)");
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
-}
-
-/// Minor page faults of the process so far.
+/// Minor page faults of the process so far (`minflt`, the tenth field of
+/// `/proc/self/stat`, counted over every thread).
 fn page_faults() -> u64 {
-    // SAFETY: an all-zero rusage is valid, and getrusage only writes into it.
-    #[allow(unsafe_code)]
-    let usage = unsafe {
-        let mut usage: libc::rusage = std::mem::zeroed();
-        assert_eq!(libc::getrusage(libc::RUSAGE_SELF, &mut usage), 0, "getrusage");
-        usage
-    };
-    usage.ru_minflt as u64
+    let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
+    // The command name (field 2) is in parentheses and may hold spaces.
+    let after_name = &stat[stat.rfind(')').expect("a command name") + 2..];
+    after_name.split(' ').nth(7).and_then(|f| f.parse().ok()).expect("minflt")
 }
 
 struct Timing {
     median: Duration,
     min: Duration,
-    cpu: Duration,
     faults: f64,
 }
 
-/// Wall-clock median and minimum, mean CPU time and mean page faults of `n` runs of `f`.
+/// Wall-clock median and minimum, and mean page faults, of `n` runs of `f`.
 fn time<T>(n: usize, mut f: impl FnMut() -> T) -> Timing {
     let mut samples = Vec::with_capacity(n);
     let faults_start = page_faults();
-    let cpu_start = cpu_time();
     for _ in 0..n {
         let start = Instant::now();
         std::hint::black_box(f());
         samples.push(start.elapsed());
     }
-    let cpu = (cpu_time() - cpu_start) / n as u32;
     let faults = (page_faults() - faults_start) as f64 / n as f64;
     let min = *samples.iter().min().unwrap();
-    Timing { median: median(samples), min, cpu, faults }
+    Timing { median: median(samples), min, faults }
 }
 
 fn show(what: &str, t: Timing) {
     println!(
-        "{what:<58} median {:>9.1} µs   min {:>9.1} µs   cpu {:>9.1} µs   page faults {:>6.1}",
+        "{what:<58} median {:>9.1} µs   min {:>9.1} µs   page faults {:>6.1}",
         t.median.as_secs_f64() * 1e6,
         t.min.as_secs_f64() * 1e6,
-        t.cpu.as_secs_f64() * 1e6,
         t.faults
     );
 }
@@ -91,34 +73,32 @@ impl Authenticator for Key {
 }
 
 /// The child process of `first_loads`: creates the engine, loads the bundled
-/// plugins once, and prints the wall-clock and CPU time (ns) and page faults of
-/// the load.
+/// plugins once, and prints the wall-clock time (ns) and page faults of the load.
 fn load_once() {
     let host = PluginHost::default();
-    let (faults, cpu, start) = (page_faults(), cpu_time(), Instant::now());
+    let (faults, start) = (page_faults(), Instant::now());
     let plugins = host.load_bundled().unwrap();
     let wall = start.elapsed();
-    let (cpu, faults) = (cpu_time() - cpu, page_faults() - faults);
+    let faults = page_faults() - faults;
     assert!(plugins.iter().all(Plugin::precompiled), "the bundled plugins must load precompiled");
-    println!("{} {} {faults}", wall.as_nanos(), cpu.as_nanos());
+    println!("{} {faults}", wall.as_nanos());
 }
 
 /// Loading the bundled plugins as a run of hsm does: once, in a fresh process
 /// (later loads in the same process share the code). `n` processes.
 fn first_loads(n: usize) -> Timing {
     let mut samples = Vec::with_capacity(n);
-    let (mut cpu, mut faults) = (Duration::ZERO, 0u64);
+    let mut faults = 0u64;
     for _ in 0..n {
         let out = std::process::Command::new(std::env::current_exe().unwrap()).arg("load-once").output().unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let line = String::from_utf8(out.stdout).unwrap();
         let f: Vec<u64> = line.split_whitespace().map(|w| w.parse().unwrap()).collect();
         samples.push(Duration::from_nanos(f[0]));
-        cpu += Duration::from_nanos(f[1]);
-        faults += f[2];
+        faults += f[1];
     }
     let min = *samples.iter().min().unwrap();
-    Timing { median: median(samples), min, cpu: cpu / n as u32, faults: faults as f64 / n as f64 }
+    Timing { median: median(samples), min, faults: faults as f64 / n as f64 }
 }
 
 fn main() {

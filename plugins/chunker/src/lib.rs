@@ -4,10 +4,6 @@
 
 use hsm_sdk::*;
 
-/// Every call runs in a fresh instance, so memory is never freed piece by piece.
-#[global_allocator]
-static ALLOCATOR: hsm_sdk::CallArena = hsm_sdk::CallArena::new();
-
 /// The plugin.
 pub struct Chunker;
 
