@@ -39,11 +39,8 @@ pub struct EnvError {
     pub message: String,
 }
 
-impl hsm_model::Explain for EnvError {
-    fn hint(&self) -> Option<String> {
-        self.message.contains("run `hsm sync`").then(|| "run `hsm sync` first".to_string())
-    }
-}
+/// The message says what to do (`run `hsm sync``, say): no hint of its own.
+impl hsm_model::Explain for EnvError {}
 
 /// The consumer's variables with secrets as references; host ports are filled in
 /// when known (they are not secret), else shown as `${hsm:port:…}`.

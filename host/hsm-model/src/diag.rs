@@ -254,6 +254,13 @@ fn printable(s: &str) -> String {
     s.split('\n').map(crate::text::printable).collect::<Vec<_>>().join("\n")
 }
 
+/// Names in backticks, separated by commas (`` `a`, `b` ``), or `none`: how
+/// messages list what a plugin declares or is granted.
+pub fn names_or_none<'a>(names: impl IntoIterator<Item = &'a str>) -> String {
+    let names: Vec<String> = names.into_iter().map(|n| format!("`{n}`")).collect();
+    if names.is_empty() { "none".to_string() } else { names.join(", ") }
+}
+
 fn digits(n: u32) -> usize {
     n.max(1).ilog10() as usize + 1
 }

@@ -18,7 +18,7 @@ pub mod value;
 
 pub use cache::{Authenticator, tags_equal};
 pub use capability::Capability;
-pub use diag::{Diagnostic, Diagnostics, FileId, Label, Origin, SourceFile, Sources, Span};
+pub use diag::{Diagnostic, Diagnostics, FileId, Label, Origin, SourceFile, Sources, Span, names_or_none};
 pub use error::Explain;
 pub use text::{Encoding, NoRefs, Piece, ResolveRefs, SecretId, SecretStore, Sensitive, Text};
 pub use value::Value;

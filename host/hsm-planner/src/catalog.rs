@@ -245,7 +245,10 @@ fn grants(plugin: &Plugin, g: &PluginGrant, warnings: &mut Vec<Diagnostic>) -> R
             warnings.push(
                 Diagnostic::warning(format!("plugin `{name}` does not declare `{c}`, so this grant gives it nothing"))
                     .at(*span, "")
-                    .note(format!("it declares {}", list(info.capabilities.iter().map(|c| c.as_str()))))
+                    .note(format!(
+                        "it declares {}",
+                        hsm_model::names_or_none(info.capabilities.iter().map(|c| c.as_str()))
+                    ))
                     .hint("remove it, or check that the grant is meant for this plugin"),
             );
         }
@@ -267,7 +270,7 @@ fn grants(plugin: &Plugin, g: &PluginGrant, warnings: &mut Vec<Diagnostic>) -> R
                 .at(*span, "")
                 .note(format!(
                     "it declares {}",
-                    list(info.variables.iter().flatten().map(|v| v.name.as_str()))
+                    hsm_model::names_or_none(info.variables.iter().flatten().map(|v| v.name.as_str()))
                 ))
                 .hint("remove it (a plugin built for WIT 0.3.0 or later needs no `env` grant)"),
             );
@@ -279,10 +282,4 @@ fn grants(plugin: &Plugin, g: &PluginGrant, warnings: &mut Vec<Diagnostic>) -> R
         variables: g.env.iter().map(|(v, _)| v.clone()).collect(),
         reviewed: true,
     })
-}
-
-/// `` `a`, `b` `` or `nothing`.
-fn list<'a>(names: impl Iterator<Item = &'a str>) -> String {
-    let names: Vec<String> = names.map(|n| format!("`{n}`")).collect();
-    if names.is_empty() { "nothing".to_string() } else { names.join(", ") }
 }

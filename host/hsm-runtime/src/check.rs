@@ -504,11 +504,11 @@ impl Checker<'_> {
         let reason = match &self.info.variables {
             Some(declared) => format!(
                 "it does not declare that variable (it declares {})",
-                list_or_none(declared.iter().map(|v| v.name.as_str()))
+                hsm_model::names_or_none(declared.iter().map(|v| v.name.as_str()))
             ),
             None => format!(
                 "the variable is not granted to it (built for an older WIT, it can't declare its variables; it is granted {})",
-                list_or_none(self.grants.variables.iter().map(String::as_str))
+                hsm_model::names_or_none(self.grants.variables.iter().map(String::as_str))
             ),
         };
         let mut refusal = self.refuse(what(), reason, None);
@@ -559,12 +559,6 @@ impl Checker<'_> {
 
 /// The longest a plugin may make hsm wait for one probe.
 const MAX_WAIT_MS: u32 = 10 * 60 * 1000;
-
-/// `a`, `b` and `c`, or `none`.
-fn list_or_none<'a>(names: impl Iterator<Item = &'a str>) -> String {
-    let names: Vec<String> = names.map(|n| format!("`{n}`")).collect();
-    if names.is_empty() { "none".to_string() } else { names.join(", ") }
-}
 
 /// An image reference as Docker takes one (`postgres:16`,
 /// `registry:5000/team/app@sha256:…`): ASCII letters, digits and `._-/:@`, at

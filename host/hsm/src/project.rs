@@ -182,16 +182,9 @@ pub(crate) fn plan(global: &GlobalArgs, out: &Output) -> Result<Planned, Failure
 /// What a plugin declares, in one line: the capabilities it may be granted and the
 /// variables it sets in packages' environments.
 fn declarations(info: &hsm_runtime::PluginInfo) -> String {
-    let quoted = |names: Vec<&str>| {
-        if names.is_empty() {
-            "none".to_string()
-        } else {
-            names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
-        }
-    };
-    let capabilities = quoted(info.capabilities.iter().map(|c| c.as_str()).collect());
+    let capabilities = hsm_model::names_or_none(info.capabilities.iter().map(|c| c.as_str()));
     let variables = match &info.variables {
-        Some(v) => format!("sets the variables {}", quoted(v.iter().map(|v| v.name.as_str()).collect())),
+        Some(v) => format!("sets the variables {}", hsm_model::names_or_none(v.iter().map(|v| v.name.as_str()))),
         None => "can't declare the variables it sets (built for an older WIT)".to_string(),
     };
     format!("`{}` declares the capabilities {capabilities} and {variables}", info.name)
