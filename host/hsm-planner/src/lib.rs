@@ -350,20 +350,8 @@ fn consumers(service: &ServiceInstance) -> Vec<(Consumer, Cow<'_, Value>)> {
 /// The consumers' renames of the service's variables: their `env_names` (the
 /// parameter every plugin honours through the SDK), as [`consumers`] merges them.
 fn renames(service: &ServiceInstance) -> Vec<Rename> {
-    let mut out = Vec::new();
-    for (consumer, params) in consumers(service) {
-        let Some(Value::Map(names)) = params.get(ENV_NAMES) else { continue };
-        for (from, to) in names {
-            if let Some(to) = to.as_text().and_then(|t| t.as_plain()) {
-                out.push(Rename { consumer: consumer.clone(), from: from.clone(), to: to.to_string() });
-            }
-        }
-    }
-    out
+    consumers(service).into_iter().flat_map(|(consumer, params)| Rename::from_params(&consumer, &params)).collect()
 }
-
-/// The parameter with which a consumer renames the variables it gets.
-const ENV_NAMES: &str = "env_names";
 
 /// Who [`consumers`] lists, without their params.
 fn consumer_list(service: &ServiceInstance) -> Vec<Consumer> {

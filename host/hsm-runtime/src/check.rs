@@ -65,6 +65,25 @@ pub struct Rename {
     pub to: String,
 }
 
+impl Rename {
+    /// The renames a consumer asks for in its params (`env_names`, the parameter
+    /// the SDK applies for every plugin); a rename to `null` drops a variable and
+    /// gives no new name.
+    pub fn from_params(consumer: &Consumer, params: &hsm_model::Value) -> Vec<Rename> {
+        let Some(hsm_model::Value::Map(names)) = params.get(ENV_NAMES) else { return Vec::new() };
+        names
+            .iter()
+            .filter_map(|(from, to)| {
+                let to = to.as_text()?.as_plain()?;
+                Some(Rename { consumer: consumer.clone(), from: from.clone(), to: to.to_string() })
+            })
+            .collect()
+    }
+}
+
+/// The parameter with which a consumer renames the variables it gets.
+const ENV_NAMES: &str = "env_names";
+
 /// What the host knows about the service being planned.
 #[derive(Clone, Debug)]
 pub struct CheckContext<'a> {

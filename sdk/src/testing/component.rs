@@ -194,17 +194,10 @@ impl ComponentPlugin {
             })
             .collect();
         // The consumers' renames, as hsm reads them from their `env_names`.
-        let renames: Vec<rt::Rename> = req
-            .consumers
+        let renames: Vec<rt::Rename> = consumers
             .iter()
-            .zip(&consumers)
-            .flat_map(|(c, consumer)| {
-                let names = c.params.get(crate::ENV_NAMES).and_then(Value::as_map);
-                names.into_iter().flat_map(Map::iter).filter_map(move |(from, to)| {
-                    let to = to.as_str()?.to_string();
-                    Some(rt::Rename { consumer: consumer.clone(), from: from.to_string(), to })
-                })
-            })
+            .zip(&params)
+            .flat_map(|(consumer, params)| rt::Rename::from_params(consumer, params))
             .collect();
         let ctx =
             rt::CheckContext { service: &req.service, consumers: &consumers, packages: &packages, renames: &renames };
