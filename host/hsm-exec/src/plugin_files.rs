@@ -197,7 +197,9 @@ mod tests {
         let e = PluginDir::check_inside(&p, "redis", "escape/sub", false).expect_err("a symlink out");
         assert!(e.to_string().contains("`.hsm/redis/escape` is a symlink"), "{e}");
         PluginDir::check_inside(&p, "redis", "escape", true).expect_err("a bind source Docker would follow out");
-        PluginDir::check_inside(&p, "redis", "conf.toml", false).expect("a file hsm writes replaces a symlink");
+        std::os::unix::fs::symlink(outside.path().join("target"), p.dir.join(".hsm/redis/late.toml")).unwrap();
+        PluginDir::check_inside(&p, "redis", "late.toml", false).expect("a file hsm writes replaces a symlink");
+        PluginDir::check_inside(&p, "redis", "late.toml", true).expect_err("a bind source Docker would follow");
         PluginDir::check_inside(&p, "redis", "not/yet/there", true).unwrap();
         assert!(!p.dir.join(".hsm/redis/not").exists());
         PluginDir::check_inside(&p, "other", "data", true).unwrap();
