@@ -107,6 +107,23 @@ if ! uv --version > /dev/null 2>&1; then
     uv --version > /dev/null 2>&1 || die "uv was installed but does not run"
 fi
 
+# --- export tests: docker-compose (Debian) and kubernetes-validate (PyPI) ------------
+# `hsm export compose` is brought up with docker-compose; `hsm export kubernetes`
+# is validated offline against the schemas kubernetes-validate carries.
+if ! docker-compose version > /dev/null 2>&1; then
+    apt_install docker-compose
+fi
+kv_version=${HSM_KUBERNETES_VALIDATE_VERSION:-1.37.0}
+if ! kubernetes-validate --version 2> /dev/null | grep -qx "$kv_version"; then
+    kv=$HSM_DEV_HOME/kubernetes-validate
+    say "uv pip install kubernetes-validate==$kv_version into $kv"
+    quietly kv-venv uv venv -q --clear "$kv"
+    quietly kv-install uv pip install -q --python "$kv/bin/python" "kubernetes-validate==$kv_version"
+    mkdir -p "$HSM_DEV_HOME/bin"
+    ln -sf "$kv/bin/kubernetes-validate" "$HSM_DEV_HOME/bin/kubernetes-validate"
+    kubernetes-validate --version > /dev/null || die "kubernetes-validate was installed but does not run"
+fi
+
 # --- test images ------------------------------------------------------------------
 tests/images/build.sh -q
 

@@ -4,6 +4,7 @@
 //! everything it created when it ends, pass or fail, so they run in parallel.
 
 mod escapes;
+mod export;
 mod faults;
 mod leak;
 mod registry;

@@ -46,9 +46,41 @@ pub enum PlanningError {
     Refused(#[from] Refusal),
 }
 
-/// Plans every service of a resolved project. Independent problems in several
-/// services are reported together.
+/// Where the consumers of a managed service reach it: the address its plugin puts
+/// in their environment (`DB_HOST`, the host of a URL).
+#[derive(Clone, Copy, Debug)]
+pub enum Reach {
+    /// On this machine, at the published ports ([`HOST_ADDRESS`]): what `hsm sync`
+    /// and `hsm run` give.
+    Local,
+    /// Inside an exported stack's network, at the service's name as the target
+    /// spells it (`hsm export`).
+    ByName(fn(&str) -> String),
+}
+
+impl Reach {
+    fn address(self, service: &str) -> Cow<'static, str> {
+        match self {
+            Self::Local => Cow::Borrowed(HOST_ADDRESS),
+            Self::ByName(name) => Cow::Owned(name(service)),
+        }
+    }
+}
+
+/// Plans every service of a resolved project for this machine. Independent problems
+/// in several services are reported together.
 pub fn plan(resolution: &Resolution, catalog: &Catalog, sources: &Sources) -> Result<Plan, PlanningError> {
+    plan_for(resolution, catalog, sources, Reach::Local)
+}
+
+/// Plans every service of a resolved project, its consumers reaching it as `reach`
+/// says.
+pub fn plan_for(
+    resolution: &Resolution,
+    catalog: &Catalog,
+    sources: &Sources,
+    reach: Reach,
+) -> Result<Plan, PlanningError> {
     let packages = python_packages(resolution);
     let mut services = Vec::new();
     let mut diags = Diagnostics::default();
@@ -56,7 +88,8 @@ pub fn plan(resolution: &Resolution, catalog: &Catalog, sources: &Sources) -> Re
     if !packages.is_empty() {
         jobs.push(Job::Python);
     }
-    let results = plan_in_parallel(&jobs, &packages, |job| plan_service(resolution, job, catalog, sources, &packages));
+    let results =
+        plan_in_parallel(&jobs, &packages, |job| plan_service(resolution, job, catalog, sources, &packages, reach));
     for result in results {
         match result {
             Ok(s) => services.push(s),
@@ -191,6 +224,7 @@ fn plan_service(
     catalog: &Catalog,
     sources: &Sources,
     packages: &[PythonPackage],
+    reach: Reach,
 ) -> Result<ServicePlan, PlanningError> {
     let (name, kind) = match job {
         Job::Service(s) => (s.name.as_str(), s.kind.as_str()),
@@ -201,8 +235,8 @@ fn plan_service(
     })?;
     let plugin = &loaded.plugin;
     let Answer { merged, actions, env } = match job {
-        Job::Service(service) => ask_plugin(resolution, service, loaded, sources)?,
-        Job::Python => ask_plugin(resolution, &python_service(resolution, packages), loaded, sources)?,
+        Job::Service(service) => ask_plugin(resolution, service, loaded, sources, reach)?,
+        Job::Python => ask_plugin(resolution, &python_service(resolution, packages), loaded, sources, Reach::Local)?,
     };
     let planned = hsm_runtime::PlannedService { actions, env };
     // The Python service has no consumers: no package implies it.
@@ -249,6 +283,7 @@ fn ask_plugin(
     service: &ServiceInstance,
     loaded: &LoadedPlugin,
     sources: &Sources,
+    reach: Reach,
 ) -> Result<Answer, PlanningError> {
     let plugin = &loaded.plugin;
     let contributions: Vec<ContributionInput<'_>> = service
@@ -302,7 +337,7 @@ fn ask_plugin(
         config: &merged,
         profile: ProfileInput { name: &service.profile.name, mode, settings: &service.profile.settings },
         consumers: who.into_iter().zip(&params).map(|(consumer, params)| ConsumerInput { consumer, params }).collect(),
-        host_address: HOST_ADDRESS,
+        host_address: &reach.address(&service.name),
     };
     let planned = match plugin.plan(&input) {
         Ok(p) => p,

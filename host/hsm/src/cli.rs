@@ -92,6 +92,12 @@ pub(crate) enum Command {
     /// Show what runs, whether it is ready, and how it differs from `hsm.yaml`.
     Status(StatusArgs),
 
+    /// Write the stack for another engine: a Compose file, or Kubernetes manifests.
+    /// The same checks as `hsm sync`; no secret value is written (secrets become
+    /// variables, listed when the export is written).
+    #[command(subcommand)]
+    Export(ExportCommand),
+
     /// Stop and remove what hsm created for this project (containers, network; with
     /// `--volumes`, the data too).
     Down(DownArgs),
@@ -253,4 +259,56 @@ pub(crate) struct PluginListArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub(crate) json: bool,
+}
+
+/// The targets of `hsm export`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum ExportCommand {
+    /// Write a Compose file (`docker compose up -d` runs it): each container a
+    /// service with its healthcheck, each exec a one-shot service, each package's
+    /// environment in `env/<package>.env`.
+    Compose(ExportComposeArgs),
+
+    /// Write Kubernetes manifests for `kubectl apply -k`: a StatefulSet or
+    /// Deployment and a Service per managed service, a ConfigMap per package, and
+    /// `create-secrets.sh`, which creates the Secrets from your variables.
+    Kubernetes(ExportKubernetesArgs),
+}
+
+/// Arguments of `hsm export compose`.
+#[derive(Debug, Args)]
+pub(crate) struct ExportComposeArgs {
+    /// The Compose file to write (its folder gets `env/` and `files/` too)
+    /// [default: hsm-export/compose/compose.yaml in the project folder].
+    #[arg(short, long, value_name = "FILE")]
+    pub(crate) output: Option<PathBuf>,
+
+    /// Also run a package as a service of the stack, from its image, with its
+    /// environment, once the services it uses are ready. Repeatable.
+    #[arg(long = "package", value_name = "NAME=IMAGE")]
+    pub(crate) packages: Vec<String>,
+
+    /// Also write the values of the variables the export needs (secrets
+    /// included) to this file, readable by you only, for `docker compose
+    /// --env-file FILE`. Keep it out of version control.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) values: Option<PathBuf>,
+}
+
+/// Arguments of `hsm export kubernetes`.
+#[derive(Debug, Args)]
+pub(crate) struct ExportKubernetesArgs {
+    /// The folder to write [default: hsm-export/kubernetes in the project folder].
+    #[arg(short, long, value_name = "DIR")]
+    pub(crate) output: Option<PathBuf>,
+
+    /// The namespace of every object (default: kubectl's current one).
+    #[arg(long, value_name = "NS")]
+    pub(crate) namespace: Option<String>,
+
+    /// Also write the Secrets with their values to this file, readable by you
+    /// only, for `kubectl apply -f FILE` (instead of `create-secrets.sh`). Keep
+    /// it out of version control.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) secret_values: Option<PathBuf>,
 }

@@ -48,6 +48,7 @@ fn main() -> ExitCode {
         Command::Run(args) => commands::run::run(&cli.global, args, &out),
         Command::Status(args) => commands::status::run(&cli.global, args, &out),
         Command::Down(args) => commands::down::run(&cli.global, args, &out),
+        Command::Export(command) => commands::export::run(&cli.global, command, &out),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

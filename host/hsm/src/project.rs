@@ -128,13 +128,18 @@ pub(crate) fn catalog(
 /// Loads, resolves and plans the project named by the global options: the plugin of
 /// every service merges and plans it, and the host checks what they return.
 pub(crate) fn plan(global: &GlobalArgs, out: &Output) -> Result<Planned, Failure> {
+    plan_for(global, out, hsm_planner::Reach::Local)
+}
+
+/// [`plan`], its consumers reaching the services as `reach` says.
+pub(crate) fn plan_for(global: &GlobalArgs, out: &Output, reach: hsm_planner::Reach) -> Result<Planned, Failure> {
     let preload = Preload::start();
     let cache = PluginCache::new(global);
     let (sources, config) = load(global, out)?;
     let (sources, catalog) = catalog(preload, &config, sources, out, &cache)?;
     let third_party = !config.plugins.is_empty();
     let (sources, resolution) = resolve(config, sources, &catalog)?;
-    match hsm_planner::plan(&resolution, &catalog, &sources) {
+    match hsm_planner::plan_for(&resolution, &catalog, &sources, reach) {
         Ok(plan) => {
             out.verbose(&format!("plugins planned {} service(s)", plan.services.len()));
             // The project's input was valid: a key is worth creating for the

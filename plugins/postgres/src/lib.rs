@@ -23,9 +23,9 @@ const DATA: &str = "/var/lib/postgresql/data";
 /// Creates every database of `$DB_LIST` that doesn't exist yet; safe to run again.
 const CREATE_DATABASES: &str = r#"set -eu
 for db in $(printf '%s' "$DB_LIST" | tr ',' ' '); do
-  exists=$(psql -v ON_ERROR_STOP=1 -U "$POSTGRES_USER" -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '$db'")
+  exists=$(psql -v ON_ERROR_STOP=1 -h 127.0.0.1 -U "$POSTGRES_USER" -d postgres -tAc "SELECT 1 FROM pg_database WHERE datname = '$db'")
   if [ "$exists" != "1" ]; then
-    psql -v ON_ERROR_STOP=1 -U "$POSTGRES_USER" -d postgres -c "CREATE DATABASE \"$db\""
+    psql -v ON_ERROR_STOP=1 -h 127.0.0.1 -U "$POSTGRES_USER" -d postgres -c "CREATE DATABASE \"$db\""
   fi
 done"#;
 
@@ -120,7 +120,13 @@ fn plan_managed(req: &PlanRequest) -> Result<Plan, PlanError> {
     plan.action(Wait::new(Probe::Exec(ready)).timeout_ms(120_000));
     let databases = req.config.get_str("db_list").unwrap_or_default().to_string();
     if !databases.is_empty() {
-        plan.action(Exec::new(CONTAINER, ["sh", "-c", CREATE_DATABASES]).env("DB_LIST", databases).user("postgres"));
+        // Over TCP to the container's loopback, with the password, as any user: the
+        // command means the same wherever the server's network namespace is shared
+        // (an exported stack runs it in a container of its own).
+        let create = Exec::new(CONTAINER, ["sh", "-c", CREATE_DATABASES])
+            .env("DB_LIST", databases)
+            .env("PGPASSWORD", password.clone());
+        plan.action(create);
     }
     let host = Text::lit(req.host_address.as_str());
     let port = Text::host_port(CONTAINER, PORT);
@@ -345,7 +351,9 @@ mod tests {
         );
         assert!(matches!(plan.actions[1], Action::Wait(_)));
         let Action::Exec(create) = &plan.actions[2] else { panic!("expected the database creation") };
-        assert_eq!(create.env, [("DB_LIST".to_string(), Text::lit("auth,billing"))]);
+        assert_eq!(create.env[0], ("DB_LIST".to_string(), Text::lit("auth,billing")));
+        assert_eq!(create.env[1], ("PGPASSWORD".to_string(), Text::generated("password")));
+        assert_eq!(create.user, None);
         assert_eq!(
             env_of(&plan, "auth-service"),
             [

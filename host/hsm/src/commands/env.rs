@@ -81,7 +81,7 @@ pub(crate) fn run(global: &GlobalArgs, args: &EnvArgs, out: &Output) -> Result<(
 /// single-quoted (nothing in them is expanded), or double-quoted with escapes when
 /// they hold a `'` or a line break. Every value reads back exactly, or is refused:
 /// a control character other than a line break or a tab has no escape there.
-fn dotenv(vars: &[(String, String)], reveal: bool) -> Result<String, String> {
+pub(crate) fn dotenv(vars: &[(String, String)], reveal: bool) -> Result<String, String> {
     let mut out = String::new();
     for (k, v) in vars {
         unprintable(k, v, &['\n', '\r', '\t'], "an env file")?;

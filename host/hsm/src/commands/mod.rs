@@ -2,6 +2,7 @@
 
 pub(crate) mod down;
 pub(crate) mod env;
+pub(crate) mod export;
 pub(crate) mod plan;
 pub(crate) mod plugin;
 pub(crate) mod run;

@@ -1,0 +1,299 @@
+//! `hsm export compose`: the plan as a Compose file (the Compose specification,
+//! which Compose v2 reads and docker-compose 1.29 too). Each container is a
+//! service; the containers of one hsm service share its network namespace, as in
+//! a pod; each exec is a one-shot service in that namespace that starts once its
+//! server is healthy; packages' environments reach their services by name.
+
+use std::collections::BTreeMap;
+
+use hsm_plan::{Container, Mount, Plan, Protocol, RestartPolicy, Wait};
+use serde_json::{Map, Value, json};
+
+use crate::probe::{self, Check};
+use crate::refs::{Syntax, Vars};
+use crate::{Export, ExportError, Managed, Step, consumers, header, managed};
+
+/// What to add to the exported stack.
+#[derive(Clone, Debug, Default)]
+pub struct ComposeOptions {
+    /// Packages to run as services of the stack, with their images: each gets its
+    /// environment and starts after the services it uses are ready.
+    pub packages: Vec<(String, String)>,
+}
+
+/// The plan as a Compose file (`compose.yaml`), the files its services bind, and
+/// each package's environment.
+pub fn compose(plan: &Plan, options: &ComposeOptions) -> Result<Export, ExportError> {
+    let managed = managed(plan)?;
+    let mut vars = Vars::default();
+    let mut services = Map::new();
+    let mut volumes = Map::new();
+    let mut files = BTreeMap::new();
+    // What a package's service waits for: each service it uses, ready and set up.
+    let mut ready_when: BTreeMap<&str, Map<String, Value>> = BTreeMap::new();
+    for m in &managed {
+        let s = &m.plan.name;
+        let name_of =
+            |c: &Container| if c.name == m.containers[0].name { s.clone() } else { format!("{s}-{}", c.name) };
+        for (i, c) in m.containers.iter().enumerate() {
+            let mut entry = container(m, c, &mut vars, &mut volumes, &mut files)?;
+            if i == 0 {
+                let ports = ports(m)?;
+                if !ports.is_empty() {
+                    entry.insert("ports".into(), Value::Array(ports));
+                }
+            } else {
+                entry.insert("network_mode".into(), json!(format!("service:{s}")));
+                entry.insert("depends_on".into(), json!({ s: { "condition": "service_started" } }));
+            }
+            let waits: Vec<&Wait> = m
+                .steps
+                .iter()
+                .filter_map(|st| match st {
+                    Step::Wait(_, w) if probe::check(&w.probe).is_ok_and(|(on, _)| on == c.name) => Some(*w),
+                    _ => None,
+                })
+                .collect();
+            if !waits.is_empty() {
+                entry.insert("healthcheck".into(), healthcheck(&waits));
+                ready_when.entry(s).or_default().insert(name_of(c), json!({ "condition": "service_healthy" }));
+            }
+            services.insert(name_of(c), Value::Object(entry));
+        }
+        let mut before: Vec<String> = Vec::new();
+        for step in &m.steps {
+            let Step::Exec(n, exec) = step else { continue };
+            let c = m.container(&exec.container).expect("checked by managed()");
+            let mut entry = container(m, c, &mut vars, &mut volumes, &mut files)?;
+            entry.remove("command");
+            let argv = exec.command.iter().map(|t| vars.render(t, s, Syntax::Compose)).collect::<Result<Vec<_>, _>>();
+            entry.insert("entrypoint".into(), json!(argv.map_err(|why| m.action_error(*n, why))?));
+            let env = entry.entry("environment").or_insert_with(|| json!({}));
+            for (k, v) in &exec.env {
+                let v = vars.render(v, s, Syntax::Compose).map_err(|why| m.action_error(*n, why))?;
+                env[k] = json!(v);
+            }
+            if let Some(user) = &exec.user {
+                entry.insert("user".into(), json!(user));
+            }
+            entry.insert("network_mode".into(), json!(format!("service:{}", name_of(c))));
+            entry.insert("restart".into(), json!("no"));
+            let condition = if m.wait_before(&c.name, *n).is_some() { "service_healthy" } else { "service_started" };
+            let mut depends = Map::new();
+            depends.insert(name_of(c), json!({ "condition": condition }));
+            for one_shot in &before {
+                depends.insert(one_shot.clone(), json!({ "condition": "service_completed_successfully" }));
+            }
+            entry.insert("depends_on".into(), Value::Object(depends));
+            let one_shot = format!("{s}-exec-{}", before.len() + 1);
+            ready_when
+                .entry(s)
+                .or_default()
+                .insert(one_shot.clone(), json!({ "condition": "service_completed_successfully" }));
+            services.insert(one_shot.clone(), Value::Object(entry));
+            before.push(one_shot);
+        }
+        ready_when.entry(s).or_default().entry(s.clone()).or_insert_with(|| json!({ "condition": "service_started" }));
+    }
+
+    let mut env = BTreeMap::new();
+    for (consumer, list) in consumers(plan) {
+        let mut rendered = Vec::new();
+        for (name, value, service) in &list {
+            let v = vars.render(value, &service.name, Syntax::Compose).map_err(|why| ExportError {
+                plugin: service.plugin.clone(),
+                service: service.name.clone(),
+                action: None,
+                why: format!("`{name}` of `{consumer}`: {why}"),
+            })?;
+            rendered.push((name.to_string(), v));
+        }
+        env.insert(consumer, rendered);
+    }
+    for (package, image) in &options.packages {
+        if services.contains_key(package) {
+            return Err(ExportError {
+                plugin: String::new(),
+                service: package.clone(),
+                action: None,
+                why: format!("package `{package}` would have the name of a service of the stack"),
+            });
+        }
+        let mut entry = Map::new();
+        entry.insert("image".into(), json!(image));
+        let vars_of = env.get(package).cloned().unwrap_or_default();
+        if !vars_of.is_empty() {
+            entry
+                .insert("environment".into(), Value::Object(vars_of.into_iter().map(|(k, v)| (k, json!(v))).collect()));
+        }
+        let mut depends = Map::new();
+        for service in plan.services.iter().filter(|s| s.env.iter().any(|e| e.consumer.package() == Some(package))) {
+            if let Some(conditions) = ready_when.get(service.name.as_str()) {
+                depends.extend(conditions.clone());
+            }
+        }
+        if !depends.is_empty() {
+            entry.insert("depends_on".into(), Value::Object(depends));
+        }
+        services.insert(package.clone(), Value::Object(entry));
+    }
+
+    let mut doc = Map::new();
+    doc.insert("services".into(), Value::Object(services));
+    if !volumes.is_empty() {
+        doc.insert("volumes".into(), Value::Object(volumes));
+    }
+    let yaml = serde_saphyr::to_string(&Value::Object(doc)).expect("a JSON tree serializes");
+    files.insert("compose.yaml".to_string(), format!("{}{yaml}", header("compose", &plan.project)));
+    Ok(Export { files, scripts: Vec::new(), variables: vars.into_list(), env })
+}
+
+/// A container's image, command, environment, mounts and restart policy. Bound
+/// files are written next to the Compose file, under `files/<plugin>/`.
+fn container(
+    m: &Managed<'_>,
+    c: &Container,
+    vars: &mut Vars,
+    volumes: &mut Map<String, Value>,
+    files: &mut BTreeMap<String, String>,
+) -> Result<Map<String, Value>, ExportError> {
+    let s = &m.plan.name;
+    let n = container_action(m, c);
+    let render = |vars: &mut Vars, t| vars.render(t, s, Syntax::Compose).map_err(|why| m.action_error(n, why));
+    let mut entry = Map::new();
+    entry.insert("image".into(), json!(c.image));
+    if let Some(command) = &c.command {
+        let argv = command.iter().map(|t| render(vars, t)).collect::<Result<Vec<_>, _>>()?;
+        entry.insert("command".into(), json!(argv));
+    }
+    if !c.env.is_empty() {
+        let mut env = Map::new();
+        for (k, v) in &c.env {
+            env.insert(k.clone(), json!(render(vars, v)?));
+        }
+        entry.insert("environment".into(), Value::Object(env));
+    }
+    let mut mounts = Vec::new();
+    for mount in &c.mounts {
+        mounts.push(match mount {
+            Mount::Volume { volume, target, read_only } => {
+                let name = format!("{s}-{volume}");
+                volumes.insert(name.clone(), json!({}));
+                json!({ "type": "volume", "source": name, "target": target, "read_only": read_only })
+            }
+            Mount::Bind { source, target, read_only } => {
+                let path = bound_files(m, source, files).map_err(|why| m.action_error(n, why))?;
+                json!({ "type": "bind", "source": format!("./{path}"), "target": target, "read_only": read_only })
+            }
+        });
+    }
+    if !mounts.is_empty() {
+        entry.insert("volumes".into(), Value::Array(mounts));
+    }
+    let restart = match c.restart {
+        RestartPolicy::No => "no",
+        RestartPolicy::OnFailure => "on-failure",
+        RestartPolicy::UnlessStopped => "unless-stopped",
+        RestartPolicy::Always => "always",
+    };
+    entry.insert("restart".into(), json!(restart));
+    Ok(entry)
+}
+
+/// The number of the action that ensures container `c`.
+pub(crate) fn container_action(m: &Managed<'_>, c: &Container) -> usize {
+    m.plan
+        .actions
+        .iter()
+        .position(|a| matches!(a, hsm_plan::Action::EnsureContainer(x) if x.name == c.name))
+        .map_or(0, |i| i + 1)
+}
+
+/// Copies the files the plan writes under a bind mount's source into `files/`,
+/// and returns the source's path there. A source the plan does not write is
+/// refused: the export would mount something that isn't there.
+pub(crate) fn bound_files(
+    m: &Managed<'_>,
+    source: &str,
+    files: &mut BTreeMap<String, String>,
+) -> Result<String, String> {
+    let source = source.trim_matches('/');
+    let plugin = m.plan.plugin.split('@').next().unwrap_or_default();
+    let mut found = false;
+    for f in &m.files {
+        let path = f.path.trim_start_matches('/');
+        if path == source || path.starts_with(&format!("{source}/")) {
+            files.insert(format!("files/{}/{path}", f.plugin), f.contents.clone());
+            found = true;
+        }
+    }
+    if !found {
+        return Err(format!("the mount's source `{source}` is no file the plan writes"));
+    }
+    Ok(format!("files/{plugin}/{source}"))
+}
+
+/// Every container's ports, published by the service's first container (they
+/// share its network namespace): a fixed host port as fixed, any other on a
+/// variable that defaults to the container's port.
+fn ports(m: &Managed<'_>) -> Result<Vec<Value>, ExportError> {
+    let mut seen = BTreeMap::new();
+    let mut out = Vec::new();
+    for c in &m.containers {
+        for p in &c.ports {
+            let proto = match p.protocol {
+                Protocol::Tcp => "",
+                Protocol::Udp => "/udp",
+            };
+            if let Some(other) = seen.insert((p.container_port, proto), &c.name) {
+                return Err(m.error(format!(
+                    "containers `{other}` and `{}` both use port {}{proto}, which a shared network namespace can't hold",
+                    c.name, p.container_port
+                )));
+            }
+            let host = match p.host_port {
+                Some(port) => port.to_string(),
+                None => format!(
+                    "${{{}:-{}}}",
+                    crate::refs::generated_name(&m.plan.name, &format!("port-{}", p.container_port)),
+                    p.container_port
+                ),
+            };
+            let ip = if p.host_ip.contains(':') { format!("[{}]", p.host_ip) } else { p.host_ip.clone() };
+            out.push(json!(format!("{ip}:{host}:{}{proto}", p.container_port)));
+        }
+    }
+    Ok(out)
+}
+
+/// A healthcheck that passes when every wait on the container would: one
+/// command (exec probes run as they are, others in a shell), timed as the waits
+/// are.
+fn healthcheck(waits: &[&Wait]) -> Value {
+    let checks: Vec<Check> = waits.iter().map(|w| probe::check(&w.probe).expect("checked by managed()").1).collect();
+    let test = match checks.as_slice() {
+        [Check::Argv(argv)] => {
+            let mut t = vec!["CMD".to_string()];
+            t.extend(argv.iter().map(|a| a.replace('$', "$$")));
+            t
+        }
+        _ => {
+            let line = checks.iter().map(|c| format!("({})", c.shell())).collect::<Vec<_>>().join(" && ");
+            vec!["CMD-SHELL".to_string(), line.replace('$', "$$")]
+        }
+    };
+    // A healthcheck goes on for the container's life: once a second at most.
+    let interval = waits.iter().map(|w| w.interval_ms).min().unwrap_or(1000).max(1000);
+    let timeout = waits.iter().map(|w| w.timeout_ms).max().unwrap_or(60_000);
+    json!({
+        "test": test,
+        "interval": duration(interval),
+        "timeout": duration(interval.max(5_000)),
+        "retries": timeout.div_ceil(interval).max(1),
+    })
+}
+
+/// A duration as Compose writes it: `2s`, `1500ms`.
+fn duration(ms: u32) -> String {
+    if ms.is_multiple_of(1000) { format!("{}s", ms / 1000) } else { format!("{ms}ms") }
+}
