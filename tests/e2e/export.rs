@@ -217,3 +217,53 @@ fn the_third_party_redis_exports_and_runs_with_its_grants() {
     assert!(run.stderr.contains("containers"), "{}", run.stderr);
     assert!(!p.path().join("other").exists());
 }
+
+/// The zero-leak scenario: every secret is the user's, from the environment; the
+/// export holds none of hsm's values, and the stack gets Compose's instead.
+#[test]
+fn zero_leak_export_holds_no_value_and_takes_the_users_variables() {
+    let mut p = Project::new("export-zero");
+    p.set_env("CORP_DB_PASSWORD", "hsm-side-c0rp");
+    p.set_env("QDRANT_API_KEY", "hsm-side-qdr");
+    p.setup(
+        &["rag-api", "auth-service"],
+        "services:\n  vector-db:\n    profile: external-prod\n  postgres:\n    profile: external-corp\n",
+    );
+    let package = format!("rag-api={}", image("chunker"));
+    let stack = Stack::up(
+        &p,
+        &["--package", &package],
+        &[
+            ("QDRANT_API_KEY", "compose-qdr"),
+            ("CORP_DB_PASSWORD", "c:p@w"),
+            ("CORP_DB_PASSWORD_URLENCODED", "c%3Ap%40w"),
+        ],
+    );
+    for entry in walk(&p.path().join("exported")) {
+        let text = std::fs::read_to_string(&entry).unwrap();
+        assert!(!text.contains("hsm-side"), "a value hsm read leaked into {}", entry.display());
+    }
+    // External services add no container: only the chunker (and the package) run.
+    let services = stack.compose(&["config", "--services"]);
+    let mut services: Vec<&str> = services.lines().collect();
+    services.sort();
+    assert_eq!(services, ["chunker", "rag-api"]);
+    let script = "import os; print(os.environ['QDRANT_API_KEY'], os.environ['CHUNKER_URL'])";
+    let out = stack.compose(&["run", "--rm", "rag-api", "python3", "-c", script]);
+    assert_eq!(out.trim(), "compose-qdr http://chunker:8000");
+    let env = std::fs::read_to_string(p.path().join("exported/env/auth-service.env")).unwrap();
+    assert!(
+        env.contains("DATABASE_URL=\"postgresql://app:${CORP_DB_PASSWORD_URLENCODED:?CORP_DB_PASSWORD_URLENCODED is not set}@10.0.0.50:5432/auth\""),
+        "{env}"
+    );
+}
+
+/// Every file under `dir`.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() { out.extend(walk(&path)) } else { out.push(path) }
+    }
+    out
+}

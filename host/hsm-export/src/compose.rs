@@ -76,7 +76,7 @@ pub fn compose(plan: &Plan, options: &ComposeOptions) -> Result<Export, ExportEr
             if let Some(user) = &exec.user {
                 entry.insert("user".into(), json!(user));
             }
-            entry.insert("network_mode".into(), json!(format!("service:{}", name_of(c))));
+            entry.insert("network_mode".into(), json!(format!("service:{s}")));
             entry.insert("restart".into(), json!("no"));
             let condition = if m.wait_before(&c.name, *n).is_some() { "service_healthy" } else { "service_started" };
             let mut depends = Map::new();
