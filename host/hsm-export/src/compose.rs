@@ -10,7 +10,7 @@ use hsm_plan::{Container, Mount, Plan, Protocol, RestartPolicy, Wait};
 use serde_json::{Map, Value, json};
 
 use crate::probe::{self, Check};
-use crate::refs::{Syntax, Vars};
+use crate::refs::{Syntax, Vars, escape};
 use crate::{Export, ExportError, Managed, Step, consumers, header, managed};
 
 /// What to add to the exported stack.
@@ -149,7 +149,10 @@ pub fn compose(plan: &Plan, options: &ComposeOptions) -> Result<Export, ExportEr
 }
 
 /// A container's image, command, environment, mounts and restart policy. Bound
-/// files are written next to the Compose file, under `files/<plugin>/`.
+/// files are written next to the Compose file, under `files/<plugin>/`. Every
+/// string a plugin chose is escaped where Compose interpolates (`$` as `$$`): a
+/// plugin can't make Compose read the user's variables. (Image references and user
+/// names can't hold a `$`: the host refused them.)
 fn container(
     m: &Managed<'_>,
     c: &Container,
@@ -179,11 +182,12 @@ fn container(
             Mount::Volume { volume, target, read_only } => {
                 let name = format!("{s}-{volume}");
                 volumes.insert(name.clone(), json!({}));
-                json!({ "type": "volume", "source": name, "target": target, "read_only": read_only })
+                json!({ "type": "volume", "source": name, "target": escape(target, Syntax::Compose), "read_only": read_only })
             }
             Mount::Bind { source, target, read_only } => {
                 let path = bound_files(m, source, files).map_err(|why| m.action_error(n, why))?;
-                json!({ "type": "bind", "source": format!("./{path}"), "target": target, "read_only": read_only })
+                let source = escape(&format!("./{path}"), Syntax::Compose);
+                json!({ "type": "bind", "source": source, "target": escape(target, Syntax::Compose), "read_only": read_only })
             }
         });
     }

@@ -120,9 +120,17 @@ mod tests {
             use std::io::{Read, Write};
             for stream in listener.incoming() {
                 let mut s = stream.unwrap();
+                // The whole request (a client may write it in pieces): closing with
+                // unread bytes would reset the connection under the response.
+                let mut request = Vec::new();
                 let mut buf = [0u8; 2048];
-                let n = s.read(&mut buf).unwrap_or(0);
-                let ok = String::from_utf8_lossy(&buf[..n]).starts_with("GET /readyz ");
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let ok = request.starts_with(b"GET /readyz ");
                 let status = if ok { "200 OK" } else { "404 Not Found" };
                 let _ = s.write_all(format!("HTTP/1.0 {status}\r\nContent-Length: 0\r\n\r\n").as_bytes());
             }

@@ -34,7 +34,7 @@ fn plan() -> Plan {
         command: Some(vec![lit("cache-server"), lit("--price=$(5)")]),
         env: vec![("PASSWORD".into(), password.clone()), ("MODE".into(), lit("a$b"))],
         ports: vec![port(7000, Protocol::Tcp, None), port(7001, Protocol::Tcp, Some(17001))],
-        mounts: vec![Mount::Volume { volume: "data".into(), target: "/data".into(), read_only: false }],
+        mounts: vec![Mount::Volume { volume: "data".into(), target: "/data/${HOME}".into(), read_only: false }],
         restart: RestartPolicy::UnlessStopped,
     };
     let sidecar = Container {
@@ -146,7 +146,7 @@ fn compose_maps_every_action() {
     );
     assert_eq!(
         server["volumes"],
-        json!([{ "type": "volume", "source": "cache-data", "target": "/data", "read_only": false }])
+        json!([{ "type": "volume", "source": "cache-data", "target": "/data/$${HOME}", "read_only": false }])
     );
     assert_eq!(doc["volumes"], json!({ "cache-data": {} }));
     // Two waits on the server: both checks, every second at most, as long as the longest.
@@ -213,7 +213,7 @@ fn kubernetes_maps_every_action() {
         server["ports"],
         json!([{ "containerPort": 7000, "protocol": "TCP" }, { "containerPort": 7001, "protocol": "TCP" }])
     );
-    assert_eq!(server["volumeMounts"], json!([{ "name": "data", "mountPath": "/data", "readOnly": false }]));
+    assert_eq!(server["volumeMounts"], json!([{ "name": "data", "mountPath": "/data/${HOME}", "readOnly": false }]));
     // Two waits: one shell check; the period is the shortest interval.
     let probe = &server["readinessProbe"];
     assert_eq!(probe["exec"]["command"][0], "/bin/sh");
