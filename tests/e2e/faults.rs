@@ -91,7 +91,7 @@ fn a_service_that_never_gets_ready_fails_with_its_probe_and_logs_then_recovers()
     assert!(run.stderr.contains("error: service `chunker` did not become ready within 3s"), "{}", run.stderr);
     assert!(run.stderr.contains("/never answered 404"), "{}", run.stderr);
     assert!(run.stderr.contains("  | "), "the container's last log lines: {}", run.stderr);
-    assert!(run.stderr.contains(&format!("hint: see the whole log with `docker logs {name}`")), "{}", run.stderr);
+    assert!(run.stderr.contains("hint: see the whole log with `hsm logs chunker`"), "{}", run.stderr);
     let id = p.containers()[&name].0.clone();
 
     p.setup(&[], "services:\n  chunker: {}\n");

@@ -10,5 +10,6 @@ mod leak;
 mod registry;
 mod scenarios;
 mod stack;
+mod tasks;
 mod third_party;
 mod urls;

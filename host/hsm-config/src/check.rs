@@ -10,9 +10,9 @@ use indexmap::IndexMap;
 
 use crate::config::{
     Implies, NameRef, PackageDef, ParamNode, Params, PluginDef, ProfileDef, ProfileSettings, ServiceDef, SourceDef,
-    StrParam,
+    StrParam, TaskDef,
 };
-use crate::file::{PackageDecl, ParamMap, RawValue, RegistryFile, Version};
+use crate::file::{PackageDecl, ParamMap, RawValue, RegistryFile, TaskOn, Version};
 use crate::interp::Template;
 use crate::load::normalize;
 use crate::spanned::Spanned;
@@ -245,7 +245,22 @@ impl<'t> FileCtx<'t> {
                 ),
             }
         }
-        PackageDef { name, description: decl.description, source, implies }
+        let mut tasks = Vec::with_capacity(decl.tasks.len());
+        for (task, body) in decl.tasks {
+            let body = body.value;
+            let task_ref = NameRef { name: task.value.to_string(), span: task.span(file) };
+            if body.run.value.first().is_none_or(|p| p.trim().is_empty()) {
+                self.diags.push(
+                    Diagnostic::new(format!("task `{}` of package `{}` has no command", task_ref.name, name.name))
+                        .at(body.run.span(file), "")
+                        .hint("write the program and its arguments, such as `run: [alembic, upgrade, head]`"),
+                );
+                continue;
+            }
+            let on_demand = body.on.is_some_and(|o| o.value == TaskOn::Demand);
+            tasks.push(TaskDef { name: task_ref, run: body.run.value, on_demand });
+        }
+        PackageDef { name, description: decl.description, source, implies, tasks }
     }
 
     pub(crate) fn params(&mut self, map: ParamMap, span: Option<Span>) -> Params {

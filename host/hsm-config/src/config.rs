@@ -134,6 +134,19 @@ pub struct PackageDef {
     pub source: Option<SourceDef>,
     /// What it needs.
     pub implies: Vec<Implies>,
+    /// Its tasks, in the order written.
+    pub tasks: Vec<TaskDef>,
+}
+
+/// A package's task.
+#[derive(Clone, Debug)]
+pub struct TaskDef {
+    /// Its name, and where it was written.
+    pub name: NameRef,
+    /// The program and its arguments.
+    pub run: Vec<String>,
+    /// Whether it runs only from `hsm task` (else during sync too).
+    pub on_demand: bool,
 }
 
 /// Where a package is installed from.

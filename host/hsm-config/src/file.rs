@@ -12,7 +12,7 @@ use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::de::{self, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
-use crate::names::{KindName, PackageName, PluginName, ProfileName, ProjectName, ServiceName};
+use crate::names::{KindName, PackageName, PluginName, ProfileName, ProjectName, ServiceName, TaskName};
 use crate::spanned::Spanned;
 
 /// `hsm.yaml`: what one project needs.
@@ -152,6 +152,35 @@ pub struct PackageDecl {
     /// Services (with params) and other packages this package needs.
     #[serde(default, deserialize_with = "nullable")]
     pub implies: Vec<Spanned<Implication>>,
+    /// Commands the package runs with its environment: on every sync that changed
+    /// what they depend on (migrations), or on demand (`hsm task PKG NAME`).
+    #[serde(default, deserialize_with = "nullable")]
+    pub tasks: IndexMap<Spanned<TaskName>, Spanned<TaskDecl>>,
+}
+
+/// A package's task.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TaskDecl {
+    /// The program and its arguments, such as `[alembic, upgrade, head]` (not run
+    /// through a shell: write `[sh, -c, "…"]` for one).
+    pub run: Spanned<Vec<String>>,
+    /// When it runs: `sync` (the default: during `hsm sync`, after the package is
+    /// installed and its services are ready, when what it depends on changed) or
+    /// `demand` (only from `hsm task`).
+    #[serde(default)]
+    pub on: Option<Spanned<TaskOn>>,
+}
+
+/// When a task runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TaskOn {
+    /// During `hsm sync`.
+    #[default]
+    Sync,
+    /// Only from `hsm task PKG NAME`.
+    Demand,
 }
 
 /// Something a package needs: a service with params, or another package.

@@ -21,11 +21,11 @@ mod yaml_error;
 
 pub use config::{
     Config, Implies, NameRef, PackageDef, PackageRequest, ParamNode, Params, PluginGrant, ProfileDef, ProfileSettings,
-    Project, ServiceDef, ServiceRequest, SourceDef, StrParam,
+    Project, ServiceDef, ServiceRequest, SourceDef, StrParam, TaskDef,
 };
 pub use env::Environment;
 pub use file::Mode;
 pub use load::{BUNDLED, LoadOptions, PROJECT_FILE, load, load_lenient};
-pub use names::{KindName, PackageName, ProfileName, ProjectName, ServiceName};
+pub use names::{KindName, PackageName, ProfileName, ProjectName, ServiceName, TaskName};
 pub use spanned::{Loc, Spanned};
 pub use yaml_error::did_you_mean;

@@ -124,6 +124,15 @@ name_type!(
 );
 
 name_type!(
+    /// A package task's name (`hsm task PKG NAME`).
+    TaskName,
+    "task name",
+    is_identifier,
+    "^[a-z][a-z0-9_-]{0,62}$",
+    "a task name uses lowercase letters, digits, `-` and `_`, starting with a letter, at most 63 characters"
+);
+
+name_type!(
     /// A third-party plugin's name: the name it gives itself in `describe`.
     PluginName,
     "plugin name",

@@ -140,6 +140,7 @@ mod tests {
                 actions: vec![],
                 env: vec![ConsumerEnv { consumer: consumer.clone(), vars }],
             }],
+            tasks: Vec::new(),
         };
         let mut state = State::new(&project);
         let cx = EnvContext { project: &project, key: &key, secrets: &secrets, state: &state };

@@ -176,6 +176,24 @@ pub enum ExecError {
         /// Whether hsm.yaml asks for something that can't be installed as written.
         input: bool,
     },
+    /// A package's task failed (or could not start).
+    #[error("task `{task}` failed{}", match code { Some(c) => format!(" with exit code {c}"), None => String::new() })]
+    TaskFailed {
+        /// The task, `package/name`.
+        task: String,
+        /// Its exit code (`None`: ended by a signal, or could not start).
+        code: Option<i32>,
+        /// Its last output lines (or why it could not start).
+        tail: Vec<String>,
+    },
+    /// A service named on the command line has no container.
+    #[error("service `{service}` has no container")]
+    NoContainer {
+        /// The service.
+        service: String,
+        /// The services that have containers.
+        known: Vec<String>,
+    },
     /// The state or the lock.
     #[error(transparent)]
     State(#[from] StateError),
@@ -261,12 +279,23 @@ impl Explain for ExecError {
             Self::PortTaken { port, .. } => Some(format!(
                 "free port {port} (`ss -ltnp 'sport = :{port}'` shows who holds it), or choose another `port` for the service, or remove `port` to let hsm choose a free one"
             )),
-            Self::NotReady { container: Some(c), .. } | Self::Exited { container: c, .. } => {
-                Some(format!("see the whole log with `docker logs {c}`"))
+            Self::NotReady { service, .. } | Self::Exited { service, .. } => {
+                Some(format!("see the whole log with `hsm logs {service}`"))
             }
-            Self::ExecFailed { container, .. } => {
-                Some(format!("see the container's log with `docker logs {container}`"))
+            Self::ExecFailed { service, .. } => Some(format!("see the container's log with `hsm logs {service}`")),
+            Self::TaskFailed { task, .. } => {
+                let (package, name) = task.split_once('/').unwrap_or((task, ""));
+                Some(format!(
+                    "fix it, then run `hsm sync` again (it runs the task again) or just the task: `hsm task {package} {name}`"
+                ))
             }
+            Self::NoContainer { known, .. } if known.is_empty() => {
+                Some("no container of this project exists: run `hsm sync` first".into())
+            }
+            Self::NoContainer { known, .. } => Some(format!(
+                "the services with containers are {}",
+                known.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+            )),
             Self::State(e) => e.hint(),
             Self::Python { hint, .. } => hint.clone(),
             _ => None,
@@ -280,6 +309,9 @@ impl Explain for ExecError {
             {
                 Some(format!("the last lines `{c}` logged:"))
             }
+            Self::TaskFailed { task, tail, .. } if !tail.is_empty() => {
+                Some(format!("the last lines `{task}` printed:"))
+            }
             _ => None,
         }
     }
@@ -287,12 +319,19 @@ impl Explain for ExecError {
     fn details(&self) -> &[String] {
         match self {
             Self::NotReady { logs, .. } | Self::Exited { logs, .. } => logs,
+            Self::TaskFailed { tail, .. } => tail,
             _ => &[],
         }
     }
 
     fn is_input(&self) -> bool {
-        matches!(self, Self::Reference { .. } | Self::NameClash { .. } | Self::Python { input: true, .. })
+        matches!(
+            self,
+            Self::Reference { .. }
+                | Self::NameClash { .. }
+                | Self::Python { input: true, .. }
+                | Self::NoContainer { .. }
+        )
     }
 }
 
@@ -325,6 +364,9 @@ impl ExecError {
             Self::Unsupported(message) => Self::Unsupported(f(&message)),
             Self::Python { message, hint, input } => {
                 Self::Python { message: f(&message), hint: hint.map(|h| f(&h)), input }
+            }
+            Self::TaskFailed { task, code, tail } => {
+                Self::TaskFailed { task, code, tail: tail.iter().map(|l| f(l)).collect() }
             }
             other => other,
         }

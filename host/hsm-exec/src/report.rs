@@ -78,6 +78,13 @@ pub enum Event<'a> {
         /// How long it took.
         elapsed_ms: u64,
     },
+    /// A line a package's task printed (redacted).
+    TaskOutput {
+        /// The task, `package/name`.
+        task: &'a str,
+        /// The line.
+        line: &'a str,
+    },
     /// A change was made (also returned in the summary).
     Changed(&'a Change),
     /// Something the user should know that is not an error.
@@ -133,6 +140,8 @@ pub enum ChangeKind {
     InstalledPackage,
     /// A Python package was uninstalled.
     UninstalledPackage,
+    /// A package's task ran and succeeded.
+    RanTask,
 }
 
 impl ChangeKind {
@@ -154,6 +163,7 @@ impl ChangeKind {
             Self::CreatedVenv => "created Python environment",
             Self::InstalledPackage => "installed package",
             Self::UninstalledPackage => "uninstalled package",
+            Self::RanTask => "ran task",
         }
     }
 }

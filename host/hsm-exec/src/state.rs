@@ -38,6 +38,9 @@ pub struct State {
     /// written even when empty, as `{}`).
     #[serde(default, deserialize_with = "lenient_python", skip_serializing_if = "Option::is_none")]
     pub python: Option<PythonState>,
+    /// The packages' tasks' last runs, by `package/name`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tasks: BTreeMap<String, crate::tasks::TaskRecord>,
 }
 
 /// Reads [`State::python`] as the untyped section it replaced was read: `null`
@@ -156,6 +159,7 @@ impl State {
             project_dir: project.dir_label(),
             services: BTreeMap::new(),
             python: None,
+            tasks: BTreeMap::new(),
         }
     }
 

@@ -71,8 +71,26 @@ pub struct StatusReport {
     /// The project's Python packages, when it has any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub python: Option<PythonReport>,
+    /// The packages' tasks: when each last ran, and whether a sync would run it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tasks: Vec<TaskStatus>,
     /// Whether a sync would change anything.
     pub in_sync: bool,
+}
+
+/// A package's task, for `hsm status`.
+#[derive(Debug, serde::Serialize)]
+pub struct TaskStatus {
+    /// `package/name`.
+    pub task: String,
+    /// When it runs.
+    pub on: hsm_plan::TaskOn,
+    /// Its last run, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last: Option<crate::tasks::TaskRecord>,
+    /// Why the next sync would run it (`on: sync` only), or `None` when it is up to date.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub due: Option<String>,
 }
 
 /// The Python side of `hsm status`.
@@ -176,13 +194,67 @@ impl Syncer<'_> {
                 }
             })
         };
+        // The Python service is ready only when its environment and packages are.
+        if let (Some(PythonReport::Checked(status)), Some(svc)) =
+            (&python, services.iter_mut().find(|s| s.name == hsm_plan::PYTHON_SERVICE))
+        {
+            let missing: Vec<&str> = status
+                .packages
+                .iter()
+                .filter(|p| p.state != crate::uv::PackageState::Installed)
+                .map(|p| p.name.as_str())
+                .collect();
+            if status.venv != crate::uv::VenvStatus::Ready {
+                svc.health = Health::NotReady(format!("the Python environment `{}` is not ready", crate::uv::VENV_DIR));
+            } else if !missing.is_empty() {
+                svc.health = Health::NotReady(format!("not installed yet: {}", missing.join(", ")));
+            }
+        }
+        let tasks = self.task_statuses();
+        in_sync &= tasks.iter().all(|t| t.due.is_none());
         Ok(StatusReport {
             project: self.cx.project.name.clone(),
             services,
             orphans: observation.orphans.iter().map(|o| o.name.clone()).collect(),
             python,
+            tasks,
             in_sync,
         })
+    }
+
+    /// Each task's last run, and why a sync would run it.
+    fn task_statuses(&self) -> Vec<TaskStatus> {
+        let state = self.state.lock().expect("state lock");
+        let cx = crate::env::EnvContext {
+            project: &self.cx.project,
+            key: self.cx.key,
+            secrets: self.cx.secrets,
+            state: &state,
+        };
+        self.plan
+            .tasks
+            .iter()
+            .map(|t| {
+                let last = state.tasks.get(&t.id()).cloned();
+                let due = (t.on == hsm_plan::TaskOn::Sync).then(|| {
+                    match crate::env::values(self.plan, &hsm_plan::Consumer::Package(t.package.clone()), &cx) {
+                        Ok(env) => {
+                            let inputs = crate::tasks::inputs(
+                                t,
+                                self.plan,
+                                &self.cx.project.dir,
+                                state.python.as_ref(),
+                                &env,
+                                self.cx.key,
+                            );
+                            crate::tasks::TaskRecord::why_run(last.as_ref(), &inputs).map(str::to_string)
+                        }
+                        Err(_) => Some("its services have not been synced yet".to_string()),
+                    }
+                });
+                TaskStatus { task: t.id(), on: t.on, last, due: due.flatten() }
+            })
+            .collect()
     }
 
     async fn probe_once(&self, svc: &ServicePlan, observation: &Observation) -> Health {

@@ -12,7 +12,8 @@
 //! 4. removes orphans (their volumes stay unless asked), makes sure the project's
 //!    network exists, then **executes each service's actions in order**, the
 //!    services concurrently: containers, readiness waits, execs (once per container
-//!    instance), files under `.hsm/`, Python packages.
+//!    instance), files under `.hsm/`, Python packages; then the packages' tasks
+//!    that are due.
 //!
 //! A no-op run makes a handful of read-only calls and no change: a kept container
 //! whose service was seen ready since it last started is not probed again.
@@ -24,8 +25,8 @@
 //! `preflight` (what can be refused before anything is touched), `observe` (the
 //! engine compared with the plan, and the pure decision per container),
 //! `containers`, `network`, `ports`, `readiness`, `exec`, `files` (under
-//! `.hsm/`), `python` (the bridge to uv) and `redact` (what leaves a sync never
-//! holds a secret). `hsm status` and `hsm down` live in the crate's `status` and
+//! `.hsm/`), `python` (the bridge to uv), `tasks` (the packages' tasks, run last)
+//! and `redact` (what leaves a sync never holds a secret). `hsm status` and `hsm down` live in the crate's `status` and
 //! `down` modules.
 
 mod containers;
@@ -38,6 +39,7 @@ mod preflight;
 mod python;
 mod readiness;
 mod redact;
+mod tasks;
 #[cfg(test)]
 mod testing;
 
@@ -51,6 +53,7 @@ use hsm_plan::{Action, Container, Plan, ServicePlan};
 pub use self::observe::{Decision, Observation, Observed, Orphan, by_service, observe};
 pub use self::preflight::check_names;
 use self::readiness::seen_ready;
+pub use self::redact::Redactor;
 use crate::docker::Docker;
 pub use crate::down::down;
 use crate::error::ExecError;
@@ -58,7 +61,7 @@ use crate::keys::UserKey;
 use crate::names::ProjectId;
 use crate::report::{Change, Event, Reporter};
 use crate::state::State;
-pub use crate::status::{ContainerStatus, Health, PythonReport, ServiceStatus, StatusReport};
+pub use crate::status::{ContainerStatus, Health, PythonReport, ServiceStatus, StatusReport, TaskStatus};
 
 /// Options of a sync.
 #[derive(Clone, Copy, Debug, Default)]
@@ -110,7 +113,7 @@ pub struct Syncer<'a> {
 impl<'a> Syncer<'a> {
     /// A sync of `plan`, starting from `state`.
     pub fn new(docker: Docker, plan: &'a Plan, cx: Context<'a>, state: State, options: SyncOptions) -> Self {
-        let secret_forms = redact::secret_forms(plan, &cx);
+        let secret_forms = redact::secret_forms(plan, &cx.project, cx.key, cx.secrets);
         Self {
             secret_forms,
             docker,
@@ -169,13 +172,22 @@ impl<'a> Syncer<'a> {
         // Past pre-flight, things were touched: no failure is "bad input, nothing
         // was touched" any more.
         let results = join_all(self.plan.services.iter().map(|svc| self.run_service(svc, &decisions))).await;
-        let mut failures: Vec<ExecError> =
-            results.into_iter().filter_map(Result::err).map(ExecError::after_changes).collect();
+        let mut failed = BTreeSet::new();
+        let mut failures = Vec::new();
+        for (svc, result) in self.plan.services.iter().zip(results) {
+            if let Err(e) = result {
+                failed.insert(svc.name.clone());
+                failures.push(e.after_changes());
+            }
+        }
 
         // No package left to install: what hsm installed earlier is uninstalled.
         if let Err(e) = self.python_leftovers().await {
             failures.push(e.after_changes());
         }
+
+        // The packages' tasks, once what they use is ready.
+        failures.extend(self.run_tasks(&failed).await);
 
         if self.options.prune_volumes {
             self.prune_volumes().await?;

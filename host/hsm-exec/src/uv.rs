@@ -32,4 +32,4 @@ pub use self::report::{
     RemovedPackage, VenvChange, VenvStatus, status,
 };
 pub use self::state::{InstalledPackage, InstalledSource, PythonState};
-pub use self::venv::{ACTIVATION_UNSET, PythonEnv, VENV_DIR, activation_env, venv_exists};
+pub use self::venv::{ACTIVATION_UNSET, PythonEnv, VENV_DIR, activate, activation_env, venv_exists};

@@ -188,6 +188,7 @@ fn a_probes_output_with_a_secret_never_leaves_the_executor() {
                 Action::Wait(Wait { probe: Probe::Exec(probe), timeout_ms: 1500, interval_ms: 200 }),
             ],
         )],
+        tasks: Vec::new(),
     };
     let (result, state, events) = sandbox.sync(&plan, &secrets, State::new(&sandbox.project));
     let failures = result.expect("the sync ran");
@@ -223,6 +224,7 @@ fn an_external_services_probe_runs_and_shows_its_address_as_written() {
     let plan = Plan {
         project: sandbox.project.name.clone(),
         services: vec![service("db", Mode::External, vec![Action::Wait(wait)])],
+        tasks: Vec::new(),
     };
     let (result, _, events) = sandbox.sync(&plan, &secrets, State::new(&sandbox.project));
     let failures = result.expect("the sync ran");
@@ -256,6 +258,7 @@ fn a_recreate_onto_a_taken_fixed_port_leaves_the_old_container_running() {
                 Vec::new(),
             ))],
         )],
+        tasks: Vec::new(),
     };
     let (result, state, _) = sandbox.sync(&plan_on(closed_port()), &secrets, State::new(&sandbox.project));
     assert!(result.expect("the first sync ran").is_empty());
@@ -296,6 +299,7 @@ fn a_bad_reference_is_bad_input_found_before_anything_is_touched() {
             service("web", Mode::Managed, vec![Action::EnsureContainer(sleeper(Vec::new(), Vec::new()))]),
             service("db", Mode::External, vec![Action::Wait(wait)]),
         ],
+        tasks: Vec::new(),
     };
     let (result, _, _) = sandbox.sync(&plan, &secrets, State::new(&sandbox.project));
     let err = result.expect_err("refused before any change");
@@ -319,8 +323,11 @@ fn a_symlink_planted_in_a_plugins_folder_is_refused_before_anything_is_touched()
         contents: "x = 1\n".into(),
     });
     for actions in [vec![Action::EnsureContainer(server.clone())], vec![write]] {
-        let plan =
-            Plan { project: sandbox.project.name.clone(), services: vec![service("web", Mode::Managed, actions)] };
+        let plan = Plan {
+            project: sandbox.project.name.clone(),
+            services: vec![service("web", Mode::Managed, actions)],
+            tasks: Vec::new(),
+        };
         let (result, _, events) = sandbox.sync(&plan, &SecretStore::new(), State::new(&sandbox.project));
         let err = result.expect_err("refused");
         assert!(err.to_string().contains("`.hsm/test/conf` is a symlink, and hsm follows none out"), "{err}");

@@ -118,7 +118,7 @@ fn plan() -> Plan {
             )],
         }],
     };
-    Plan { project: "demo".into(), services: vec![cache, external] }
+    Plan { project: "demo".into(), services: vec![cache, external], tasks: Vec::new() }
 }
 
 fn read(yaml: &str) -> Value {

@@ -46,6 +46,48 @@ pub struct Plan {
     pub project: String,
     /// One entry per service instance, in the resolution's order.
     pub services: Vec<ServicePlan>,
+    /// The packages' tasks, each after those of the packages its package implies.
+    #[serde(default)]
+    pub tasks: Vec<Task>,
+}
+
+/// When a task runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TaskOn {
+    /// During `hsm sync`, when what it depends on changed.
+    Sync,
+    /// Only from `hsm task PKG NAME`.
+    Demand,
+}
+
+/// A command a package runs with its environment, in the project's Python
+/// environment (migrations, seed data). Tasks come from the user's own files
+/// (registries, `hsm.yaml`), never from a plugin.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Task {
+    /// The package.
+    pub package: String,
+    /// The task's name within the package.
+    pub name: String,
+    /// The program and its arguments (not run through a shell).
+    pub run: Vec<String>,
+    /// When it runs.
+    pub on: TaskOn,
+    /// The folder it runs in: the package's own when it is a local folder, else
+    /// the project's; relative to the project (`.` for the project itself).
+    pub dir: String,
+    /// The services whose environment the package gets: a task waits for them.
+    pub services: Vec<String>,
+    /// The tasks (`package/name`) that run before it.
+    pub after: Vec<String>,
+}
+
+impl Task {
+    /// `package/name`, as the state and messages name it.
+    pub fn id(&self) -> String {
+        format!("{}/{}", self.package, self.name)
+    }
 }
 
 impl Plan {

@@ -8,6 +8,7 @@
 //! `python` of kind `uv-package` whose contributions are the packages.
 
 mod catalog;
+mod tasks;
 
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -100,7 +101,8 @@ pub fn plan_for(
     if !diags.is_empty() {
         return Err(PlanningError::Input(diags));
     }
-    let plan = Plan { project: resolution.project.name.clone(), services };
+    let tasks = tasks::tasks(resolution, &services);
+    let plan = Plan { project: resolution.project.name.clone(), services, tasks };
     check_across_services(&plan)?;
     Ok(plan)
 }
@@ -571,12 +573,12 @@ mod tests {
         for i in 0..40 {
             services.push(service(&format!("p{i}"), vec![(Consumer::Project, vec!["SHARED", &format!("OWN_{i}")])]));
         }
-        let plan = Plan { project: "p".into(), services };
+        let plan = Plan { project: "p".into(), services, tasks: Vec::new() };
         let want = expected(&plan);
         assert_eq!(want.len(), 2 + 2 + 1 + 39, "{want:#?}");
         assert_eq!(reported(&plan), want);
         assert_eq!(
-            reported(&Plan { project: "p".into(), services: plan.services[..1].to_vec() }),
+            reported(&Plan { project: "p".into(), services: plan.services[..1].to_vec(), tasks: Vec::new() }),
             Vec::<String>::new()
         );
     }

@@ -55,6 +55,25 @@ pub struct ResolvedPackage {
     pub requested_by: Vec<Requester>,
     /// Where it is defined.
     pub origin: Origin,
+    /// The packages it implies directly.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub implies: Vec<String>,
+    /// Its tasks, in the order written.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tasks: Vec<Task>,
+}
+
+/// A package's task.
+#[derive(Clone, Debug, Serialize)]
+pub struct Task {
+    /// Its name.
+    pub name: String,
+    /// The program and its arguments.
+    pub run: Vec<String>,
+    /// Whether it runs only from `hsm task`.
+    pub on_demand: bool,
+    /// Where it is defined.
+    pub origin: Origin,
 }
 
 /// Where a package is installed from.

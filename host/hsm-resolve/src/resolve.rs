@@ -12,6 +12,7 @@ use hsm_model::{Diagnostic, Diagnostics, Origin, SecretStore, Sources, Span, Val
 
 use crate::{
     ChosenProfile, Contribution, PackageSource, ProjectInfo, Requester, Resolution, ResolvedPackage, ServiceInstance,
+    Task,
 };
 
 /// What [`resolve`] needs besides the configuration.
@@ -71,6 +72,11 @@ impl<'a> Resolver<'a> {
                         def.source = inline.source.clone();
                     }
                     def.implies.extend(inline.implies.iter().cloned());
+                    // hsm.yaml's tasks add to the registry's, or replace those of the same name.
+                    for task in &inline.tasks {
+                        def.tasks.retain(|t| t.name.name != task.name.name);
+                        def.tasks.push(task.clone());
+                    }
                     def
                 }
                 (None, Some(inline)) if inline.source.is_some() || !inline.implies.is_empty() || req.source_given => {
@@ -95,11 +101,31 @@ impl<'a> Resolver<'a> {
         let mut packages = Vec::with_capacity(order.len());
         for &(name, def) in &order {
             let source = def.source.as_ref().and_then(|s| self.source(name, s));
+            let implies = def
+                .implies
+                .iter()
+                .filter_map(|i| match i {
+                    Implies::Package { name, .. } => Some(name.name.clone()),
+                    Implies::Service { .. } => None,
+                })
+                .collect();
+            let tasks = def
+                .tasks
+                .iter()
+                .map(|t| Task {
+                    name: t.name.name.clone(),
+                    run: t.run.clone(),
+                    on_demand: t.on_demand,
+                    origin: self.origin(t.name.span),
+                })
+                .collect();
             packages.push(ResolvedPackage {
                 name: name.to_string(),
                 source,
                 requested_by: requested_by.remove(name).unwrap_or_default(),
                 origin: self.origin(def.name.span),
+                implies,
+                tasks,
             });
         }
 

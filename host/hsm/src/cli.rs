@@ -89,6 +89,16 @@ pub(crate) enum Command {
     /// is hsm's.
     Run(RunArgs),
 
+    /// Run one of a package's tasks now (whatever its `on`), with the package's
+    /// environment, in the project's Python environment, from the package's
+    /// folder. Its exit code is hsm's.
+    Task(TaskArgs),
+
+    /// Show the logs of the project's containers (all, or those of the services
+    /// named), merged in time order, each line prefixed with its service and
+    /// container. Secrets are redacted.
+    Logs(LogsArgs),
+
     /// Show what runs, whether it is ready, and how it differs from `hsm.yaml`.
     Status(StatusArgs),
 
@@ -311,4 +321,34 @@ pub(crate) struct ExportKubernetesArgs {
     /// it out of version control.
     #[arg(long, value_name = "FILE")]
     pub(crate) secret_values: Option<PathBuf>,
+}
+
+/// Arguments of `hsm task`.
+#[derive(Debug, Args)]
+pub(crate) struct TaskArgs {
+    /// The package.
+    pub(crate) package: String,
+    /// The task's name.
+    pub(crate) name: String,
+}
+
+/// Arguments of `hsm logs`.
+#[derive(Debug, Args)]
+pub(crate) struct LogsArgs {
+    /// The services whose logs to show (default: all of the project's).
+    #[arg(value_name = "SERVICE")]
+    pub(crate) services: Vec<String>,
+
+    /// Keep following the logs until Ctrl-C (containers recreated meanwhile are
+    /// followed too).
+    #[arg(short, long)]
+    pub(crate) follow: bool,
+
+    /// Only lines logged in the last DURATION (`90s`, `15m`, `2h`, `1d`).
+    #[arg(long, value_name = "DURATION")]
+    pub(crate) since: Option<String>,
+
+    /// Only the last N lines of each container.
+    #[arg(short = 'n', long, value_name = "N")]
+    pub(crate) tail: Option<u64>,
 }

@@ -47,6 +47,8 @@ fn main() -> ExitCode {
         Command::Env(args) => commands::env::run(&cli.global, args, &out),
         Command::Run(args) => commands::run::run(&cli.global, args, &out),
         Command::Status(args) => commands::status::run(&cli.global, args, &out),
+        Command::Task(args) => commands::task::run(&cli.global, args, &out),
+        Command::Logs(args) => commands::logs::run(&cli.global, args, &out),
         Command::Down(args) => commands::down::run(&cli.global, args, &out),
         Command::Export(command) => commands::export::run(&cli.global, command, &out),
     };

@@ -174,6 +174,9 @@ impl Reporter for Progress {
                     ));
                 }
             }
+            Event::TaskOutput { task, line } => {
+                self.line(&format!("{} {}", name(&format!("{task} |")), safe(line)));
+            }
             Event::Changed(change) => {
                 let reason = change.reason.as_deref().map(|r| dim(&format!(" ({})", safe(r)))).unwrap_or_default();
                 self.line(&format!("{} {}{reason}", change.action.verb(), safe(&change.subject)));

@@ -160,12 +160,13 @@ mod tests {
                 service("b-c", hsm_plan::Mode::Managed, vec![container("x")]),
                 service("b", hsm_plan::Mode::Managed, vec![container("c-x")]),
             ],
+            tasks: Vec::new(),
         };
         let project = ProjectId::new("a", std::path::Path::new("/nonexistent/a"));
         let err = check_names(&plan, &project).unwrap_err();
         assert_eq!(err.to_string(), "services `b-c` and `b` would both name a container `a-b-c-x`");
         assert!(err.is_input(), "nothing was touched");
-        let fine = Plan { project: "a".into(), services: plan.services[..1].to_vec() };
+        let fine = Plan { project: "a".into(), services: plan.services[..1].to_vec(), tasks: Vec::new() };
         assert!(check_names(&fine, &project).is_ok());
     }
 }

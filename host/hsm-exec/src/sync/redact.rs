@@ -6,8 +6,28 @@ use std::collections::BTreeSet;
 
 use hsm_plan::{Action, Plan, Probe, ServicePlan, Wait};
 
-use super::{Context, Syncer};
+use hsm_model::SecretStore;
+
+use super::Syncer;
 use crate::error::ExecError;
+use crate::keys::UserKey;
+use crate::names::ProjectId;
+
+/// Redaction outside a sync (`hsm logs`, `hsm task`), with the same forms.
+#[derive(Debug)]
+pub struct Redactor(Vec<String>);
+
+impl Redactor {
+    /// Redacts every form of every secret `plan` refers to.
+    pub fn new(plan: &Plan, project: &ProjectId, key: &UserKey, secrets: &SecretStore) -> Self {
+        Self(secret_forms(plan, project, key, secrets))
+    }
+
+    /// `text` with every secret value replaced by `[redacted]`.
+    pub fn apply(&self, text: &str) -> String {
+        redact_with(&self.0, text)
+    }
+}
 
 impl Syncer<'_> {
     /// `text` with every secret value of the plan replaced, in every form hsm writes
@@ -32,11 +52,11 @@ impl Syncer<'_> {
 /// secrets and each service's generated ones, in every [`hsm_model::Encoding`]
 /// hsm writes them in, longest first (so a value containing another is replaced
 /// whole).
-pub(super) fn secret_forms(plan: &Plan, cx: &Context<'_>) -> Vec<String> {
-    let mut values: Vec<String> = cx.secrets.values().map(|v| v.expose().to_string()).collect();
+pub(super) fn secret_forms(plan: &Plan, project: &ProjectId, key: &UserKey, secrets: &SecretStore) -> Vec<String> {
+    let mut values: Vec<String> = secrets.values().map(|v| v.expose().to_string()).collect();
     for svc in &plan.services {
         for name in generated_names(svc) {
-            values.push(cx.key.generated(&cx.project.dir, &cx.project.name, &svc.name, &name).into_exposed());
+            values.push(key.generated(&project.dir, &project.name, &svc.name, &name).into_exposed());
         }
     }
     let mut forms: Vec<String> =

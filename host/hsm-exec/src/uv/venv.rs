@@ -17,6 +17,20 @@ pub const VENV_DIR: &str = ".venv";
 /// a `PYTHONHOME` from outside would point the venv's interpreter elsewhere.
 pub const ACTIVATION_UNSET: &[&str] = &["PYTHONHOME"];
 
+/// Makes `cmd` run inside the project's venv, when it has one, as `activate`
+/// would: `.venv/bin` first on `PATH`, `VIRTUAL_ENV` set, [`ACTIVATION_UNSET`]
+/// removed. Set after the plan's variables, so the venv's own win.
+pub fn activate(cmd: &mut std::process::Command, project_dir: &Path) {
+    let venv = project_dir.join(VENV_DIR);
+    if !venv_exists(&venv) {
+        return;
+    }
+    cmd.envs(activation_env(&venv, std::env::var_os("PATH").as_deref()));
+    for name in ACTIVATION_UNSET {
+        cmd.env_remove(name);
+    }
+}
+
 /// The project's Python environment: where it is and which uv manages it.
 #[derive(Clone, Debug)]
 pub struct PythonEnv {

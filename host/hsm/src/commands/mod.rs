@@ -3,10 +3,12 @@
 pub(crate) mod down;
 pub(crate) mod env;
 pub(crate) mod export;
+pub(crate) mod logs;
 pub(crate) mod plan;
 pub(crate) mod plugin;
 pub(crate) mod run;
 pub(crate) mod schema;
 pub(crate) mod status;
 pub(crate) mod sync;
+pub(crate) mod task;
 pub(crate) mod validate;

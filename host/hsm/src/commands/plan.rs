@@ -22,7 +22,12 @@ pub(crate) fn run(global: &GlobalArgs, args: &PlanArgs, out: &Output) -> Result<
     let planned = project::plan(global, out)?;
     let (r, plan) = (&planned.resolution, &planned.plan);
     if args.json {
-        out.json(&JsonPlan { project: &r.project, services: json_services(r, plan), packages: &r.packages })
+        out.json(&JsonPlan {
+            project: &r.project,
+            services: json_services(r, plan),
+            packages: &r.packages,
+            tasks: &plan.tasks,
+        })
     } else {
         out.data(&text(r, plan, out.color_out()))
     }
@@ -35,6 +40,8 @@ struct JsonPlan<'a> {
     project: &'a ProjectInfo,
     services: Vec<JsonService<'a>>,
     packages: &'a [ResolvedPackage],
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    tasks: &'a [hsm_plan::Task],
 }
 
 /// One service in the JSON plan: the resolution's view of it next to its plugin's.
@@ -153,6 +160,24 @@ pub(crate) fn text(r: &Resolution, plan: &Plan, color: bool) -> String {
     if let Some(python) = plan.services.iter().find(|p| p.name == hsm_planner::PYTHON_SERVICE) {
         let _ = writeln!(out, "  {}", d(&format!("installed by {}", python.plugin)));
         actions(&mut out, &python.actions, color);
+    }
+    if !plan.tasks.is_empty() {
+        let _ = writeln!(out, "\n{}", h(&format!("tasks ({}), in the order they run", plan.tasks.len())));
+        for t in &plan.tasks {
+            let on = match t.on {
+                hsm_plan::TaskOn::Sync => "on sync",
+                hsm_plan::TaskOn::Demand => "on demand",
+            };
+            let _ = writeln!(out, "  {} {}", n(&t.id()), d(&format!("{on}, in {}", t.dir)));
+            let words: Vec<String> = t.run.iter().map(|w| hsm_model::text::printable(w).into_owned()).collect();
+            let _ = writeln!(out, "    run {}", words.join(" "));
+            if !t.services.is_empty() {
+                let _ = writeln!(out, "    {}", d(&format!("once ready: {}", t.services.join(", "))));
+            }
+            if !t.after.is_empty() {
+                let _ = writeln!(out, "    {}", d(&format!("after {}", t.after.join(", "))));
+            }
+        }
     }
     out
 }

@@ -41,18 +41,7 @@ pub(crate) fn run(global: &GlobalArgs, args: &RunArgs, out: &Output) -> Result<(
     for (name, value) in &vars {
         cmd.env(name, value.expose());
     }
-    let venv = project.dir.join(hsm_exec::uv::VENV_DIR);
-    if venv.join("pyvenv.cfg").is_file() {
-        let mut path = venv.join("bin").into_os_string();
-        if let Some(inherited) = std::env::var_os("PATH").filter(|p| !p.is_empty()) {
-            path.push(":");
-            path.push(inherited);
-        }
-        cmd.env("VIRTUAL_ENV", &venv).env("PATH", path);
-        for name in hsm_exec::uv::ACTIVATION_UNSET {
-            cmd.env_remove(name);
-        }
-    }
+    hsm_exec::uv::activate(&mut cmd, &project.dir);
     out.verbose(&format!("running `{}` with {} variables from the plan", args.command.join(" "), vars.len()));
     // Only returns on failure.
     let e = cmd.exec();

@@ -46,6 +46,17 @@ pub(crate) fn run(global: &GlobalArgs, args: &StatusArgs, out: &Output) -> Resul
 /// from 1 (a failure) and 2 (bad input).
 const OUT_OF_SYNC: u8 = 3;
 
+/// How long ago a Unix time was, in words.
+fn ago(secs: u64) -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    match now.saturating_sub(secs) {
+        s if s < 60 => format!("{s}s ago"),
+        s if s < 3600 => format!("{}m ago", s / 60),
+        s if s < 86_400 => format!("{}h ago", s / 3600),
+        s => format!("{}d ago", s / 86_400),
+    }
+}
+
 fn text(r: &StatusReport, color: bool) -> String {
     let n = |s: &str| paint(color, Style::Name, s);
     let d = |s: &str| paint(color, Style::Dim, s);
@@ -101,6 +112,25 @@ fn text(r: &StatusReport, color: bool) -> String {
             for name in &py.removed {
                 let _ = writeln!(out, "  {name}  no longer in hsm.yaml (the next sync uninstalls it)");
             }
+        }
+    }
+    if !r.tasks.is_empty() {
+        let _ = writeln!(out, "\n{}", h("tasks"));
+        for t in &r.tasks {
+            let last = match &t.last {
+                None => "never ran".to_string(),
+                Some(l) if l.ok => format!("succeeded {}", ago(l.finished_at)),
+                Some(l) => {
+                    let code = l.code.map_or_else(|| "a signal".to_string(), |c| format!("exit code {c}"));
+                    format!("failed ({code}) {}", ago(l.finished_at))
+                }
+            };
+            let next = match (&t.due, t.on) {
+                (Some(why), _) => format!("; the next sync runs it: {why}"),
+                (None, hsm_plan::TaskOn::Sync) => "; up to date".to_string(),
+                (None, hsm_plan::TaskOn::Demand) => "; on demand (`hsm task`)".to_string(),
+            };
+            let _ = writeln!(out, "  {}  {last}{}", n(&t.task), d(&next));
         }
     }
     if !r.orphans.is_empty() {

@@ -159,7 +159,7 @@ pub(crate) fn run(global: &GlobalArgs, args: &SyncArgs, out: &Output) -> Result<
 }
 
 /// Resolves on Ctrl-C (SIGINT) or SIGTERM: either stops the sync cleanly.
-async fn interrupted() {
+pub(crate) async fn interrupted() {
     use tokio::signal::unix::{SignalKind, signal};
     match signal(SignalKind::terminate()) {
         Ok(mut term) => {
