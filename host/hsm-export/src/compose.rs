@@ -33,6 +33,18 @@ pub fn compose(plan: &Plan, options: &ComposeOptions) -> Result<Export, ExportEr
     let mut ready_when: BTreeMap<&str, Map<String, Value>> = BTreeMap::new();
     for m in &managed {
         let s = &m.plan.name;
+        // A healthcheck can't wait for a one-shot service: a wait after an exec
+        // has no faithful form here.
+        let first_exec = m.steps.iter().find_map(|st| if let Step::Exec(n, _) = st { Some(*n) } else { None });
+        if let Some(late) = m.steps.iter().find_map(|st| match st {
+            Step::Wait(n, _) if first_exec.is_some_and(|e| *n > e) => Some(*n),
+            _ => None,
+        }) {
+            return Err(m.action_error(
+                late,
+                "a wait after an exec: a Compose healthcheck can't wait for a one-shot service to finish",
+            ));
+        }
         let name_of =
             |c: &Container| if c.name == m.containers[0].name { s.clone() } else { format!("{s}-{}", c.name) };
         for (i, c) in m.containers.iter().enumerate() {
@@ -58,7 +70,7 @@ pub fn compose(plan: &Plan, options: &ComposeOptions) -> Result<Export, ExportEr
                 entry.insert("healthcheck".into(), healthcheck(&waits));
                 ready_when.entry(s).or_default().insert(name_of(c), json!({ "condition": "service_healthy" }));
             }
-            services.insert(name_of(c), Value::Object(entry));
+            insert(&mut services, name_of(c), entry, m)?;
         }
         let mut before: Vec<String> = Vec::new();
         for step in &m.steps {
@@ -78,9 +90,14 @@ pub fn compose(plan: &Plan, options: &ComposeOptions) -> Result<Export, ExportEr
             }
             entry.insert("network_mode".into(), json!(format!("service:{s}")));
             entry.insert("restart".into(), json!("no"));
-            let condition = if m.wait_before(&c.name, *n).is_some() { "service_healthy" } else { "service_started" };
+            // After every wait before it, on any of the service's containers.
             let mut depends = Map::new();
-            depends.insert(name_of(c), json!({ "condition": condition }));
+            depends.insert(name_of(c), json!({ "condition": "service_started" }));
+            for other in &m.containers {
+                if m.wait_before(&other.name, *n).is_some() {
+                    depends.insert(name_of(other), json!({ "condition": "service_healthy" }));
+                }
+            }
             for one_shot in &before {
                 depends.insert(one_shot.clone(), json!({ "condition": "service_completed_successfully" }));
             }
@@ -90,14 +107,14 @@ pub fn compose(plan: &Plan, options: &ComposeOptions) -> Result<Export, ExportEr
                 .entry(s)
                 .or_default()
                 .insert(one_shot.clone(), json!({ "condition": "service_completed_successfully" }));
-            services.insert(one_shot.clone(), Value::Object(entry));
+            insert(&mut services, one_shot.clone(), entry, m)?;
             before.push(one_shot);
         }
         ready_when.entry(s).or_default().entry(s.clone()).or_insert_with(|| json!({ "condition": "service_started" }));
     }
 
     let mut env = BTreeMap::new();
-    for (consumer, list) in consumers(plan) {
+    for (consumer, list) in consumers(plan)? {
         let mut rendered = Vec::new();
         for (name, value, service) in &list {
             let v = vars.render(value, &service.name, Syntax::Compose).map_err(|why| ExportError {
@@ -141,11 +158,27 @@ pub fn compose(plan: &Plan, options: &ComposeOptions) -> Result<Export, ExportEr
     let mut doc = Map::new();
     doc.insert("services".into(), Value::Object(services));
     if !volumes.is_empty() {
+        let volumes: Map<String, Value> = volumes.keys().map(|v| (v.clone(), json!({}))).collect();
         doc.insert("volumes".into(), Value::Object(volumes));
     }
     let yaml = serde_saphyr::to_string(&Value::Object(doc)).expect("a JSON tree serializes");
     files.insert("compose.yaml".to_string(), format!("{}{yaml}", header("compose", &plan.project)));
     Ok(Export { files, scripts: Vec::new(), variables: vars.into_list(), env })
+}
+
+/// Adds a Compose service; a name taken already (two hsm services whose names
+/// run together) is refused.
+fn insert(
+    services: &mut Map<String, Value>,
+    name: String,
+    entry: Map<String, Value>,
+    m: &Managed<'_>,
+) -> Result<(), ExportError> {
+    if services.contains_key(&name) {
+        return Err(m.error(format!("its Compose service `{name}` would have the name of another one")));
+    }
+    services.insert(name, Value::Object(entry));
+    Ok(())
 }
 
 /// A container's image, command, environment, mounts and restart policy. Bound
@@ -181,7 +214,13 @@ fn container(
         mounts.push(match mount {
             Mount::Volume { volume, target, read_only } => {
                 let name = format!("{s}-{volume}");
-                volumes.insert(name.clone(), json!({}));
+                // One volume per (service, volume): another service's may not share its name.
+                match volumes.get(&name) {
+                    Some(Value::String(owner)) if owner != s => {
+                        return Err(m.error(format!("its volume `{name}` would have the name of service `{owner}`'s")));
+                    }
+                    _ => drop(volumes.insert(name.clone(), json!(s))),
+                }
                 json!({ "type": "volume", "source": name, "target": escape(target, Syntax::Compose), "read_only": read_only })
             }
             Mount::Bind { source, target, read_only } => {

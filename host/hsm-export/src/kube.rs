@@ -38,11 +38,18 @@ pub struct SecretSpec {
 /// specs are returned too, for a values file the user asks for.
 pub fn kubernetes(plan: &Plan, options: &KubeOptions) -> Result<(Export, Vec<SecretSpec>), ExportError> {
     let managed = managed(plan)?;
-    let mut k = Kube { vars: Vars::default(), files: BTreeMap::new(), secrets: Vec::new(), options, plan };
+    let mut k = Kube {
+        vars: Vars::default(),
+        files: BTreeMap::new(),
+        secrets: Vec::new(),
+        names: BTreeMap::new(),
+        options,
+        plan,
+    };
     for m in &managed {
         k.service(m)?;
     }
-    for (consumer, list) in consumers(plan) {
+    for (consumer, list) in consumers(plan)? {
         let name = format!("{}-env", dns(&consumer));
         let mut data = Map::new();
         let mut secret = SecretSpec { name: format!("{}-secrets", dns(&consumer)), entries: Vec::new() };
@@ -53,9 +60,7 @@ pub fn kubernetes(plan: &Plan, options: &KubeOptions) -> Result<(Export, Vec<Sec
             }
         }
         k.object("ConfigMap", &name, json!({ "data": data }), None)?;
-        if !secret.entries.is_empty() {
-            k.secrets.push(secret);
-        }
+        k.add_secret(secret, &consumer)?;
     }
     let script = k.script()?;
     let resources: Vec<&String> = k.files.keys().collect();
@@ -84,24 +89,48 @@ struct Kube<'a> {
     vars: Vars,
     files: BTreeMap<String, String>,
     secrets: Vec<SecretSpec>,
+    /// Every object's name, by scope (workloads share one), with who it is for.
+    names: BTreeMap<(&'static str, String), String>,
     options: &'a KubeOptions,
     plan: &'a Plan,
 }
 
 impl Kube<'_> {
+    /// Claims a name in a scope for `owner`; a name claimed twice is refused.
+    fn claim(&mut self, scope: &'static str, name: &str, owner: &str) -> Result<(), ExportError> {
+        match self.names.insert((scope, name.to_string()), owner.to_string()) {
+            Some(other) if other != owner => Err(ExportError {
+                plugin: String::new(),
+                service: owner.to_string(),
+                action: None,
+                why: format!(
+                    "its {scope} `{name}` would have the name of `{other}`'s (names are lowercased, `_` and `.` become `-`)"
+                ),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Adds a Secret the manifests reference (none when it has no key).
+    fn add_secret(&mut self, secret: SecretSpec, owner: &str) -> Result<(), ExportError> {
+        if secret.entries.is_empty() {
+            return Ok(());
+        }
+        self.claim("Secret", &secret.name, owner)?;
+        self.secrets.push(secret);
+        Ok(())
+    }
+
     /// Writes one object's file; two objects of one kind and name are refused.
     fn object(&mut self, kind: &str, name: &str, body: Value, labels: Option<&Value>) -> Result<(), ExportError> {
         let path = format!("{name}.{}.yaml", kind.to_ascii_lowercase());
-        if self.files.contains_key(&path) {
-            return Err(ExportError {
-                plugin: String::new(),
-                service: name.to_string(),
-                action: None,
-                why: format!(
-                    "two {kind} objects would be named `{name}` (names are lowercased, `_` and `.` become `-`)"
-                ),
-            });
-        }
+        let scope = match kind {
+            "StatefulSet" | "Deployment" => "workload",
+            "Service" => "Service",
+            _ => "ConfigMap",
+        };
+        let owner = labels.and_then(|l| l["app.kubernetes.io/name"].as_str()).unwrap_or(name).to_string();
+        self.claim(scope, name, &format!("{kind} {owner}"))?;
         let api = match kind {
             "StatefulSet" | "Deployment" => "apps/v1",
             _ => "v1",
@@ -139,6 +168,42 @@ impl Kube<'_> {
             claims: BTreeMap::new(),
             bound: BTreeMap::new(),
         };
+        if m.steps.iter().any(|s| matches!(s, Step::Exec(..)))
+            && m.containers.iter().any(|c| {
+                c.mounts.iter().any(|v| matches!(v, hsm_plan::Mount::Volume { volume, .. } if dns(volume) == STEPS))
+            })
+        {
+            return Err(m.error(format!("a volume named `{STEPS}` is the one hsm's exec containers use")));
+        }
+        // Names within the pod: containers, and ports (one network namespace).
+        let mut in_pod: BTreeMap<String, &str> = BTreeMap::new();
+        let mut ports_seen: BTreeMap<(u16, &str), &str> = BTreeMap::new();
+        for c in &m.containers {
+            if let Some(other) = in_pod.insert(dns(&c.name), &c.name) {
+                return Err(m.error(format!("containers `{other}` and `{}` would have one name in the pod", c.name)));
+            }
+            for p in &c.ports {
+                if let Some(other) = ports_seen.insert((p.container_port, protocol(p.protocol)), &c.name) {
+                    return Err(m.error(format!(
+                        "containers `{other}` and `{}` both use port {}, which one pod can't hold",
+                        c.name, p.container_port
+                    )));
+                }
+            }
+        }
+        let exec_count = m.steps.iter().filter(|s| matches!(s, Step::Exec(..))).count();
+        for k in 1..=exec_count {
+            if let Some(other) = in_pod.get(&format!("exec-{k}")) {
+                return Err(m.error(format!("container `{other}` has the name of hsm's exec container `exec-{k}`")));
+            }
+        }
+        if m.plan.name.len() > 52
+            && m.containers.iter().any(|c| c.mounts.iter().any(|v| matches!(v, hsm_plan::Mount::Volume { .. })))
+        {
+            return Err(m.error(
+                "a StatefulSet's name can have 52 characters at most (Kubernetes labels its pods with it and a hash)",
+            ));
+        }
         let mut containers = Vec::new();
         for c in &m.containers {
             let n = container_action(m, c);
@@ -169,16 +234,26 @@ impl Kube<'_> {
         }
         let execs = m.steps.iter().filter_map(|s| if let Step::Exec(n, e) = s { Some((*n, *e)) } else { None });
         for (k, step) in execs.enumerate() {
-            containers.push(exec(m, k + 1, step, &mut pod)?);
+            containers.push(exec(m, k + 1, exec_count, step, &mut pod)?);
         }
         let mut spec = json!({ "containers": containers });
+        let mut volumes = Vec::new();
         if !pod.bound.is_empty() {
+            // Keys by position: paths can't be keys (`/`), and no other encoding is
+            // both short and one-to-one.
+            let keys: Vec<String> = (1..=pod.bound.len()).map(|i| format!("file-{i}")).collect();
             let items: Vec<Value> =
-                pod.bound.keys().map(|path: &String| json!({ "key": config_key(path), "path": path })).collect();
-            spec["volumes"] =
-                json!([{ "name": "hsm-files", "configMap": { "name": format!("{name}-files"), "items": items } }]);
-            let data: Map<String, Value> = pod.bound.iter().map(|(p, c)| (config_key(p), json!(c))).collect();
+                pod.bound.keys().zip(&keys).map(|(path, key)| json!({ "key": key, "path": path })).collect();
+            volumes.push(json!({ "name": FILES, "configMap": { "name": format!("{name}-files"), "items": items } }));
+            let data: Map<String, Value> =
+                keys.iter().zip(pod.bound.values()).map(|(k, c)| (k.clone(), json!(c))).collect();
             self.object("ConfigMap", &format!("{name}-files"), json!({ "data": data }), Some(&labels))?;
+        }
+        if exec_count > 1 {
+            volumes.push(json!({ "name": STEPS, "emptyDir": {} }));
+        }
+        if !volumes.is_empty() {
+            spec["volumes"] = json!(volumes);
         }
         let template = json!({ "metadata": { "labels": labels.clone() }, "spec": spec });
         let mut spec = json!({ "replicas": 1, "selector": { "matchLabels": selector.clone() }, "template": template });
@@ -186,7 +261,7 @@ impl Kube<'_> {
             "Deployment"
         } else {
             spec["serviceName"] = json!(name);
-            spec["volumeClaimTemplates"] = json!(pod.claims.into_values().collect::<Vec<_>>());
+            spec["volumeClaimTemplates"] = json!(pod.claims.into_values().map(|(_, c)| c).collect::<Vec<_>>());
             "StatefulSet"
         };
         self.object(kind, &name, json!({ "spec": spec }), Some(&labels))?;
@@ -196,9 +271,7 @@ impl Kube<'_> {
         if !ports.is_empty() {
             self.object("Service", &name, json!({ "spec": { "selector": selector, "ports": ports } }), Some(&labels))?;
         }
-        if !pod.secret.entries.is_empty() {
-            self.secrets.push(pod.secret);
-        }
+        self.add_secret(pod.secret, &m.plan.name)?;
         Ok(())
     }
 }
@@ -207,7 +280,8 @@ impl Kube<'_> {
 /// claims and the files bound into it.
 struct Pod {
     secret: SecretSpec,
-    claims: BTreeMap<String, Value>,
+    /// Volume claims by name, with the volume they are for.
+    claims: BTreeMap<String, (String, Value)>,
     /// Bound files by path under the plugin's folder.
     bound: BTreeMap<String, String>,
 }
@@ -240,10 +314,16 @@ fn container(
         mounts.push(match mount {
                 Mount::Volume { volume, target, read_only } => {
                     let claim = dns(volume);
-                    pod.claims.entry(claim.clone()).or_insert_with(|| json!({
+                    if claim == FILES || claim == STEPS {
+                        return Err(m.action_error(n, format!("a volume named `{claim}` is one hsm's pods use")));
+                    }
+                    let (owner, _) = pod.claims.entry(claim.clone()).or_insert_with(|| (volume.clone(), json!({
                         "metadata": { "name": claim },
                         "spec": { "accessModes": ["ReadWriteOnce"], "resources": { "requests": { "storage": "1Gi" } } },
-                    }));
+                    })));
+                    if owner != volume {
+                        return Err(m.action_error(n, format!("volumes `{owner}` and `{volume}` would have one name in the pod")));
+                    }
                     json!({ "name": claim, "mountPath": target, "readOnly": read_only })
                 }
                 Mount::Bind { source, target, read_only } => {
@@ -254,7 +334,7 @@ fn container(
                         let rel = path.strip_prefix(&plugin_dir).unwrap_or(&path).to_string();
                         pod.bound.insert(rel, contents);
                     }
-                    json!({ "name": "hsm-files", "mountPath": target, "subPath": source.trim_matches('/'), "readOnly": read_only })
+                    json!({ "name": FILES, "mountPath": target, "subPath": source.trim_matches('/'), "readOnly": read_only })
                 }
             });
     }
@@ -268,7 +348,13 @@ fn container(
 /// container it ran in under Docker, with its environment and mounts, that
 /// waits for that container's readiness if the plan did, runs the command once
 /// and then idles (a pod's containers are restarted when they exit).
-fn exec(m: &Managed<'_>, k: usize, (n, exec): (usize, &Exec), pod: &mut Pod) -> Result<Value, ExportError> {
+fn exec(
+    m: &Managed<'_>,
+    k: usize,
+    count: usize,
+    (n, exec): (usize, &Exec),
+    pod: &mut Pod,
+) -> Result<Value, ExportError> {
     let c = m.container(&exec.container).expect("checked by managed()");
     let mut env: Vec<(String, Text)> =
         c.env.iter().filter(|(k, _)| !exec.env.iter().any(|(e, _)| e == k)).cloned().collect();
@@ -276,19 +362,44 @@ fn exec(m: &Managed<'_>, k: usize, (n, exec): (usize, &Exec), pod: &mut Pod) -> 
     let mut spec = container(m, c, n, &env, pod)?;
     spec["name"] = json!(format!("exec-{k}"));
     let command = argv(&exec.command).map_err(|why| m.action_error(n, why))?;
-    let wait = m.steps.iter().filter_map(|s| match s {
-        Step::Wait(w, wait) if *w < n && probe::check(&wait.probe).is_ok_and(|(on, _)| on == c.name) => Some(*wait),
-        _ => None,
-    });
+    // Every wait before it, on any of the pod's containers, as the plan waited:
+    // TCP and HTTP checks reach them all on the pod's loopback; a command probe
+    // runs here, so only one meant for this image keeps its meaning.
     let mut script = String::from("set -u\n");
-    for w in wait {
-        let (_, check) = probe::check(&w.probe).expect("checked by managed()");
-        let pause = w.interval_ms.div_ceil(1000).max(1);
-        script.push_str(&format!("until ({}) >/dev/null 2>&1; do sleep {pause}; done\n", check.shell()));
+    for (w, wait) in m.steps.iter().filter_map(|s| if let Step::Wait(w, wait) = s { Some((*w, *wait)) } else { None }) {
+        if w > n {
+            continue;
+        }
+        let (on, check) = probe::check(&wait.probe).expect("checked by managed()");
+        let target = m.container(on).expect("checked by managed()");
+        if matches!(check, Check::Argv(_)) && target.image != c.image {
+            return Err(m.action_error(
+                n,
+                format!(
+                    "it waits for a command probe of container `{on}`, which can't run in a container of another image"
+                ),
+            ));
+        }
+        let pause = wait.interval_ms.div_ceil(1000).max(1);
+        let tries = wait.timeout_ms.div_ceil(pause * 1000).max(1);
+        script.push_str(&format!(
+            "i=0\nuntil ({}) >/dev/null 2>&1; do\n  i=$((i + 1)); [ \"$i\" -lt {tries} ] || {{ echo 'hsm: `{on}` was not ready in time' >&2; exit 1; }}\n  sleep {pause}\ndone\n",
+            check.shell()
+        ));
     }
-    script.push_str(
-        "\"$@\" || exit $?\necho 'hsm: done'\ntrap 'exit 0' TERM INT\nwhile :; do sleep 3600 & wait $!; done\n",
-    );
+    // The execs of a pod run in the plan's order: each waits for the one before.
+    if k > 1 {
+        script.push_str(&format!("until [ -e /{STEPS}/{} ]; do sleep 1; done\n", k - 1));
+    }
+    script.push_str("\"$@\" || exit $?\n");
+    if count > 1 {
+        script.push_str(&format!("touch /{STEPS}/{k}\n"));
+        let mounts = spec["volumeMounts"].as_array().cloned().unwrap_or_default();
+        let mut mounts = mounts;
+        mounts.push(json!({ "name": STEPS, "mountPath": format!("/{STEPS}") }));
+        spec["volumeMounts"] = json!(mounts);
+    }
+    script.push_str("echo 'hsm: done'\ntrap 'exit 0' TERM INT\nwhile :; do sleep 3600 & wait $!; done\n");
     let mut full = vec!["/bin/sh".to_string(), "-c".to_string(), expandable(&script), "hsm-exec".to_string()];
     full.extend(command);
     spec["command"] = json!(full);
@@ -389,8 +500,10 @@ fn readiness(waits: &[(usize, &Wait)]) -> Result<Value, (usize, String)> {
                 json!({ "httpGet": get })
             }
             _ => match probe::check(&w.probe).map_err(|why| (*n, why))?.1 {
-                Check::Argv(argv) => json!({ "exec": { "command": argv } }),
-                Check::Shell(line) => json!({ "exec": { "command": ["/bin/sh", "-c", line] } }),
+                Check::Argv(argv) => {
+                    json!({ "exec": { "command": argv.iter().map(|a| expandable(a)).collect::<Vec<_>>() } })
+                }
+                Check::Shell(line) => json!({ "exec": { "command": ["/bin/sh", "-c", expandable(&line)] } }),
             },
         },
         _ => {
@@ -399,7 +512,7 @@ fn readiness(waits: &[(usize, &Wait)]) -> Result<Value, (usize, String)> {
                 .map(|(_, w)| format!("({})", probe::check(&w.probe).expect("checked").1.shell()))
                 .collect::<Vec<_>>()
                 .join(" && ");
-            json!({ "exec": { "command": ["/bin/sh", "-c", line] } })
+            json!({ "exec": { "command": ["/bin/sh", "-c", expandable(&line)] } })
         }
     };
     probe["periodSeconds"] = json!(period);
@@ -429,8 +542,8 @@ fn argv(command: &[Text]) -> Result<Vec<String>, String> {
 }
 
 /// Text for a field Kubernetes expands (a container's `command`, `args` and `env`
-/// values): it reads `$(NAME)` as a variable and `$$` as `$`, so every `$` is
-/// doubled.
+/// values, an exec probe's command): it reads `$(NAME)` as a variable and `$$` as
+/// `$`, so every `$` is doubled.
 fn expandable(s: &str) -> String {
     s.replace('$', "$$")
 }
@@ -463,10 +576,10 @@ pub fn dns(name: &str) -> String {
     s.trim_matches('-').to_string()
 }
 
-/// A ConfigMap key for a file's path (keys can't hold `/`).
-fn config_key(path: &str) -> String {
-    path.replace('/', "__")
-}
+/// The pod volume of the files bound into its containers.
+const FILES: &str = "hsm-files";
+/// The pod volume where its exec containers mark each exec done, in order.
+const STEPS: &str = "hsm-steps";
 
 fn yaml(value: &Value, project: &str) -> String {
     format!("{}{}", header("kubernetes", project), serde_saphyr::to_string(value).expect("a JSON tree serializes"))

@@ -132,7 +132,8 @@ impl<'p> Managed<'p> {
 /// packages are installed where they run), with their actions sorted by job.
 pub(crate) fn managed(plan: &Plan) -> Result<Vec<Managed<'_>>, ExportError> {
     let mut out = Vec::new();
-    for service in plan.services.iter().filter(|s| s.mode == Mode::Managed && s.name != hsm_plan::PYTHON_SERVICE) {
+    let installs = |s: &ServicePlan| s.actions.iter().any(|a| matches!(a, Action::UvInstall { .. }));
+    for service in plan.services.iter().filter(|s| s.mode == Mode::Managed && !installs(s)) {
         let mut m = Managed { plan: service, containers: Vec::new(), steps: Vec::new(), files: Vec::new() };
         for (i, action) in service.actions.iter().enumerate() {
             let n = i + 1;
@@ -141,9 +142,7 @@ pub(crate) fn managed(plan: &Plan) -> Result<Vec<Managed<'_>>, ExportError> {
                 Action::Wait(w) => m.steps.push(Step::Wait(n, w)),
                 Action::Exec(e) => m.steps.push(Step::Exec(n, e)),
                 Action::WriteFile(f) => m.files.push(f),
-                Action::UvInstall { .. } => {
-                    return Err(m.action_error(n, "installing Python packages is not a service's job in an export"));
-                }
+                Action::UvInstall { .. } => unreachable!("services that install packages are left out"),
             }
         }
         for step in &m.steps {
@@ -163,11 +162,28 @@ pub(crate) fn managed(plan: &Plan) -> Result<Vec<Managed<'_>>, ExportError> {
     Ok(out)
 }
 
+/// A consumer's variables: name, value, and the service that gives it.
+pub(crate) type ConsumerVars<'p> = Vec<(&'p str, &'p Text, &'p ServicePlan)>;
+
 /// Every consumer's variables (from every service, managed or external), by
 /// consumer: packages by name, the project itself (what `hsm env` with no package
 /// shows) by the project's name.
-pub(crate) fn consumers(plan: &Plan) -> BTreeMap<String, Vec<(&str, &Text, &ServicePlan)>> {
-    let mut out: BTreeMap<String, Vec<(&str, &Text, &ServicePlan)>> = BTreeMap::new();
+pub(crate) fn consumers(plan: &Plan) -> Result<BTreeMap<String, ConsumerVars<'_>>, ExportError> {
+    let mut out: BTreeMap<String, ConsumerVars<'_>> = BTreeMap::new();
+    let project_env = plan.services.iter().find(|s| s.env.iter().any(|e| e.consumer == Consumer::Project));
+    let package_named_so =
+        plan.services.iter().find(|s| s.env.iter().any(|e| e.consumer.package() == Some(plan.project.as_str())));
+    if let (Some(service), Some(_)) = (project_env, package_named_so) {
+        return Err(ExportError {
+            plugin: service.plugin.clone(),
+            service: service.name.clone(),
+            action: None,
+            why: format!(
+                "the project's own environment and that of its package `{}` would be exported under one name",
+                plan.project
+            ),
+        });
+    }
     for service in &plan.services {
         for env in &service.env {
             let name = match &env.consumer {
@@ -178,7 +194,7 @@ pub(crate) fn consumers(plan: &Plan) -> BTreeMap<String, Vec<(&str, &Text, &Serv
             vars.extend(env.vars.iter().map(|(k, v)| (k.as_str(), v, service)));
         }
     }
-    out
+    Ok(out)
 }
 
 /// The header comment of an exported file.

@@ -91,8 +91,8 @@ fn http(port: u16, path: &str, tls: bool, status: Option<u16>, headers: &[String
     let raw_h: String = headers.iter().map(|h| format!("{h}\\r\\n")).collect();
     let want = status.map_or_else(|| "2??".to_string(), |s| s.to_string());
     let mut line = format!(
-        "if command -v curl >/dev/null 2>&1; then c=$(curl -ks -o /dev/null -w '%{{http_code}}'{curl_h} {url}); \
-         elif command -v wget >/dev/null 2>&1; then c=$(wget -q -S -O /dev/null --no-check-certificate{wget_h} {url} 2>&1 | awk '/^ *HTTP\\//{{c=$2}} END{{print c}}'); "
+        "if command -v curl >/dev/null 2>&1; then c=$(curl -gks --max-time 5 -o /dev/null -w '%{{http_code}}'{curl_h} {url}); \
+         elif command -v wget >/dev/null 2>&1; then c=$(wget -q -S -T 5 -O /dev/null --no-check-certificate{wget_h} {url} 2>&1 | awk '/^ *HTTP\\//{{c=$2}} END{{print c}}'); "
     );
     if !tls {
         let request = shell_word(&format!("GET {path} HTTP/1.0\\r\\nHost: 127.0.0.1\\r\\n{raw_h}\\r\\n"));

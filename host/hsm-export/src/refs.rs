@@ -113,7 +113,11 @@ impl Vars {
             return Err(format!("two different secrets would both be the variable `{var}`"));
         }
         self.0.entry(var.clone()).or_insert(variable);
-        let reference = written.map_or_else(|| format!("${{{var}:?{var} is not set}}"), str::to_string);
+        let reference = match (written, syntax) {
+            (None, _) => format!("${{{var}:?{var} is not set}}"),
+            (Some(label), Syntax::Compose) => label.to_string(),
+            (Some(label), Syntax::Shell) => shell_expression(label)?,
+        };
         Ok(match (syntax, url_encoded) {
             (Syntax::Shell, true) => format!("$(urlencode \"{reference}\")"),
             _ => reference,
@@ -144,6 +148,38 @@ pub(crate) fn escape(s: &str, syntax: Syntax) -> String {
     }
 }
 
+/// The user's expression as POSIX sh reads it the way hsm and Compose do: the
+/// name, its operator and its word, the word escaped for double quotes (`$$` is
+/// hsm's `$`). A word holding another expression is refused: sh would run
+/// what hsm and Compose keep literal.
+fn shell_expression(label: &str) -> Result<String, String> {
+    let Some(inner) = label.strip_prefix("${").and_then(|r| r.strip_suffix('}')) else {
+        let name = variable_of(label).ok_or_else(|| format!("can't tell which variable `{label}` reads"))?;
+        return Ok(format!("${{{name}}}"));
+    };
+    let name: String = inner.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+    let rest = &inner[name.len()..];
+    if rest.is_empty() {
+        return Ok(format!("${{{name}}}"));
+    }
+    let op = [":-", ":?", ":+", "-", "?", "+"]
+        .into_iter()
+        .find(|op| rest.starts_with(op))
+        .ok_or_else(|| format!("`{label}` is no expression a shell script can hold"))?;
+    let word = rest[op.len()..].replace("$$", "\u{0}");
+    if word.contains('$') {
+        return Err(format!("`{label}` holds another expression, which a shell script would run"));
+    }
+    let mut escaped = String::new();
+    for c in word.replace('\u{0}', "$").chars() {
+        if matches!(c, '\\' | '"' | '$' | '`' | '}') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    Ok(format!("${{{name}{op}{escaped}}}"))
+}
+
 /// The variable an expression as written reads: `X` of `$X`, `${X}`, `${X:-d}`.
 pub(crate) fn variable_of(expression: &str) -> Option<String> {
     let rest = expression.strip_prefix('$')?;
@@ -162,7 +198,8 @@ pub(crate) fn generated_name(service: &str, name: &str) -> String {
 
 /// `s` as one word of a POSIX shell command.
 pub(crate) fn shell_word(s: &str) -> String {
-    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:=@%+,".contains(c)) {
+    // Not `=`: a first word `A=b` would be an assignment.
+    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:@%+,".contains(c)) {
         s.to_string()
     } else {
         format!("'{}'", s.replace('\'', r"'\''"))
@@ -223,10 +260,33 @@ mod tests {
         assert!(err.contains("HSM_DB_X_PASS"), "{err}");
     }
 
+    /// What sh makes of the expressions equals what hsm makes of them.
+    #[test]
+    fn expressions_in_a_shell_script_mean_what_they_mean_to_hsm() {
+        let sh = |expr: &str, env: &[(&str, &str)]| {
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!("printf %s \"{}\"", shell_expression(expr).unwrap()))
+                .env_clear()
+                .envs(env.iter().copied())
+                .output()
+                .unwrap();
+            (out.status.success(), String::from_utf8(out.stdout).unwrap())
+        };
+        assert_eq!(sh("${PW:-pa$$word}", &[]), (true, "pa$word".to_string()));
+        assert_eq!(sh("${PW:-a \"b\" `c` {d}}", &[]).1, "a \"b\" `c` {d}");
+        assert_eq!(sh("${PW:-x}", &[("PW", "set")]).1, "set");
+        assert!(!sh("${PW:?run `id` first}", &[]).0);
+        assert_eq!(sh("$PW", &[("PW", "v")]).1, "v");
+        assert!(shell_expression("${A:-$(id)}").is_err());
+        assert!(shell_expression("${A:-${B}}").is_err());
+    }
+
     #[test]
     fn shell_words_are_quoted_when_needed() {
         assert_eq!(shell_word("pg_isready"), "pg_isready");
         assert_eq!(shell_word("it's a"), r"'it'\''s a'");
         assert_eq!(shell_word(""), "''");
+        assert_eq!(shell_word("A=b"), "'A=b'");
     }
 }

@@ -39,7 +39,9 @@ fn plan() -> Plan {
     };
     let sidecar = Container {
         name: "metrics".into(),
-        image: "metrics:2".into(),
+        // The server's image with another command: its command probe can run in
+        // the exec's container (Kubernetes) too.
+        image: "cache:1".into(),
         command: None,
         env: vec![],
         ports: vec![port(9125, Protocol::Udp, None)],
@@ -173,7 +175,11 @@ fn compose_maps_every_action() {
     assert_eq!(one_shot["environment"]["TOKEN"], one_shot["environment"]["PASSWORD"]);
     assert_eq!(one_shot["network_mode"], "service:cache");
     assert_eq!(one_shot["restart"], "no");
-    assert_eq!(one_shot["depends_on"], json!({ "cache": { "condition": "service_healthy" } }));
+    // After every wait before it, on any container.
+    assert_eq!(
+        one_shot["depends_on"],
+        json!({ "cache": { "condition": "service_healthy" }, "cache-metrics": { "condition": "service_healthy" } })
+    );
     assert!(one_shot.get("command").is_none());
     // The package: its environment, by name inside the stack, once all is ready.
     let api = &s["api"];
@@ -224,12 +230,9 @@ fn kubernetes_maps_every_action() {
         metrics["volumeMounts"],
         json!([{ "name": "hsm-files", "mountPath": "/etc/metrics", "subPath": "conf", "readOnly": true }])
     );
-    assert_eq!(
-        pod["volumes"][0]["configMap"]["items"],
-        json!([{ "key": "conf__metrics.toml", "path": "conf/metrics.toml" }])
-    );
+    assert_eq!(pod["volumes"][0]["configMap"]["items"], json!([{ "key": "file-1", "path": "conf/metrics.toml" }]));
     let files = read(&export.files["cache-files.configmap.yaml"]);
-    assert_eq!(files["data"]["conf__metrics.toml"], "port = 9125\n");
+    assert_eq!(files["data"]["file-1"], "port = 9125\n");
     // The exec: a container of the pod that waits with the server's checks, runs once, idles.
     let one_shot = &pod["containers"][2];
     assert_eq!(one_shot["name"], "exec-1");
@@ -237,7 +240,10 @@ fn kubernetes_maps_every_action() {
     assert_eq!(one_shot["securityContext"], json!({ "runAsUser": 999, "runAsGroup": 998 }));
     let command: Vec<&str> = one_shot["command"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
     assert_eq!(&command[..2], ["/bin/sh", "-c"]);
+    // Every wait before it, each given up after its timeout ($ doubled: Kubernetes expands).
     assert!(command[2].contains("until (") && command[2].contains("nc -z 127.0.0.1 7000"), "{}", command[2]);
+    assert!(command[2].contains("until (metrics --check)") && command[2].contains("-lt 10 ]"), "{}", command[2]);
+    assert!(command[2].contains("i=$$((i + 1))"), "{}", command[2]);
     assert_eq!(&command[3..], ["hsm-exec", "cache-cli", "init"]);
     assert_eq!(one_shot["env"].as_array().unwrap().last().unwrap()["name"], "TOKEN");
     assert_eq!(sts["spec"]["volumeClaimTemplates"][0]["metadata"]["name"], "data");
@@ -298,6 +304,69 @@ fn what_can_not_be_mapped_is_refused_by_name() {
     p.services[0].actions.remove(0);
     let e = kubernetes(&p, &KubeOptions::default()).unwrap_err().to_string();
     assert!(e.contains("action 2 (container `metrics`)") && e.contains("`conf` is no file the plan writes"), "{e}");
+}
+
+/// Names that would run together, and orders the target can't keep, are refused.
+#[test]
+fn collisions_and_lost_orders_are_refused() {
+    // Compose: service `a` with sidecar `b` against a service `a-b`.
+    let mut p = plan();
+    let mut other = p.services[0].clone();
+    other.name = "cache-metrics".into();
+    p.services.push(other);
+    let e = compose(&p, &ComposeOptions::default()).unwrap_err().to_string();
+    assert!(e.contains("Compose service `cache-metrics` would have the name of another one"), "{e}");
+    // Kubernetes: two services whose names become one.
+    let mut p = plan();
+    let mut other = p.services[0].clone();
+    other.name = "Cache".into();
+    p.services.push(other);
+    let e = kubernetes(&p, &KubeOptions::default()).unwrap_err().to_string();
+    assert!(e.contains("would have the name of"), "{e}");
+    // Kubernetes: two containers of a pod on one port.
+    let mut p = plan();
+    let Action::EnsureContainer(c) = &mut p.services[0].actions[2] else { panic!() };
+    c.ports.push(port(7000, Protocol::Tcp, None));
+    let e = kubernetes(&p, &KubeOptions::default()).unwrap_err().to_string();
+    assert!(e.contains("both use port 7000"), "{e}");
+    // Kubernetes: a command probe of a container of another image.
+    let mut p = plan();
+    let Action::EnsureContainer(c) = &mut p.services[0].actions[2] else { panic!() };
+    c.image = "metrics:2".into();
+    let e = kubernetes(&p, &KubeOptions::default()).unwrap_err().to_string();
+    assert!(e.contains("can't run in a container of another image"), "{e}");
+    // Compose: a wait after an exec.
+    let mut p = plan();
+    let late = p.services[0].actions[3].clone();
+    p.services[0].actions.push(late);
+    let e = compose(&p, &ComposeOptions::default()).unwrap_err().to_string();
+    assert!(e.contains("action 8 (wait): a wait after an exec"), "{e}");
+    assert!(kubernetes(&p, &KubeOptions::default()).is_ok(), "a pod's exec waits for itself");
+}
+
+/// Two execs of one pod run in the plan's order; bound files get keys of their own.
+#[test]
+fn a_pods_execs_run_in_order_and_files_keep_their_paths() {
+    let mut p = plan();
+    p.services[0].actions.push(Action::Exec(exec("server", &["cache-cli", "warm"])));
+    let odd = WriteFile { plugin: "cachier".into(), path: "conf/a__b".into(), contents: "x".into() };
+    p.services[0].actions.insert(0, Action::WriteFile(odd));
+    let (export, _) = kubernetes(&p, &KubeOptions::default()).unwrap();
+    let sts = read(&export.files["cache.statefulset.yaml"]);
+    let pod = &sts["spec"]["template"]["spec"];
+    let script = |i: usize| pod["containers"][i]["command"][2].as_str().unwrap().to_string();
+    assert!(script(2).contains("touch /hsm-steps/1") && !script(2).contains("until [ -e"), "{}", script(2));
+    assert!(
+        script(3).contains("until [ -e /hsm-steps/1 ]") && script(3).contains("touch /hsm-steps/2"),
+        "{}",
+        script(3)
+    );
+    assert_eq!(pod["volumes"][1], json!({ "name": "hsm-steps", "emptyDir": {} }));
+    let items = &pod["volumes"][0]["configMap"]["items"];
+    assert_eq!(
+        items,
+        &json!([{ "key": "file-1", "path": "conf/a__b" }, { "key": "file-2", "path": "conf/metrics.toml" }])
+    );
 }
 
 #[test]

@@ -47,7 +47,13 @@ fn compose(global: &GlobalArgs, args: &ExportComposeArgs, out: &Output) -> Resul
     let export =
         hsm_export::compose(&planned.plan, &ComposeOptions { packages }).map_err(|e| engine::failure(out, &e))?;
     let file = args.output.clone().unwrap_or_else(|| global.project_dir.join("hsm-export/compose/compose.yaml"));
-    let dir = file.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    if file.is_dir() || file.as_os_str().to_string_lossy().ends_with('/') {
+        return Err(usage(
+            format!("`-o {}` is a folder; it takes the Compose file's path", file.display()),
+            "write `-o DIR/compose.yaml`",
+        ));
+    }
+    let dir = file.parent().filter(|d| !d.as_os_str().is_empty()).map_or_else(|| PathBuf::from("."), Path::to_path_buf);
     let mut files: BTreeMap<PathBuf, String> = BTreeMap::new();
     for (rel, text) in &export.files {
         let path = if rel == "compose.yaml" { file.clone() } else { dir.join(rel) };
@@ -75,13 +81,14 @@ fn compose(global: &GlobalArgs, args: &ExportComposeArgs, out: &Output) -> Resul
     }
     out.status(&format!("wrote {} ({} files in {})", file.display(), files.len(), dir.display()));
     variables_to_set(&export.variables, out);
-    out.status(&format!("run it: docker compose -f {} up -d", file.display()));
+    // Compose names a project after the file's folder: name it after this one.
+    out.status(&format!("run it: docker compose -p {} -f {} up -d", planned.plan.project, file.display()));
     Ok(())
 }
 
 fn kubernetes(global: &GlobalArgs, args: &ExportKubernetesArgs, out: &Output) -> Result<(), Failure> {
     if let Some(ns) = &args.namespace
-        && (hsm_export::dns(ns) != *ns || ns.len() > 63)
+        && (ns.is_empty() || hsm_export::dns(ns) != *ns || ns.len() > 63)
     {
         return Err(usage(
             format!("`{ns}` is not a Kubernetes namespace name"),
@@ -158,9 +165,14 @@ fn variables_to_set(variables: &[Variable], out: &Output) {
     }
 }
 
-/// Writes every file, replacing only files an earlier export wrote: `main` (the
-/// Compose file, `kustomization.yaml`) must be absent or hsm's. Files an earlier
-/// export wrote in `dir` that this one does not are removed.
+/// The file in an export's folder that lists, a relative path a line, the files
+/// the export wrote: the next export replaces and removes only those.
+const MANIFEST: &str = ".hsm-export";
+
+/// Writes every file, replacing only what an earlier export wrote (the files its
+/// manifest lists, or a `main` file that says hsm wrote it); files the earlier
+/// export wrote that this one does not are removed. Nothing is written when a
+/// file is in the way.
 fn write_all(
     main: &Path,
     dir: &Path,
@@ -168,20 +180,21 @@ fn write_all(
     scripts: &[PathBuf],
     out: &Output,
 ) -> Result<(), Failure> {
-    for path in files
-        .keys()
-        .filter(|p| p.as_path() == main || p.extension().is_some_and(|e| e == "yaml" || e == "env" || e == "sh"))
-    {
-        if let Ok(text) = std::fs::read_to_string(path)
-            && !text.lines().take(2).any(|l| l.contains(GENERATED))
-        {
+    let earlier: Vec<PathBuf> = std::fs::read_to_string(dir.join(MANIFEST))
+        .map(|m| m.lines().filter(|l| !l.is_empty() && !l.starts_with('#')).map(|l| dir.join(l)).collect())
+        .unwrap_or_default();
+    for path in files.keys() {
+        let Ok(meta) = std::fs::symlink_metadata(path) else { continue };
+        let ours = earlier.contains(path)
+            || (path == main
+                && std::fs::read_to_string(path).is_ok_and(|t| t.lines().take(2).any(|l| l.contains(GENERATED))));
+        if meta.is_dir() || meta.file_type().is_symlink() || !ours {
             return Err(usage(
                 format!("{} exists and was not written by `hsm export`", path.display()),
-                "choose another output with `-o`, or move the file away",
+                "choose another output with `-o`, or move it away",
             ));
         }
     }
-    let earlier = generated_files(dir);
     let job = |e: std::io::Error, p: &Path| Failure::Job(format!("can't write {}: {e}", p.display()));
     for (path, text) in files {
         if let Some(parent) = path.parent() {
@@ -194,39 +207,32 @@ fn write_all(
             std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).map_err(|e| job(e, path))?;
         }
     }
-    for stale in earlier.into_iter().filter(|p| !files.contains_key(p)) {
+    for stale in earlier.iter().filter(|p| !files.contains_key(*p)) {
         out.verbose(&format!("removed {}, which the project no longer exports", stale.display()));
-        let _ = std::fs::remove_file(&stale);
+        let _ = std::fs::remove_file(stale);
     }
-    Ok(())
-}
-
-/// The files an earlier export wrote in `dir`: those that say so, and what it
-/// wrote under `files/`.
-fn generated_files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else { continue };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let Ok(kind) = entry.file_type() else { continue };
-            if kind.is_dir() && (d != dir || ["env", "files"].iter().any(|n| path.ends_with(n))) {
-                todo.push(path);
-            } else if kind.is_file() {
-                let ours = path.strip_prefix(dir).is_ok_and(|r| r.starts_with("files"))
-                    || std::fs::read_to_string(&path).is_ok_and(|t| t.lines().take(2).any(|l| l.contains(GENERATED)));
-                if ours {
-                    out.push(path);
-                }
-            }
+    let mut manifest = format!("# {GENERATED}`: the files it wrote here, which the next export replaces.\n");
+    for path in files.keys() {
+        if let Ok(rel) = path.strip_prefix(dir) {
+            manifest.push_str(&format!("{}\n", rel.display()));
         }
     }
-    out
+    let path = dir.join(MANIFEST);
+    std::fs::write(&path, manifest).map_err(|e| job(e, &path))
 }
 
-/// Writes a file only its owner can read, replacing what was there.
+/// Writes a file only its owner can read, replacing only a values file hsm wrote
+/// (never a symbolic link, nor a file of the user's such as `.env`).
 fn write_private(path: &Path, text: &str) -> Result<(), Failure> {
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        let ours = meta.is_file() && std::fs::read_to_string(path).is_ok_and(|t| t.starts_with(VALUES_HEADER));
+        if !ours {
+            return Err(usage(
+                format!("{} exists and is not a values file `hsm export` wrote", path.display()),
+                "name a new file; it will hold secrets, readable by you only",
+            ));
+        }
+    }
     let job = |e: std::io::Error| Failure::Job(format!("can't write {}: {e}", path.display()));
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
@@ -241,6 +247,9 @@ fn write_private(path: &Path, text: &str) -> Result<(), Failure> {
     let mut f = options.open(path).map_err(job)?;
     f.write_all(text.as_bytes()).map_err(job)
 }
+
+/// The first words of a values file.
+const VALUES_HEADER: &str = "# The values of `hsm export";
 
 /// Resolves generated secrets as `hsm sync` derives them for the project (so the
 /// values file matches the local stack), and host ports as the container's own.
@@ -275,10 +284,8 @@ fn values_file(planned: &Planned, variables: &[Variable], out: &Output) -> Resul
         let value = if v.url_encoded { Encoding::Url.apply(&value) } else { value };
         vars.push((v.name.clone(), value));
     }
-    let mut text = format!(
-        "# The values of the variables of `hsm export compose` for project `{}`. Secret: keep it private.\n",
-        planned.plan.project
-    );
+    let mut text =
+        format!("{VALUES_HEADER} compose` for project `{}`. Secret: keep it private.\n", planned.plan.project);
     text.push_str(&crate::commands::env::dotenv(&vars, true).map_err(Failure::Job)?);
     Ok(text)
 }
@@ -292,7 +299,7 @@ fn secret_manifests(
 ) -> Result<String, Failure> {
     let key = engine::key(out)?;
     let mut text = format!(
-        "# The Secrets of `hsm export kubernetes` for project `{}`, with their values. Secret: keep it private.\n",
+        "{VALUES_HEADER} kubernetes` (the Secrets) for project `{}`. Secret: keep it private.\n",
         planned.plan.project
     );
     for secret in secrets {
