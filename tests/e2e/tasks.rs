@@ -155,3 +155,35 @@ fn logs_show_each_line_with_its_service_redacted_and_follow_a_recreated_containe
     assert!(seen.contains("chunker: listening on"), "{seen}");
     assert!(seen.contains("(default size 7)"), "the recreated container was not followed:\n{seen}");
 }
+
+/// An editable package's task runs in the venv, from the package's folder; the
+/// Python service is not ready before its `.venv` exists; a change to the
+/// package's files runs the task again.
+#[test]
+fn an_editable_packages_task_runs_in_its_folder_and_reruns_when_its_files_change() {
+    let p = Project::new("task-python");
+    let src = crate::stack::repo_root().join("tests/fixtures/python/core");
+    let core = p.path().join("core");
+    let copy = std::process::Command::new("cp").arg("-r").arg(&src).arg(&core).status().unwrap();
+    assert!(copy.success());
+    setup(
+        &p,
+        "packages:\n  - name: hsm-fixture-core\n    editable: ./core\n    tasks:\n      check: { run: [python, -c, \"import os, hsm_fixture_core; print(os.getcwd(), os.environ['VIRTUAL_ENV'])\"] }\n",
+    );
+    let status = p.hsm(&["status", "--json"]).expect(0).json();
+    let python = status["services"].as_array().unwrap().iter().find(|s| s["name"] == "python").unwrap().clone();
+    assert_eq!(python["health"]["state"], "not-ready", "{status}");
+    assert_eq!(status["in_sync"], false);
+
+    let run = p.sync();
+    let expected = format!("hsm-fixture-core/check | {} {}", core.display(), p.path().join(".venv").display());
+    assert!(run.stderr.contains(&expected), "{}", run.stderr);
+    let status = p.hsm(&["status", "--json"]).expect(0).json();
+    assert_eq!(status["in_sync"], true, "{status}");
+    assert!(!p.sync().stderr.contains("hsm-fixture-core/check |"));
+    std::fs::write(core.join("src/hsm_fixture_core/extra.py"), "X = 1\n").unwrap();
+    let status = p.hsm(&["status", "--json"]).expect(0).json();
+    assert_eq!(status["tasks"][0]["due"], "its package changed", "{status}");
+    let run = p.sync();
+    assert!(run.stderr.contains("ran task hsm-fixture-core/check (its package changed)"), "{}", run.stderr);
+}
