@@ -187,3 +187,24 @@ fn an_editable_packages_task_runs_in_its_folder_and_reruns_when_its_files_change
     let run = p.sync();
     assert!(run.stderr.contains("ran task hsm-fixture-core/check (its package changed)"), "{}", run.stderr);
 }
+
+/// On a machine with Python but no uv, a sync installs the pinned uv into hsm's
+/// cache folder (saying so) and goes on; the next run uses it without asking PyPI.
+#[test]
+fn without_uv_on_path_a_sync_installs_its_own() {
+    let p = Project::new("no-uv");
+    let src = crate::stack::repo_root().join("tests/fixtures/python/core");
+    let copy = std::process::Command::new("cp").arg("-r").arg(&src).arg(p.path().join("core")).status().unwrap();
+    assert!(copy.success());
+    setup(&p, "packages:\n  - name: hsm-fixture-core\n    editable: ./core\n");
+    let path = std::env::var("PATH").unwrap();
+    let no_uv: Vec<&str> = path.split(':').filter(|d| !std::path::Path::new(d).join("uv").exists()).collect();
+    let no_uv = no_uv.join(":");
+    let first = p.hsm_with(&["sync"], "PATH", &no_uv).expect(0);
+    let version = hsm_exec::uv::UV_VERSION;
+    assert!(first.stderr.contains(&format!("installing uv {version} from PyPI")), "{}", first.stderr);
+    assert!(first.stderr.contains("installed package hsm-fixture-core"), "{}", first.stderr);
+    assert!(p.cache.path().join("uv").join(version).join("bin/uv").is_file());
+    let again = p.hsm_with(&["sync"], "PATH", &no_uv).expect(0);
+    assert!(!again.stderr.contains("installing uv"), "{}", again.stderr);
+}

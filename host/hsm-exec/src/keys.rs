@@ -33,6 +33,17 @@ impl std::fmt::Debug for UserKey {
     }
 }
 
+/// hsm's cache folder: `$HSM_CACHE_DIR` (empty: no cache), else
+/// `$XDG_CACHE_HOME/hsm`, else `$HOME/.cache/hsm`, else none; `env` looks a variable up.
+pub fn cache_dir(env: &dyn Fn(&str) -> Option<String>) -> Option<PathBuf> {
+    let set = |k: &str| env(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    match env("HSM_CACHE_DIR") {
+        Some(dir) if dir.is_empty() => None,
+        Some(dir) => Some(PathBuf::from(dir)),
+        None => set("XDG_CACHE_HOME").map(|d| d.join("hsm")).or_else(|| set("HOME").map(|h| h.join(".cache/hsm"))),
+    }
+}
+
 /// hsm's data folder: `$HSM_DATA_DIR`, else `$XDG_DATA_HOME/hsm`, else
 /// `~/.local/share/hsm`.
 pub fn data_dir() -> io::Result<PathBuf> {

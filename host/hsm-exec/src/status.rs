@@ -180,7 +180,8 @@ impl Syncer<'_> {
         let python = if packages.is_empty() && py_state.packages.is_empty() {
             None
         } else {
-            Some(match crate::uv::PythonEnv::new(&self.cx.project.dir, None) {
+            // Status installs nothing: the uv hsm keeps in its cache, if any.
+            Some(match crate::uv::python_env(&self.cx.project.dir, None) {
                 Ok(env) => {
                     let status = crate::uv::status(&env, &packages, &py_state);
                     in_sync &= status.venv == crate::uv::VenvStatus::Ready

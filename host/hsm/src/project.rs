@@ -238,13 +238,7 @@ fn resolve(loaded: Loaded, sources: Sources, catalog: &Catalog) -> Result<(Sourc
     }
 }
 
-/// hsm's cache folder: `$HSM_CACHE_DIR` (empty: no cache), else
-/// `$XDG_CACHE_HOME/hsm`, else `$HOME/.cache/hsm`, else nowhere.
+/// hsm's cache folder (see [`hsm_exec::keys::cache_dir`]).
 fn cache_dir(env: &HashMap<String, String>) -> Option<PathBuf> {
-    let set = |k: &str| env.get(k).filter(|v| !v.is_empty()).map(PathBuf::from);
-    match env.get("HSM_CACHE_DIR") {
-        Some(dir) if dir.is_empty() => None,
-        Some(dir) => Some(PathBuf::from(dir)),
-        None => set("XDG_CACHE_HOME").map(|d| d.join("hsm")).or_else(|| set("HOME").map(|h| h.join(".cache/hsm"))),
-    }
+    hsm_exec::keys::cache_dir(&|k| env.get(k).cloned())
 }

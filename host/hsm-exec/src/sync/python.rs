@@ -19,7 +19,7 @@ impl Syncer<'_> {
         for svc in &self.plan.services {
             for action in &svc.actions {
                 let Action::UvInstall { packages } = action else { continue };
-                let env = uv::PythonEnv::new(&self.cx.project.dir, None).map_err(python_error)?;
+                let env = self.python_env()?;
                 let py_state = self.python_state();
                 let status = uv::status(&env, packages, &py_state);
                 for p in status.packages {
@@ -34,6 +34,13 @@ impl Syncer<'_> {
             }
         }
         Ok(())
+    }
+
+    /// The project's Python environment; uv is installed into hsm's cache when
+    /// the machine has none.
+    fn python_env(&self) -> Result<uv::PythonEnv, ExecError> {
+        let say = |line: &str| self.cx.reporter.event(Event::Warning(line));
+        uv::python_env(&self.cx.project.dir, Some(&say)).map_err(python_error)
     }
 
     /// What uv installed, as the state remembers it.
@@ -54,7 +61,7 @@ impl Syncer<'_> {
     /// Installs the project's Python packages with uv (blocking work, off the async
     /// thread so that other services' waits go on), forwarding uv's progress.
     pub(super) async fn python(&self, service: &str, packages: &[PythonPackage]) -> Result<(), ExecError> {
-        let env = uv::PythonEnv::new(&self.cx.project.dir, None).map_err(python_error)?;
+        let env = self.python_env()?;
         // Dropped with this future when the sync is abandoned (Ctrl-C, SIGTERM):
         // uv is stopped then, instead of running on while hsm waits to exit.
         let _stop_uv = env.stop_on_drop();

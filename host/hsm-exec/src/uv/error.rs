@@ -17,6 +17,14 @@ pub enum UvError {
          (https://docs.astral.sh/uv/getting-started/installation/), or point `HSM_UV` at it"
     )]
     UvNotFound,
+    /// uv was not found and hsm could not install it into its cache.
+    #[error("`uv` was not found, and installing uv {version} from PyPI failed: {message}")]
+    Bootstrap {
+        /// The version hsm installs.
+        version: String,
+        /// Why it failed.
+        message: String,
+    },
     /// The uv hsm was pointed at isn't an executable.
     #[error("`{}` (from {origin}) is not an executable uv", path.display())]
     UvNotExecutable {
@@ -144,7 +152,7 @@ impl hsm_model::Explain for UvError {
 
     fn hint(&self) -> Option<String> {
         Some(match self {
-            UvError::UvNotFound | UvError::UvNotExecutable { .. } => {
+            UvError::UvNotFound | UvError::UvNotExecutable { .. } | UvError::Bootstrap { .. } => {
                 "install uv with `pip install uv` (or `curl -LsSf https://astral.sh/uv/install.sh | sh`), \
                  or set `HSM_UV` to its path"
                     .into()
