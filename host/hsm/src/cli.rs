@@ -4,6 +4,9 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap_complete::ArgValueCandidates;
+
+use crate::commands::completions;
 
 /// Sets up a developer's whole stack (Python packages and the services they need)
 /// from one `hsm.yaml`.
@@ -58,6 +61,11 @@ pub(crate) enum ColorChoice {
 /// What to do.
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
+    /// Write a first `hsm.yaml` for the project folder: the project named after the
+    /// folder, and the Python projects below it (folders with a `pyproject.toml`) as
+    /// editable packages. An existing `hsm.yaml` is never overwritten.
+    Init,
+
     /// Check `hsm.yaml`, its registries and `.env` files, and resolve the project,
     /// without printing the plan.
     Validate,
@@ -111,6 +119,34 @@ pub(crate) enum Command {
     /// Stop and remove what hsm created for this project (containers, network; with
     /// `--volumes`, the data too).
     Down(DownArgs),
+
+    /// Print a completion script for SHELL, for subcommands, options and their
+    /// values.
+    ///
+    /// Install it where your shell looks for completions, for instance
+    /// `hsm completions bash > ~/.local/share/bash-completion/completions/hsm`,
+    /// `hsm completions zsh > ~/.zfunc/_hsm` (with `~/.zfunc` in `fpath`) or
+    /// `hsm completions fish > ~/.config/fish/completions/hsm.fish`.
+    Completions(CompletionsArgs),
+
+    /// Print the manual page hsm(1), in roff.
+    #[command(hide = true)]
+    Man,
+}
+
+/// Arguments of `hsm completions`.
+#[derive(Debug, Args)]
+pub(crate) struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub(crate) shell: clap_complete::Shell,
+
+    /// Print instead a short script that asks hsm at each completion, which then
+    /// also offers the names of the project's packages and services (of `-C`'s
+    /// folder, else the current one). Load it from the shell's startup file so it
+    /// follows upgrades of hsm: `source <(hsm completions bash --dynamic)`.
+    #[arg(long)]
+    pub(crate) dynamic: bool,
 }
 
 /// Arguments of `hsm sync`.
@@ -135,6 +171,7 @@ pub(crate) struct SyncArgs {
 #[derive(Debug, Args)]
 pub(crate) struct EnvArgs {
     /// The package (default: the project itself, for services listed in `hsm.yaml`).
+    #[arg(add = ArgValueCandidates::new(completions::packages))]
     pub(crate) package: Option<String>,
 
     /// How to print the variables.
@@ -162,6 +199,7 @@ pub(crate) enum EnvFormat {
 #[derive(Debug, Args)]
 pub(crate) struct RunArgs {
     /// The package whose environment the command gets.
+    #[arg(add = ArgValueCandidates::new(completions::packages))]
     pub(crate) package: String,
 
     /// The command and its arguments (after `--`).
@@ -327,6 +365,7 @@ pub(crate) struct ExportKubernetesArgs {
 #[derive(Debug, Args)]
 pub(crate) struct TaskArgs {
     /// The package.
+    #[arg(add = ArgValueCandidates::new(completions::packages))]
     pub(crate) package: String,
     /// The task's name.
     pub(crate) name: String,
@@ -336,7 +375,7 @@ pub(crate) struct TaskArgs {
 #[derive(Debug, Args)]
 pub(crate) struct LogsArgs {
     /// The services whose logs to show (default: all of the project's).
-    #[arg(value_name = "SERVICE")]
+    #[arg(value_name = "SERVICE", add = ArgValueCandidates::new(completions::services))]
     pub(crate) services: Vec<String>,
 
     /// Keep following the logs until Ctrl-C (containers recreated meanwhile are

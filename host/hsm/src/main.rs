@@ -28,6 +28,8 @@ pub(crate) enum Failure {
 }
 
 fn main() -> ExitCode {
+    // A dynamic completion script asking for candidates: answered, and exits.
+    commands::completions::answer_if_asked();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -39,6 +41,7 @@ fn main() -> ExitCode {
     };
     let out = Output::new(&cli.global);
     let result = match &cli.command {
+        Command::Init => commands::init::run(&cli.global, &out),
         Command::Validate => commands::validate::run(&cli.global, &out),
         Command::Plan(args) => commands::plan::run(&cli.global, args, &out),
         Command::Schema(args) => commands::schema::run(args, &out),
@@ -51,6 +54,8 @@ fn main() -> ExitCode {
         Command::Logs(args) => commands::logs::run(&cli.global, args, &out),
         Command::Down(args) => commands::down::run(&cli.global, args, &out),
         Command::Export(command) => commands::export::run(&cli.global, command, &out),
+        Command::Completions(args) => commands::completions::run(args, &out),
+        Command::Man => commands::man::run(&out),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

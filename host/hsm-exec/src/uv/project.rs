@@ -94,6 +94,13 @@ pub(crate) fn inspect(dir: &Path) -> Result<LocalProject, ProjectError> {
     Ok(LocalProject { name: name.map(|n| normalize(&n)), stamp })
 }
 
+/// The distribution name the Python project in `dir` declares, PEP 503-normalized
+/// (as `inspect` reads it), for `hsm init`; `None` when it declares none or its
+/// files can't be read.
+pub fn distribution_name(dir: &Path) -> Option<String> {
+    inspect(dir).ok()?.name
+}
+
 /// `name` under `[metadata]` in a `setup.cfg`.
 fn setup_cfg_name(text: &str) -> Option<String> {
     let mut in_metadata = false;

@@ -1,9 +1,12 @@
 //! One module per subcommand.
 
+pub(crate) mod completions;
 pub(crate) mod down;
 pub(crate) mod env;
 pub(crate) mod export;
+pub(crate) mod init;
 pub(crate) mod logs;
+pub(crate) mod man;
 pub(crate) mod plan;
 pub(crate) mod plugin;
 pub(crate) mod run;
