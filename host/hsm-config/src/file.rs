@@ -29,6 +29,7 @@ pub struct ProjectFile {
     pub project: Spanned<ProjectName>,
     /// Registries in precedence order: an entry in a later registry replaces the entry
     /// of the same name in an earlier one. `bundled` is the registry built into hsm;
+    /// `git+URL@REF#SUBDIR` is a registry in a git repository, pinned in `hsm.lock`;
     /// anything else is a path, relative to this file, to a folder of `*.yaml` files or
     /// to one file. Default: `[bundled]`.
     #[serde(default)]

@@ -23,6 +23,8 @@ use crate::config::{
 use crate::dotenv;
 use crate::env::Environment;
 use crate::file::{EnvFiles, PackageEntry, ProjectFile, RegistryFile};
+use crate::git::GitSpec;
+use crate::git_registry::{GitOptions, GitRegistries};
 use crate::spanned::Spanned;
 use crate::yaml_error::{self, FileKind};
 
@@ -55,6 +57,8 @@ pub struct LoadOptions {
     /// The process environment (the CLI passes `std::env::vars()`; tests pass what
     /// they need).
     pub env: HashMap<String, String>,
+    /// Where git registries are cached and how `hsm.lock` is used.
+    pub git: GitOptions,
 }
 
 /// Loads the project in `options.project_dir`. Files read are added to `sources`, so
@@ -73,7 +77,7 @@ pub fn load(options: &LoadOptions, sources: &mut Sources) -> Result<Config, Diag
 /// resolving without it would only report the same problem again in other words.
 pub fn load_lenient(options: &LoadOptions, sources: &mut Sources) -> (Option<Config>, Diagnostics) {
     let dir = normalize(&std::path::absolute(&options.project_dir).unwrap_or_else(|_| options.project_dir.clone()));
-    let mut loader = Loader { sources, diags: Diagnostics::default(), dir, incomplete: false };
+    let mut loader = Loader { sources, diags: Diagnostics::default(), dir, incomplete: false, git: None };
     let config = loader.run(options);
     let config = if loader.incomplete { None } else { config };
     (config, loader.diags)
@@ -86,6 +90,9 @@ struct Loader<'a> {
     /// Set when a file is missing or could not be parsed: the configuration lacks
     /// what it said, so resolving it would report spurious problems.
     incomplete: bool,
+    /// The git registries and `hsm.lock`, when a git registry is listed or the
+    /// lock may be written.
+    git: Option<GitRegistries>,
 }
 
 /// A registry file read but not parsed yet.
@@ -93,6 +100,8 @@ struct RegistryText {
     id: FileId,
     display: String,
     text: Arc<str>,
+    /// The file (`None` for the bundled registry).
+    path: Option<PathBuf>,
     /// The folder paths in the file are relative to (`None` for the bundled registry).
     base: Option<PathBuf>,
 }
@@ -221,7 +230,18 @@ impl Loader<'_> {
         // Read every registry's files first (so problems reading them come first),
         // then parse, check and merge them in precedence order.
         let mut read = Vec::new();
-        for entry in project.registries.as_ref().unwrap_or(&default) {
+        let listed = project.registries.as_ref().unwrap_or(&default);
+        // `hsm.lock` matters with a git registry, or to a run that writes it (which
+        // drops the registries no longer listed).
+        if options.git.write_lock || listed.iter().any(|r| GitSpec::is_git(&r.value)) {
+            let (git, diag) = GitRegistries::open(&self.dir, &options.git, self.sources);
+            self.git = Some(git);
+            if let Some(d) = diag {
+                self.diags.push(d);
+                self.incomplete = true;
+            }
+        }
+        for entry in listed {
             let span = explicit.then(|| entry.span(file));
             if let Some(r) = self.registry(&entry.value, span) {
                 read.push(r);
@@ -244,6 +264,20 @@ impl Loader<'_> {
                 for d in f.plugins {
                     self.define(&mut defs.plugins, "plugin", d);
                 }
+            }
+            if let Some(git) = &mut self.git
+                && git.get(name).is_some()
+            {
+                let read: Vec<(PathBuf, &[u8])> =
+                    files.iter().filter_map(|f| Some((f.path.clone()?, f.text.as_bytes()))).collect();
+                let diags = git.record(
+                    name,
+                    &read,
+                    &defs.packages.values().collect::<Vec<_>>(),
+                    &defs.plugins.values().collect::<Vec<_>>(),
+                );
+                self.incomplete |= !diags.is_empty();
+                self.diags.0.extend(diags);
             }
             registries.push(name.clone());
             packages.extend(defs.packages);
@@ -318,6 +352,9 @@ impl Loader<'_> {
 
         self.diags.0.extend(cx.diags);
         self.incomplete |= cx.incomplete;
+        if let Some(d) = self.git.take().and_then(|git| git.finish(!self.incomplete)) {
+            self.diags.push(d);
+        }
         let project = Project {
             name: NameRef { name: project.project.value.to_string(), span: project.project.span(file) },
             dir: self.dir.clone(),
@@ -399,8 +436,20 @@ impl Loader<'_> {
                 files.push((format!("<bundled>/{file}"), None, (*text).to_string()));
             }
         } else {
-            let path = normalize(&self.dir.join(written));
-            name = self.display(&path);
+            let path = if GitSpec::is_git(written) {
+                let git = self.git.as_mut().expect("opened for each git registry");
+                match git.checkout(written, span) {
+                    Ok(checkout) => checkout.folder,
+                    Err(d) => {
+                        self.diags.push(*d);
+                        self.incomplete = true;
+                        return None;
+                    }
+                }
+            } else {
+                normalize(&self.dir.join(written))
+            };
+            name = if GitSpec::is_git(written) { written.to_string() } else { self.display(&path) };
             if path.is_dir() {
                 let paths = match registry_files(&path) {
                     Ok(paths) => paths,
@@ -457,7 +506,7 @@ impl Loader<'_> {
             .map(|(display, path, text)| {
                 let base = path.as_ref().and_then(|p| p.parent().map(Path::to_path_buf));
                 let (id, text) = self.add_file(display.clone(), path.as_deref(), text);
-                RegistryText { id, display, text, base }
+                RegistryText { id, display, text, path, base }
             })
             .collect();
         Some((name, texts))
@@ -482,37 +531,29 @@ impl Loader<'_> {
 
     /// A path as shown to the user: relative to the project folder where possible.
     fn display(&self, path: &Path) -> String {
+        if let Some(shown) = self.git.as_ref().and_then(|g| g.display(path)) {
+            return shown;
+        }
         display_path(&self.dir, path)
     }
 }
 
+/// Definitions that carry their name (for the duplicate check).
 trait HasName {
     fn name(&self) -> &NameRef;
 }
 
-impl HasName for PackageDef {
-    fn name(&self) -> &NameRef {
-        &self.name
-    }
+macro_rules! has_name {
+    ($($ty:ty),*) => {
+        $(impl HasName for $ty {
+            fn name(&self) -> &NameRef {
+                &self.name
+            }
+        })*
+    };
 }
 
-impl HasName for ServiceDef {
-    fn name(&self) -> &NameRef {
-        &self.name
-    }
-}
-
-impl HasName for ProfileDef {
-    fn name(&self) -> &NameRef {
-        &self.name
-    }
-}
-
-impl HasName for PluginDef {
-    fn name(&self) -> &NameRef {
-        &self.name
-    }
-}
+has_name!(PackageDef, ServiceDef, ProfileDef, PluginDef);
 
 /// Whether a YAML text holds anything but blank lines, comments and `---`.
 fn has_content(text: &str) -> bool {

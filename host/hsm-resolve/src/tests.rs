@@ -60,7 +60,7 @@ impl Fixture {
     fn resolve(&self, env: &[(&str, &str)]) -> Result<Resolution, String> {
         let env: HashMap<String, String> = env.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
         let mut sources = Sources::new();
-        let options = LoadOptions { project_dir: self.dir.path().to_path_buf(), env };
+        let options = LoadOptions { project_dir: self.dir.path().to_path_buf(), env, ..Default::default() };
         let config = hsm_config::load(&options, &mut sources).map_err(|d| d.render(&sources))?;
         let kinds: BTreeSet<String> = ["postgres", "qdrant"].iter().map(|k| (*k).to_string()).collect();
         resolve(&config, &sources, &ResolveOptions { known_kinds: kinds }).map_err(|d| d.render(&sources))
@@ -199,7 +199,7 @@ fn a_cycle_is_reported_once_with_its_path() {
     .unwrap();
     let f = Fixture { dir };
     let mut sources = Sources::new();
-    let options = LoadOptions { project_dir: f.dir.path().to_path_buf(), env: HashMap::new() };
+    let options = LoadOptions { project_dir: f.dir.path().to_path_buf(), env: HashMap::new(), ..Default::default() };
     let config = hsm_config::load(&options, &mut sources).unwrap();
     let err = resolve(&config, &sources, &ResolveOptions::default()).unwrap_err();
     assert_eq!(err.0.len(), 1, "{}", err.render(&sources));
@@ -237,7 +237,7 @@ fn many_services() -> tempfile::TempDir {
 fn every_reference_leads_to_its_own_value() {
     let dir = many_services();
     let mut sources = Sources::new();
-    let options = LoadOptions { project_dir: dir.path().to_path_buf(), env: HashMap::new() };
+    let options = LoadOptions { project_dir: dir.path().to_path_buf(), env: HashMap::new(), ..Default::default() };
     let config = hsm_config::load(&options, &mut sources).unwrap();
     let known_kinds: BTreeSet<String> = ["postgres".to_string()].into();
     let r = resolve(&config, &sources, &ResolveOptions { known_kinds }).unwrap();

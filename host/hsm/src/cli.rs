@@ -45,6 +45,20 @@ pub(crate) struct GlobalArgs {
     /// When to use colours: `auto` uses them on terminals unless `NO_COLOR` is set.
     #[arg(long, value_name = "WHEN", global = true, default_value = "auto")]
     pub(crate) color: ColorChoice,
+
+    /// How this run uses `hsm.lock` (set from the subcommand, not an option).
+    #[arg(skip)]
+    pub(crate) lock: LockUse,
+}
+
+/// How a run uses `hsm.lock`: `hsm sync` and `hsm lock` write it; other commands
+/// resolve a registry it lacks for that run only.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct LockUse {
+    /// Write `hsm.lock` when it lacks a git registry or lists one no longer used.
+    pub(crate) write: bool,
+    /// The git registries to resolve again (`Some(empty)`: all of them).
+    pub(crate) update: Option<Vec<String>>,
 }
 
 /// When to use colours.
@@ -86,6 +100,11 @@ pub(crate) enum Command {
     /// containers, wait until they are ready, and install the Python packages. Safe
     /// to run again: what already matches is left alone.
     Sync(SyncArgs),
+
+    /// Resolve the git registries of `hsm.yaml` to commits and write them, with the
+    /// sha256 of every file read, to `hsm.lock` (commit it). Later runs use the
+    /// locked commits, from hsm's cache, without the network.
+    Lock(LockArgs),
 
     /// Print the environment a package gets from its services (the project's own
     /// when no package is named). Secrets are shown as references unless
@@ -165,6 +184,20 @@ pub(crate) struct SyncArgs {
     /// what the service's plugin says, usually 60 or 120).
     #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u32).range(1..=86_400))]
     pub(crate) wait_timeout: Option<u32>,
+}
+
+/// Arguments of `hsm lock`.
+#[derive(Debug, Args)]
+pub(crate) struct LockArgs {
+    /// Resolve the refs again and lock what they name now: those of the REGISTRY
+    /// entries given (as written in `registries`, or their URL), else every git
+    /// registry's.
+    #[arg(long)]
+    pub(crate) update: bool,
+
+    /// With `--update`, the registries to update (default: all).
+    #[arg(value_name = "REGISTRY", requires = "update")]
+    pub(crate) registries: Vec<String>,
 }
 
 /// Arguments of `hsm env`.

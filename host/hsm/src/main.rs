@@ -30,7 +30,7 @@ pub(crate) enum Failure {
 fn main() -> ExitCode {
     // A dynamic completion script asking for candidates: answered, and exits.
     commands::completions::answer_if_asked();
-    let cli = match Cli::try_parse() {
+    let mut cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
             // clap prints help and version to stdout and usage errors to stderr, and
@@ -39,6 +39,15 @@ fn main() -> ExitCode {
             return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
         }
     };
+    // `hsm sync` and `hsm lock` write `hsm.lock`; other commands only read it.
+    match &cli.command {
+        Command::Sync(_) => cli.global.lock.write = true,
+        Command::Lock(args) => {
+            cli.global.lock.write = true;
+            cli.global.lock.update = args.update.then(|| args.registries.clone());
+        }
+        _ => {}
+    }
     let out = Output::new(&cli.global);
     let result = match &cli.command {
         Command::Init => commands::init::run(&cli.global, &out),
@@ -47,6 +56,7 @@ fn main() -> ExitCode {
         Command::Schema(args) => commands::schema::run(args, &out),
         Command::Plugin(command) => commands::plugin::run(&cli.global, command, &out),
         Command::Sync(args) => commands::sync::run(&cli.global, args, &out),
+        Command::Lock(args) => commands::lock::run(&cli.global, args, &out),
         Command::Env(args) => commands::env::run(&cli.global, args, &out),
         Command::Run(args) => commands::run::run(&cli.global, args, &out),
         Command::Status(args) => commands::status::run(&cli.global, args, &out),

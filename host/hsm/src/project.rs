@@ -5,7 +5,7 @@ use std::cell::OnceCell;
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 
-use hsm_config::{Config, LoadOptions};
+use hsm_config::{Config, GitOptions, LoadOptions};
 use hsm_model::{Diagnostic, Diagnostics, Sources};
 use hsm_plan::Plan;
 use hsm_planner::{Catalog, PlanningError};
@@ -198,7 +198,14 @@ fn declarations(info: &hsm_runtime::PluginInfo) -> String {
 /// Loads the project's files. Problems local to one value do not stop here, so that
 /// one run reports them together with what resolving finds.
 pub(crate) fn load(global: &GlobalArgs, out: &Output) -> Result<(Sources, Loaded), Failure> {
-    let options = LoadOptions { project_dir: global.project_dir.clone(), env: process_env() };
+    let env = process_env();
+    let git = GitOptions {
+        cache_dir: cache_dir(&env),
+        write_lock: global.lock.write,
+        update: global.lock.update.clone(),
+        offline: false,
+    };
+    let options = LoadOptions { project_dir: global.project_dir.clone(), env, git };
     let mut sources = Sources::new();
     let (config, diags) = hsm_config::load_lenient(&options, &mut sources);
     let Some(config) = config else { return Err(Failure::Input(sources, diags)) };
@@ -213,6 +220,13 @@ pub(crate) fn load(global: &GlobalArgs, out: &Output) -> Result<(Sources, Loaded
 pub(crate) struct Loaded {
     config: Config,
     diags: Diagnostics,
+}
+
+impl Loaded {
+    /// The problems found while loading that did not stop it.
+    pub(crate) fn diags(&self) -> &Diagnostics {
+        &self.diags
+    }
 }
 
 impl std::ops::Deref for Loaded {
@@ -236,6 +250,12 @@ fn resolve(loaded: Loaded, sources: Sources, catalog: &Catalog) -> Result<(Sourc
             Err(Failure::Input(sources, diags))
         }
     }
+}
+
+/// Git registries for a load that must not reach the network (completions): locked
+/// and cached ones only, and `hsm.lock` is not written.
+pub(crate) fn offline_git(env: &HashMap<String, String>) -> GitOptions {
+    GitOptions { cache_dir: cache_dir(env), offline: true, ..GitOptions::default() }
 }
 
 /// hsm's cache folder (see [`hsm_exec::keys::cache_dir`]).

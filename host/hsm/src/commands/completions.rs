@@ -80,7 +80,8 @@ fn names() -> Option<(BTreeSet<String>, BTreeSet<String>)> {
     let env: HashMap<String, String> = std::env::vars_os()
         .map(|(k, v)| (k.to_string_lossy().into_owned(), v.to_string_lossy().into_owned()))
         .collect();
-    let options = LoadOptions { project_dir: project_dir(), env };
+    let git = crate::project::offline_git(&env);
+    let options = LoadOptions { project_dir: project_dir(), env, git };
     let (config, _) = hsm_config::load_lenient(&options, &mut hsm_model::Sources::new());
     Some(walk(&config?))
 }

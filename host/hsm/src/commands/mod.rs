@@ -5,6 +5,7 @@ pub(crate) mod down;
 pub(crate) mod env;
 pub(crate) mod export;
 pub(crate) mod init;
+pub(crate) mod lock;
 pub(crate) mod logs;
 pub(crate) mod man;
 pub(crate) mod plan;

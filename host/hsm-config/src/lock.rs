@@ -1,0 +1,127 @@
+//! `hsm.lock`: the commit each git registry resolved to and the sha256 of every file
+//! hsm read from it. YAML, written by hsm with every key sorted and one entry per
+//! registry, so that it diffs well and can be committed (format: docs/config.md).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Deserialize;
+
+/// The name of the lock file, next to `hsm.yaml`.
+pub const LOCK_FILE: &str = "hsm.lock";
+
+/// What `hsm.lock` holds.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockFile {
+    /// The format's version: 1.
+    pub version: u32,
+    /// Per git registry, by the entry of `registries` as written.
+    #[serde(default)]
+    pub registries: BTreeMap<String, LockEntry>,
+}
+
+/// One git registry, locked.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockEntry {
+    /// The commit (full hex id) the ref resolved to.
+    pub commit: String,
+    /// The sha256 (hex) of every file read, by its path in the repository.
+    #[serde(default)]
+    pub files: BTreeMap<String, String>,
+}
+
+impl LockFile {
+    /// Reads and checks the lock file at `path`; `None` if it is missing or invalid
+    /// (a load reports why).
+    pub fn read(path: &Path) -> Option<Self> {
+        let lock: Self = serde_saphyr::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
+        lock.check().is_ok().then_some(lock)
+    }
+
+    /// The lock's text: a header comment, then the entries, keys sorted.
+    pub fn render(&self) -> String {
+        let mut s = String::from(
+            "# hsm.lock: the commits and file digests of hsm.yaml's git registries.\n\
+             # Written by hsm (`hsm lock`, `hsm sync`); commit it. Format: hsm's docs/config.md.\n",
+        );
+        s.push_str("version: 1\n");
+        if self.registries.is_empty() {
+            s.push_str("registries: {}\n");
+            return s;
+        }
+        s.push_str("registries:\n");
+        for (name, entry) in &self.registries {
+            s.push_str(&format!("  {}:\n    commit: {}\n", quote(name), entry.commit));
+            if entry.files.is_empty() {
+                s.push_str("    files: {}\n");
+                continue;
+            }
+            s.push_str("    files:\n");
+            for (path, digest) in &entry.files {
+                s.push_str(&format!("      {}: {digest}\n", quote(path)));
+            }
+        }
+        s
+    }
+
+    /// Checks what parsing can't: the version, and that commits and digests are hex.
+    pub fn check(&self) -> Result<(), String> {
+        if self.version != 1 {
+            return Err(format!("unsupported `hsm.lock` version `{}`: this hsm reads 1", self.version));
+        }
+        for (name, entry) in &self.registries {
+            if !is_hex(&entry.commit, &[40, 64]) {
+                return Err(format!("the commit of `{name}` is not a commit id: `{}`", entry.commit));
+            }
+            if let Some((path, _)) = entry.files.iter().find(|(_, d)| !is_hex(d, &[64])) {
+                return Err(format!("the digest of `{path}` in `{name}` is not a sha256"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Writes `text` to `path` through a temporary file renamed into place, unless the
+/// file already holds it.
+pub fn write_if_changed(path: &Path, text: &str) -> std::io::Result<bool> {
+    if std::fs::read_to_string(path).is_ok_and(|old| old == text) {
+        return Ok(false);
+    }
+    let tmp = path.with_file_name(format!(".{LOCK_FILE}.tmp-{}", std::process::id()));
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })?;
+    Ok(true)
+}
+
+fn is_hex(s: &str, lens: &[usize]) -> bool {
+    lens.contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// A YAML double-quoted scalar (JSON's string syntax, which YAML 1.2 reads).
+fn quote(s: &str) -> String {
+    serde_json::to_string(s).expect("a string serializes")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_sorted_and_reads_back() {
+        let mut lock = LockFile { version: 1, registries: BTreeMap::new() };
+        let files = BTreeMap::from([("b.yaml".to_string(), "a".repeat(64)), ("a.yaml".to_string(), "b".repeat(64))]);
+        lock.registries.insert("git+file:///r.git@v1".into(), LockEntry { commit: "c".repeat(40), files });
+        lock.registries
+            .insert("git+file:///a.git".into(), LockEntry { commit: "d".repeat(40), files: BTreeMap::new() });
+        let text = lock.render();
+        assert!(text.find("a.git").unwrap() < text.find("r.git").unwrap());
+        assert!(text.find("a.yaml").unwrap() < text.find("b.yaml").unwrap());
+        let back: LockFile = serde_saphyr::from_str(&text).unwrap();
+        assert_eq!(back, lock);
+        assert_eq!(back.check(), Ok(()));
+    }
+}
