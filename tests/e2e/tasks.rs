@@ -79,6 +79,12 @@ fn a_migrate_task_runs_when_what_it_depends_on_changed_and_is_retried_after_a_fa
     assert_eq!(runs(&p), "4");
     let unknown = p.hsm(&["task", "auth-service", "migrat"]).expect(2);
     assert!(unknown.stderr.contains("did you mean `migrate`?"), "{}", unknown.stderr);
+
+    // The data went with the volumes: the next sync migrates the new database.
+    p.hsm(&["down", "--volumes"]).expect(0);
+    let fresh = p.sync();
+    assert!(fresh.stderr.contains("ran task auth-service/migrate (it has not run yet)"), "{}", fresh.stderr);
+    assert_eq!(runs(&p), "1");
 }
 
 #[test]
@@ -133,7 +139,6 @@ fn logs_show_each_line_with_its_service_redacted_and_follow_a_recreated_containe
     std::thread::sleep(Duration::from_secs(2));
     p.setup(&[], "services:\n  chunker:\n    params:\n      env: { API_TOKEN: \"${CHUNK_TOKEN}\", CHUNKER_DEFAULT_SIZE: \"7\" }\n");
     p.sync();
-    let deadline = Instant::now() + Duration::from_secs(20);
     let mut seen = String::new();
     let mut stdout = follow.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
@@ -145,15 +150,25 @@ fn logs_show_each_line_with_its_service_redacted_and_follow_a_recreated_containe
             }
         }
     });
-    while Instant::now() < deadline && !seen.contains("(default size 7)") {
-        if let Ok(bytes) = rx.recv_timeout(Duration::from_millis(200)) {
-            seen.push_str(&String::from_utf8_lossy(&bytes));
+    let read_until = |seen: &mut String, done: &dyn Fn(&str) -> bool| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline && !done(seen) {
+            if let Ok(bytes) = rx.recv_timeout(Duration::from_millis(200)) {
+                seen.push_str(&String::from_utf8_lossy(&bytes));
+            }
         }
-    }
+    };
+    read_until(&mut seen, &|s| s.contains("(default size 7)"));
+    // A restart keeps the container's id: its new lines are followed too.
+    let listening = |s: &str| s.matches("chunker: listening on").count();
+    let before = listening(&seen);
+    crate::stack::docker(&["restart", "-t", "1", &p.container("chunker", "server")]);
+    read_until(&mut seen, &|s| listening(s) > before);
     let _ = follow.kill();
     let _ = follow.wait();
     assert!(seen.contains("chunker: listening on"), "{seen}");
     assert!(seen.contains("(default size 7)"), "the recreated container was not followed:\n{seen}");
+    assert!(listening(&seen) > before, "the restarted container was not followed:\n{seen}");
 }
 
 /// An editable package's task runs in the venv, from the package's folder; the

@@ -257,6 +257,19 @@ impl<'t> FileCtx<'t> {
                 );
                 continue;
             }
+            if let Some(bad) = body.run.value.iter().find(|a| a.chars().any(|c| c.is_control())) {
+                self.diags.push(
+                    Diagnostic::new(format!(
+                        "task `{}` of package `{}`: `{}` holds a control character",
+                        task_ref.name,
+                        name.name,
+                        bad.escape_debug()
+                    ))
+                    .at(body.run.span(file), "")
+                    .hint("write each argument on one line, without control characters"),
+                );
+                continue;
+            }
             let on_demand = body.on.is_some_and(|o| o.value == TaskOn::Demand);
             tasks.push(TaskDef { name: task_ref, run: body.run.value, on_demand });
         }

@@ -279,7 +279,7 @@ impl Explain for ExecError {
             Self::PortTaken { port, .. } => Some(format!(
                 "free port {port} (`ss -ltnp 'sport = :{port}'` shows who holds it), or choose another `port` for the service, or remove `port` to let hsm choose a free one"
             )),
-            Self::NotReady { service, .. } | Self::Exited { service, .. } => {
+            Self::NotReady { service, container: Some(_), .. } | Self::Exited { service, .. } => {
                 Some(format!("see the whole log with `hsm logs {service}`"))
             }
             Self::ExecFailed { service, .. } => Some(format!("see the container's log with `hsm logs {service}`")),

@@ -51,7 +51,12 @@ struct Source {
 
 /// The project's containers the query names. A service the query names that has
 /// no container is an error that lists those that have.
-async fn sources(docker: &Docker, project: &ProjectId, query: &LogsQuery) -> Result<Vec<Source>, ExecError> {
+async fn sources(
+    docker: &Docker,
+    project: &ProjectId,
+    query: &LogsQuery,
+    strict: bool,
+) -> Result<Vec<Source>, ExecError> {
     let (mine, _) = docker.project_containers(project).await?;
     let mut all: Vec<Source> = mine
         .into_iter()
@@ -66,7 +71,7 @@ async fn sources(docker: &Docker, project: &ProjectId, query: &LogsQuery) -> Res
         .collect();
     all.sort_by(|a, b| (&a.service, &a.container).cmp(&(&b.service, &b.container)));
     let known: BTreeSet<&str> = all.iter().map(|s| s.service.as_str()).collect();
-    if let Some(missing) = query.services.iter().find(|s| !known.contains(s.as_str())) {
+    if let Some(missing) = query.services.iter().find(|s| strict && !known.contains(s.as_str())) {
         return Err(ExecError::NoContainer {
             service: missing.clone(),
             known: known.iter().map(|s| s.to_string()).collect(),
@@ -77,7 +82,8 @@ async fn sources(docker: &Docker, project: &ProjectId, query: &LogsQuery) -> Res
 
 fn options(query: &LogsQuery, follow: bool) -> bollard::query_parameters::LogsOptions {
     let mut b = LogsOptionsBuilder::default().stdout(true).stderr(true).timestamps(true).follow(follow);
-    if let Some(since) = query.since {
+    // Before the epoch (a huge `--since`): everything.
+    if let Some(since) = query.since.filter(|s| *s > 0) {
         b = b.since(i32::try_from(since).unwrap_or(i32::MAX));
     }
     b = b.tail(&query.tail.map_or_else(|| "all".to_string(), |n| n.to_string()));
@@ -121,7 +127,7 @@ fn parse(line: &[u8], source: &Source) -> LogLine {
 /// The lines the query names, every container's, merged in time order.
 pub async fn snapshot(docker: &Docker, project: &ProjectId, query: &LogsQuery) -> Result<Vec<LogLine>, ExecError> {
     let mut lines = Vec::new();
-    for source in sources(docker, project, query).await? {
+    for source in sources(docker, project, query, true).await? {
         let mut stream = docker.api().logs(&source.id, Some(options(query, false)));
         let mut buf = Lines::default();
         while let Some(chunk) = stream.next().await {
@@ -135,61 +141,82 @@ pub async fn snapshot(docker: &Docker, project: &ProjectId, query: &LogsQuery) -
     Ok(lines)
 }
 
-/// Follows the logs the query names, giving each line to `out` as it comes, until
-/// the future is dropped; containers that appear meanwhile (recreated by a sync)
-/// are followed from their first line.
+/// Follows the logs the query names from Unix time `from` on (the caller shows
+/// what came before, merged), giving each line to `out` as it comes, until the
+/// future is dropped or `out` says stop. A container that appears meanwhile (a
+/// sync recreated it) is followed from its first line; one that stopped and
+/// started again (same id) from where its stream ended; a named service briefly
+/// without a container (being recreated) is waited for.
 pub async fn follow(
     docker: &Docker,
     project: &ProjectId,
     query: &LogsQuery,
-    out: &mut dyn FnMut(LogLine),
+    from: i64,
+    out: &mut dyn FnMut(LogLine) -> bool,
 ) -> Result<(), ExecError> {
     let (tx, mut rx) = mpsc::unbounded_channel::<LogLine>();
     let mut followed = Followed::default();
-    let mut first = true;
+    let mut known_at_start: Option<BTreeSet<String>> = None;
     loop {
-        let current = sources(docker, project, query).await?;
+        let current = sources(docker, project, query, known_at_start.is_none()).await?;
+        let start = known_at_start.get_or_insert_with(|| current.iter().map(|s| s.id.clone()).collect());
+        // A stream that ended (its container stopped) is followed again if the
+        // container is still there.
+        followed.0.retain(|_, reader| !reader.is_finished());
         for source in current {
             if followed.0.contains_key(&source.id) {
                 continue;
             }
-            // The first containers as the query says; those that appear later
-            // from their beginning.
-            let options = if first { options(query, true) } else { options(&LogsQuery::default(), true) };
+            let since = match followed.1.get(&source.id) {
+                Some(ended) => *ended,
+                None if start.contains(&source.id) => from,
+                None => 0,
+            };
+            let options = options(&LogsQuery { since: Some(since), tail: None, ..LogsQuery::default() }, true);
             let api = docker.api().clone();
             let tx = tx.clone();
+            let key = source.id.clone();
             let id = source.id.clone();
-            followed.0.insert(
-                id.clone(),
-                tokio::spawn(async move {
-                    let mut stream = api.logs(&id, Some(options));
-                    let mut buf = Lines::default();
-                    while let Some(Ok(chunk)) = stream.next().await {
-                        buf.push(chunk.as_ref(), &source, &mut |l| {
-                            let _ = tx.send(l);
-                        });
-                    }
-                    buf.finish(&source, &mut |l| {
+            let reader = tokio::spawn(async move {
+                let mut stream = api.logs(&id, Some(options));
+                let mut buf = Lines::default();
+                while let Some(Ok(chunk)) = stream.next().await {
+                    buf.push(chunk.as_ref(), &source, &mut |l| {
                         let _ = tx.send(l);
                     });
-                }),
-            );
+                }
+                buf.finish(&source, &mut |l| {
+                    let _ = tx.send(l);
+                });
+            });
+            followed.1.insert(key.clone(), unix_now());
+            followed.0.insert(key, reader);
         }
-        first = false;
         let tick = tokio::time::sleep(FOLLOW_POLL);
         tokio::pin!(tick);
         loop {
             tokio::select! {
-                Some(line) = rx.recv() => out(line),
+                Some(line) = rx.recv() => if !out(line) { return Ok(()) },
                 () = &mut tick => break,
             }
+        }
+        for id in followed.0.keys() {
+            followed.1.insert(id.clone(), unix_now());
         }
     }
 }
 
-/// The readers of the containers followed, stopped when following stops.
+/// Now, as Unix time.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// The readers of the containers followed (stopped when following stops), and
+/// when each container's stream was last known to be open.
 #[derive(Default)]
-struct Followed(HashMap<String, tokio::task::JoinHandle<()>>);
+struct Followed(HashMap<String, tokio::task::JoinHandle<()>>, HashMap<String, i64>);
 
 impl Drop for Followed {
     fn drop(&mut self) {

@@ -39,7 +39,7 @@ pub struct State {
     #[serde(default, deserialize_with = "lenient_python", skip_serializing_if = "Option::is_none")]
     pub python: Option<PythonState>,
     /// The packages' tasks' last runs, by `package/name`.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(default, deserialize_with = "lenient_tasks", skip_serializing_if = "BTreeMap::is_empty")]
     pub tasks: BTreeMap<String, crate::tasks::TaskRecord>,
 }
 
@@ -49,6 +49,16 @@ pub struct State {
 fn lenient_python<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<PythonState>, D::Error> {
     let section = Option::<serde_json::Value>::deserialize(d)?;
     Ok(section.map(|v| serde_json::from_value(v).unwrap_or_default()))
+}
+
+/// Reads [`State::tasks`] leniently, like [`State::python`]: an entry damaged by
+/// hand is forgotten (its task runs again) instead of the whole state failing.
+fn lenient_tasks<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<String, crate::tasks::TaskRecord>, D::Error> {
+    let section = Option::<serde_json::Value>::deserialize(d)?;
+    let Some(serde_json::Value::Object(entries)) = section else { return Ok(BTreeMap::new()) };
+    Ok(entries.into_iter().filter_map(|(k, v)| Some((k, serde_json::from_value(v).ok()?))).collect())
 }
 
 /// What hsm remembers about one service.

@@ -152,6 +152,12 @@ fn files_stamp(root: &Path, dir: &Path, out: &mut String) {
     }
 }
 
+/// The exit code a shell gives a command that could not start: 127 when there
+/// is no such program, else 126.
+pub fn could_not_start(e: &io::Error) -> i32 {
+    if e.kind() == io::ErrorKind::NotFound { 127 } else { 126 }
+}
+
 /// How a task's run ended.
 #[derive(Debug)]
 pub struct TaskEnd {
@@ -170,8 +176,9 @@ impl TaskEnd {
 
 /// Runs `task` with `env` (values) from its folder, in the project's Python
 /// environment (as `hsm run` does), giving every line it prints to `line` as it
-/// comes. Dropping the future stops the task: its process group gets SIGTERM,
-/// then its leader SIGKILL.
+/// comes. The task ends when its process does; what it started in the
+/// background is stopped then (its process group gets SIGTERM, then SIGKILL).
+/// Dropping the future stops the task the same way.
 pub async fn run(
     task: &Task,
     project_dir: &Path,
@@ -193,6 +200,8 @@ pub async fn run(
     // Our copies of the writing end are gone with `cmd`: the pipe ends with the task.
     let mut child = spawned?;
     let mut group = StopGroup(child.id());
+    // The leader is reaped below; its group id stays the group's until the group
+    // is empty, so signalling the group never reaches another process.
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
     std::thread::spawn(move || {
         let mut reader = io::BufReader::new(reader);
@@ -206,27 +215,69 @@ pub async fn run(
         }
     });
     let mut tail: VecDeque<String> = VecDeque::new();
-    while let Some(text) = rx.recv().await {
+    let mut keep = |text: String| {
         line(&text);
         if tail.len() == TAIL_LINES {
             tail.pop_front();
         }
         tail.push_back(text);
+    };
+    // Until the task ends (not the pipe: a background process it started may
+    // hold the pipe open for ever), then what it left in the pipe.
+    let status = loop {
+        tokio::select! {
+            Some(text) = rx.recv() => keep(text),
+            status = child.wait() => break status?,
+        }
+    };
+    let drain = tokio::time::sleep(LEFTOVER_GRACE);
+    tokio::pin!(drain);
+    loop {
+        tokio::select! {
+            text = rx.recv() => match text {
+                Some(text) => keep(text),
+                None => break,
+            },
+            () = &mut drain => break,
+        }
     }
-    let status = child.wait().await?;
-    group.0 = None;
+    // What the task left running in its group is stopped with it.
+    group.stop();
     Ok(TaskEnd { code: status.code(), tail: tail.into() })
 }
 
-/// Sends SIGTERM to a task's process group (the task's own children included)
-/// when the run is abandoned; disarmed when the task ended.
+/// How long the output a task left in its pipe is read after it ended.
+const LEFTOVER_GRACE: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// How long a task's process group gets after SIGTERM before SIGKILL.
+const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// A task's process group (the task and what it started): stopped when the run
+/// is abandoned (Ctrl-C) or the task ended leaving processes behind.
 struct StopGroup(Option<u32>);
+
+impl StopGroup {
+    /// SIGTERM to the group, then SIGKILL to what is left after [`STOP_GRACE`].
+    fn stop(&mut self) {
+        use rustix::process::{Pid, Signal, kill_process_group, test_kill_process_group};
+        let Some(pid) = self.0.take().and_then(|p| Pid::from_raw(i32::try_from(p).ok()?)) else { return };
+        if kill_process_group(pid, Signal::TERM).is_err() {
+            return; // No one left.
+        }
+        let until = std::time::Instant::now() + STOP_GRACE;
+        while std::time::Instant::now() < until {
+            if test_kill_process_group(pid).is_err() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let _ = kill_process_group(pid, Signal::KILL);
+    }
+}
 
 impl Drop for StopGroup {
     fn drop(&mut self) {
-        if let Some(pid) = self.0.and_then(|p| rustix::process::Pid::from_raw(p as i32)) {
-            let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::TERM);
-        }
+        self.stop();
     }
 }
 
@@ -299,6 +350,28 @@ mod tests {
         assert_eq!(TaskRecord::why_run(Some(&failed), &first), Some("its last run failed"));
         assert_eq!(failed.succeeded_with, Some(first));
         assert_eq!(TaskRecord::why_run(None, &changed), Some("it has not run yet"));
+    }
+
+    /// A task that leaves a process running in the background ends when it does;
+    /// what it left is stopped.
+    #[tokio::test]
+    async fn a_background_process_neither_holds_the_run_nor_outlives_it() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("app")).unwrap();
+        let pidfile = dir.path().join("pid");
+        let script = format!("sleep 300 & echo $! > {}; echo started", pidfile.display());
+        let t = task(&["sh", "-c", &script]);
+        let started = std::time::Instant::now();
+        let mut lines = Vec::new();
+        let end = run(&t, dir.path(), &[], &mut |l| lines.push(l.to_string())).await.unwrap();
+        assert!(started.elapsed() < std::time::Duration::from_secs(10), "the run waited for the background process");
+        assert_eq!((end.code, lines), (Some(0), vec!["started".to_string()]));
+        let pid: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+        let gone = (0..100).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            rustix::process::test_kill_process(rustix::process::Pid::from_raw(pid).unwrap()).is_err()
+        });
+        assert!(gone, "the background process outlived its task");
     }
 
     /// A run streams its lines, from its folder, with its environment, and gives

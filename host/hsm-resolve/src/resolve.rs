@@ -72,10 +72,13 @@ impl<'a> Resolver<'a> {
                         def.source = inline.source.clone();
                     }
                     def.implies.extend(inline.implies.iter().cloned());
-                    // hsm.yaml's tasks add to the registry's, or replace those of the same name.
+                    // hsm.yaml's tasks add to the registry's, or replace those of the same name
+                    // where they are (the order is the order they run in).
                     for task in &inline.tasks {
-                        def.tasks.retain(|t| t.name.name != task.name.name);
-                        def.tasks.push(task.clone());
+                        match def.tasks.iter_mut().find(|t| t.name.name == task.name.name) {
+                            Some(t) => *t = task.clone(),
+                            None => def.tasks.push(task.clone()),
+                        }
                     }
                     def
                 }

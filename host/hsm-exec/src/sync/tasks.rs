@@ -36,9 +36,7 @@ impl Syncer<'_> {
                     .map(|t| format!("task `{t}` did not run"))
             });
             if let Some(why) = blocked {
-                self.cx
-                    .reporter
-                    .event(Event::Warning(&format!("task `{id}` was not run: {why}; the next sync runs it")));
+                self.cx.reporter.event(Event::Warning(&format!("task `{id}` was not run: {why}")));
                 not_done.insert(id);
                 continue;
             }
@@ -73,7 +71,16 @@ impl Syncer<'_> {
         let end = tasks::run(task, &self.cx.project.dir, &env, &mut line).await;
         let (code, ok, tail) = match end {
             Ok(end) => (end.code, end.ok(), end.tail),
-            Err(e) => (None, false, vec![format!("could not start `{}`: {e}", task.run[0])]),
+            Err(e) => {
+                (Some(tasks::could_not_start(&e)), false, vec![format!("could not start `{}`: {e}", task.run[0])])
+            }
+        };
+        // What it depends on as it left it: files it wrote in its package's folder
+        // do not make it due again.
+        let inputs = if ok {
+            tasks::inputs(task, self.plan, &self.cx.project.dir, python.as_ref(), &env, self.cx.key)
+        } else {
+            inputs
         };
         let record = TaskRecord::now(ok, code, &inputs, before.as_ref());
         self.state.lock().expect("state lock").tasks.insert(id.clone(), record);

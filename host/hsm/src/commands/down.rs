@@ -50,6 +50,11 @@ pub(crate) fn run(global: &GlobalArgs, args: &DownArgs, out: &Output) -> Result<
                 c.ready_at = None;
             }
         }
+        // The data the tasks made (a migrated schema) went with the volumes: they
+        // run again on the next sync.
+        if args.volumes {
+            state.tasks.clear();
+        }
         state.save(&project).map_err(|e| engine::failure(out, &e))?;
     }
     let name = paint(out.color_err(), Style::Name, &project.name);

@@ -39,33 +39,35 @@ pub(crate) fn run(global: &GlobalArgs, args: &LogsArgs, out: &Output) -> Result<
     let width = names.iter().map(String::len).max().unwrap_or(0);
     let services: Vec<&str> = planned.plan.services.iter().map(|s| s.name.as_str()).collect();
     let color = out.color_out();
-    let print = |line: LogLine| {
+    // Written straight to stdout: a reader that went away (`| head`) ends it.
+    let mut stdout = std::io::stdout().lock();
+    let mut print = |line: LogLine| {
+        use std::io::Write as _;
         let who = format!("{}/{}", line.service, line.container);
         let prefix = format!("{who:<width$} |");
         let prefix = match services.iter().position(|s| *s == line.service) {
             Some(i) if color => format!("\x1b[{}m{prefix}\x1b[0m", COLOURS[i % COLOURS.len()]),
-            _ => prefix,
+            _ => hsm_model::text::printable(&prefix).into_owned(),
         };
         let text = hsm_model::text::printable(&redactor.apply(&line.text)).into_owned();
-        out.data(&format!("{prefix} {text}\n")).is_ok()
+        writeln!(stdout, "{prefix} {text}").and_then(|()| stdout.flush()).is_ok()
     };
     let runtime = engine::runtime()?;
     let result = runtime.block_on(async {
         let docker = Docker::connect().await?;
+        // What is there now, merged in time order; then, with -f, what comes.
+        let from = logs::unix_now();
+        for line in logs::snapshot(&docker, &project, &query).await? {
+            if !print(line) {
+                return Ok(());
+            }
+        }
         if args.follow {
-            let mut each = |l| {
-                print(l);
-            };
             tokio::select! {
-                r = logs::follow(&docker, &project, &query, &mut each) => r,
+                r = logs::follow(&docker, &project, &query, from, &mut print) => r,
                 () = crate::commands::sync::interrupted() => Ok(()),
             }
         } else {
-            for line in logs::snapshot(&docker, &project, &query).await? {
-                if !print(line) {
-                    break;
-                }
-            }
             Ok(())
         }
     });

@@ -67,18 +67,27 @@ pub(crate) fn run(global: &GlobalArgs, args: &TaskArgs, out: &Output) -> Result<
         out.error("interrupted: the task was stopped");
         return Err(Failure::Exit(130));
     };
+    let before = state.tasks.get(&task.id()).cloned();
     let ended = match ended {
         Ok(end) => end,
         Err(e) => {
+            let code = tasks::could_not_start(&e);
+            state.tasks.insert(task.id(), TaskRecord::now(false, Some(code), &inputs, before.as_ref()));
+            state.save(&project).map_err(|e| engine::failure(out, &e))?;
             out.error_with(
                 &format!("cannot run `{}`: {e}", task.run[0]),
                 &[],
                 Some("check the command's name; it is looked up on `PATH`, with `.venv/bin` first"),
             );
-            return Err(Failure::Exit(127));
+            return Err(Failure::Exit(u8::try_from(code).unwrap_or(1)));
         }
     };
-    let before = state.tasks.get(&task.id()).cloned();
+    // What it depends on as it left it (files it wrote in its package's folder).
+    let inputs = if ended.ok() {
+        tasks::inputs(task, &planned.plan, &project.dir, state.python.as_ref(), &env, &key)
+    } else {
+        inputs
+    };
     state.tasks.insert(task.id(), TaskRecord::now(ended.ok(), ended.code, &inputs, before.as_ref()));
     state.save(&project).map_err(|e| engine::failure(out, &e))?;
     if ended.ok() {
