@@ -320,7 +320,11 @@ fn ask_plugin(
                 Diagnostic::new(format!("service `{}`: plugin `{}` says: {message}", service.name, plugin.name()))
                     .at_opt(span, "");
             let known: Vec<&str> = plugin.info().params.iter().map(|p| p.name.as_str()).collect();
-            if let Some(best) = hsm_config::did_you_mean(&key, known.iter().copied()) {
+            // A suggestion only for a key the plugin does not know: a declared key
+            // with a bad value (`path: ../etc`) is not a typo.
+            if !known.contains(&key.as_str())
+                && let Some(best) = hsm_config::did_you_mean(&key, known.iter().copied())
+            {
                 d = d.hint(format!("did you mean `{best}`?"));
             }
             if contribution.is_none() {
@@ -347,13 +351,36 @@ fn ask_plugin(
         Err(PlanFailure::Invalid { message, key }) => {
             let span = span_of(&service.profile.chosen_by, sources);
             let d = Diagnostic::new(format!(
-                "service `{}` with profile `{}` ({mode:?}): plugin `{}` says: {message}",
+                "service `{}` with profile `{}` ({}): plugin `{}` says: {message}",
                 service.name,
                 service.profile.name,
+                match mode {
+                    Mode::Managed => "managed",
+                    Mode::External => "external",
+                },
                 plugin.name()
             ))
             .at_opt(span, "profile chosen here");
+            let written = |k: &str| service.profile.settings.as_map().is_some_and(|m| m.get(k).is_some());
+            let settings: Vec<&str> = plugin.info().settings.iter().map(|p| p.name.as_str()).collect();
             let d = match key {
+                // A setting the plugin does not read: a typo, most likely.
+                Some(key) if mode == Mode::External && written(&key) && !settings.contains(&key.as_str()) => {
+                    match hsm_config::did_you_mean(&key, settings.iter().copied()) {
+                        Some(best) => d.hint(format!(
+                            "did you mean `{best}`? (under `profiles.{}.services.{}` in the registry)",
+                            service.profile.name, service.name
+                        )),
+                        None => d.hint(format!(
+                            "remove `{key}` from `profiles.{}.services.{}` in the registry",
+                            service.profile.name, service.name
+                        )),
+                    }
+                }
+                Some(key) if mode == Mode::External && written(&key) => d.hint(format!(
+                    "check `{key}` under `profiles.{}.services.{}` in the registry",
+                    service.profile.name, service.name
+                )),
                 Some(key) if mode == Mode::External => d.hint(format!(
                     "add `{key}` under `profiles.{}.services.{}` in the registry",
                     service.profile.name, service.name
