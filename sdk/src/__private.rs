@@ -11,7 +11,8 @@ mod tree;
 #[allow(missing_docs, unreachable_pub, clippy::all)]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../wit/0.3.0",
+        // The SDK's copy of `wit/0.3.0` (see Cargo.toml), so the published crate has it.
+        path: "wit",
         world: "hsm:plugin/plugin@0.3.0",
         export_macro_name: "__export_hsm_plugin",
         pub_export_macro: true,
@@ -22,6 +23,17 @@ pub mod bindings {
 use bindings::exports::hsm::plugin::backend::{self as b, Guest};
 use bindings::hsm::plugin::requests as q;
 use bindings::hsm::plugin::types as w;
+
+/// A secret reference's handle and encoding, for `hsm-sdk-host` (plugins treat a
+/// reference as opaque).
+pub fn secret_parts(secret: &t::SecretRef) -> (u32, t::Encoding) {
+    (secret.handle, secret.encoding)
+}
+
+/// A secret reference, for `hsm-sdk-host`.
+pub fn secret_ref(handle: u32, encoding: t::Encoding) -> t::SecretRef {
+    t::SecretRef { handle, encoding }
+}
 
 /// Implements the generated component interface for a [`crate::Backend`].
 pub struct Adapter<B>(PhantomData<B>);

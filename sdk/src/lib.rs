@@ -38,8 +38,10 @@
 //! when several packages can ask different things of one service.
 //!
 //! Test the logic natively by calling your type's methods with the builders of
-//! [`testing`]; test the built component in the real host with the `hsm` test
-//! helpers (see the plugin author guide).
+//! [`testing`]; test the built component in hsm's real runtime with
+//! `hsm_sdk_host::ComponentPlugin` (see the [plugin author guide]).
+//!
+//! [plugin author guide]: https://github.com/hsm-dev/hsm/blob/main/docs/plugin-authors.md
 
 mod plan;
 mod request;

@@ -33,7 +33,7 @@ fn a_scaffolded_plugin_tests_builds_and_checks() {
     let crate_dir = dir.path().join("demo-kv");
     let sdk = support::repo_root().join("sdk").display().to_string();
     let path = crate_dir.display().to_string();
-    let run = support::hsm(&["plugin", "new", "demo-kv", "--path", &path, "--sdk", &sdk], &[]);
+    let run = support::hsm(&["plugin", "new", "demo-kv", "--path", &path, "--sdk-path", &sdk], &[]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.stderr.contains("created plugin `demo-kv`"), "{}", run.stderr);
     let manifest = std::fs::read_to_string(crate_dir.join("Cargo.toml")).unwrap();
@@ -56,6 +56,33 @@ fn a_scaffolded_plugin_tests_builds_and_checks() {
 
     let text = support::hsm(&["--color", "never", "plugin", "check", &wasm_s], &[]);
     assert!(text.stdout.contains("is a valid hsm plugin\n  name          demo-kv\n"), "{}", text.stdout);
+}
+
+/// What a user who installed hsm gets: the SDK from crates.io at hsm's version,
+/// not a path into the folder hsm was built from.
+#[test]
+fn a_scaffold_depends_on_the_sdk_by_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let crate_dir = dir.path().join("demo");
+    let run = support::hsm(&["plugin", "new", "demo", "--path", &crate_dir.display().to_string()], &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let manifest = std::fs::read_to_string(crate_dir.join("Cargo.toml")).unwrap();
+    let line = format!("\nhsm-sdk = \"{}\"\n", env!("CARGO_PKG_VERSION"));
+    assert!(manifest.contains(&line), "{manifest}");
+    assert!(!manifest.contains("path ="), "{manifest}");
+    cargo(&crate_dir, &["metadata", "--no-deps", "--offline", "--format-version", "1", "--quiet"]);
+
+    // `--sdk`, the option's old name, still works.
+    let other = dir.path().join("other");
+    let sdk = support::repo_root().join("sdk");
+    let run = support::hsm(
+        &["plugin", "new", "other", "--path", &other.display().to_string(), "--sdk", &sdk.display().to_string()],
+        &[],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let manifest = std::fs::read_to_string(other.join("Cargo.toml")).unwrap();
+    let path = sdk.canonicalize().unwrap().display().to_string();
+    assert!(manifest.contains(&format!("hsm-sdk = {{ path = {path:?} }}")), "{manifest}");
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -317,10 +317,10 @@ pub(crate) struct PluginNewArgs {
     #[arg(long, value_name = "DIR")]
     pub(crate) path: Option<PathBuf>,
 
-    /// The `sdk/` folder of an hsm checkout to depend on (default: the one this hsm
-    /// was built from, when it is still there).
-    #[arg(long, value_name = "DIR")]
-    pub(crate) sdk: Option<PathBuf>,
+    /// Depend on the `sdk/` folder of an hsm checkout (a path dependency) instead of
+    /// `hsm-sdk` from crates.io at this hsm's version.
+    #[arg(long = "sdk-path", alias = "sdk", value_name = "DIR")]
+    pub(crate) sdk_path: Option<PathBuf>,
 }
 
 /// Arguments of `hsm plugin check`.

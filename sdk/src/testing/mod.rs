@@ -2,9 +2,10 @@
 //! requests the host would send, call your [`crate::Backend`] methods, and inspect
 //! the results.
 //!
-//! [`build_plugin`] builds a plugin crate for `wasm32-wasip2`; with the `host`
-//! feature, `testing::component::ComponentPlugin` runs the compiled component in
-//! hsm's real runtime with the same requests.
+//! [`build_plugin`] builds a plugin crate for `wasm32-wasip2`; `ComponentPlugin`
+//! of the `hsm-sdk-host` crate (in hsm's repository, not published: it embeds
+//! hsm's runtime) runs the compiled component in hsm's real runtime with the same
+//! requests.
 //!
 //! ```
 //! use hsm_sdk::testing::*;
@@ -15,9 +16,6 @@
 //!     .build();
 //! assert_eq!(default_merge(&req).unwrap().get("db"), Some(&Value::Int(1)));
 //! ```
-
-#[cfg(feature = "host")]
-pub mod component;
 
 #[cfg(not(target_arch = "wasm32"))]
 use std::path::{Path, PathBuf};

@@ -162,7 +162,7 @@ mod tests {
     /// The same requests, through the compiled component in hsm's real runtime.
     #[test]
     fn the_component_behaves_like_the_code() {
-        use hsm_sdk::testing::component::ComponentPlugin;
+        use hsm_sdk_host::ComponentPlugin;
         let wasm = build_plugin(env!("CARGO_MANIFEST_DIR"), env!("CARGO_PKG_NAME")).unwrap();
         let plugin = ComponentPlugin::load(&wasm).unwrap();
         assert_eq!(plugin.describe(), Redis::describe());

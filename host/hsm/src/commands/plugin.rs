@@ -2,7 +2,7 @@
 //! who decide which plugins a project trusts.
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use hsm_model::{Diagnostic, Sources};
 use hsm_runtime::{PluginHost, PluginInfo, PluginSource};
@@ -30,12 +30,6 @@ fn input_error(message: String, hint: Option<String>) -> Failure {
     Failure::Input(Sources::new(), d.into())
 }
 
-/// The SDK folder of the checkout this hsm was built from, if it is still there.
-fn built_from_sdk() -> Option<PathBuf> {
-    let sdk = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sdk");
-    sdk.join("Cargo.toml").is_file().then(|| sdk.canonicalize().unwrap_or(sdk))
-}
-
 fn new(args: &PluginNewArgs, out: &Output) -> Result<(), Failure> {
     let name = &args.name;
     let valid = !name.is_empty()
@@ -56,7 +50,9 @@ fn new(args: &PluginNewArgs, out: &Output) -> Result<(), Failure> {
             Some("choose another folder with `--path`".into()),
         ));
     }
-    let sdk = match args.sdk.clone().or_else(built_from_sdk) {
+    // By default the SDK of this hsm's version from crates.io, which a user who
+    // installed hsm can build against; `--sdk-path` for a checkout (hsm's own tests).
+    let sdk = match &args.sdk_path {
         Some(sdk) => {
             if !sdk.join("Cargo.toml").is_file() {
                 return Err(input_error(
@@ -64,10 +60,18 @@ fn new(args: &PluginNewArgs, out: &Output) -> Result<(), Failure> {
                     Some("give the `sdk/` folder of an hsm checkout".into()),
                 ));
             }
-            let sdk = sdk.canonicalize().unwrap_or(sdk);
+            let sdk = sdk.canonicalize().unwrap_or_else(|_| sdk.clone());
             format!("{{ path = {:?} }}", sdk.display().to_string())
         }
-        None => format!("\"{}\"", env!("CARGO_PKG_VERSION")),
+        None => {
+            // Until the SDK is on crates.io, a version dependency does not build:
+            // say so rather than leave the author with cargo's "no matching package".
+            out.warning(&format!(
+                "the scaffold depends on `hsm-sdk = \"{}\"`, which is not published on crates.io yet: until it is, build against a checkout of hsm with `--sdk-path DIR/sdk`",
+                env!("CARGO_PKG_VERSION")
+            ));
+            format!("\"{}\"", env!("CARGO_PKG_VERSION"))
+        }
     };
     let crate_name = name.replace('-', "_");
     let env_prefix = name.to_ascii_uppercase().replace('-', "_");

@@ -1,10 +1,14 @@
 //! Runs a plugin's compiled component in hsm's real runtime, from a native test:
 //! the same sandbox, limits, WIT conversions and action checks `hsm` applies.
 //!
+//! A dev-dependency of plugins written with `hsm-sdk`. It embeds hsm's runtime
+//! (wasmtime), so it lives in hsm's repository and is not published: take it, and
+//! the SDK, from the same checkout or git revision (see the plugin author guide).
+//!
 //! ```no_run
-//! use hsm_sdk::testing::component::ComponentPlugin;
 //! use hsm_sdk::testing::*;
 //! use hsm_sdk::Value;
+//! use hsm_sdk_host::ComponentPlugin;
 //!
 //! let wasm = build_plugin(env!("CARGO_MANIFEST_DIR"), env!("CARGO_PKG_NAME")).unwrap();
 //! let plugin = ComponentPlugin::load(&wasm).unwrap();
@@ -21,15 +25,11 @@ use hsm_model::{Piece as HostPiece, SecretId, Text as HostText, Value as HostVal
 use hsm_plan as hp;
 use hsm_runtime as rt;
 
-use crate::plan::{
-    Action, ConsumerEnv, Container, Endpoint, Exec, HttpProbe, Mount, PackageSource, Plan, PlanError, Port, Probe,
-    Protocol, PythonPackage, RestartPolicy, Wait, WriteFile,
+use hsm_sdk::{
+    Action, Capability, ConsumerEnv, Container, Encoding, Endpoint, Exec, HttpProbe, Map, MergeError, MergeRequest,
+    Mode, Mount, PackageSource, ParamSpec, Piece, Plan, PlanError, PlanRequest, PluginInfo, Port, Probe, Protocol,
+    PythonPackage, Requester, RestartPolicy, Text, Value, VariableSpec, Wait, WriteFile,
 };
-use crate::request::{
-    Capability, MergeError, MergeRequest, Mode, ParamSpec, PlanRequest, PluginInfo, Requester, VariableSpec,
-};
-use crate::text::{Encoding, Piece, SecretRef, Text};
-use crate::value::{Map, Value};
 
 /// A failure of the component, as a test sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -243,11 +243,14 @@ fn encoding_from_host(e: HostEncoding) -> Encoding {
 fn text_to_host(t: &Text) -> HostText {
     HostText::from_pieces(t.pieces().iter().map(|p| match p {
         Piece::Lit(s) => HostPiece::Lit(s.clone()),
-        Piece::Secret(s) => HostPiece::Secret {
-            id: SecretId(s.handle),
-            label: format!("${{hsm:secret:{}}}", s.handle),
-            encoding: encoding_to_host(s.encoding),
-        },
+        Piece::Secret(s) => {
+            let (handle, encoding) = hsm_sdk::__private::secret_parts(s);
+            HostPiece::Secret {
+                id: SecretId(handle),
+                label: format!("${{hsm:secret:{handle}}}"),
+                encoding: encoding_to_host(encoding),
+            }
+        }
         Piece::Generated { name, encoding } => {
             HostPiece::Generated { name: name.clone(), encoding: encoding_to_host(*encoding) }
         }
@@ -261,7 +264,7 @@ fn text_from_host(t: &HostText) -> Text {
         out.push(match p {
             HostPiece::Lit(s) => Piece::Lit(s.clone()),
             HostPiece::Secret { id, encoding, .. } => {
-                Piece::Secret(SecretRef { handle: id.0, encoding: encoding_from_host(*encoding) })
+                Piece::Secret(hsm_sdk::__private::secret_ref(id.0, encoding_from_host(*encoding)))
             }
             HostPiece::Generated { name, encoding } => {
                 Piece::Generated { name: name.clone(), encoding: encoding_from_host(*encoding) }
@@ -389,5 +392,23 @@ fn action_from_host(a: &hp::Action) -> Action {
                 .collect(),
         ),
         hp::Action::WriteFile(f) => Action::WriteFile(WriteFile { path: f.path.clone(), contents: f.contents.clone() }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    /// The SDK builds from its own copy of the WIT (so the published crate carries
+    /// it): it must be the repository's `wit/<WIT_VERSION>/`, word for word.
+    #[test]
+    fn the_sdk_carries_the_repository_wit() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let theirs = root.join("wit").join(hsm_sdk::WIT_VERSION).join("plugin.wit");
+        let ours = root.join("sdk/wit/plugin.wit");
+        let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_else(|e| panic!("reading {}: {e}", p.display()));
+        assert!(read(&ours) == read(&theirs), "sdk/wit/plugin.wit differs from {}: copy it over", theirs.display());
+        let files: Vec<_> = std::fs::read_dir(root.join("sdk/wit")).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(files, ["plugin.wit"], "sdk/wit holds one WIT version");
     }
 }
