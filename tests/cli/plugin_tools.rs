@@ -56,6 +56,21 @@ fn a_scaffolded_plugin_tests_builds_and_checks() {
 
     let text = support::hsm(&["--color", "never", "plugin", "check", &wasm_s], &[]);
     assert!(text.stdout.contains("is a valid hsm plugin\n  name          demo-kv\n"), "{}", text.stdout);
+    // The hsm.yaml entry that pins this build and grants what it declares.
+    let digest = hex(&std::fs::read(&wasm).unwrap());
+    let entry = format!("plugins:\n  demo-kv:\n    sha256: {digest}\n    grant: [containers]\n");
+    assert!(text.stdout.contains(&entry), "{}", text.stdout);
+    assert!(!text.stdout.contains("# env:"), "a plugin that declares its variables needs no env grant");
+}
+
+/// A plugin built for an older WIT gets a line for the variables to grant by name.
+#[test]
+fn a_legacy_plugins_entry_asks_for_its_variables_by_name() {
+    let wasm = support::repo_root().join("tests/fixtures/plugins/redis-wit-0.1.0.wasm");
+    let text = support::hsm(&["--color", "never", "plugin", "check", &wasm.display().to_string()], &[]);
+    assert_eq!(text.code, 0, "{}", text.stderr);
+    assert!(text.stdout.contains("plugins:\n  redis:\n    sha256: "), "{}", text.stdout);
+    assert!(text.stdout.contains("    grant: [containers, exec]\n    # env: [NAME, …]"), "{}", text.stdout);
 }
 
 /// What a user who installed hsm gets: the SDK from crates.io at hsm's version,

@@ -151,7 +151,8 @@ fn logs_show_each_line_with_its_service_redacted_and_follow_a_recreated_containe
         }
     });
     let read_until = |seen: &mut String, done: &dyn Fn(&str) -> bool| {
-        let deadline = Instant::now() + Duration::from_secs(20);
+        // Generous: under a loaded machine a restart takes its time.
+        let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline && !done(seen) {
             if let Ok(bytes) = rx.recv_timeout(Duration::from_millis(200)) {
                 seen.push_str(&String::from_utf8_lossy(&bytes));

@@ -117,11 +117,20 @@ fn parse(line: &[u8], source: &Source) -> LogLine {
     let text = text.strip_suffix('\r').unwrap_or(&text);
     let (time, text) = text.split_once(' ').unwrap_or(("", text));
     LogLine {
-        time: time.to_string(),
+        time: sortable(time),
         service: source.service.clone(),
         container: source.container.clone(),
         text: text.to_string(),
     }
+}
+
+/// A time as the engine writes it (RFC 3339, its fraction's trailing zeros
+/// dropped) with the fraction padded to nanoseconds, so that times compare as
+/// strings: `…:07.1Z` and `…:07.12Z` become `…:07.100000000Z` and `…:07.120000000Z`.
+fn sortable(time: &str) -> String {
+    let Some(body) = time.strip_suffix('Z') else { return time.to_string() };
+    let (whole, fraction) = body.split_once('.').unwrap_or((body, ""));
+    format!("{whole}.{fraction:0<9}Z")
 }
 
 /// The lines the query names, every container's, merged in time order.
@@ -142,7 +151,8 @@ pub async fn snapshot(docker: &Docker, project: &ProjectId, query: &LogsQuery) -
 }
 
 /// Follows the logs the query names from Unix time `from` on (the caller shows
-/// what came before, merged), giving each line to `out` as it comes, until the
+/// what came before, merged, and skips what it showed already: the engine's
+/// `since` is in whole seconds), giving each line to `out` as it comes, until the
 /// future is dropped or `out` says stop. A container that appears meanwhile (a
 /// sync recreated it) is followed from its first line; one that stopped and
 /// started again (same id) from where its stream ended; a named service briefly
@@ -163,6 +173,13 @@ pub async fn follow(
         // A stream that ended (its container stopped) is followed again if the
         // container is still there.
         followed.0.retain(|_, reader| !reader.is_finished());
+        // Those still open were open a moment ago: a stream that ends before the
+        // next look is followed again from here (lines seen twice are the
+        // caller's to skip; lines missed would be lost).
+        let checkpoint = unix_now() - 1;
+        for id in followed.0.keys() {
+            followed.1.insert(id.clone(), checkpoint);
+        }
         for source in current {
             if followed.0.contains_key(&source.id) {
                 continue;
@@ -189,7 +206,7 @@ pub async fn follow(
                     let _ = tx.send(l);
                 });
             });
-            followed.1.insert(key.clone(), unix_now());
+            followed.1.insert(key.clone(), since.max(1));
             followed.0.insert(key, reader);
         }
         let tick = tokio::time::sleep(FOLLOW_POLL);
@@ -199,9 +216,6 @@ pub async fn follow(
                 Some(line) = rx.recv() => if !out(line) { return Ok(()) },
                 () = &mut tick => break,
             }
-        }
-        for id in followed.0.keys() {
-            followed.1.insert(id.clone(), unix_now());
         }
     }
 }
@@ -215,6 +229,18 @@ pub fn unix_now() -> i64 {
 
 /// The readers of the containers followed (stopped when following stops), and
 /// when each container's stream was last known to be open.
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_compare_as_strings_once_padded() {
+        assert_eq!(sortable("2026-12-07T08:00:07.1Z"), "2026-12-07T08:00:07.100000000Z");
+        assert!(sortable("2026-12-07T08:00:07.1Z") < sortable("2026-12-07T08:00:07.12Z"));
+        assert!(sortable("2026-12-07T08:00:07Z") < sortable("2026-12-07T08:00:07.000000001Z"));
+    }
+}
+
 #[derive(Default)]
 struct Followed(HashMap<String, tokio::task::JoinHandle<()>>, HashMap<String, i64>);
 

@@ -41,8 +41,16 @@ pub(crate) fn run(global: &GlobalArgs, args: &LogsArgs, out: &Output) -> Result<
     let color = out.color_out();
     // Written straight to stdout: a reader that went away (`| head`) ends it.
     let mut stdout = std::io::stdout().lock();
+    // The last time shown per container: following starts at a whole second, so
+    // what the snapshot showed of that second comes again and is skipped.
+    let mut shown: std::collections::HashMap<(String, String), String> = std::collections::HashMap::new();
     let mut print = |line: LogLine| {
         use std::io::Write as _;
+        let last = shown.entry((line.service.clone(), line.container.clone())).or_default();
+        if !line.time.is_empty() && line.time <= *last {
+            return true;
+        }
+        last.clone_from(&line.time);
         let who = format!("{}/{}", line.service, line.container);
         let prefix = format!("{who:<width$} |");
         let prefix = match services.iter().position(|s| *s == line.service) {

@@ -175,7 +175,26 @@ fn check(args: &PluginCheckArgs, out: &Output) -> Result<(), Failure> {
             let _ = writeln!(text, "    {:<width$}  {}{required}", s.name, s.description);
         }
     }
+    text.push_str(&entry(plugin.name(), plugin.sha256(), &caps, info.variables.is_none()));
     out.data(&text)
+}
+
+/// The `plugins:` entry of `hsm.yaml` that pins this build and grants what it
+/// declares, ready to paste once reviewed (a plugin that can't declare its
+/// variables gets them granted by name: a commented line to fill in).
+fn entry(name: &str, sha256: &str, capabilities: &[&str], legacy: bool) -> String {
+    let mut text = String::from("\nonce you have reviewed what it declares, add to hsm.yaml (it pins this build):\n\n");
+    text.push_str(&format!("plugins:\n  {name}:\n    sha256: {sha256}\n"));
+    if !capabilities.is_empty() {
+        text.push_str(&format!("    grant: [{}]\n", capabilities.join(", ")));
+    }
+    if legacy {
+        text.push_str("    # env: [NAME, …]   # the variables you let it set in your programs' environment\n");
+    }
+    text.push_str(
+        "\n(while you iterate, a registry can name the `.wasm` by `path:`; after a rebuild, `hsm plugin check` gives the new sha256 to paste over the old)\n",
+    );
+    text
 }
 
 /// One line of `hsm plugin list`.
