@@ -156,3 +156,44 @@ fn plugin_check_refuses_what_is_not_a_plugin() {
     assert_eq!(missing.code, 2);
     assert!(missing.stderr.starts_with("error: cannot read `nope.wasm`: "), "{}", missing.stderr);
 }
+
+/// After a rebuild, one command re-pins the plugin where the project pins it —
+/// the registry's declaration and the grant in hsm.yaml — and keeps the files'
+/// comments and layout.
+#[test]
+fn pin_writes_a_rebuilds_digest_where_the_project_pins_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let example = support::repo_root().join("examples/third-party-plugin");
+    let copied = std::process::Command::new("cp").arg("-r").arg(&example).arg(dir.path().join("p")).status().unwrap();
+    assert!(copied.success());
+    let project = dir.path().join("p");
+    let old = "5d0d7faca17dd0bfc43addf30b4474b62cc40ef0eddf21816fec6e9fe9c78423";
+    // The rebuild lands where the registry points.
+    let rebuilt = support::repo_root().join("tests/fixtures/plugins/redis-wit-0.1.0.wasm");
+    let wasm = project.join("registry/plugins/redis.wasm");
+    std::fs::copy(&rebuilt, &wasm).unwrap();
+    let new = hex(&std::fs::read(&wasm).unwrap());
+    let (p, w) = (project.display().to_string(), wasm.display().to_string());
+    let run = support::hsm(&["--color", "never", "-C", &p, "plugin", "pin", &w], &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains(&format!("pinned `redis` to {new} in hsm.yaml")), "{}", run.stderr);
+    assert!(run.stderr.contains("review what it declares"), "{}", run.stderr);
+    for file in ["hsm.yaml", "registry/cache.yaml"] {
+        let text = std::fs::read_to_string(project.join(file)).unwrap();
+        assert!(text.contains(&new) && !text.contains(old), "{file}:\n{text}");
+        assert!(text.starts_with("# A "), "{file} lost its comments:\n{text}");
+    }
+    let list = support::hsm(&["-C", &p, "plugin", "list", "--json"], &[]);
+    assert_eq!(list.code, 0, "{}", list.stderr);
+    assert!(list.stdout.contains(&new), "{}", list.stdout);
+    let again = support::hsm(&["--color", "never", "-C", &p, "plugin", "pin", &w], &[]);
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert!(again.stderr.contains("is pinned to this build already"), "{}", again.stderr);
+    // A plugin the project does not pin is refused.
+    let empty = tempfile::tempdir().unwrap();
+    std::fs::write(empty.path().join("hsm.yaml"), "version: 1\nproject: x\npackages: []\n").unwrap();
+    let e = empty.path().display().to_string();
+    let refused = support::hsm(&["--color", "never", "-C", &e, "plugin", "pin", &w], &[]);
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(refused.stderr.contains("the project pins no plugin named `redis`"), "{}", refused.stderr);
+}

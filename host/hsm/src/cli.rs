@@ -304,6 +304,13 @@ pub(crate) enum PluginCommand {
 
     /// List the plugins the project would load, where from, and what each is granted.
     List(PluginListArgs),
+
+    /// Re-pin a rebuilt plugin: write its new sha256 wherever the project pins the
+    /// plugin of that name (the registry that declares it and the grant in
+    /// `hsm.yaml`), so that one command replaces editing two files by hand.
+    /// Review what it declares first (`hsm plugin check`): the grant then applies
+    /// to this build.
+    Pin(PluginPinArgs),
 }
 
 /// Arguments of `hsm plugin new`.
@@ -423,4 +430,11 @@ pub(crate) struct LogsArgs {
     /// Only the last N lines of each container.
     #[arg(short = 'n', long, value_name = "N")]
     pub(crate) tail: Option<u64>,
+}
+
+/// Arguments of `hsm plugin pin`.
+#[derive(Debug, Args)]
+pub(crate) struct PluginPinArgs {
+    /// The rebuilt component (`.wasm`).
+    pub(crate) file: PathBuf,
 }

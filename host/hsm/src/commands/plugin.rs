@@ -9,7 +9,7 @@ use hsm_runtime::{PluginHost, PluginInfo, PluginSource};
 use serde::Serialize;
 
 use crate::Failure;
-use crate::cli::{GlobalArgs, PluginCheckArgs, PluginCommand, PluginListArgs, PluginNewArgs};
+use crate::cli::{GlobalArgs, PluginCheckArgs, PluginCommand, PluginListArgs, PluginNewArgs, PluginPinArgs};
 use crate::output::{Output, Style, paint};
 use crate::project;
 
@@ -19,6 +19,7 @@ pub(crate) fn run(global: &GlobalArgs, command: &PluginCommand, out: &Output) ->
         PluginCommand::New(args) => new(args, out),
         PluginCommand::Check(args) => check(args, out),
         PluginCommand::List(args) => list(global, args, out),
+        PluginCommand::Pin(args) => pin(global, args, out),
     }
 }
 
@@ -195,6 +196,77 @@ fn entry(name: &str, sha256: &str, capabilities: &[&str], legacy: bool) -> Strin
         "\n(while you iterate, a registry can name the `.wasm` by `path:`; after a rebuild, `hsm plugin check` gives the new sha256 to paste over the old)\n",
     );
     text
+}
+
+/// Writes a rebuilt plugin's digest wherever the project pins a plugin of its
+/// name: the registry's declaration and `hsm.yaml`'s grant. Only the 64 hex
+/// digits are replaced, in place: comments and layout stay.
+fn pin(global: &GlobalArgs, args: &PluginPinArgs, out: &Output) -> Result<(), Failure> {
+    let bytes = std::fs::read(&args.file).map_err(|e| {
+        input_error(format!("cannot read `{}`: {e}", args.file.display()), Some("give the rebuilt `.wasm`".into()))
+    })?;
+    let host = PluginHost::default();
+    let plugin = host
+        .load_component(&bytes, PluginSource::File(args.file.clone()))
+        .map_err(|e| input_error(e.to_string(), hsm_model::Explain::hint(&e)))?;
+    let (name, digest) = (plugin.name().to_string(), plugin.sha256().to_string());
+    let (sources, loaded) = project::load(global, out)?;
+    let pins =
+        loaded.plugins.iter().filter(|d| d.name.name == name).map(|d| (d.sha256_span, d.sha256.clone())).chain(
+            loaded.project.grants.iter().filter(|g| g.name.name == name).map(|g| (g.sha256_span, g.sha256.clone())),
+        );
+    // Edits per file, the last in the file first (offsets stay valid).
+    let mut edits: std::collections::BTreeMap<hsm_model::FileId, Vec<(usize, usize, String)>> = Default::default();
+    for (span, old) in pins {
+        if old != digest {
+            edits.entry(span.file).or_default().push((span.start, span.len, old));
+        }
+    }
+    let known =
+        loaded.plugins.iter().any(|d| d.name.name == name) || loaded.project.grants.iter().any(|g| g.name.name == name);
+    if !known {
+        return Err(input_error(
+            format!("the project pins no plugin named `{name}`"),
+            Some(format!(
+                "declare it in a registry (`plugins: {{ {name}: {{ path: …, sha256: {digest} }} }}`) and grant it in hsm.yaml; `hsm plugin check` prints the entry"
+            )),
+        ));
+    }
+    if edits.is_empty() {
+        out.status(&format!("`{name}` is pinned to this build already ({digest})"));
+        return Ok(());
+    }
+    for (file, mut list) in edits {
+        let source = sources.get(file);
+        let Some(path) = source.path.clone().filter(|_| !source.display.starts_with("git+")) else {
+            return Err(input_error(
+                format!("`{name}` is pinned in `{}`, which hsm can't edit", source.display),
+                Some(
+                    "re-pin it where that file comes from (a git registry: commit there, then `hsm lock --update`)"
+                        .into(),
+                ),
+            ));
+        };
+        let mut text = source.text.to_string();
+        list.sort_by_key(|e| std::cmp::Reverse(e.0));
+        for (start, len, old) in list {
+            let written = text.get(start..start + len).unwrap_or_default();
+            let Some(at) = written.to_ascii_lowercase().find(&old) else {
+                return Err(Failure::Job(format!("`{}` changed while hsm read it; run again", source.display)));
+            };
+            text.replace_range(start + at..start + at + old.len(), &digest);
+        }
+        let tmp = path.with_extension("hsm-pin.tmp");
+        std::fs::write(&tmp, &text)
+            .and_then(|()| std::fs::rename(&tmp, &path))
+            .map_err(|e| Failure::Job(format!("cannot write `{}`: {e}", path.display())))?;
+        out.status(&format!("pinned `{name}` to {digest} in {}", source.display));
+    }
+    out.warning(&format!(
+        "the grant in hsm.yaml now applies to this build of `{name}`: review what it declares with `hsm plugin check {}`",
+        args.file.display()
+    ));
+    Ok(())
 }
 
 /// One line of `hsm plugin list`.
