@@ -197,3 +197,36 @@ fn pin_writes_a_rebuilds_digest_where_the_project_pins_it() {
     assert_eq!(refused.code, 2, "{}", refused.stderr);
     assert!(refused.stderr.contains("the project pins no plugin named `redis`"), "{}", refused.stderr);
 }
+
+/// Before the project grants a plugin anything, `hsm plan` shows what it would
+/// do and lists every grant it lacks (exit 2); `hsm sync` refuses to run it.
+#[test]
+fn an_ungranted_plugins_plan_is_shown_with_every_missing_grant() {
+    let dir = tempfile::tempdir().unwrap();
+    let example = support::repo_root().join("examples/third-party-plugin");
+    let copied = std::process::Command::new("cp").arg("-r").arg(&example).arg(dir.path().join("p")).status().unwrap();
+    assert!(copied.success());
+    let project = dir.path().join("p");
+    let yaml =
+        std::fs::read_to_string(project.join("hsm.yaml")).unwrap().replace("grant: [containers, exec]", "grant: []");
+    std::fs::write(project.join("hsm.yaml"), yaml).unwrap();
+    let p = project.display().to_string();
+    let plan = support::hsm(&["--color", "never", "-C", &p, "plan"], &[]);
+    assert_eq!(plan.code, 2, "{}", plan.stderr);
+    assert!(
+        plan.stdout.contains("run container `server`") || plan.stdout.contains("container server"),
+        "{}",
+        plan.stdout
+    );
+    assert!(plan.stdout.contains("REDIS_URL"), "the plan shows what it would give: {}", plan.stdout);
+    assert!(plan.stderr.contains("the `containers` capability is not granted"), "{}", plan.stderr);
+    assert!(plan.stderr.contains("the `exec` capability is not granted"), "{}", plan.stderr);
+    let data = dir.path().join("data").display().to_string();
+    let sync = support::hsm(
+        &["--color", "never", "-C", &p, "sync"],
+        &[("HSM_DATA_DIR", &data), ("DOCKER_HOST", "unix:///nonexistent")],
+    );
+    assert_eq!(sync.code, 2, "{}", sync.stderr);
+    assert!(sync.stderr.contains("the `containers` capability is not granted"), "{}", sync.stderr);
+    assert!(!sync.stderr.contains("Docker"), "sync was refused before it reached the engine: {}", sync.stderr);
+}

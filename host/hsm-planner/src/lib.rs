@@ -18,7 +18,7 @@ use hsm_plan::{Consumer, Mode, PackageSource, Plan, PythonPackage, ServicePlan};
 use hsm_resolve::{Requester, Resolution, ServiceInstance};
 use hsm_runtime::{
     CallError, CheckContext, ConsumerInput, ContributionInput, MergeFailure, MergeInput, PlanFailure, PlanInput,
-    ProfileInput, Refusal, Rename, check_plan,
+    ProfileInput, Refusal, Rename, review_plan,
 };
 use indexmap::IndexMap;
 
@@ -45,6 +45,15 @@ pub enum PlanningError {
     /// A plugin returned an action the host refuses.
     #[error(transparent)]
     Refused(#[from] Refusal),
+    /// Plugins plan what the project has not granted (or reviewed) yet: the plan,
+    /// to show what they would do, and every grant or review missing.
+    #[error("{} plugin action(s) need a grant or a review", .refusals.len())]
+    NeedsReview {
+        /// What the plugins would do.
+        plan: Box<Plan>,
+        /// What each lacks.
+        refusals: Vec<Refusal>,
+    },
 }
 
 /// Where the consumers of a managed service reach it: the address its plugin puts
@@ -91,9 +100,13 @@ pub fn plan_for(
     }
     let results =
         plan_in_parallel(&jobs, &packages, |job| plan_service(resolution, job, catalog, sources, &packages, reach));
+    let mut pending = Vec::new();
     for result in results {
         match result {
-            Ok(s) => services.push(s),
+            Ok((s, needs)) => {
+                services.push(s);
+                pending.extend(needs);
+            }
             Err(PlanningError::Input(d)) => diags.0.extend(d.0),
             Err(e) => return Err(e),
         }
@@ -104,6 +117,9 @@ pub fn plan_for(
     let tasks = tasks::tasks(resolution, &services);
     let plan = Plan { project: resolution.project.name.clone(), services, tasks };
     check_across_services(&plan)?;
+    if !pending.is_empty() {
+        return Err(PlanningError::NeedsReview { plan: Box::new(plan), refusals: pending });
+    }
     Ok(plan)
 }
 
@@ -227,7 +243,7 @@ fn plan_service(
     sources: &Sources,
     packages: &[PythonPackage],
     reach: Reach,
-) -> Result<ServicePlan, PlanningError> {
+) -> Result<(ServicePlan, Vec<Refusal>), PlanningError> {
     let (name, kind) = match job {
         Job::Service(s) => (s.name.as_str(), s.kind.as_str()),
         Job::Python => (PYTHON_SERVICE, PYTHON_KIND),
@@ -247,12 +263,12 @@ fn plan_service(
         Job::Python => (Vec::new(), Vec::new()),
     };
     let ctx = CheckContext { service: name, consumers: &who, packages, renames: &renames };
-    check_plan(plugin.info(), &loaded.grants, &ctx, &planned)?;
+    let needs = review_plan(plugin.info(), &loaded.grants, &ctx, &planned)?;
     let (profile, mode) = match job {
         Job::Service(service) => (service.profile.name.clone(), mode(service)),
         Job::Python => (PYTHON_PROFILE.to_string(), Mode::Managed),
     };
-    Ok(ServicePlan {
+    let service = ServicePlan {
         name: name.to_string(),
         kind: kind.to_string(),
         plugin: format!("{}@{}", plugin.name(), plugin.info().version),
@@ -261,7 +277,8 @@ fn plan_service(
         merged,
         actions: planned.actions,
         env: planned.env,
-    })
+    };
+    Ok((service, needs))
 }
 
 fn mode(service: &ServiceInstance) -> Mode {

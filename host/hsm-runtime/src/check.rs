@@ -119,14 +119,35 @@ pub struct Refusal {
     pub unreviewed: bool,
 }
 
-/// Checks a plugin's plan for one service.
+/// Checks a plugin's plan for one service: the first reason to refuse it.
 pub fn check_plan(
     info: &PluginInfo,
     grants: &Grants,
     ctx: &CheckContext<'_>,
     planned: &PlannedService,
 ) -> Result<(), Refusal> {
-    let mut checker = Checker { info, grants, ctx, containers: Vec::new(), approved: Default::default() };
+    review_plan(info, grants, ctx, planned)?.into_iter().next().map_or(Ok(()), Err)
+}
+
+/// Checks a plugin's plan for one service, telling apart what no grant can allow
+/// (`Err`: the first such problem) from what a review of the plugin would: every
+/// capability it declared but is not granted, every variable an unreviewed or
+/// legacy plugin may not set yet, each once (`Ok`; empty when the plan may run).
+/// So `hsm plan` can show what a plugin would do before the user grants it.
+pub fn review_plan(
+    info: &PluginInfo,
+    grants: &Grants,
+    ctx: &CheckContext<'_>,
+    planned: &PlannedService,
+) -> Result<Vec<Refusal>, Refusal> {
+    let mut checker = Checker {
+        info,
+        grants,
+        ctx,
+        containers: Vec::new(),
+        approved: Default::default(),
+        pending: Default::default(),
+    };
     for action in &planned.actions {
         checker.action(action)?;
     }
@@ -146,7 +167,7 @@ pub fn check_plan(
             checker.consumer_var(&env.consumer, name, value)?;
         }
     }
-    Ok(())
+    Ok(checker.pending.into_inner())
 }
 
 struct Checker<'a> {
@@ -158,6 +179,8 @@ struct Checker<'a> {
     /// The consumer variable names already found acceptable (consumers get the
     /// same few names; plans hold hundreds of thousands of variables).
     approved: std::collections::HashSet<String>,
+    /// What a review of the plugin would allow (see [`review_plan`]), each once.
+    pending: std::cell::RefCell<Vec<Refusal>>,
 }
 
 impl Checker<'_> {
@@ -183,13 +206,27 @@ impl Checker<'_> {
             ));
         }
         if !self.grants.capabilities.contains(&capability) {
-            return Err(self.refuse(
+            self.defer(self.refuse(
                 action,
                 format!("the `{capability}` capability is not granted to it (grant it in hsm.yaml under `plugins.{}.grant`)", self.info.name),
                 Some(capability),
             ));
         }
         Ok(())
+    }
+
+    /// Keeps a problem a review would solve, once per capability, variable, or
+    /// for an unreviewed plugin.
+    fn defer(&self, refusal: Refusal) {
+        let mut pending = self.pending.borrow_mut();
+        let same = |r: &Refusal| {
+            r.missing == refusal.missing
+                && r.missing_variable == refusal.missing_variable
+                && r.unreviewed == refusal.unreviewed
+        };
+        if !pending.iter().any(same) {
+            pending.push(refusal);
+        }
     }
 
     fn action(&mut self, action: &Action) -> Result<(), Refusal> {
@@ -460,10 +497,12 @@ impl Checker<'_> {
             format!("set `{}` in {whose} environment", name.escape_debug())
         };
         if !self.approved.contains(name) {
-            self.consumer_name(consumer, name, &what)?;
-            // A renamed variable is approved for its consumer only.
-            if self.grants.allows_variable(self.info, name) {
-                self.approved.insert(name.to_string());
+            match self.consumer_name(consumer, name, &what) {
+                // A renamed variable is approved for its consumer only.
+                Ok(()) if self.grants.allows_variable(self.info, name) => drop(self.approved.insert(name.to_string())),
+                Ok(()) => {}
+                Err(r) if r.unreviewed || r.missing_variable.is_some() => self.defer(r),
+                Err(r) => return Err(r),
             }
         }
         if let Some(c) = crate::env_rules::hidden_in(value) {

@@ -25,7 +25,7 @@ mod plugin;
 mod sandbox;
 
 pub use cache::{CacheOutcome, CompileCache};
-pub use check::{CheckContext, Grants, Refusal, Rename, check_plan};
+pub use check::{CheckContext, Grants, Refusal, Rename, check_plan, review_plan};
 pub use host::{Limits, LoadError, PluginHost, WIT_VERSIONS};
 pub use hsm_model::Authenticator;
 pub use info::{Capability, ParamSpec, PluginInfo, PluginSource, VariableSpec};

@@ -133,6 +133,20 @@ pub(crate) fn plan(global: &GlobalArgs, out: &Output) -> Result<Planned, Failure
 
 /// [`plan`], its consumers reaching the services as `reach` says.
 pub(crate) fn plan_for(global: &GlobalArgs, out: &Output, reach: hsm_planner::Reach) -> Result<Planned, Failure> {
+    match review(global, out, reach)? {
+        (planned, None) => Ok(planned),
+        (_, Some((sources, diags))) => Err(Failure::Input(sources, diags)),
+    }
+}
+
+/// [`plan_for`], but when plugins plan what the project has not granted or
+/// reviewed yet, the plan is returned too, with every grant or review missing:
+/// what `hsm plan` shows before the user grants anything.
+pub(crate) fn review(
+    global: &GlobalArgs,
+    out: &Output,
+    reach: hsm_planner::Reach,
+) -> Result<(Planned, Option<(Sources, Diagnostics)>), Failure> {
     let preload = Preload::start();
     let cache = PluginCache::new(global);
     let (sources, config) = load(global, out)?;
@@ -147,41 +161,52 @@ pub(crate) fn plan_for(global: &GlobalArgs, out: &Output, reach: hsm_planner::Re
             if third_party {
                 cache.create_key();
             }
-            Ok(Planned { resolution, plan })
+            Ok((Planned { resolution, plan }, None))
+        }
+        Err(PlanningError::NeedsReview { plan, refusals }) => {
+            let mut diags = Diagnostics::default();
+            for r in &refusals {
+                diags.push(refusal(r, &catalog));
+            }
+            Ok((Planned { resolution, plan: *plan }, Some((sources, diags))))
         }
         Err(PlanningError::Input(diags)) => Err(Failure::Input(sources, diags)),
         Err(PlanningError::Plugin(e)) => Err(crate::engine::failure(out, &e)),
-        Err(PlanningError::Refused(r)) => {
-            let mut d = Diagnostic::new(r.to_string());
-            if r.unreviewed
-                && let Some(p) = catalog.plugins().iter().find(|p| p.plugin.name() == r.plugin)
-            {
-                d = d.note(declarations(p.plugin.info())).hint(format!(
-                    "review `{}` (`hsm plugin check` shows what it declares), then pin it in hsm.yaml: `plugins.{}.sha256: {}`",
-                    r.plugin,
-                    r.plugin,
-                    p.plugin.sha256()
-                ));
-            }
-            if let Some(name) = &r.missing_variable {
-                d = d.hint(format!(
-                    "if you trust `{}` to set `{name}` in your programs' environment, grant it in hsm.yaml: `plugins.{}.env: [{name}]`",
-                    r.plugin, r.plugin
-                ));
-            }
-            if let Some(capability) = r.missing {
-                // What a grant would let it do, for the user who reviews it.
-                if let Some(p) = catalog.plugins().iter().find(|p| p.plugin.name() == r.plugin) {
-                    d = d.note(declarations(p.plugin.info()));
-                }
-                d = d.hint(format!(
-                    "if you trust `{}` to do this, grant it `{capability}` in hsm.yaml under `plugins.{}.grant`",
-                    r.plugin, r.plugin
-                ));
-            }
-            Err(Failure::Input(sources, d.into()))
-        }
+        Err(PlanningError::Refused(r)) => Err(Failure::Input(sources, refusal(&r, &catalog).into())),
     }
+}
+
+/// A refusal as a diagnostic, with what would lift it when a review or a grant can.
+fn refusal(r: &hsm_runtime::Refusal, catalog: &Catalog) -> Diagnostic {
+    let mut d = Diagnostic::new(r.to_string());
+    let plugin = catalog.plugins().iter().find(|p| p.plugin.name() == r.plugin);
+    if r.unreviewed
+        && let Some(p) = plugin
+    {
+        d = d.note(declarations(p.plugin.info())).hint(format!(
+            "review `{}` (`hsm plugin check` shows what it declares), then pin it in hsm.yaml: `plugins.{}.sha256: {}`",
+            r.plugin,
+            r.plugin,
+            p.plugin.sha256()
+        ));
+    }
+    if let Some(name) = &r.missing_variable {
+        d = d.hint(format!(
+            "if you trust `{}` to set `{name}` in your programs' environment, grant it in hsm.yaml: `plugins.{}.env: [{name}]`",
+            r.plugin, r.plugin
+        ));
+    }
+    if let Some(capability) = r.missing {
+        // What a grant would let it do, for the user who reviews it.
+        if let Some(p) = plugin {
+            d = d.note(declarations(p.plugin.info()));
+        }
+        d = d.hint(format!(
+            "if you trust `{}` to do this, grant it `{capability}` in hsm.yaml under `plugins.{}.grant`",
+            r.plugin, r.plugin
+        ));
+    }
+    d
 }
 
 /// What a plugin declares, in one line: the capabilities it may be granted and the

@@ -19,7 +19,20 @@ use crate::project;
 
 /// Runs `hsm plan`.
 pub(crate) fn run(global: &GlobalArgs, args: &PlanArgs, out: &Output) -> Result<(), Failure> {
-    let planned = project::plan(global, out)?;
+    // What the plugins would do is shown even before the project grants them what
+    // they need; what is missing follows, and the exit code is 2.
+    let (planned, needs) = project::review(global, out, hsm_planner::Reach::Local)?;
+    let shown = show(&planned, args, out);
+    match needs {
+        Some((sources, diags)) => {
+            shown?;
+            Err(Failure::Input(sources, diags))
+        }
+        None => shown,
+    }
+}
+
+fn show(planned: &project::Planned, args: &PlanArgs, out: &Output) -> Result<(), Failure> {
     let (r, plan) = (&planned.resolution, &planned.plan);
     if args.json {
         out.json(&JsonPlan {
