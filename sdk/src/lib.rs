@@ -110,11 +110,7 @@ pub fn default_merge(req: &MergeRequest) -> Result<Value, MergeError> {
             if let Some((_, first)) = set_by.iter().find(|(k, _)| k == key) {
                 let earlier = req.contributions[*first].params.get(key);
                 if earlier != Some(value) {
-                    return Err(MergeError::conflict(
-                        format!("`{key}` is set to different values"),
-                        key,
-                        [*first as u32, i as u32],
-                    ));
+                    return Err(MergeError::conflict(format!("`{key}` is set to different values"), key, [*first, i]));
                 }
                 continue;
             }
@@ -146,7 +142,7 @@ pub fn merge_agreeing(req: &MergeRequest, keys: &[&str], merged: &mut Map) -> Re
                         c.from,
                         show(Some(value)),
                     );
-                    return Err(MergeError::conflict(message, *key, [j as u32, i as u32]));
+                    return Err(MergeError::conflict(message, *key, [j, i]));
                 }
                 Some(_) => {}
                 None => {

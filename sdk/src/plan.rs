@@ -222,6 +222,38 @@ pub struct HttpProbe {
     pub headers: Vec<(String, Text)>,
 }
 
+impl HttpProbe {
+    /// A plain-HTTP GET of `path` on a container's port of this service,
+    /// passing on any 2xx.
+    pub fn new(container: impl Into<String>, port: u16, path: impl Into<String>) -> Self {
+        Self {
+            endpoint: Endpoint::ContainerPort { container: container.into(), port },
+            path: path.into(),
+            tls: false,
+            status: None,
+            headers: Vec::new(),
+        }
+    }
+
+    /// Over HTTPS.
+    pub fn tls(mut self) -> Self {
+        self.tls = true;
+        self
+    }
+
+    /// Passing on this status only, instead of any 2xx.
+    pub fn status(mut self, status: u16) -> Self {
+        self.status = Some(status);
+        self
+    }
+
+    /// With a request header.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<Text>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+}
+
 /// How readiness is checked.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Probe {

@@ -177,18 +177,21 @@ pub enum MergeError {
 }
 
 impl MergeError {
-    /// A conflict between contributions (by index in the request).
+    /// A conflict between contributions (by index in the request's
+    /// `contributions`, as [`MergeError::invalid`] takes one).
     pub fn conflict(
         message: impl Into<String>,
         key: impl Into<String>,
-        contributions: impl IntoIterator<Item = u32>,
+        contributions: impl IntoIterator<Item = usize>,
     ) -> Self {
-        Self::Conflict { message: message.into(), key: key.into(), contributions: contributions.into_iter().collect() }
+        let contributions = contributions.into_iter().map(|i| u32::try_from(i).unwrap_or(u32::MAX)).collect();
+        Self::Conflict { message: message.into(), key: key.into(), contributions }
     }
 
     /// A parameter that is wrong on its own.
     pub fn invalid(message: impl Into<String>, key: impl Into<String>, contribution: Option<usize>) -> Self {
-        Self::Invalid { message: message.into(), key: key.into(), contribution: contribution.map(|i| i as u32) }
+        let contribution = contribution.map(|i| u32::try_from(i).unwrap_or(u32::MAX));
+        Self::Invalid { message: message.into(), key: key.into(), contribution }
     }
 }
 

@@ -60,13 +60,11 @@ impl Backend for Chunker {
                     }
                 }
                 plan.action(server);
-                plan.action(Wait::new(Probe::Http(HttpProbe {
-                    endpoint: Endpoint::ContainerPort { container: CONTAINER.into(), port },
-                    path: req.param("health_path").and_then(Value::as_str).unwrap_or("/health").to_string(),
-                    tls: false,
-                    status: None,
-                    headers: Vec::new(),
-                })));
+                plan.action(Wait::new(Probe::Http(HttpProbe::new(
+                    CONTAINER,
+                    port,
+                    req.param("health_path").and_then(Value::as_str).unwrap_or("/health").to_string(),
+                ))));
                 text!("http://", Text::lit(req.host_address.as_str()).url_host(), ":", Text::host_port(CONTAINER, port))
             }
             Mode::External => {

@@ -76,13 +76,7 @@ impl Backend for Qdrant {
                     server = server.env("QDRANT__SERVICE__API_KEY", key.clone());
                 }
                 plan.action(server);
-                plan.action(Wait::new(Probe::Http(HttpProbe {
-                    endpoint: Endpoint::ContainerPort { container: CONTAINER.into(), port: HTTP },
-                    path: "/readyz".into(),
-                    tls: false,
-                    status: None,
-                    headers: Vec::new(),
-                })));
+                plan.action(Wait::new(Probe::Http(HttpProbe::new(CONTAINER, HTTP, "/readyz"))));
                 (
                     text!(
                         "http://",

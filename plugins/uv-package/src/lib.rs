@@ -29,7 +29,7 @@ impl Backend for UvPackage {
                     return Err(MergeError::conflict(
                         format!("package `{name}` is asked for from two different sources"),
                         "source",
-                        [packages[k].1 as u32, i as u32],
+                        [packages[k].1, i],
                     ));
                 }
                 Some(_) => {}

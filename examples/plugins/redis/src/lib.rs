@@ -57,7 +57,7 @@ impl Backend for Redis {
                     return Err(MergeError::conflict(
                         format!("two packages ask for Redis database {n}"),
                         "db",
-                        [*j as u32, i as u32],
+                        [*j, i],
                     ));
                 }
                 dbs.push((n, i));
@@ -65,7 +65,7 @@ impl Backend for Redis {
             if let Some(mm) = c.params.get("maxmemory") {
                 match &maxmemory {
                     Some((first, j)) if first != mm => {
-                        return Err(MergeError::conflict("`maxmemory` differs", "maxmemory", [*j as u32, i as u32]));
+                        return Err(MergeError::conflict("`maxmemory` differs", "maxmemory", [*j, i]));
                     }
                     Some(_) => {}
                     None => maxmemory = Some((mm.clone(), i)),
