@@ -63,6 +63,28 @@ fn a_fixed_port_that_is_taken_is_an_error_with_a_hint() {
     assert_eq!(p.env_values("")["QDRANT_URL"], format!("http://127.0.0.1:{port}"));
 }
 
+/// A sync killed while the engine starts a container with a fixed port leaves
+/// it mid-start, its port already held: the next sync must take it for the
+/// project's own, not blame the user (found by a fault check, wave 2 · 8/8).
+#[test]
+fn a_fixed_port_held_by_the_projects_own_container_mid_start_is_not_taken() {
+    let p = Project::new("midstart");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    p.setup(&[], &format!("services:\n  postgres:\n    params:\n      port: {port}\n"));
+    p.sync();
+    let name = p.container("postgres", "server");
+    for delay in [30, 50, 80] {
+        docker(&["rm", "-f", &name]);
+        let mut killed = p.spawn(&["sync", "-q"]);
+        std::thread::sleep(Duration::from_millis(delay));
+        let _ = killed.kill();
+        let _ = killed.wait();
+        let run = p.hsm(&["sync"]);
+        assert_eq!(run.code, 0, "after a kill {delay} ms in: {}", run.stderr);
+    }
+    assert!(docker_ok(&["inspect", &name]));
+}
+
 #[test]
 fn a_chosen_port_taken_meanwhile_is_chosen_anew() {
     let p = Project::new("movedport");

@@ -176,9 +176,29 @@ impl Docker {
         }
     }
 
-    /// Starts a container.
+    /// Starts a container. One already running (a start an interrupted run asked
+    /// for, finishing) is not an error.
     pub(crate) async fn start(&self, name: &str) -> Result<(), ExecError> {
-        self.api.start_container(name, None).await.map_err(|e| self.error(format!("start container `{name}`"), e))
+        match self.api.start_container(name, None).await {
+            Ok(()) => Ok(()),
+            Err(BollardError::DockerResponseServerError { status_code: 304, .. }) => Ok(()),
+            Err(e) => Err(self.error(format!("start container `{name}`"), e)),
+        }
+    }
+
+    /// The host ports a container is configured to publish, running or not: a
+    /// container caught mid-start (an interrupted run's) already holds them
+    /// before Docker lists them.
+    pub(crate) async fn configured_ports(&self, id: &str) -> Vec<(u16, hsm_plan::Protocol)> {
+        let Ok(Some(inspect)) = self.inspect(id).await else { return Vec::new() };
+        let bindings = inspect.host_config.and_then(|h| h.port_bindings).unwrap_or_default();
+        bindings
+            .iter()
+            .flat_map(|(key, list)| {
+                let protocol = if key.ends_with("/udp") { hsm_plan::Protocol::Udp } else { hsm_plan::Protocol::Tcp };
+                list.iter().flatten().filter_map(move |b| Some((b.host_port.as_deref()?.parse().ok()?, protocol)))
+            })
+            .collect()
     }
 
     /// Stops (briefly) and removes a container, with its anonymous volumes. A

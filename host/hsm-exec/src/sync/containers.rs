@@ -73,11 +73,14 @@ impl Syncer<'_> {
         match &observed.decision {
             Decision::Keep => return Ok(observed.id.clone().expect("a kept container exists")),
             Decision::Start => {
-                if self.ports_free(svc, c, false, &[])? {
+                // Its own ports count as free: starting it checks them, and a
+                // container an interrupted run was starting holds them already.
+                let id = observed.id.clone().expect("a stopped container exists");
+                let own = self.docker.configured_ports(&id).await;
+                if self.ports_free(svc, c, false, &own)? {
                     // Docker resolves bind sources on every start: check them again.
                     self.check_binds(&plugin, c)?;
                     self.op(Some(&svc.name), &format!("start container {name}"));
-                    let id = observed.id.clone().expect("a stopped container exists");
                     let ports = self.recorded_ports(svc, c);
                     self.docker.start(&id).await.map_err(|e| port_error(e, svc, c, &ports))?;
                     self.report(Change {
@@ -95,7 +98,11 @@ impl Syncer<'_> {
         // container is removed, so that a failure leaves it running: host ports
         // (those it holds itself are free once it is gone), volumes, bind sources and
         // the description with every reference resolved.
-        let held = observed.published.as_slice();
+        let mut held = observed.published.clone();
+        if let Some(old) = &observed.id {
+            held.extend(self.docker.configured_ports(old).await);
+        }
+        let held = held.as_slice();
         self.ports_free(svc, c, true, held)?;
         self.ensure_volumes(svc, c).await?;
         self.check_binds(&plugin, c)?;
