@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 
 use crate::probe::{self, Check};
 use crate::refs::{Syntax, Vars, escape};
-use crate::{Export, ExportError, Managed, Step, consumers, header, managed};
+use crate::{Export, ExportError, Managed, Step, bound_files, consumers, container_action, header, managed};
 
 /// What to add to the exported stack.
 #[derive(Clone, Debug, Default)]
@@ -241,39 +241,6 @@ fn container(
     };
     entry.insert("restart".into(), json!(restart));
     Ok(entry)
-}
-
-/// The number of the action that ensures container `c`.
-pub(crate) fn container_action(m: &Managed<'_>, c: &Container) -> usize {
-    m.plan
-        .actions
-        .iter()
-        .position(|a| matches!(a, hsm_plan::Action::EnsureContainer(x) if x.name == c.name))
-        .map_or(0, |i| i + 1)
-}
-
-/// Copies the files the plan writes under a bind mount's source into `files/`,
-/// and returns the source's path there. A source the plan does not write is
-/// refused: the export would mount something that isn't there.
-pub(crate) fn bound_files(
-    m: &Managed<'_>,
-    source: &str,
-    files: &mut BTreeMap<String, String>,
-) -> Result<String, String> {
-    let source = source.trim_matches('/');
-    let plugin = m.plan.plugin.split('@').next().unwrap_or_default();
-    let mut found = false;
-    for f in &m.files {
-        let path = f.path.trim_start_matches('/');
-        if path == source || path.starts_with(&format!("{source}/")) {
-            files.insert(format!("files/{}/{path}", f.plugin), f.contents.clone());
-            found = true;
-        }
-    }
-    if !found {
-        return Err(format!("the mount's source `{source}` is no file the plan writes"));
-    }
-    Ok(format!("files/{plugin}/{source}"))
 }
 
 /// Every container's ports, published by the service's first container (they

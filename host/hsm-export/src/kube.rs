@@ -12,10 +12,9 @@ use hsm_model::{Piece, Text};
 use hsm_plan::{Container, Exec, Mount, Plan, Probe, Protocol, Wait};
 use serde_json::{Map, Value, json};
 
-use crate::compose::{bound_files, container_action};
 use crate::probe::{self, Check};
 use crate::refs::{Syntax, Vars, shell_word};
-use crate::{Export, ExportError, Managed, Step, consumers, header, managed};
+use crate::{Export, ExportError, Managed, Step, bound_files, consumers, container_action, header, managed};
 
 /// Options of the Kubernetes export.
 #[derive(Clone, Debug, Default)]

@@ -128,6 +128,39 @@ impl<'p> Managed<'p> {
     }
 }
 
+/// The number of the action that ensures container `c`.
+pub(crate) fn container_action(m: &Managed<'_>, c: &Container) -> usize {
+    m.plan
+        .actions
+        .iter()
+        .position(|a| matches!(a, hsm_plan::Action::EnsureContainer(x) if x.name == c.name))
+        .map_or(0, |i| i + 1)
+}
+
+/// Copies the files the plan writes under a bind mount's source into `files/`,
+/// and returns the source's path there. A source the plan does not write is
+/// refused: the export would mount something that isn't there.
+pub(crate) fn bound_files(
+    m: &Managed<'_>,
+    source: &str,
+    files: &mut BTreeMap<String, String>,
+) -> Result<String, String> {
+    let source = source.trim_matches('/');
+    let plugin = m.plan.plugin.split('@').next().unwrap_or_default();
+    let mut found = false;
+    for f in &m.files {
+        let path = f.path.trim_start_matches('/');
+        if path == source || path.starts_with(&format!("{source}/")) {
+            files.insert(format!("files/{}/{path}", f.plugin), f.contents.clone());
+            found = true;
+        }
+    }
+    if !found {
+        return Err(format!("the mount's source `{source}` is no file the plan writes"));
+    }
+    Ok(format!("files/{plugin}/{source}"))
+}
+
 /// The managed services of a plan (the Python packages' service is not one:
 /// packages are installed where they run), with their actions sorted by job.
 pub(crate) fn managed(plan: &Plan) -> Result<Vec<Managed<'_>>, ExportError> {

@@ -7,6 +7,7 @@
 //! The project's Python packages are planned the same way, as one service
 //! `python` of kind `uv-package` whose contributions are the packages.
 
+mod ask;
 mod catalog;
 mod tasks;
 
@@ -16,11 +17,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use hsm_model::{Diagnostic, Diagnostics, Origin, Sources, Span, Value};
 use hsm_plan::{Consumer, Mode, PackageSource, Plan, PythonPackage, ServicePlan};
 use hsm_resolve::{Requester, Resolution, ServiceInstance};
-use hsm_runtime::{
-    CallError, CheckContext, ConsumerInput, ContributionInput, MergeFailure, MergeInput, PlanFailure, PlanInput,
-    ProfileInput, Refusal, Rename, review_plan,
-};
+use hsm_runtime::{CallError, CheckContext, Refusal, Rename, review_plan};
 use indexmap::IndexMap;
+
+use crate::ask::{Answer, ask_plugin};
 
 pub use catalog::{Catalog, LoadedPlugin};
 pub use hsm_plan::PYTHON_SERVICE;
@@ -286,129 +286,6 @@ fn mode(service: &ServiceInstance) -> Mode {
         hsm_config::Mode::Managed => Mode::Managed,
         hsm_config::Mode::External => Mode::External,
     }
-}
-
-/// What a service's plugin answered: the merged config and the plan, not yet checked.
-struct Answer {
-    merged: Value,
-    actions: Vec<hsm_plan::Action>,
-    env: Vec<hsm_plan::ConsumerEnv>,
-}
-
-/// Asks a service's plugin to merge its contributions and plan it; a conflict or a
-/// bad parameter becomes a diagnostic pointing at the files.
-fn ask_plugin(
-    resolution: &Resolution,
-    service: &ServiceInstance,
-    loaded: &LoadedPlugin,
-    sources: &Sources,
-    reach: Reach,
-) -> Result<Answer, PlanningError> {
-    let plugin = &loaded.plugin;
-    let contributions: Vec<ContributionInput<'_>> = service
-        .contributions
-        .iter()
-        .map(|c| ContributionInput { from: consumer(&c.from), origin: c.origin.to_string(), params: &c.params })
-        .collect();
-    let merge = MergeInput { service: &service.name, kind: &service.kind, defaults: &service.defaults, contributions };
-    let merged = match plugin.merge(&merge) {
-        Ok(v) => v,
-        Err(MergeFailure::Call(e)) => return Err(e.into()),
-        Err(MergeFailure::Conflict { message, key, contributions }) => {
-            let mut d = Diagnostic::new(format!(
-                "packages ask conflicting things of service `{}`: plugin `{}` says: {message}",
-                service.name,
-                plugin.name()
-            ));
-            for (n, i) in contributions.iter().enumerate() {
-                let c = &service.contributions[*i];
-                let label = format!("{} asks this", who(&c.from));
-                if let Some(span) = span_of(&c.origin, sources) {
-                    d = if n == 0 { d.at(span, label) } else { d.also(span, label) };
-                }
-            }
-            let hint = format!("make them agree on `{key}`, or give one of them a service of its own in the registry");
-            return Err(PlanningError::Input(d.hint(hint).into()));
-        }
-        Err(MergeFailure::Invalid { message, key, contribution }) => {
-            let origin = contribution.map(|i| &service.contributions[i].origin);
-            let span = origin.and_then(|o| span_of(o, sources));
-            let mut d =
-                Diagnostic::new(format!("service `{}`: plugin `{}` says: {message}", service.name, plugin.name()))
-                    .at_opt(span, "");
-            let known: Vec<&str> = plugin.info().params.iter().map(|p| p.name.as_str()).collect();
-            // A suggestion only for a key the plugin does not know: a declared key
-            // with a bad value (`path: ../etc`) is not a typo.
-            if !known.contains(&key.as_str())
-                && let Some(best) = hsm_config::did_you_mean(&key, known.iter().copied())
-            {
-                d = d.hint(format!("did you mean `{best}`?"));
-            }
-            if contribution.is_none() {
-                d = d.note("the registry's defaults for the service are wrong");
-            }
-            return Err(PlanningError::Input(d.into()));
-        }
-    };
-
-    let (who, params): (Vec<Consumer>, Vec<Cow<'_, Value>>) = consumers(service).into_iter().unzip();
-    let mode = mode(service);
-    let input = PlanInput {
-        project: &resolution.project.name,
-        service: &service.name,
-        kind: &service.kind,
-        config: &merged,
-        profile: ProfileInput { name: &service.profile.name, mode, settings: &service.profile.settings },
-        consumers: who.into_iter().zip(&params).map(|(consumer, params)| ConsumerInput { consumer, params }).collect(),
-        host_address: &reach.address(&service.name),
-    };
-    let planned = match plugin.plan(&input) {
-        Ok(p) => p,
-        Err(PlanFailure::Call(e)) => return Err(e.into()),
-        Err(PlanFailure::Invalid { message, key }) => {
-            let span = span_of(&service.profile.chosen_by, sources);
-            let d = Diagnostic::new(format!(
-                "service `{}` with profile `{}` ({}): plugin `{}` says: {message}",
-                service.name,
-                service.profile.name,
-                match mode {
-                    Mode::Managed => "managed",
-                    Mode::External => "external",
-                },
-                plugin.name()
-            ))
-            .at_opt(span, "profile chosen here");
-            let written = |k: &str| service.profile.settings.as_map().is_some_and(|m| m.get(k).is_some());
-            let settings: Vec<&str> = plugin.info().settings.iter().map(|p| p.name.as_str()).collect();
-            let d = match key {
-                // A setting the plugin does not read: a typo, most likely.
-                Some(key) if mode == Mode::External && written(&key) && !settings.contains(&key.as_str()) => {
-                    match hsm_config::did_you_mean(&key, settings.iter().copied()) {
-                        Some(best) => d.hint(format!(
-                            "did you mean `{best}`? (under `profiles.{}.services.{}` in the registry)",
-                            service.profile.name, service.name
-                        )),
-                        None => d.hint(format!(
-                            "remove `{key}` from `profiles.{}.services.{}` in the registry",
-                            service.profile.name, service.name
-                        )),
-                    }
-                }
-                Some(key) if mode == Mode::External && written(&key) => d.hint(format!(
-                    "check `{key}` under `profiles.{}.services.{}` in the registry",
-                    service.profile.name, service.name
-                )),
-                Some(key) if mode == Mode::External => d.hint(format!(
-                    "add `{key}` under `profiles.{}.services.{}` in the registry",
-                    service.profile.name, service.name
-                )),
-                Some(key) => d.hint(format!("check the parameter `{key}` of service `{}`", service.name)),
-                None => d,
-            };
-            return Err(PlanningError::Input(d.into()));
-        }
-    };
-    Ok(Answer { merged, actions: planned.actions, env: planned.env })
 }
 
 /// Who gets a service's environment: the packages that imply it, each with what it
