@@ -7,10 +7,10 @@
 //! values, as [`Sensitive`], for a process's environment or an explicit
 //! `--reveal`.
 
+use hsm_key::UserKey;
 use hsm_model::{Piece, ResolveRefs, SecretStore, Sensitive, Text};
 use hsm_plan::{Consumer, Plan};
 
-use crate::keys::UserKey;
 use crate::names::ProjectId;
 use crate::refs::ServiceRefs;
 use crate::state::State;

@@ -7,7 +7,6 @@ pub mod docker;
 mod down;
 pub mod env;
 pub mod error;
-pub mod keys;
 pub mod logs;
 pub mod names;
 mod plugin_files;

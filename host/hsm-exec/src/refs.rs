@@ -4,9 +4,9 @@
 
 use std::path::Path;
 
+use hsm_key::UserKey;
 use hsm_model::{ResolveRefs, Sensitive};
 
-use crate::keys::UserKey;
 use crate::state::State;
 
 /// [`ResolveRefs`] for one service.

@@ -12,12 +12,12 @@ use std::collections::{BTreeMap, HashMap};
 use bollard::models::{
     ContainerCreateBody, HostConfig, Mount as DockerMount, MountType, PortBinding, RestartPolicy, RestartPolicyNameEnum,
 };
+use hsm_key::UserKey;
 use hsm_model::{ResolveRefs, SecretStore, Text};
 use hsm_plan::{Container, Exec, Mount, Protocol, RestartPolicy as Restart};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::keys::UserKey;
 use crate::names::{LABEL_CONFIG_HASH, LABEL_CONTAINER, LABEL_SERVICE, ProjectId};
 use crate::state::port_key;
 

@@ -47,6 +47,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 
 use futures_util::future::join_all;
+use hsm_key::UserKey;
 use hsm_model::SecretStore;
 use hsm_plan::{Action, Container, Plan, ServicePlan};
 
@@ -57,7 +58,6 @@ pub use self::redact::Redactor;
 use crate::docker::Docker;
 pub use crate::down::down;
 use crate::error::ExecError;
-use crate::keys::UserKey;
 use crate::names::ProjectId;
 use crate::report::{Change, Event, Reporter};
 use crate::state::State;

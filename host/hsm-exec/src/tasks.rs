@@ -9,11 +9,11 @@ use std::io;
 use std::path::Path;
 use std::process::Stdio;
 
+use hsm_key::UserKey;
 use hsm_model::Sensitive;
 use hsm_plan::{Action, PackageSource, Plan, Task};
 use serde::{Deserialize, Serialize};
 
-use crate::keys::UserKey;
 use crate::uv::PythonState;
 
 /// How many of a task's last output lines a failure shows.

@@ -45,7 +45,7 @@ pub fn python_env(project_dir: &std::path::Path, installing: Option<&dyn Fn(&str
     match PythonEnv::new(project_dir, None) {
         Err(UvError::UvNotFound) => {
             let env = |k: &str| std::env::var(k).ok();
-            let Some(cache) = crate::keys::cache_dir(&env) else { return Err(UvError::UvNotFound) };
+            let Some(cache) = hsm_key::cache_dir(&env) else { return Err(UvError::UvNotFound) };
             let uv = match (bootstrap::cached(&cache), installing) {
                 (Some(uv), _) => uv,
                 (None, None) => return Err(UvError::UvNotFound),

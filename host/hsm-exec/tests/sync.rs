@@ -5,13 +5,13 @@
 //! Uses the test image `hsm-test/base` (`tests/images/build.sh`); every test has
 //! its own project and removes what it created.
 
+use hsm_key::UserKey;
 use hsm_model::Explain;
 use std::path::Path;
 use std::process::Command;
 use std::sync::Mutex;
 
 use hsm_exec::error::ExecError;
-use hsm_exec::keys::UserKey;
 use hsm_exec::names::ProjectId;
 use hsm_exec::report::{Event, Reporter, Silent};
 use hsm_exec::state::State;

@@ -2,8 +2,8 @@
 //! user's key, the project's identity on the engine, and how execution errors are
 //! shown (message, a container's last log lines, a `hint:` line).
 
-use hsm_exec::keys::{KeyError, UserKey};
 use hsm_exec::names::ProjectId;
+use hsm_key::{KeyError, UserKey};
 use hsm_model::Explain;
 use hsm_resolve::Resolution;
 

@@ -6,11 +6,12 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 
 use hsm_config::{Config, GitOptions, LoadOptions};
+use hsm_key::UserKey;
 use hsm_model::{Diagnostic, Diagnostics, Sources};
 use hsm_plan::Plan;
 use hsm_planner::{Catalog, PlanningError};
 use hsm_resolve::{Resolution, ResolveOptions};
-use hsm_runtime::{Authenticator, CompileCache, LoadError, Plugin, PluginHost};
+use hsm_runtime::{CompileCache, LoadError, Plugin, PluginHost};
 
 use crate::Failure;
 use crate::cli::GlobalArgs;
@@ -24,10 +25,6 @@ pub(crate) struct Planned {
     pub(crate) plan: Plan,
 }
 
-/// The user's key, lent to the compile cache to authenticate its entries.
-#[derive(Debug)]
-pub(crate) struct KeyAuth(hsm_exec::keys::UserKey);
-
 /// The compile cache of third-party plugins (`<cache>/plugins`), and the user's key
 /// that authenticates its entries, read at most once per run. The key is never
 /// created to read entries (none can verify without it), only after a run that
@@ -36,7 +33,7 @@ pub(crate) struct KeyAuth(hsm_exec::keys::UserKey);
 pub(crate) struct PluginCache {
     /// `<cache>/plugins`; `None` with `--no-cache` or without a cache folder.
     dir: Option<PathBuf>,
-    key: OnceCell<Option<KeyAuth>>,
+    key: OnceCell<Option<UserKey>>,
 }
 
 impl PluginCache {
@@ -50,21 +47,15 @@ impl PluginCache {
     /// The cache, for `host`'s engine, if there is a folder and a user key.
     fn for_host<'a>(&'a self, host: &PluginHost) -> Option<CompileCache<'a>> {
         let dir = self.dir.as_ref()?;
-        let key = self.key.get_or_init(|| hsm_exec::keys::UserKey::load_existing().ok().map(KeyAuth)).as_ref()?;
+        let key = self.key.get_or_init(|| UserKey::load_existing().ok()).as_ref()?;
         Some(CompileCache::new(dir, host, key))
     }
 
     /// Creates the user's key if there is none yet and the cache is used.
     fn create_key(&self) {
         if self.dir.is_some() && self.key.get().is_none_or(Option::is_none) {
-            let _ = hsm_exec::keys::UserKey::load_default();
+            let _ = UserKey::load_default();
         }
-    }
-}
-
-impl Authenticator for KeyAuth {
-    fn tag(&self, parts: &[&[u8]]) -> [u8; 32] {
-        self.0.cache_tag(parts)
     }
 }
 
@@ -283,7 +274,7 @@ pub(crate) fn offline_git(env: &HashMap<String, String>) -> GitOptions {
     GitOptions { cache_dir: cache_dir(env), offline: true, ..GitOptions::default() }
 }
 
-/// hsm's cache folder (see [`hsm_exec::keys::cache_dir`]).
+/// hsm's cache folder (see [`hsm_key::cache_dir`]).
 fn cache_dir(env: &HashMap<String, String>) -> Option<PathBuf> {
-    hsm_exec::keys::cache_dir(&|k| env.get(k).cloned())
+    hsm_key::cache_dir(&|k| env.get(k).cloned())
 }

@@ -4,13 +4,13 @@
 
 use std::collections::BTreeSet;
 
+use hsm_key::UserKey;
 use hsm_plan::{Action, Plan, Probe, ServicePlan, Wait};
 
 use hsm_model::SecretStore;
 
 use super::Syncer;
 use crate::error::ExecError;
-use crate::keys::UserKey;
 use crate::names::ProjectId;
 
 /// Redaction outside a sync (`hsm logs`, `hsm task`), with the same forms.

@@ -254,7 +254,7 @@ const VALUES_HEADER: &str = "# The values of `hsm export";
 /// Resolves generated secrets as `hsm sync` derives them for the project (so the
 /// values file matches the local stack), and host ports as the container's own.
 struct ExportRefs<'a> {
-    key: &'a hsm_exec::keys::UserKey,
+    key: &'a hsm_key::UserKey,
     planned: &'a Planned,
     service: &'a str,
 }

@@ -7,6 +7,10 @@
 //! The key is 32 random bytes in `secret.key` under hsm's data folder
 //! (`$HSM_DATA_DIR`, else `$XDG_DATA_HOME/hsm`, else `~/.local/share/hsm`),
 //! readable by its owner only. It never leaves that file, and only hashes of it do.
+//!
+//! Its own crate because both the plugin runtime (whose compile cache it
+//! authenticates, through [`hsm_model::Authenticator`]) and execution (generated
+//! secrets, fingerprints) use it. hsm's data and cache folders are found here too.
 
 use std::fs::{self, OpenOptions};
 use std::io::{self, Read, Write};
@@ -75,6 +79,12 @@ impl hsm_model::Explain for KeyError {
             }
             _ => None,
         }
+    }
+}
+
+impl hsm_model::Authenticator for UserKey {
+    fn tag(&self, parts: &[&[u8]]) -> [u8; 32] {
+        self.cache_tag(parts)
     }
 }
 
