@@ -1,8 +1,8 @@
 //! Builds the bundled plugins for `wasm32-wasip2` as part of the normal build and
 //! precompiles them with the runtime's own engine configuration, so `hsm` embeds
-//! both the component and its native code and loading needs no compilation (only
-//! wasmtime's deserialize, which copies the code into memory of its own). Only this
-//! build's own output is ever deserialized at run time.
+//! both the component and its native code and loading needs no compilation (see
+//! `src/bundled.rs` for how the code gets into memory). Only this build's own
+//! output is ever deserialized at run time.
 
 use std::env;
 use std::fmt::Write as _;
@@ -60,9 +60,10 @@ fn main() {
         let wasm_copy = out.join(format!("{krate}.wasm"));
         std::fs::write(&wasm_copy, &wasm).expect("OUT_DIR is writable");
         let digest = hex::encode(Sha256::digest(&wasm));
+        let code_digest = hex::encode(&Sha256::digest(&cwasm)[..12]);
         let _ = writeln!(
             generated,
-            "    Bundled {{ name: {folder:?}, wasm: include_bytes!({wasm:?}), cwasm: include_bytes!({cwasm:?}), sha256: {digest:?}, code: OnceLock::new() }},",
+            "    Bundled {{ name: {folder:?}, wasm: include_bytes!({wasm:?}), cwasm: include_bytes!({cwasm:?}), sha256: {digest:?}, code_digest: {code_digest:?}, code: OnceLock::new() }},",
             wasm = wasm_copy.display().to_string(),
             cwasm = cwasm_path.display().to_string(),
         );

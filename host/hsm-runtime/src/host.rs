@@ -2,7 +2,6 @@
 //! the ticker that drives call deadlines), one linker that provides WASI and
 //! nothing else, and the checks a component passes before it becomes a [`Plugin`]
 //! (a WIT version this host speaks, imports it provides, a valid description).
-//! The bundled plugins load from the native code hsm's build compiled for them.
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -196,62 +195,6 @@ impl PluginHost {
         self.inner.limits
     }
 
-    /// Loads the plugins compiled into hsm, from their precompiled code, in
-    /// parallel (deserializing is most of the cost, and independent): the calling
-    /// thread and one more per further core take the next plugin in turn, so no
-    /// more threads are started than there are cores to run them.
-    pub fn load_bundled(&self) -> Result<Vec<Plugin>, LoadError> {
-        use std::sync::atomic::{AtomicUsize, Ordering};
-        let all = &bundled::BUNDLED;
-        let next = AtomicUsize::new(0);
-        let work = || {
-            let mut done = Vec::new();
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(b) = all.get(i) else { return done };
-                done.push((i, self.load_one_bundled(b)));
-            }
-        };
-        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-        let mut loaded: Vec<(usize, Result<Plugin, LoadError>)> = std::thread::scope(|scope| {
-            let helpers: Vec<_> = (1..cores.min(all.len())).map(|_| scope.spawn(work)).collect();
-            let mut loaded = work();
-            for helper in helpers {
-                loaded.extend(helper.join().expect("loading a bundled plugin panicked"));
-            }
-            loaded
-        });
-        // In the order they are bundled in, whichever thread loaded them.
-        loaded.sort_by_key(|(i, _)| *i);
-        loaded.into_iter().map(|(_, plugin)| plugin).collect()
-    }
-
-    fn load_one_bundled(&self, b: &'static bundled::Bundled) -> Result<Plugin, LoadError> {
-        // Once per process: every host shares the one engine, so the code
-        // deserialized (or compiled) for the first serves every later load.
-        let (component, precompiled) = b.code.get_or_init(|| self.bundled_code(b)).clone()?;
-        let mut plugin = self.finish_load(component, PluginSource::Bundled, b.sha256.to_string(), b.name)?;
-        if precompiled {
-            plugin.set_precompiled();
-        }
-        Ok(plugin)
-    }
-
-    /// A bundled plugin's component, and whether it came precompiled.
-    fn bundled_code(&self, b: &'static bundled::Bundled) -> Result<(Component, bool), LoadError> {
-        // SAFETY: `cwasm` is this build's own output: the build script compiled it
-        // from `wasm` with this engine's configuration (`engine_config`), and it is
-        // embedded in hsm's binary, which nothing else writes. wasmtime copies it
-        // into memory of its own. If the machine differs from the build machine
-        // (other CPU features), wasmtime refuses it and we compile the embedded
-        // component instead.
-        #[allow(unsafe_code)]
-        match unsafe { Component::deserialize(&self.inner.engine, b.cwasm) } {
-            Ok(component) => Ok((component, true)),
-            Err(_) => Ok((self.compile(b.wasm, b.name)?, false)),
-        }
-    }
-
     /// Compiles and loads a component from its bytes.
     pub fn load_component(&self, bytes: &[u8], source: PluginSource) -> Result<Plugin, LoadError> {
         let name = source.to_string();
@@ -277,7 +220,7 @@ impl PluginHost {
     }
 
     /// Checks a component and describes it: what every load ends with.
-    fn finish_load(
+    pub(crate) fn finish_load(
         &self,
         component: Component,
         source: PluginSource,
@@ -360,26 +303,4 @@ mod tests {
         assert!(!compatible("0.1.0", "0.1.0.0"));
         assert!(!compatible("0.1.0", "0.1.x"));
     }
-}
-
-/// The plugins built by the build script.
-mod bundled {
-    use std::sync::OnceLock;
-
-    use wasmtime::component::Component;
-
-    use super::LoadError;
-
-    /// A bundled plugin: its component and the native code precompiled from it.
-    pub(crate) struct Bundled {
-        pub(crate) name: &'static str,
-        pub(crate) wasm: &'static [u8],
-        pub(crate) cwasm: &'static [u8],
-        pub(crate) sha256: &'static str,
-        /// Its component once loaded (with whether it came precompiled), shared by
-        /// every host of the process.
-        pub(crate) code: OnceLock<Result<(Component, bool), LoadError>>,
-    }
-
-    include!(concat!(env!("OUT_DIR"), "/bundled.rs"));
 }

@@ -10,9 +10,10 @@
 //!
 //! The bundled plugins are built for `wasm32-wasip2` by this crate's build script
 //! and precompiled with this engine's configuration, so loading them compiles
-//! nothing: wasmtime deserializes the native code embedded in hsm's binary.
+//! nothing: wasmtime maps (or copies) the native code hsm's build made for them.
 
 mod bindings;
+mod bundled;
 mod cache;
 mod check;
 mod convert;

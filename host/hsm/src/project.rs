@@ -25,7 +25,8 @@ pub(crate) struct Planned {
     pub(crate) plan: Plan,
 }
 
-/// The compile cache of third-party plugins (`<cache>/plugins`), and the user's key
+/// The compile cache of third-party plugins (`<cache>/plugins`, which also holds
+/// the bundled plugins' code, see [`Preload::start`]), and the user's key
 /// that authenticates its entries, read at most once per run. The key is never
 /// created to read entries (none can verify without it), only after a run that
 /// planned a project with third-party plugins, so that the runs after it use the
@@ -71,11 +72,13 @@ fn process_env() -> HashMap<String, String> {
 pub(crate) struct Preload(std::thread::JoinHandle<(PluginHost, Result<Vec<Plugin>, LoadError>)>);
 
 impl Preload {
-    /// Starts loading.
-    pub(crate) fn start() -> Self {
-        Self(std::thread::spawn(|| {
+    /// Starts loading, mapping the bundled plugins' code from files in `cache`
+    /// when it has a folder (`<cache>/plugins/bundled`).
+    pub(crate) fn start(cache: &PluginCache) -> Self {
+        let code_dir = cache.dir.as_ref().map(|d| d.join("bundled"));
+        Self(std::thread::spawn(move || {
             let host = PluginHost::default();
-            let bundled = host.load_bundled();
+            let bundled = host.load_bundled_from(code_dir.as_deref());
             (host, bundled)
         }))
     }
@@ -138,8 +141,8 @@ pub(crate) fn review(
     out: &Output,
     reach: hsm_planner::Reach,
 ) -> Result<(Planned, Option<(Sources, Diagnostics)>), Failure> {
-    let preload = Preload::start();
     let cache = PluginCache::new(global);
+    let preload = Preload::start(&cache);
     let (sources, config) = load(global, out)?;
     let (sources, catalog) = catalog(preload, &config, sources, out, &cache)?;
     let third_party = !config.plugins.is_empty();

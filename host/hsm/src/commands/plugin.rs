@@ -286,8 +286,8 @@ struct Listed<'a> {
 }
 
 fn list(global: &GlobalArgs, args: &PluginListArgs, out: &Output) -> Result<(), Failure> {
-    let preload = project::Preload::start();
     let cache = project::PluginCache::new(global);
+    let preload = project::Preload::start(&cache);
     let (sources, loaded) = project::load(global, out)?;
     let (_, catalog) = project::catalog(preload, &loaded, sources, out, &cache)?;
     let listed: Vec<Listed<'_>> = catalog
