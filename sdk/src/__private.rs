@@ -8,12 +8,14 @@ use crate::{plan as p, request as r, text as t};
 
 mod tree;
 
+pub(crate) use tree::encode;
+
 #[allow(missing_docs, unreachable_pub, clippy::all)]
 pub mod bindings {
     wit_bindgen::generate!({
-        // The SDK's copy of `wit/0.3.0` (see Cargo.toml), so the published crate has it.
+        // The SDK's copy of `wit/0.4.0` (see Cargo.toml), so the published crate has it.
         path: "wit",
-        world: "hsm:plugin/plugin@0.3.0",
+        world: "hsm:plugin/plugin@0.4.0",
         export_macro_name: "__export_hsm_plugin",
         pub_export_macro: true,
         default_bindings_module: "hsm_sdk::__private::bindings",
@@ -136,11 +138,11 @@ fn merge_request_from_wit(req: q::MergeRequest) -> r::MergeRequest {
 
 fn merge_error_to_wit(e: r::MergeError) -> w::MergeError {
     match e {
-        r::MergeError::Conflict { message, key, contributions } => {
-            w::MergeError::Conflict(w::Conflict { message, key, contributions })
+        r::MergeError::Conflict { message, key, contributions, hint } => {
+            w::MergeError::Conflict(w::Conflict { message, key, contributions, hint })
         }
-        r::MergeError::Invalid { message, key, contribution } => {
-            w::MergeError::Invalid(w::InvalidParam { message, key, contribution })
+        r::MergeError::Invalid { message, key, contribution, hint } => {
+            w::MergeError::Invalid(w::InvalidParam { message, key, contribution, hint })
         }
     }
 }
@@ -226,6 +228,8 @@ fn container_to_wit(c: p::Container) -> w::Container {
             p::RestartPolicy::UnlessStopped => w::RestartPolicy::UnlessStopped,
             p::RestartPolicy::Always => w::RestartPolicy::Always,
         },
+        init: c.init,
+        stop_signal: c.stop_signal,
     }
 }
 

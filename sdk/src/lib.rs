@@ -35,7 +35,10 @@
 //!
 //! `merge` has a default (defaults, then every contribution overlaid in order, with
 //! a conflict when two contributions set one key to different values); override it
-//! when several packages can ask different things of one service.
+//! when several packages can ask different things of one service. Most kinds share
+//! one shape — a shared server, a resource of its own per consumer, settings all
+//! must agree on — and [`SharedMerge`] merges it from a few declarations; `plan`
+//! reads each consumer's part back with [`PlanRequest::merged_for`].
 //!
 //! Test the logic natively by calling your type's methods with the builders of
 //! [`testing`]; test the built component in hsm's real runtime with
@@ -45,6 +48,7 @@
 
 mod plan;
 mod request;
+mod shared;
 mod text;
 mod value;
 
@@ -61,11 +65,12 @@ pub use request::{
     Capability, Consumer, Contribution, MergeError, MergeRequest, Mode, ParamSpec, PlanRequest, PluginInfo, Profile,
     Requester, VariableSpec,
 };
+pub use shared::{CONSUMERS, Merged, PROJECT_KEY, Published, SharedMerge, consumer_key};
 pub use text::{Encoding, Piece, SecretRef, Text};
 pub use value::{Map, Value};
 
 /// The WIT package version this SDK builds plugins for.
-pub const WIT_VERSION: &str = "0.3.0";
+pub const WIT_VERSION: &str = "0.4.0";
 
 /// What a backend plugin implements.
 pub trait Backend {

@@ -90,6 +90,12 @@ pub struct Container {
     pub mounts: Vec<Mount>,
     /// Restart policy.
     pub restart: RestartPolicy,
+    /// Run an init process as PID 1 that forwards signals and reaps children
+    /// ([`Container::init`]).
+    pub init: bool,
+    /// The signal that stops the container instead of the image's
+    /// ([`Container::stop_signal`]).
+    pub stop_signal: Option<String>,
 }
 
 impl Container {
@@ -103,6 +109,8 @@ impl Container {
             ports: Vec::new(),
             mounts: Vec::new(),
             restart: RestartPolicy::default(),
+            init: false,
+            stop_signal: None,
         }
     }
 
@@ -145,6 +153,27 @@ impl Container {
     #[must_use]
     pub fn restart(mut self, restart: RestartPolicy) -> Self {
         self.restart = restart;
+        self
+    }
+
+    /// Runs an init process as PID 1 (Docker's `--init`), which forwards signals
+    /// to the command and reaps its children. A command that installs no handler
+    /// for SIGTERM (`python3 -m http.server`, many scripts) ignores it as PID 1, so
+    /// without an init every stop and recreate waits for the engine's 10 s
+    /// timeout and then kills it.
+    #[must_use]
+    pub fn init(mut self) -> Self {
+        self.init = true;
+        self
+    }
+
+    /// Stops the container with `signal` instead of the image's stop signal
+    /// (SIGTERM unless the image says otherwise): one of `SIGTERM`, `SIGINT`,
+    /// `SIGQUIT`, `SIGHUP`, `SIGUSR1`, `SIGUSR2` or `SIGKILL`; hsm refuses any
+    /// other. PostgreSQL, for one, shuts down fast on `SIGINT`.
+    #[must_use]
+    pub fn stop_signal(mut self, signal: impl Into<String>) -> Self {
+        self.stop_signal = Some(signal.into());
         self
     }
 }

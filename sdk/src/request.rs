@@ -154,6 +154,11 @@ pub struct MergeRequest {
 }
 
 /// Why a merge failed.
+///
+/// hsm shows the message under the plugin's name, points at the contributions in
+/// the user's files, and adds a hint: the plugin's own ([`MergeError::hint`]) or,
+/// for a conflict, its default ("make them agree on `key`, or give one of them a
+/// service of its own in the registry").
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum MergeError {
     /// Contributions ask for things that can't hold at once.
@@ -164,6 +169,8 @@ pub enum MergeError {
         key: String,
         /// Indices of the clashing contributions.
         contributions: Vec<u32>,
+        /// What the user should do instead of hsm's default advice.
+        hint: Option<String>,
     },
     /// A parameter is wrong on its own.
     Invalid {
@@ -173,6 +180,9 @@ pub enum MergeError {
         key: String,
         /// The contribution, or none when the defaults are wrong.
         contribution: Option<u32>,
+        /// What the user should do (hsm suggests a declared parameter for an
+        /// unknown one when there is none).
+        hint: Option<String>,
     },
 }
 
@@ -185,13 +195,40 @@ impl MergeError {
         contributions: impl IntoIterator<Item = usize>,
     ) -> Self {
         let contributions = contributions.into_iter().map(|i| u32::try_from(i).unwrap_or(u32::MAX)).collect();
-        Self::Conflict { message: message.into(), key: key.into(), contributions }
+        Self::Conflict { message: message.into(), key: key.into(), contributions, hint: None }
     }
 
     /// A parameter that is wrong on its own.
     pub fn invalid(message: impl Into<String>, key: impl Into<String>, contribution: Option<usize>) -> Self {
         let contribution = contribution.map(|i| u32::try_from(i).unwrap_or(u32::MAX));
-        Self::Invalid { message: message.into(), key: key.into(), contribution }
+        Self::Invalid { message: message.into(), key: key.into(), contribution, hint: None }
+    }
+
+    /// With a hint: one line saying what the user should do, shown instead of
+    /// hsm's default. A conflict over something each package must have for
+    /// itself needs one: ``"give each package its own `db`"``, not "make them
+    /// agree". hsm escapes it and cuts it at 1,000 characters, as every word a
+    /// plugin says.
+    #[must_use]
+    pub fn hint(mut self, text: impl Into<String>) -> Self {
+        match &mut self {
+            Self::Conflict { hint, .. } | Self::Invalid { hint, .. } => *hint = Some(text.into()),
+        }
+        self
+    }
+
+    /// The parameter in question.
+    pub fn key(&self) -> &str {
+        match self {
+            Self::Conflict { key, .. } | Self::Invalid { key, .. } => key,
+        }
+    }
+
+    /// The message.
+    pub fn message(&self) -> &str {
+        match self {
+            Self::Conflict { message, .. } | Self::Invalid { message, .. } => message,
+        }
     }
 }
 

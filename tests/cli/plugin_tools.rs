@@ -49,7 +49,7 @@ fn a_scaffolded_plugin_tests_builds_and_checks() {
     let report: serde_json::Value = serde_json::from_str(&check.stdout).unwrap();
     assert_eq!(report["name"], "demo-kv");
     assert_eq!(report["kinds"], serde_json::json!(["demo-kv"]));
-    assert_eq!(report["wit_version"], "0.3.0");
+    assert_eq!(report["wit_version"], "0.4.0");
     assert_eq!(report["capabilities"], serde_json::json!(["containers"]));
     assert_eq!(report["variables"][0]["name"], "DEMO_KV_URL", "the scaffold declares what it sets");
     assert_eq!(report["sha256"], hex(&std::fs::read(&wasm).unwrap()));
@@ -146,7 +146,7 @@ fn plugin_check_refuses_what_is_not_a_plugin() {
     assert_eq!(run.code, 2);
     assert!(
         run.stderr.contains(
-            "was built for `hsm:plugin@9.0.0`, which this hsm does not support (it loads `0.1.0`, `0.2.0`, `0.3.0`)"
+            "was built for `hsm:plugin@9.0.0`, which this hsm does not support (it loads `0.1.0`, `0.2.0`, `0.3.0`, `0.4.0`)"
         ),
         "{}",
         run.stderr

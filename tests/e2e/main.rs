@@ -6,6 +6,7 @@
 mod escapes;
 mod export;
 mod faults;
+mod fileserver;
 mod leak;
 mod registry;
 mod scenarios;

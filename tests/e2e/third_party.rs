@@ -257,7 +257,7 @@ fn a_plugin_is_loaded_only_when_it_is_the_pinned_valid_component() {
         (
             "future",
             future,
-            "was built for `hsm:plugin@9.0.0`, which this hsm does not support (it loads `0.1.0`, `0.2.0`, `0.3.0`)",
+            "was built for `hsm:plugin@9.0.0`, which this hsm does not support (it loads `0.1.0`, `0.2.0`, `0.3.0`, `0.4.0`)",
         ),
         (
             "pg-impostor",

@@ -278,10 +278,11 @@ impl<'t> FileCtx<'t> {
 
     pub(crate) fn params(&mut self, map: ParamMap, span: Option<Span>) -> Params {
         if map.is_empty() {
-            return Params { root: ParamNode::Null, span };
+            return Params { root: ParamNode::Null, span, keys: Vec::new() };
         }
+        let keys = map.keys().map(|k| (k.value.clone(), k.span(self.file))).collect();
         let root = ParamNode::Map(map.into_iter().map(|(k, v)| (k.value, self.node(v))).collect());
-        Params { root, span }
+        Params { root, span, keys }
     }
 
     fn node(&mut self, v: Spanned<RawValue>) -> ParamNode {

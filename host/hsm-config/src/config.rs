@@ -246,6 +246,9 @@ pub struct Params {
     pub root: ParamNode,
     /// Where the tree was written, if it was.
     pub span: Option<Span>,
+    /// Where each of the root map's keys was written, in order: a plugin's
+    /// complaint about one setting (`uri` where it reads `url`) points at it.
+    pub keys: Vec<(String, Span)>,
 }
 
 /// A node of a [`Params`] tree.
@@ -295,6 +298,11 @@ impl StrParam {
 }
 
 impl Params {
+    /// Where the root map's key `key` was written.
+    pub fn key_span(&self, key: &str) -> Option<Span> {
+        self.keys.iter().find(|(k, _)| k == key).map(|(_, span)| *span)
+    }
+
     /// Whether nothing was written.
     pub fn is_empty(&self) -> bool {
         match &self.root {

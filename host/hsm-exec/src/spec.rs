@@ -2,8 +2,10 @@
 //! hash that says whether a running container still matches it.
 //!
 //! The hash covers everything that defines the container: image, command, env,
-//! ports (with the host ports hsm chose), mounts, restart policy, network, and the
-//! files the service's plugin writes for bind mounts. Secret values are folded in
+//! ports (with the host ports hsm chose), mounts, restart policy, network, the
+//! files the service's plugin writes for bind mounts, and an init or stop signal
+//! when the plan asks for one (left out otherwise, so that containers made before
+//! they existed keep their hash and are not recreated). Secret values are folded in
 //! as keyed fingerprints (the user's key), so the hash changes when a secret does
 //! but reveals nothing; it is stored in a label anyone can read.
 
@@ -67,6 +69,10 @@ struct HashInput<'a> {
     restart: &'static str,
     network: String,
     files: &'a [String],
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    init: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stop_signal: Option<&'a str>,
 }
 
 /// Builds the Docker description of `container` of `service`.
@@ -172,6 +178,8 @@ pub(crate) fn build(
         restart: restart_name,
         network: network.clone(),
         files,
+        init: container.init,
+        stop_signal: container.stop_signal.as_deref(),
     };
     let hash = sha256_json(&input);
 
@@ -185,11 +193,13 @@ pub(crate) fn build(
         env: Some(env),
         labels: Some(labels),
         exposed_ports: (!exposed.is_empty()).then_some(exposed),
+        stop_signal: container.stop_signal.clone(),
         host_config: Some(HostConfig {
             port_bindings: (!bindings.is_empty()).then_some(bindings),
             mounts: (!mounts.is_empty()).then_some(mounts),
             restart_policy: Some(RestartPolicy { name: Some(restart), maximum_retry_count: None }),
             network_mode: Some(network),
+            init: container.init.then_some(true),
             ..Default::default()
         }),
         ..Default::default()
@@ -262,6 +272,8 @@ mod tests {
             }],
             mounts: vec![Mount::Volume { volume: "data".into(), target: "/data".into(), read_only: false }],
             restart: RestartPolicy::UnlessStopped,
+            init: false,
+            stop_signal: None,
         }
     }
 
@@ -295,6 +307,48 @@ mod tests {
         assert_eq!(binding.host_port.as_deref(), Some("49999"));
         assert_eq!(binding.host_ip.as_deref(), Some("127.0.0.1"));
         assert_eq!(hc.mounts.unwrap()[0].source.as_deref(), Some("shop-postgres-data"));
+    }
+
+    /// An init or a stop signal is part of the container (a change recreates it),
+    /// and leaves the hash of a container that asks for neither as it was.
+    #[test]
+    fn init_and_stop_signal_reach_docker_and_the_hash_only_when_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = UserKey::load_or_create(&dir.path().join("k")).unwrap();
+        let project = ProjectId::new("shop", dir.path());
+        let store = SecretStore::new();
+        let x = Exposer { secrets: &store, refs: &NoRefs, key: &key };
+        let ports = HostPorts::from([("5432/tcp".into(), 1)]);
+        let plain = container("x".into());
+        let built = |c: &Container| build(&project, "pg", "postgres", c, &ports, &[], &x).unwrap();
+        let before = built(&plain);
+        assert_eq!(before.body.stop_signal, None);
+        assert_eq!(before.body.host_config.as_ref().unwrap().init, None);
+        // The hash input of a container without them is the one from before they existed.
+        let input = HashInput {
+            version: HASH_VERSION,
+            image: "i",
+            command: None,
+            env: vec![],
+            ports: vec![],
+            mounts: vec![],
+            restart: "no",
+            network: "n".into(),
+            files: &[],
+            init: false,
+            stop_signal: None,
+        };
+        assert_eq!(
+            serde_json::to_string(&input).unwrap(),
+            r#"{"version":1,"image":"i","command":null,"env":[],"ports":[],"mounts":[],"restart":"no","network":"n","files":[]}"#
+        );
+
+        let with_init = built(&Container { init: true, ..plain.clone() });
+        assert_eq!(with_init.body.host_config.as_ref().unwrap().init, Some(true));
+        let with_signal = built(&Container { stop_signal: Some("SIGINT".into()), ..plain.clone() });
+        assert_eq!(with_signal.body.stop_signal.as_deref(), Some("SIGINT"));
+        let hashes = [&before.hash, &with_init.hash, &with_signal.hash];
+        assert!(hashes.iter().enumerate().all(|(i, h)| hashes[i + 1..].iter().all(|o| o != h)), "{hashes:?}");
     }
 
     #[test]

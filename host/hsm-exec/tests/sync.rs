@@ -146,6 +146,8 @@ fn sleeper(ports: Vec<Port>, env: Vec<(String, Text)>) -> Container {
         ports,
         mounts: Vec::new(),
         restart: RestartPolicy::No,
+        init: false,
+        stop_signal: None,
     }
 }
 

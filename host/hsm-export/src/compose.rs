@@ -240,6 +240,12 @@ fn container(
         RestartPolicy::Always => "always",
     };
     entry.insert("restart".into(), json!(restart));
+    if c.init {
+        entry.insert("init".into(), json!(true));
+    }
+    if let Some(signal) = &c.stop_signal {
+        entry.insert("stop_signal".into(), json!(signal));
+    }
     Ok(entry)
 }
 

@@ -206,6 +206,10 @@ impl Kube<'_> {
         let mut containers = Vec::new();
         for c in &m.containers {
             let n = container_action(m, c);
+            if c.stop_signal.is_some() {
+                let why = "a stop signal: Kubernetes sends SIGTERM (`lifecycle.stopSignal` is alpha, from 1.33)";
+                return Err(m.action_error(n, why));
+            }
             let mut spec = container(m, c, n, &c.env, &mut pod)?;
             if let Some(command) = &c.command {
                 spec["args"] = json!(argv(command).map_err(|why| m.action_error(n, why))?);
@@ -236,6 +240,11 @@ impl Kube<'_> {
             containers.push(exec(m, k + 1, exec_count, step, &mut pod)?);
         }
         let mut spec = json!({ "containers": containers });
+        // The pod's pause container as PID 1 does what Docker's init does: the
+        // command is not PID 1, so signals it doesn't handle stop it.
+        if m.containers.iter().any(|c| c.init) {
+            spec["shareProcessNamespace"] = json!(true);
+        }
         let mut volumes = Vec::new();
         if !pod.bound.is_empty() {
             // Keys by position: paths can't be keys (`/`), and no other encoding is

@@ -36,6 +36,8 @@ fn plan() -> Plan {
         ports: vec![port(7000, Protocol::Tcp, None), port(7001, Protocol::Tcp, Some(17001))],
         mounts: vec![Mount::Volume { volume: "data".into(), target: "/data/${HOME}".into(), read_only: false }],
         restart: RestartPolicy::UnlessStopped,
+        init: false,
+        stop_signal: None,
     };
     let sidecar = Container {
         name: "metrics".into(),
@@ -47,6 +49,8 @@ fn plan() -> Plan {
         ports: vec![port(9125, Protocol::Udp, None)],
         mounts: vec![Mount::Bind { source: "conf".into(), target: "/etc/metrics".into(), read_only: true }],
         restart: RestartPolicy::Always,
+        init: false,
+        stop_signal: None,
     };
     let tcp = Wait {
         probe: Probe::Tcp { endpoint: Endpoint::ContainerPort { container: "server".into(), port: 7000 } },
@@ -304,6 +308,35 @@ fn what_can_not_be_mapped_is_refused_by_name() {
     p.services[0].actions.remove(0);
     let e = kubernetes(&p, &KubeOptions::default()).unwrap_err().to_string();
     assert!(e.contains("action 2 (container `metrics`)") && e.contains("`conf` is no file the plan writes"), "{e}");
+}
+
+/// An init maps to Compose's `init` and to a pod whose PID 1 is Kubernetes' own; a
+/// stop signal maps to Compose's and is refused for Kubernetes, which can't set one.
+#[test]
+fn init_and_stop_signal() {
+    let mut p = plan();
+    let Action::EnsureContainer(c) = &mut p.services[0].actions[2] else { panic!() };
+    c.init = true;
+    let export = compose(&p, &ComposeOptions::default()).unwrap();
+    let doc = read(&export.files["compose.yaml"]);
+    assert_eq!(doc["services"]["cache-metrics"]["init"], true);
+    assert!(doc["services"]["cache"].get("init").is_none() && doc["services"]["cache"].get("stop_signal").is_none());
+    let (export, _) = kubernetes(&p, &KubeOptions::default()).unwrap();
+    let sts = read(&export.files["cache.statefulset.yaml"]);
+    assert_eq!(sts["spec"]["template"]["spec"]["shareProcessNamespace"], true);
+    let (export, _) = kubernetes(&plan(), &KubeOptions::default()).unwrap();
+    assert!(
+        read(&export.files["cache.statefulset.yaml"])["spec"]["template"]["spec"]
+            .get("shareProcessNamespace")
+            .is_none()
+    );
+
+    let Action::EnsureContainer(c) = &mut p.services[0].actions[1] else { panic!() };
+    c.stop_signal = Some("SIGINT".into());
+    let doc = read(&compose(&p, &ComposeOptions::default()).unwrap().files["compose.yaml"]);
+    assert_eq!(doc["services"]["cache"]["stop_signal"], "SIGINT");
+    let e = kubernetes(&p, &KubeOptions::default()).unwrap_err().to_string();
+    assert!(e.contains("action 2 (container `server`)") && e.contains("a stop signal"), "{e}");
 }
 
 /// Names that would run together, and orders the target can't keep, are refused.

@@ -232,7 +232,20 @@ pub struct Container {
     pub mounts: Vec<Mount>,
     /// Restart policy.
     pub restart: RestartPolicy,
+    /// An init process as PID 1 that forwards signals and reaps children
+    /// (Docker's `--init`). Left out of the plan when not asked for, so plans and
+    /// container hashes from before it existed read the same.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub init: bool,
+    /// The signal that stops the container instead of the image's, one of
+    /// [`STOP_SIGNALS`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_signal: Option<String>,
 }
+
+/// The stop signals a plugin may ask for: those programs handle to shut down
+/// (`SIGINT` is PostgreSQL's fast shutdown), and `SIGKILL`.
+pub const STOP_SIGNALS: &[&str] = &["SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP", "SIGUSR1", "SIGUSR2", "SIGKILL"];
 
 /// A command in one of the service's containers.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

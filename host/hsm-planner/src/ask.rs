@@ -37,7 +37,7 @@ pub(crate) fn ask_plugin(
     let merged = match plugin.merge(&merge) {
         Ok(v) => v,
         Err(MergeFailure::Call(e)) => return Err(e.into()),
-        Err(MergeFailure::Conflict { message, key, contributions }) => {
+        Err(MergeFailure::Conflict { message, key, contributions, hint }) => {
             let mut d = Diagnostic::new(format!(
                 "packages ask conflicting things of service `{}`: plugin `{}` says: {message}",
                 service.name,
@@ -50,10 +50,13 @@ pub(crate) fn ask_plugin(
                     d = if n == 0 { d.at(span, label) } else { d.also(span, label) };
                 }
             }
-            let hint = format!("make them agree on `{key}`, or give one of them a service of its own in the registry");
+            let hint = match hint {
+                Some(hint) => plugin_hint(plugin.name(), &hint),
+                None => format!("make them agree on `{key}`, or give one of them a service of its own in the registry"),
+            };
             return Err(PlanningError::Input(d.hint(hint).into()));
         }
-        Err(MergeFailure::Invalid { message, key, contribution }) => {
+        Err(MergeFailure::Invalid { message, key, contribution, hint }) => {
             let origin = contribution.map(|i| &service.contributions[i].origin);
             let span = origin.and_then(|o| span_of(o, sources));
             let mut d =
@@ -62,7 +65,9 @@ pub(crate) fn ask_plugin(
             let known: Vec<&str> = plugin.info().params.iter().map(|p| p.name.as_str()).collect();
             // A suggestion only for a key the plugin does not know: a declared key
             // with a bad value (`path: ../etc`) is not a typo.
-            if !known.contains(&key.as_str())
+            if let Some(hint) = hint {
+                d = d.hint(plugin_hint(plugin.name(), &hint));
+            } else if !known.contains(&key.as_str())
                 && let Some(best) = hsm_config::did_you_mean(&key, known.iter().copied())
             {
                 d = d.hint(format!("did you mean `{best}`?"));
@@ -89,7 +94,10 @@ pub(crate) fn ask_plugin(
         Ok(p) => p,
         Err(PlanFailure::Call(e)) => return Err(e.into()),
         Err(PlanFailure::Invalid { message, key }) => {
-            let span = span_of(&service.profile.chosen_by, sources);
+            let chosen = span_of(&service.profile.chosen_by, sources);
+            // At the setting in question, where the profile wrote it.
+            let at = key.as_ref().and_then(|k| service.profile.settings_at.iter().find(|(w, _)| w == k));
+            let at = at.map(|(_, span)| *span);
             let d = Diagnostic::new(format!(
                 "service `{}` with profile `{}` ({}): plugin `{}` says: {message}",
                 service.name,
@@ -99,8 +107,12 @@ pub(crate) fn ask_plugin(
                     Mode::External => "external",
                 },
                 plugin.name()
-            ))
-            .at_opt(span, "profile chosen here");
+            ));
+            let d = match (at, chosen) {
+                (Some(at), Some(chosen)) => d.at(at, "").also(chosen, "profile chosen here"),
+                (Some(at), None) => d.at(at, ""),
+                (None, chosen) => d.at_opt(chosen, "profile chosen here"),
+            };
             let written = |k: &str| service.profile.settings.as_map().is_some_and(|m| m.get(k).is_some());
             let settings: Vec<&str> = plugin.info().settings.iter().map(|p| p.name.as_str()).collect();
             let d = match key {
@@ -132,4 +144,10 @@ pub(crate) fn ask_plugin(
         }
     };
     Ok(Answer { merged, actions: planned.actions, env: planned.env })
+}
+
+/// A plugin's hint, attributed as its messages are (the runtime made it
+/// printable and bounded it).
+fn plugin_hint(plugin: &str, hint: &str) -> String {
+    format!("plugin `{plugin}` suggests: {hint}")
 }

@@ -405,6 +405,7 @@ fn python_service(resolution: &Resolution, packages: &[PythonPackage]) -> Servic
             mode: hsm_config::Mode::Managed,
             settings: Value::Null,
             chosen_by: Origin { file: resolution.project.file.clone(), line: 1, column: 1 },
+            settings_at: Vec::new(),
         },
         contributions,
         consumers: Vec::new(),

@@ -12,7 +12,7 @@ mod resolve;
 use std::path::PathBuf;
 
 use hsm_config::Mode;
-use hsm_model::{Origin, SecretStore, Value};
+use hsm_model::{Origin, SecretStore, Span, Value};
 use serde::Serialize;
 
 pub use resolve::{ResolveOptions, resolve};
@@ -135,6 +135,10 @@ pub struct ChosenProfile {
     pub settings: Value,
     /// Where the choice was made.
     pub chosen_by: Origin,
+    /// Where each of the settings was written (in the registry's profile), in
+    /// the resolution's sources.
+    #[serde(skip)]
+    pub settings_at: Vec<(String, Span)>,
 }
 
 /// What one requester asked of a service.

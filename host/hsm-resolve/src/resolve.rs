@@ -418,6 +418,8 @@ impl<'a> Resolver<'a> {
             }
             return None;
         };
+        let written = profile.services.get(service).map(|s| &s.params.keys);
+        let settings_at = written.into_iter().flatten().cloned().collect();
         let settings = match profile.services.get(service) {
             Some(s) => {
                 self.interpolate(&s.params, || format!("service `{service}` uses profile `{}`", profile.name.name))
@@ -444,6 +446,7 @@ impl<'a> Resolver<'a> {
             mode: profile.mode,
             settings,
             chosen_by: self.origin(choice.span),
+            settings_at,
         })
     }
 

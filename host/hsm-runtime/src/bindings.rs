@@ -52,3 +52,17 @@ pub(crate) mod v0_3 {
         },
     });
 }
+
+/// `hsm:plugin@0.4.0`. Its `types` are its own (merge errors carry a hint,
+/// containers an init and a stop signal), so they are the Rust types every
+/// version's answers are converted to (`convert/v0_4.rs` upgrades 0.1.0's); its
+/// `requests` are 0.2.0's, so a request is written once for 0.2.0 and later.
+pub(crate) mod v0_4 {
+    #![allow(missing_docs, unreachable_pub, clippy::all)]
+    wasmtime::component::bindgen!({
+        path: "../../wit/0.4.0",
+        world: "hsm:plugin/plugin@0.4.0",
+        ownership: Borrowing { duplicate_if_necessary: true },
+        with: { "hsm:plugin/requests@0.4.0": super::v0_2::hsm::plugin::requests },
+    });
+}

@@ -253,6 +253,12 @@ impl Checker<'_> {
                         None,
                     ));
                 }
+                if let Some(signal) = c.stop_signal.as_deref().filter(|s| !hsm_plan::STOP_SIGNALS.contains(s)) {
+                    let signals = hsm_plan::STOP_SIGNALS.join(", ");
+                    let why =
+                        format!("`{}` is not a stop signal hsm passes on (one of {signals})", signal.escape_debug());
+                    return Err(self.refuse(what, why, None));
+                }
                 for port in &c.ports {
                     let what = format!("publish port {} on {}", port.container_port, port.host_ip);
                     if port.container_port == 0 || port.host_port == Some(0) {

@@ -4,13 +4,15 @@
 //!
 //! One module per WIT version holds what only that version has: how its requests
 //! are written and how its trees come back ([`v0_1`]'s node lists, [`v0_2`]'s
-//! encoded bytes, which 0.3.0 keeps), and [`v0_3`]'s declared variables. What every
-//! version returns (a description, plans, errors) has one set of Rust types, thanks
-//! to the `with` mapping in `bindings.rs`, and is converted once, here.
+//! encoded bytes, which later versions keep), [`v0_3`]'s declared variables, and
+//! [`v0_4`]'s types. What every version returns (a description, plans, errors) is
+//! converted once, here, from the newest types: 0.1.0 to 0.3.0 share 0.1.0's Rust
+//! types (the `with` mapping in `bindings.rs`), which [`v0_4`] upgrades.
 
 pub(crate) mod v0_1;
 pub(crate) mod v0_2;
 pub(crate) mod v0_3;
+pub(crate) mod v0_4;
 
 use std::collections::BTreeSet;
 
@@ -18,7 +20,8 @@ use hsm_model::text::Encoding;
 use hsm_model::{Piece, SecretId, Text};
 use hsm_plan as plan;
 
-use crate::bindings::v0_1::hsm::plugin::types as w;
+use crate::bindings::v0_1::hsm::plugin::types as w1;
+use crate::bindings::v0_4::hsm::plugin::types as w;
 use crate::info::{Capability, ParamSpec, PluginInfo};
 use crate::plugin::{CallErrorKind, MergeFailure, PlannedService};
 
@@ -97,18 +100,18 @@ impl From<hsm_wire::Error> for CallErrorKind {
 }
 
 /// Who asked, as both 0.1.0's and 0.2.0's requests say it.
-fn requester_to_wit(c: &plan::Consumer) -> w::Requester<'_> {
+fn requester_to_wit(c: &plan::Consumer) -> w1::Requester<'_> {
     match c {
-        plan::Consumer::Project => w::Requester::Project,
-        plan::Consumer::Package(p) => w::Requester::Package(p),
+        plan::Consumer::Project => w1::Requester::Project,
+        plan::Consumer::Package(p) => w1::Requester::Package(p),
     }
 }
 
 /// A profile's mode, as both 0.1.0's and 0.2.0's requests say it.
-fn mode_to_wit(mode: plan::Mode) -> w::Mode {
+fn mode_to_wit(mode: plan::Mode) -> w1::Mode {
     match mode {
-        plan::Mode::Managed => w::Mode::Managed,
-        plan::Mode::External => w::Mode::External,
+        plan::Mode::Managed => w1::Mode::Managed,
+        plan::Mode::External => w1::Mode::External,
     }
 }
 
@@ -136,7 +139,8 @@ fn is_name(s: &str, max: usize) -> bool {
 /// A plugin's self-description, checked: names and kinds are names, every text is
 /// printable (no terminal escapes when `hsm plugin check` shows it) and it all fits
 /// the output budget.
-pub(crate) fn info_from_wit(info: w::PluginInfo, budget: &mut Budget) -> Result<PluginInfo, String> {
+pub(crate) fn info_from_wit(info: impl Into<w::PluginInfo>, budget: &mut Budget) -> Result<PluginInfo, String> {
+    let info: w::PluginInfo = info.into();
     let mut texts: Vec<&str> = vec![&info.name, &info.version];
     texts.extend(info.kinds.iter().map(String::as_str));
     for spec in info.params.iter().chain(&info.settings) {
@@ -198,22 +202,22 @@ fn encoding_from_wit(e: w::Encoding) -> Encoding {
     }
 }
 
-fn text_from_wit(t: w::TextResult, handles: &Handles, budget: &mut Budget) -> Result<Text, CallErrorKind> {
+fn text_from_wit(t: w::Text, handles: &Handles, budget: &mut Budget) -> Result<Text, CallErrorKind> {
     let mut out = Text::default();
     for piece in t.pieces {
         out.push(match piece {
-            w::PieceResult::Lit(s) => {
+            w::Piece::Lit(s) => {
                 budget.take_str(&s)?;
                 Piece::Lit(s)
             }
-            w::PieceResult::Secret(s) => {
+            w::Piece::Secret(s) => {
                 budget.take(OVERHEAD)?;
                 let (id, label) = handles
                     .get(s.handle)
                     .ok_or_else(|| malformed(format!("secret handle {} was not given to it in this call", s.handle)))?;
                 Piece::Secret { id: *id, label: label.clone(), encoding: encoding_from_wit(s.encoding) }
             }
-            w::PieceResult::Generated(g) => {
+            w::Piece::Generated(g) => {
                 budget.take_str(&g.name)?;
                 if !is_name(&g.name, 64) {
                     return Err(malformed(format!(
@@ -223,7 +227,7 @@ fn text_from_wit(t: w::TextResult, handles: &Handles, budget: &mut Budget) -> Re
                 }
                 Piece::Generated { name: g.name, encoding: encoding_from_wit(g.encoding) }
             }
-            w::PieceResult::HostPort(p) => {
+            w::Piece::HostPort(p) => {
                 budget.take_str(&p.container)?;
                 Piece::HostPort { container: container_name(p.container)?, port: p.port }
             }
@@ -243,25 +247,20 @@ pub(crate) fn merge_error_from_wit(
         let i = i as usize;
         if i < contributions { Ok(i) } else { Err(malformed(format!("contribution {i} does not exist"))) }
     };
+    let mut words = |s: &str| budget.take_str(s).map(|()| plugin_words(s));
     Ok(match e {
-        w::MergeError::Conflict(c) => {
-            budget.take_str(&c.message)?;
-            budget.take_str(&c.key)?;
-            MergeFailure::Conflict {
-                message: plugin_words(&c.message),
-                key: plugin_words(&c.key),
-                contributions: c.contributions.into_iter().map(index).collect::<Result<_, _>>()?,
-            }
-        }
-        w::MergeError::Invalid(i) => {
-            budget.take_str(&i.message)?;
-            budget.take_str(&i.key)?;
-            MergeFailure::Invalid {
-                message: plugin_words(&i.message),
-                key: plugin_words(&i.key),
-                contribution: i.contribution.map(index).transpose()?,
-            }
-        }
+        w::MergeError::Conflict(c) => MergeFailure::Conflict {
+            message: words(&c.message)?,
+            key: words(&c.key)?,
+            contributions: c.contributions.into_iter().map(index).collect::<Result<_, _>>()?,
+            hint: c.hint.as_deref().map(&mut words).transpose()?,
+        },
+        w::MergeError::Invalid(i) => MergeFailure::Invalid {
+            message: words(&i.message)?,
+            key: words(&i.key)?,
+            contribution: i.contribution.map(index).transpose()?,
+            hint: i.hint.as_deref().map(&mut words).transpose()?,
+        },
     })
 }
 
@@ -271,7 +270,7 @@ struct Out<'a> {
 }
 
 impl Out<'_> {
-    fn text(&mut self, t: w::TextResult) -> Result<Text, CallErrorKind> {
+    fn text(&mut self, t: w::Text) -> Result<Text, CallErrorKind> {
         text_from_wit(t, self.handles, self.budget)
     }
 
@@ -280,7 +279,7 @@ impl Out<'_> {
         Ok(s)
     }
 
-    fn texts(&mut self, ts: Vec<w::TextResult>) -> Result<Vec<Text>, CallErrorKind> {
+    fn texts(&mut self, ts: Vec<w::Text>) -> Result<Vec<Text>, CallErrorKind> {
         ts.into_iter().map(|t| self.text(t)).collect()
     }
 
@@ -351,6 +350,8 @@ impl Out<'_> {
                 w::RestartPolicy::UnlessStopped => plan::RestartPolicy::UnlessStopped,
                 w::RestartPolicy::Always => plan::RestartPolicy::Always,
             },
+            init: c.init,
+            stop_signal: c.stop_signal.map(|s| self.string(s)).transpose()?,
         })
     }
 

@@ -17,7 +17,7 @@ use crate::plugin::{Plugin, Pre, root_message};
 use crate::sandbox::{State, TICK, forbid_waiting};
 
 /// The WIT versions this host loads plugins for.
-pub const WIT_VERSIONS: &[&str] = &["0.1.0", "0.2.0", "0.3.0"];
+pub const WIT_VERSIONS: &[&str] = &["0.1.0", "0.2.0", "0.3.0", "0.4.0"];
 
 /// The most linear memory any plugin instance may have, whatever the [`Limits`]
 /// (the size of the instance pool's memory slots).

@@ -15,7 +15,8 @@ use hsm_plan::{Action, Consumer, ConsumerEnv, Mode};
 use wasmtime::component::InstancePre;
 use wasmtime::{Store, Trap};
 
-use crate::bindings::{v0_1, v0_2, v0_3};
+use crate::bindings::{v0_1, v0_2, v0_3, v0_4};
+use crate::convert::v0_4::upgrade;
 use crate::convert::{self, Budget, Handles};
 use crate::host::{HostInner, Limits, LoadError, compatible};
 use crate::info::{PluginInfo, PluginSource};
@@ -120,6 +121,8 @@ pub enum MergeFailure {
         key: String,
         /// The clashing contributions.
         contributions: Vec<usize>,
+        /// What the plugin says the user should do (WIT 0.4.0), printable.
+        hint: Option<String>,
     },
     /// A parameter is wrong on its own.
     #[error("{message}")]
@@ -130,6 +133,8 @@ pub enum MergeFailure {
         key: String,
         /// The contribution, or none for the defaults.
         contribution: Option<usize>,
+        /// What the plugin says the user should do (WIT 0.4.0), printable.
+        hint: Option<String>,
     },
     /// The call itself failed.
     #[error(transparent)]
@@ -207,6 +212,7 @@ pub(crate) enum Pre {
     V0_1(v0_1::PluginPre<State>),
     V0_2(v0_2::PluginPre<State>),
     V0_3(v0_3::PluginPre<State>),
+    V0_4(v0_4::PluginPre<State>),
 }
 
 impl Pre {
@@ -216,8 +222,10 @@ impl Pre {
             Self::V0_1(v0_1::PluginPre::new(instance_pre)?)
         } else if compatible("0.2.0", wit_version) {
             Self::V0_2(v0_2::PluginPre::new(instance_pre)?)
-        } else {
+        } else if compatible("0.3.0", wit_version) {
             Self::V0_3(v0_3::PluginPre::new(instance_pre)?)
+        } else {
+            Self::V0_4(v0_4::PluginPre::new(instance_pre)?)
         })
     }
 }
@@ -337,6 +345,12 @@ impl Plugin {
                     .map_err(failed)?;
                 convert::v0_3::description_from_wit(description, &mut budget)
             }
+            Pre::V0_4(pre) => {
+                let description = self
+                    .call("describe", |s| pre.instantiate(s), |s, p| p.hsm_plugin_backend().call_describe(s))
+                    .map_err(failed)?;
+                convert::v0_4::description_from_wit(description, &mut budget)
+            }
         }
     }
 
@@ -348,13 +362,20 @@ impl Plugin {
             Pre::V0_1(pre) => convert::v0_1::with_merge_request(input, &mut handles, |request| {
                 self.call("merge", |s| pre.instantiate(s), |s, p| p.hsm_plugin_backend().call_merge(s, request))
             })?
-            .map(|tree| convert::v0_1::tree_from_wit(tree, &handles, &mut budget)),
+            .map(|tree| convert::v0_1::tree_from_wit(tree, &handles, &mut budget))
+            .map_err(Into::into),
             Pre::V0_2(pre) => convert::v0_2::with_merge_request(input, &mut handles, |request| {
                 self.call("merge", |s| pre.instantiate(s), |s, p| p.hsm_plugin_backend().call_merge(s, request))
             })?
-            .map(|tree| convert::v0_2::decode_tree(&tree, &handles, &mut budget)),
-            // 0.3.0's requests and trees are 0.2.0's.
+            .map(|tree| convert::v0_2::decode_tree(&tree, &handles, &mut budget))
+            .map_err(Into::into),
+            // 0.3.0's and 0.4.0's requests and trees are 0.2.0's.
             Pre::V0_3(pre) => convert::v0_2::with_merge_request(input, &mut handles, |request| {
+                self.call("merge", |s| pre.instantiate(s), |s, p| p.hsm_plugin_backend().call_merge(s, request))
+            })?
+            .map(|tree| convert::v0_2::decode_tree(&tree, &handles, &mut budget))
+            .map_err(Into::into),
+            Pre::V0_4(pre) => convert::v0_2::with_merge_request(input, &mut handles, |request| {
                 self.call("merge", |s| pre.instantiate(s), |s, p| p.hsm_plugin_backend().call_merge(s, request))
             })?
             .map(|tree| convert::v0_2::decode_tree(&tree, &handles, &mut budget)),
@@ -370,13 +391,16 @@ impl Plugin {
     pub fn plan(&self, input: &PlanInput<'_>) -> Result<PlannedService, PlanFailure> {
         let mut handles = Handles::default();
         let result = match &self.pre {
-            Pre::V0_1(pre) => convert::v0_1::with_plan_request(input, &mut handles, |request| {
+            Pre::V0_1(pre) => upgrade(convert::v0_1::with_plan_request(input, &mut handles, |request| {
                 self.call("plan", |s| pre.instantiate(s), |s, p| p.hsm_plugin_backend().call_plan(s, request))
-            })?,
-            Pre::V0_2(pre) => convert::v0_2::with_plan_request(input, &mut handles, |request| {
+            })?),
+            Pre::V0_2(pre) => upgrade(convert::v0_2::with_plan_request(input, &mut handles, |request| {
                 self.call("plan", |s| pre.instantiate(s), |s, p| p.hsm_plugin_backend().call_plan(s, request))
-            })?,
-            Pre::V0_3(pre) => convert::v0_2::with_plan_request(input, &mut handles, |request| {
+            })?),
+            Pre::V0_3(pre) => upgrade(convert::v0_2::with_plan_request(input, &mut handles, |request| {
+                self.call("plan", |s| pre.instantiate(s), |s, p| p.hsm_plugin_backend().call_plan(s, request))
+            })?),
+            Pre::V0_4(pre) => convert::v0_2::with_plan_request(input, &mut handles, |request| {
                 self.call("plan", |s| pre.instantiate(s), |s, p| p.hsm_plugin_backend().call_plan(s, request))
             })?,
         };

@@ -30,7 +30,7 @@ fn bundled_plugins_load_precompiled_and_describe_themselves() {
     assert_eq!(names, ["postgres", "qdrant", "chunker", "uv-package"]);
     for p in &plugins {
         assert!(p.precompiled(), "{} was compiled at load time", p.name());
-        assert_eq!(p.wit_version(), "0.3.0");
+        assert_eq!(p.wit_version(), "0.4.0");
         assert_eq!(p.sha256().len(), 64);
         assert!(p.info().variables.is_some(), "{} declares its variables", p.name());
     }
@@ -251,7 +251,8 @@ fn conflicting_versions_name_both_contributions() {
         MergeFailure::Conflict {
             message: "`version` differs: `a` asks `16`, `b` asks `15`".into(),
             key: "version".into(),
-            contributions: vec![0, 1]
+            contributions: vec![0, 1],
+            hint: None,
         }
     );
 }

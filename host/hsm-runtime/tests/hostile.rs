@@ -359,7 +359,7 @@ fn a_plugin_for_an_unknown_wit_version_is_refused() {
         .unwrap_err();
     assert_eq!(
         err.to_string(),
-        "`future.wasm` was built for `hsm:plugin@9.0.0`, which this hsm does not support (it loads `0.1.0`, `0.2.0`, `0.3.0`)"
+        "`future.wasm` was built for `hsm:plugin@9.0.0`, which this hsm does not support (it loads `0.1.0`, `0.2.0`, `0.3.0`, `0.4.0`)"
     );
 }
 

@@ -122,18 +122,20 @@ impl ComponentPlugin {
         };
         match self.plugin.merge(&input) {
             Ok(v) => Ok(value_from_host(&v)),
-            Err(rt::MergeFailure::Conflict { message, key, contributions }) => {
+            Err(rt::MergeFailure::Conflict { message, key, contributions, hint }) => {
                 Err(ComponentError::Merge(MergeError::Conflict {
                     message,
                     key,
                     contributions: contributions.into_iter().map(|i| i as u32).collect(),
+                    hint,
                 }))
             }
-            Err(rt::MergeFailure::Invalid { message, key, contribution }) => {
+            Err(rt::MergeFailure::Invalid { message, key, contribution, hint }) => {
                 Err(ComponentError::Merge(MergeError::Invalid {
                     message,
                     key,
                     contribution: contribution.map(|i| i as u32),
+                    hint,
                 }))
             }
             Err(rt::MergeFailure::Call(e)) => Err(ComponentError::Crashed(e.to_string())),
@@ -361,6 +363,8 @@ fn action_from_host(a: &hp::Action) -> Action {
                 hp::RestartPolicy::UnlessStopped => RestartPolicy::UnlessStopped,
                 hp::RestartPolicy::Always => RestartPolicy::Always,
             },
+            init: c.init,
+            stop_signal: c.stop_signal.clone(),
         }),
         hp::Action::Exec(e) => Action::Exec(exec_from_host(e)),
         hp::Action::Wait(w) => Action::Wait(Wait {
@@ -408,6 +412,13 @@ mod tests {
         let ours = root.join("sdk/wit/plugin.wit");
         let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_else(|e| panic!("reading {}: {e}", p.display()));
         assert!(read(&ours) == read(&theirs), "sdk/wit/plugin.wit differs from {}: copy it over", theirs.display());
+        // And it is the newest version the repository has.
+        let newest = std::fs::read_dir(root.join("wit"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .max_by_key(|v| v.split('.').map(|n| n.parse::<u32>().unwrap_or(0)).collect::<Vec<_>>())
+            .unwrap();
+        assert_eq!(hsm_sdk::WIT_VERSION, newest, "the SDK builds the newest WIT, `wit/{newest}`");
         let files: Vec<_> = std::fs::read_dir(root.join("sdk/wit")).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(files, ["plugin.wit"], "sdk/wit holds one WIT version");
     }

@@ -7,7 +7,6 @@ use hsm_sdk::*;
 /// The plugin.
 pub struct Chunker;
 
-const PARAMS: &[&str] = &["image", "port", "health_path", "env"];
 const CONTAINER: &str = "server";
 
 impl Backend for Chunker {
@@ -22,15 +21,9 @@ impl Backend for Chunker {
             .variable("CHUNKER_URL", "The chunker's base URL")
     }
 
+    /// Every parameter is the server's: contributions must agree on each.
     fn merge(req: MergeRequest) -> Result<Value, MergeError> {
-        for (i, params) in std::iter::once(&req.defaults).chain(req.contributions.iter().map(|c| &c.params)).enumerate()
-        {
-            if let Some(key) = params.unknown_keys(PARAMS).first() {
-                let message = format!("unknown parameter `{key}`; chunker reads `image`, `port`, `health_path`, `env`");
-                return Err(MergeError::invalid(message, *key, i.checked_sub(1)));
-            }
-        }
-        default_merge(&req)
+        SharedMerge::new(&Self::describe()).merge(&req).map(Value::from)
     }
 
     fn plan(req: PlanRequest) -> Result<Plan, PlanError> {
@@ -65,16 +58,9 @@ impl Backend for Chunker {
                     port,
                     req.param("health_path").and_then(Value::as_str).unwrap_or("/health").to_string(),
                 ))));
-                text!("http://", Text::lit(req.host_address.as_str()).url_host(), ":", Text::host_port(CONTAINER, port))
+                req.published(CONTAINER, port).url("http")
             }
-            Mode::External => {
-                req.profile.settings.get_text("url").cloned().map(Text::url_userinfo_encoded).ok_or_else(|| {
-                    PlanError::at(
-                        "url",
-                        format!("profile `{}` gives no `url` for this chunker service", req.profile.name),
-                    )
-                })?
-            }
+            Mode::External => req.url_setting("url")?,
         };
         for consumer in &req.consumers {
             plan.env(consumer, "CHUNKER_URL", url.clone());

@@ -1,8 +1,8 @@
 //! The bundled `postgres` backend: one server shared by every package that asks for
 //! a database, each package getting its own database on it.
 //!
-//! Merge unions the `db_name` of every contribution into the database list and
-//! requires agreeing `version`s. Managed: one container from the official image
+//! Merge (the SDK's [`SharedMerge`]) unions the `db_name` of every contribution
+//! into the database list and requires agreeing `version`s. Managed: one container from the official image
 //! with a generated password (derived again on every run, never stored), a named
 //! volume, a readiness probe, then an idempotent "create each missing database".
 //! External: no container, the profile's connection settings. Every consumer gets
@@ -14,7 +14,6 @@ use hsm_sdk::*;
 /// The plugin.
 pub struct Postgres;
 
-const PARAMS: &[&str] = &["db_name", "version", "image", "user", "port"];
 const SETTINGS: &[&str] = &["host", "port", "user", "password", "sslmode", "db_name"];
 const CONTAINER: &str = "server";
 const PORT: u16 = 5432;
@@ -53,39 +52,18 @@ impl Backend for Postgres {
     }
 
     fn merge(req: MergeRequest) -> Result<Value, MergeError> {
-        if let Some(key) = req.defaults.unknown_keys(PARAMS).first() {
-            return Err(MergeError::invalid(unknown(key), *key, None));
-        }
-        let mut merged = Map::new();
-        for key in ["version", "image", "user", "port"] {
-            if let Some(v) = req.defaults.get(key) {
-                merged.insert(key, v.clone());
-            }
-        }
-        let mut databases: Vec<String> = Vec::new();
-        for (i, c) in req.contributions.iter().enumerate() {
-            if let Some(key) = c.params.unknown_keys(PARAMS).first() {
-                return Err(MergeError::invalid(unknown(key), *key, Some(i)));
-            }
-            if let Some(db) = c.params.get("db_name") {
-                let name = db
-                    .as_str()
-                    .ok_or_else(|| MergeError::invalid("`db_name` must be a plain string", "db_name", Some(i)))?;
-                check_identifier(name).map_err(|m| MergeError::invalid(m, "db_name", Some(i)))?;
-                if !databases.iter().any(|d| d == name) {
-                    databases.push(name.to_string());
-                }
-            }
-        }
-        merge_agreeing(&req, &["version", "image", "user", "port"], &mut merged)?;
-        if let Some(user) = merged.get("user") {
-            let name =
-                user.as_str().ok_or_else(|| MergeError::invalid("`user` must be a plain string", "user", None))?;
-            check_identifier(name).map_err(|m| MergeError::invalid(m, "user", None))?;
-        }
-        merged.insert("db_list", Value::from(databases.join(",")));
-        merged.insert("databases", Value::List(databases.into_iter().map(Value::from).collect()));
-        Ok(Value::Map(merged))
+        let merged = SharedMerge::new(&Self::describe())
+            .per_consumer("db_name")
+            .check("db_name", |v: &Value| identifier("db_name", v))
+            .check("user", |v: &Value| identifier("user", v))
+            .merge(&req)?;
+        let databases = merged.values("db_name");
+        let mut config = merged.config;
+        config.remove("db_name");
+        let list: Vec<&str> = databases.iter().filter_map(Value::as_str).collect();
+        config.insert("db_list", Value::from(list.join(",")));
+        config.insert("databases", Value::List(databases));
+        Ok(Value::Map(config))
     }
 
     fn plan(req: PlanRequest) -> Result<Plan, PlanError> {
@@ -230,22 +208,20 @@ fn missing(key: &str, profile: &str) -> PlanError {
     PlanError::at(key, format!("profile `{profile}` gives no `{key}` for this postgres service"))
 }
 
-fn check_identifier(name: &str) -> Result<(), String> {
+/// A database or user name: a plain string of lowercase letters, digits and `_`.
+fn identifier(key: &str, value: &Value) -> Result<Value, String> {
+    let name = value.as_str().ok_or_else(|| format!("`{key}` must be a plain string"))?;
     let ok = !name.is_empty()
         && name.len() <= 63
         && name.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
         && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
     if ok {
-        Ok(())
+        Ok(value.clone())
     } else {
         Err(format!(
             "`{name}` is not a valid name: use lowercase letters, digits and `_`, starting with a letter, at most 63"
         ))
     }
-}
-
-fn unknown(key: &str) -> String {
-    format!("unknown parameter `{key}`; postgres reads {}", list(PARAMS))
 }
 
 fn unknown_setting(key: &str) -> String {
@@ -296,7 +272,7 @@ mod tests {
             .contribution("billing-service", Value::map([("db_name", "billing".into()), ("version", Value::Int(15))]))
             .build();
         match Postgres::merge(req).unwrap_err() {
-            MergeError::Conflict { key, contributions, message } => {
+            MergeError::Conflict { key, contributions, message, .. } => {
                 assert_eq!(key, "version");
                 assert_eq!(contributions, [0, 1]);
                 assert_eq!(message, "`version` differs: `auth-service` asks `16`, `billing-service` asks `15`");

@@ -1,6 +1,7 @@
 //! The bundled `qdrant` backend: a Qdrant vector database, local or in the cloud.
 //!
-//! Merge unions every package's collection and requires agreeing `version`s.
+//! Merge (the SDK's [`SharedMerge`]) unions every package's collection and
+//! requires agreeing `version`s.
 //! Managed: one container with a named volume, ready when `/readyz` answers.
 //! External: the profile's URL and API key. Every consumer gets `QDRANT_URL`,
 //! `QDRANT_API_KEY` where one is set, and `QDRANT_COLLECTION` (its own).
@@ -10,8 +11,6 @@ use hsm_sdk::*;
 /// The plugin.
 pub struct Qdrant;
 
-const PARAMS: &[&str] = &["collection", "version", "image", "port", "api_key"];
-const SETTINGS: &[&str] = &["url", "api_key"];
 const CONTAINER: &str = "server";
 const HTTP: u16 = 6333;
 
@@ -32,31 +31,17 @@ impl Backend for Qdrant {
     }
 
     fn merge(req: MergeRequest) -> Result<Value, MergeError> {
-        if let Some(key) = req.defaults.unknown_keys(PARAMS).first() {
-            return Err(MergeError::invalid(unknown(key), *key, None));
-        }
-        let mut merged = req.defaults.as_map().cloned().unwrap_or_default();
-        let mut collections: Vec<String> = Vec::new();
-        for (i, c) in req.contributions.iter().enumerate() {
-            if let Some(key) = c.params.unknown_keys(PARAMS).first() {
-                return Err(MergeError::invalid(unknown(key), *key, Some(i)));
-            }
-            if let Some(name) = c.params.get("collection") {
-                let name = name.as_str().filter(|n| valid_collection(n)).ok_or_else(|| {
-                    MergeError::invalid(
-                        "`collection` must be a plain name of letters, digits, `-` and `_`",
-                        "collection",
-                        Some(i),
-                    )
-                })?;
-                if !collections.iter().any(|c| c == name) {
-                    collections.push(name.to_string());
-                }
-            }
-        }
-        merge_agreeing(&req, &["version", "image", "port", "api_key"], &mut merged)?;
-        merged.insert("collections", Value::List(collections.into_iter().map(Value::from).collect()));
-        Ok(Value::Map(merged))
+        let merged = SharedMerge::new(&Self::describe())
+            .per_consumer("collection")
+            .check("collection", |v: &Value| match v.as_str() {
+                Some(name) if valid_collection(name) => Ok(v.clone()),
+                _ => Err("`collection` must be a plain name of letters, digits, `-` and `_`"),
+            })
+            .merge(&req)?;
+        let collections = merged.values("collection");
+        let mut config = merged.config;
+        config.insert("collections", Value::List(collections));
+        Ok(Value::Map(config))
     }
 
     fn plan(req: PlanRequest) -> Result<Plan, PlanError> {
@@ -77,28 +62,11 @@ impl Backend for Qdrant {
                 }
                 plan.action(server);
                 plan.action(Wait::new(Probe::Http(HttpProbe::new(CONTAINER, HTTP, "/readyz"))));
-                (
-                    text!(
-                        "http://",
-                        Text::lit(req.host_address.as_str()).url_host(),
-                        ":",
-                        Text::host_port(CONTAINER, HTTP)
-                    ),
-                    key,
-                )
+                (req.published(CONTAINER, HTTP).url("http"), key)
             }
             Mode::External => {
-                let settings = &req.profile.settings;
-                if let Some(key) = settings.unknown_keys(SETTINGS).first() {
-                    return Err(PlanError::at(*key, format!("unknown setting `{key}`; qdrant reads `url`, `api_key`")));
-                }
-                let url = settings.get_text("url").cloned().map(Text::url_userinfo_encoded).ok_or_else(|| {
-                    PlanError::at(
-                        "url",
-                        format!("profile `{}` gives no `url` for this qdrant service", req.profile.name),
-                    )
-                })?;
-                (url, settings.get_text("api_key").cloned())
+                req.check_settings(&Self::describe())?;
+                (req.url_setting("url")?, req.profile.settings.get_text("api_key").cloned())
             }
         };
         let default_collection = req
@@ -131,13 +99,6 @@ fn image(req: &PlanRequest) -> Result<String, PlanError> {
 
 fn valid_collection(name: &str) -> bool {
     !name.is_empty() && name.len() <= 255 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-}
-
-fn unknown(key: &str) -> String {
-    format!(
-        "unknown parameter `{key}`; qdrant reads {}",
-        PARAMS.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
-    )
 }
 
 export_plugin!(Qdrant);

@@ -30,7 +30,8 @@ impl Backend for UvPackage {
                         format!("package `{name}` is asked for from two different sources"),
                         "source",
                         [packages[k].1, i],
-                    ));
+                    )
+                    .hint(format!("ask for `{name}` from one source")));
                 }
                 Some(_) => {}
                 None => {

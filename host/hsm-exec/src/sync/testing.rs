@@ -34,5 +34,7 @@ pub(crate) fn bare_container(name: &str) -> Action {
         ports: Vec::new(),
         mounts: Vec::new(),
         restart: hsm_plan::RestartPolicy::No,
+        init: false,
+        stop_signal: None,
     })
 }

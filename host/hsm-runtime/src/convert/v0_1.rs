@@ -267,7 +267,7 @@ pub(crate) fn tree_from_wit(
             w::NodeResult::Boolean(b) => Value::Bool(b),
             w::NodeResult::Integer(i) => Value::Int(i),
             w::NodeResult::Float(f) => Value::Float(f),
-            w::NodeResult::Text(t) => Value::Text(text_from_wit(t, handles, budget)?),
+            w::NodeResult::Text(t) => Value::Text(text_from_wit(t.into(), handles, budget)?),
             w::NodeResult::List(children) => Value::List(
                 children
                     .into_iter()

@@ -1,0 +1,572 @@
+//! Helpers for the shape most service kinds share: one server shared by every
+//! consumer, a resource of its own per consumer (a database, a collection, a path
+//! prefix) that must be unique or may be shared, settings of the server every
+//! consumer must agree on (`version`), and each consumer's environment built from
+//! the server's address. They turn what every such plugin wrote by hand (unknown
+//! parameters refused, values checked, conflicts naming both sources) into a few
+//! declarations, and let `merge` hand each consumer's checked parameters to `plan`.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::plan::{ENV_NAMES, PlanError};
+use crate::request::{Consumer, MergeError, MergeRequest, Mode, PlanRequest, PluginInfo, Requester};
+use crate::text::Text;
+use crate::value::{Map, Value};
+
+/// The key of the merged configuration under which [`Merged::into_value`] keeps
+/// each consumer's own parameters, by consumer ([`consumer_key`]), for
+/// [`PlanRequest::merged_for`] to read back. A plugin that merges with
+/// [`SharedMerge`] should not declare a parameter of this name.
+pub const CONSUMERS: &str = "consumers";
+
+/// The key that stands for the project itself among [`CONSUMERS`] (package names
+/// can't hold parentheses).
+pub const PROJECT_KEY: &str = "(project)";
+
+/// The key of a consumer among [`CONSUMERS`]: its package's name, or
+/// [`PROJECT_KEY`] for the project.
+pub fn consumer_key(package: Option<&str>) -> &str {
+    package.unwrap_or(PROJECT_KEY)
+}
+
+fn requester_key(r: &Requester) -> &str {
+    match r {
+        Requester::Project => PROJECT_KEY,
+        Requester::Package(p) => p,
+    }
+}
+
+/// How a parameter each consumer gives for itself is shared.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Sharing {
+    /// No two consumers may ask for the same value.
+    Unique,
+    /// Consumers may ask for the same value (and then share the resource).
+    Shareable,
+}
+
+/// A value check: the value as the plugin keeps it, or why it is wrong.
+type Check<'a> = Box<dyn Fn(&Value) -> Result<Value, String> + 'a>;
+
+/// A declarative `merge` for a shared server.
+///
+/// Every parameter the plugin declares in [`PluginInfo::param`] is a setting of
+/// the server that all contributions must agree on, unless it is declared as a
+/// consumer's own: [`SharedMerge::unique`] (a Redis database, a path prefix: no two
+/// consumers may ask for the same) or [`SharedMerge::per_consumer`] (a database
+/// several packages may use together). [`SharedMerge::check`] checks and
+/// normalizes a parameter's value wherever it is given.
+///
+/// [`SharedMerge::merge`] then refuses parameters the plugin doesn't declare
+/// (``unknown parameter `dbb`; redis reads `db`, `image` ``, so hsm can suggest
+/// the right one), reports a failed check at the contribution that gave the value,
+/// and reports two contributions that clash by both their indices, so that hsm
+/// points at both lines: a setting that differs (`` `version` differs: `api` asks
+/// `16`, `worker` asks `15` ``) or a unique value asked twice (`` `api` and
+/// `worker` both ask for `db` `3` ``, with the hint ``give each package its own
+/// `db` ``).
+///
+/// ```
+/// use hsm_sdk::*;
+/// use hsm_sdk::testing::*;
+///
+/// let info = PluginInfo::new("redis", "0.1.0", ["redis"])
+///     .param("db", "The logical database (0-15); each package needs its own", false)
+///     .param("image", "The image; all packages must agree", false);
+/// let merge = SharedMerge::new(&info)
+///     .unique("db")
+///     .check("db", |v| v.as_int().filter(|n| (0..16).contains(n)).map(Value::Int).ok_or("`db` must be a number from 0 to 15"));
+///
+/// let req = merge_request("cache", "redis")
+///     .contribution("api", Value::map([("db", 0.into())]))
+///     .contribution("worker", Value::map([("db", "1".into())]))
+///     .build();
+/// let merged = merge.merge(&req).unwrap();
+/// assert_eq!(merged.values("db"), [Value::Int(0), Value::Int(1)]);
+///
+/// let clash = merge_request("cache", "redis")
+///     .contribution("api", Value::map([("db", 3.into())]))
+///     .contribution("worker", Value::map([("db", 3.into())]))
+///     .build();
+/// let err = merge.merge(&clash).unwrap_err();
+/// assert_eq!(err.message(), "`api` and `worker` both ask for `db` `3`");
+/// ```
+pub struct SharedMerge<'a> {
+    plugin: String,
+    known: Vec<String>,
+    own: Vec<(String, Sharing)>,
+    checks: Vec<(String, Check<'a>)>,
+}
+
+impl<'a> SharedMerge<'a> {
+    /// A merge for the plugin `info` describes: its name for messages, its
+    /// declared parameters as the ones packages may give (in the order declared),
+    /// each one a setting every contribution must agree on until declared
+    /// otherwise. Pass `&Self::describe()`.
+    pub fn new(info: &PluginInfo) -> Self {
+        Self {
+            plugin: info.name.clone(),
+            known: info.params.iter().map(|p| p.name.clone()).collect(),
+            own: Vec::new(),
+            checks: Vec::new(),
+        }
+    }
+
+    /// `key` is each consumer's own, and no two consumers may ask for the same
+    /// value (a Redis database, a path prefix). A consumer that doesn't give it
+    /// has none: `plan` decides what it gets (the registry's default stays in the
+    /// configuration, where [`PlanRequest::param`] reads it).
+    #[must_use]
+    pub fn unique(mut self, key: &str) -> Self {
+        self.own.push((key.to_string(), Sharing::Unique));
+        self
+    }
+
+    /// `key` is each consumer's own, and several consumers may ask for the same
+    /// value (a database that two packages use together). A consumer that doesn't
+    /// give it has none, as with [`SharedMerge::unique`].
+    #[must_use]
+    pub fn per_consumer(mut self, key: &str) -> Self {
+        self.own.push((key.to_string(), Sharing::Shareable));
+        self
+    }
+
+    /// Checks `key` wherever it is given (the registry's defaults and every
+    /// contribution): `check` returns the value to keep (normalized: `"3"` as
+    /// `3`, `docs` as `/docs/`), or the message of a
+    /// [`MergeError::Invalid`] at the contribution that gave it. Values are
+    /// compared after the check, so `version: 16` agrees with `version: "16"`
+    /// when the check makes both one value.
+    #[must_use]
+    pub fn check<E: Into<String>>(mut self, key: &str, check: impl Fn(&Value) -> Result<Value, E> + 'a) -> Self {
+        self.checks.push((key.to_string(), Box::new(move |v| check(v).map_err(Into::into))));
+        self
+    }
+
+    /// Merges the contributions: the registry's defaults, every setting the
+    /// contributions agree on, and each consumer's own parameters.
+    pub fn merge(&self, req: &MergeRequest) -> Result<Merged, MergeError> {
+        let defaults = self.checked(&req.defaults, None)?;
+        let asked = (req.contributions.iter().enumerate())
+            .map(|(i, c)| self.checked(&c.params, Some(i)))
+            .collect::<Result<Vec<_>, _>>()?;
+
+        // The server's settings: the defaults, then the first contribution that
+        // sets each one; a later one that sets it differently clashes.
+        let mut config = defaults;
+        let mut first: Vec<(&str, usize)> = Vec::new();
+        for (i, params) in asked.iter().enumerate() {
+            for (key, value) in params.iter().filter(|(k, _)| !self.is_own(k)) {
+                match first.iter().find(|(k, _)| *k == key) {
+                    Some(&(_, j)) if asked[j].get(key) != Some(value) => {
+                        return Err(differs(req, key, [j, i], [asked[j].get(key), Some(value)]));
+                    }
+                    Some(_) => {}
+                    None => {
+                        first.push((key, i));
+                        config.insert(key, value.clone());
+                    }
+                }
+            }
+        }
+
+        // Each consumer's own: what its contributions give (one value per key),
+        // with the contribution each came from. Projects have thousands of
+        // packages: requesters and values are looked up, not scanned for.
+        let mut consumers: Vec<Own<'_>> = Vec::new();
+        let mut by_requester: HashMap<&Requester, usize> = HashMap::new();
+        for (i, c) in req.contributions.iter().enumerate() {
+            let at = *by_requester.entry(&c.from).or_insert_with(|| {
+                consumers.push(Own { from: &c.from, params: Map::new(), set_by: Vec::new() });
+                consumers.len() - 1
+            });
+            let own = &mut consumers[at];
+            for (key, _) in &self.own {
+                let Some(value) = asked[i].get(key) else { continue };
+                match own.set_by.iter().find(|(k, _)| k == key) {
+                    Some(&(_, j)) if own.params.get(key) != Some(value) => {
+                        let message = format!(
+                            "{} asks for `{key}` {} and {}",
+                            c.from,
+                            shown(own.params.get(key)),
+                            shown(Some(value))
+                        );
+                        let hint = format!("make {}'s requests agree on `{key}`", c.from);
+                        return Err(MergeError::conflict(message, key.as_str(), [j, i]).hint(hint));
+                    }
+                    Some(_) => {}
+                    None => {
+                        own.set_by.push((key.clone(), i));
+                        own.params.insert(key.as_str(), value.clone());
+                    }
+                }
+            }
+        }
+        for (key, _) in self.own.iter().filter(|(_, s)| *s == Sharing::Unique) {
+            let mut taken: HashMap<Vec<u8>, &Own<'_>> = HashMap::new();
+            for own in &consumers {
+                let Some(value) = own.params.get(key) else { continue };
+                if let Some(earlier) = taken.insert(identity(value), own) {
+                    let message =
+                        format!("{} and {} both ask for `{key}` {}", earlier.from, own.from, shown(Some(value)));
+                    let hint = format!("give each package its own `{key}`");
+                    return Err(MergeError::conflict(message, key.as_str(), [earlier.at(key), own.at(key)]).hint(hint));
+                }
+            }
+        }
+
+        Ok(Merged {
+            config,
+            consumers: consumers.into_iter().map(|o| (o.from.clone(), o.params)).collect(),
+            has_own: !self.own.is_empty(),
+        })
+    }
+
+    fn is_own(&self, key: &str) -> bool {
+        self.own.iter().any(|(k, _)| k == key)
+    }
+
+    /// A contribution's (or the defaults') parameters, checked: a map of declared
+    /// keys, each value as its check keeps it, without `env_names`.
+    fn checked(&self, params: &Value, at: Option<usize>) -> Result<Map, MergeError> {
+        let map = match params {
+            Value::Null => return Ok(Map::new()),
+            Value::Map(map) => map,
+            _ => return Err(MergeError::invalid("params must be a map", "", at)),
+        };
+        let mut out = Map::new();
+        for (key, value) in map.iter().filter(|(k, _)| *k != ENV_NAMES) {
+            if !self.known.iter().any(|k| k == key) {
+                let reads = self.known.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ");
+                return Err(MergeError::invalid(
+                    format!("unknown parameter `{key}`; {} reads {reads}", self.plugin),
+                    key,
+                    at,
+                ));
+            }
+            let value = match self.checks.iter().find(|(k, _)| k == key) {
+                Some((_, check)) => check(value).map_err(|message| MergeError::invalid(message, key, at))?,
+                None => value.clone(),
+            };
+            out.insert(key, value);
+        }
+        Ok(out)
+    }
+}
+
+/// One requester's own parameters while merging.
+struct Own<'r> {
+    from: &'r Requester,
+    params: Map,
+    /// The contribution each key came from.
+    set_by: Vec<(String, usize)>,
+}
+
+impl Own<'_> {
+    fn at(&self, key: &str) -> usize {
+        self.set_by.iter().find(|(k, _)| k == key).map_or(0, |(_, i)| *i)
+    }
+}
+
+/// What tells two values apart, hashable: their encoding as the host reads it
+/// (equal values encode alike; maps compare in order, as [`Value`]'s `==` does).
+fn identity(value: &Value) -> Vec<u8> {
+    crate::__private::encode(value)
+}
+
+/// A value as messages show it: `` `16` `` (references as `${hsm:secret:N}`).
+fn shown(v: Option<&Value>) -> String {
+    match v.and_then(Value::to_text) {
+        Some(text) => format!("`{text}`"),
+        None => format!("a {}", v.map_or("null", Value::type_name)),
+    }
+}
+
+/// Two contributions that set one setting differently.
+fn differs(req: &MergeRequest, key: &str, [j, i]: [usize; 2], values: [Option<&Value>; 2]) -> MergeError {
+    let (a, b) = (&req.contributions[j].from, &req.contributions[i].from);
+    let message = match values.map(|v| v.and_then(Value::to_text)) {
+        [Some(x), Some(y)] => format!("`{key}` differs: {a} asks `{x}`, {b} asks `{y}`"),
+        _ => format!("`{key}` differs between {a} and {b}"),
+    };
+    MergeError::conflict(message, key, [j, i])
+}
+
+/// What [`SharedMerge::merge`] made of the contributions.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Merged {
+    /// The server's configuration: the registry's defaults (checked) with the
+    /// settings the contributions agree on. What consumers ask for their own is
+    /// not in it.
+    pub config: Map,
+    /// Each requester's own parameters, checked, in the order requesters first
+    /// contributed: only those it gave.
+    pub consumers: Vec<(Requester, Map)>,
+    has_own: bool,
+}
+
+impl Merged {
+    /// The values consumers have for their own parameter `key`, each once, in
+    /// order: the databases to create, the folders to make.
+    pub fn values(&self, key: &str) -> Vec<Value> {
+        let mut seen = HashSet::new();
+        let values = self.consumers.iter().filter_map(|(_, params)| params.get(key));
+        values.filter(|v| seen.insert(identity(v))).cloned().collect()
+    }
+
+    /// The merged configuration for `plan`: [`Merged::config`] with, when the
+    /// merge declared parameters of consumers' own, each consumer's under
+    /// [`CONSUMERS`] for [`PlanRequest::merged_for`]. `hsm plan` shows it as it is.
+    pub fn into_value(self) -> Value {
+        let mut config = self.config;
+        if self.has_own {
+            let consumers = self.consumers.iter().map(|(r, p)| (requester_key(r), Value::Map(p.clone()))).collect();
+            config.insert(CONSUMERS, Value::Map(consumers));
+        }
+        Value::Map(config)
+    }
+}
+
+impl From<Merged> for Value {
+    fn from(merged: Merged) -> Self {
+        merged.into_value()
+    }
+}
+
+/// Where consumers on this machine reach a published port of one of the
+/// service's containers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Published {
+    /// The host (`127.0.0.1`), as a consumer writes it.
+    pub host: Text,
+    /// The host port it is published on (a reference the host fills in).
+    pub port: Text,
+}
+
+impl Published {
+    /// `scheme://host:port`, an IPv6 host in brackets.
+    pub fn url(&self, scheme: &str) -> Text {
+        crate::text!(scheme, "://", self.host.clone().url_host(), ":", self.port.clone())
+    }
+}
+
+static NULL: Value = Value::Null;
+
+impl PlanRequest {
+    /// What `merge` kept of `consumer`'s own parameters: its entry under
+    /// [`CONSUMERS`] in the merged configuration (null when it has none). When
+    /// the configuration has no [`CONSUMERS`] (a merge that doesn't write them),
+    /// the consumer's parameters as it gave them.
+    pub fn merged_for<'a>(&'a self, consumer: &'a Consumer) -> &'a Value {
+        match self.config.get(CONSUMERS) {
+            Some(Value::Map(by_consumer)) => {
+                by_consumer.get(consumer_key(consumer.package.as_deref())).unwrap_or(&NULL)
+            }
+            _ => &consumer.params,
+        }
+    }
+
+    /// Where consumers reach `port` of the service's container `container`:
+    /// [`PlanRequest::host_address`] and the host port it is published on.
+    pub fn published(&self, container: &str, port: u16) -> Published {
+        Published { host: Text::lit(self.host_address.as_str()), port: Text::host_port(container, port) }
+    }
+
+    /// Refuses an external profile's setting the plugin doesn't declare in
+    /// [`PluginInfo::setting`] (``unknown setting `uri`; redis reads `url` ``,
+    /// at that key, so hsm can point at it and suggest the right one). A managed
+    /// profile's settings override parameters and are not checked here.
+    pub fn check_settings(&self, info: &PluginInfo) -> Result<(), PlanError> {
+        if self.profile.mode != Mode::External {
+            return Ok(());
+        }
+        let known: Vec<&str> = info.settings.iter().map(|s| s.name.as_str()).collect();
+        match self.profile.settings.unknown_keys(&known).first() {
+            Some(key) => {
+                let reads = known.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ");
+                Err(PlanError::at(*key, format!("unknown setting `{key}`; {} reads {reads}", info.name)))
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// The profile's setting `key` as a text (a number as written), or an error
+    /// at `key` naming the profile that doesn't give it.
+    pub fn required_setting(&self, key: &str) -> Result<Text, PlanError> {
+        self.profile.settings.get(key).and_then(Value::to_text).ok_or_else(|| {
+            PlanError::at(
+                key,
+                format!("profile `{}` gives no `{key}` for this {} service", self.profile.name, self.kind),
+            )
+        })
+    }
+
+    /// The profile's setting `key`, a whole URL the user wrote, with the secrets
+    /// in its user-info encoded ([`Text::url_userinfo_encoded`]); an error at
+    /// `key` when the profile doesn't give it.
+    pub fn url_setting(&self, key: &str) -> Result<Text, PlanError> {
+        self.required_setting(key).map(Text::url_userinfo_encoded)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::*;
+
+    fn info() -> PluginInfo {
+        PluginInfo::new("files", "0.1.0", ["files"])
+            .param("path", "prefix", true)
+            .param("db", "database", false)
+            .param("version", "version", false)
+            .setting("url", "where", true)
+    }
+
+    fn merge() -> SharedMerge<'static> {
+        SharedMerge::new(&info()).unique("path").per_consumer("db").check("path", |v: &Value| match v.as_str() {
+            Some(p) if !p.contains("..") => Ok(Value::from(format!("/{}/", p.trim_matches('/')))),
+            _ => Err("`path` must be a plain prefix"),
+        })
+    }
+
+    fn params<const N: usize>(pairs: [(&str, Value); N]) -> Value {
+        Value::map(pairs)
+    }
+
+    #[test]
+    fn settings_agree_and_each_consumer_keeps_its_own() {
+        let req = merge_request("files", "files")
+            .defaults(params([("version", "3".into()), ("db", "shared".into())]))
+            .contribution("api", params([("path", "api".into()), ("version", "3".into())]))
+            .contribution("worker", params([("path", "/jobs/".into()), ("db", "jobs".into())]))
+            .contribution("api", params([("path", "/api".into())]))
+            .build();
+        let merged = merge().merge(&req).unwrap();
+        let config: Map = [("version", Value::from("3")), ("db", "shared".into())].into_iter().collect();
+        assert_eq!(merged.config, config, "the defaults, own parameters' too, and what all agree on");
+        assert_eq!(merged.values("path"), [Value::from("/api/"), Value::from("/jobs/")]);
+        assert_eq!(merged.values("db"), [Value::from("jobs")], "what consumers asked, not the default");
+        let value = merged.into_value();
+        assert_eq!(value.get(CONSUMERS).and_then(|c| c.get("worker")).and_then(|w| w.get_str("path")), Some("/jobs/"));
+
+        let plan = plan_request("files", "files", value)
+            .consumer("api", Value::Null)
+            .consumer("stranger", Value::Null)
+            .project_consumer(Value::Null)
+            .build();
+        assert_eq!(plan.merged_for(&plan.consumers[0]).get_str("path"), Some("/api/"));
+        assert_eq!(plan.merged_for(&plan.consumers[1]), &Value::Null);
+        // Without a per-consumer map, the consumer's own parameters.
+        let raw = plan_request("files", "files", Value::Null).consumer("api", params([("path", "/x".into())])).build();
+        assert_eq!(raw.merged_for(&raw.consumers[0]).get_str("path"), Some("/x"));
+    }
+
+    #[test]
+    fn the_projects_own_parameters_have_a_key_no_package_can_have() {
+        let req = merge_request("files", "files").project_contribution(params([("path", "site".into())])).build();
+        let value = merge().merge(&req).unwrap().into_value();
+        assert_eq!(
+            value.get(CONSUMERS).and_then(|c| c.get(PROJECT_KEY)).and_then(|p| p.get_str("path")),
+            Some("/site/")
+        );
+        let plan = plan_request("files", "files", value).project_consumer(Value::Null).build();
+        assert_eq!(plan.merged_for(&plan.consumers[0]).get_str("path"), Some("/site/"));
+        assert_eq!(consumer_key(None), PROJECT_KEY);
+    }
+
+    #[test]
+    fn a_unique_value_asked_twice_names_both_with_its_own_hint() {
+        let req = merge_request("files", "files")
+            .contribution("api", params([("path", "/docs".into())]))
+            .contribution("web", params([("db", "x".into())]))
+            .contribution("worker", params([("path", "docs/".into())]))
+            .build();
+        let err = merge().merge(&req).unwrap_err();
+        assert_eq!(
+            err,
+            MergeError::conflict("`api` and `worker` both ask for `path` `/docs/`", "path", [0, 2])
+                .hint("give each package its own `path`")
+        );
+        // Shareable values may coincide.
+        let req = merge_request("files", "files")
+            .contribution("api", params([("db", "x".into())]))
+            .contribution("web", params([("db", "x".into())]))
+            .build();
+        assert_eq!(merge().merge(&req).unwrap().values("db"), [Value::from("x")]);
+    }
+
+    #[test]
+    fn one_consumer_asking_two_values_of_its_own_clashes() {
+        let req = merge_request("files", "files")
+            .contribution("api", params([("path", "/a".into())]))
+            .contribution("api", params([("path", "/b".into())]))
+            .build();
+        assert_eq!(
+            merge().merge(&req).unwrap_err(),
+            MergeError::conflict("`api` asks for `path` `/a/` and `/b/`", "path", [0, 1])
+                .hint("make `api`'s requests agree on `path`")
+        );
+    }
+
+    #[test]
+    fn a_setting_that_differs_names_both_values() {
+        let req = merge_request("files", "files")
+            .contribution("a", params([("version", "16".into())]))
+            .contribution("b", params([("version", 15.into())]))
+            .build();
+        assert_eq!(
+            merge().merge(&req).unwrap_err(),
+            MergeError::conflict("`version` differs: `a` asks `16`, `b` asks `15`", "version", [0, 1])
+        );
+        let req = merge_request("files", "files")
+            .contribution("a", params([("version", Value::List(vec![]))]))
+            .project_contribution(params([("version", "1".into())]))
+            .build();
+        assert_eq!(merge().merge(&req).unwrap_err().message(), "`version` differs between `a` and the project");
+    }
+
+    #[test]
+    fn unknown_and_bad_parameters_are_invalid_where_they_are_given() {
+        let req = merge_request("files", "files").contribution("a", params([("pth", "x".into())])).build();
+        assert_eq!(
+            merge().merge(&req).unwrap_err(),
+            MergeError::invalid("unknown parameter `pth`; files reads `path`, `db`, `version`", "pth", Some(0))
+        );
+        let req = merge_request("files", "files").defaults(params([("path", "../etc".into())])).build();
+        assert_eq!(
+            merge().merge(&req).unwrap_err(),
+            MergeError::invalid("`path` must be a plain prefix", "path", None)
+        );
+        let req = merge_request("files", "files").contribution("a", Value::from("x")).build();
+        assert_eq!(merge().merge(&req).unwrap_err(), MergeError::invalid("params must be a map", "", Some(0)));
+        // `env_names` is every consumer's, never the plugin's to refuse or keep.
+        let renames = params([(ENV_NAMES, params([("X", "Y".into())]))]);
+        let req = merge_request("files", "files").contribution("a", renames).build();
+        assert_eq!(merge().merge(&req).unwrap().consumers[0].1, Map::new());
+    }
+
+    #[test]
+    fn plan_helpers_read_settings_and_addresses() {
+        let external = plan_request("files", "files", Value::Null)
+            .external("remote", params([("uri", "https://x".into())]))
+            .build();
+        assert_eq!(
+            external.check_settings(&info()),
+            Err(PlanError::at("uri", "unknown setting `uri`; files reads `url`"))
+        );
+        assert_eq!(
+            external.url_setting("url"),
+            Err(PlanError::at("url", "profile `remote` gives no `url` for this files service"))
+        );
+        let url = crate::text!("https://u:", secret(1), "@files.example");
+        let external =
+            plan_request("files", "files", Value::Null).external("remote", params([("url", url.into())])).build();
+        assert_eq!(external.check_settings(&info()), Ok(()));
+        assert_eq!(external.url_setting("url").unwrap().pieces()[1], secret(1).url_encoded().pieces()[0]);
+
+        let mut managed = plan_request("files", "files", Value::Null).build();
+        assert_eq!(managed.published("server", 80).url("http").to_string(), "http://127.0.0.1:${hsm:port:server:80}");
+        managed.host_address = "::1".into();
+        assert_eq!(managed.published("server", 80).url("http").to_string(), "http://[::1]:${hsm:port:server:80}");
+    }
+}
