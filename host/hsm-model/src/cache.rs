@@ -3,7 +3,7 @@
 //! entry only counts if hsm wrote it; and entries are read and written so that
 //! someone else who can write the folder can't redirect hsm elsewhere (no symbolic
 //! links followed, no unbounded reads, no predictable temporary file opened if it
-//! exists). The key lives in `hsm-exec`; the cache only sees [`Authenticator`].
+//! exists). The key lives in `hsm-key`; the cache only sees [`Authenticator`].
 
 use std::io::{Read as _, Write as _};
 use std::os::unix::fs::OpenOptionsExt as _;

@@ -7,15 +7,20 @@
 //! over a millisecond for the four plugins. So hsm writes each plugin's code once to
 //! a file of its own in hsm's cache folder and maps that file
 //! (`Component::deserialize_file`), whose pages the kernel already holds: only the
-//! pages a call runs are ever touched. The file is used only when it is exactly
-//! this build's own output: a regular file, in an owner-only folder, owned by the
-//! user and writable by nobody else, byte for byte the embedded code (compared
-//! before every use). Anything else — no cache folder, `--no-cache`, a file that
-//! differs, another owner — falls back to the copy, which needs no file at all.
+//! pages a call runs are ever touched (the check below reads the embedded code,
+//! whose pages the kernel maps in large pieces). The file is used only when it is
+//! exactly this build's own output: a regular file, not a link, owned by the user
+//! and writable by nobody else, byte for byte the embedded code — all checked
+//! through one open descriptor, which is then what wasmtime maps
+//! (`/proc/self/fd/N`), so nothing swapped in after the check is run. Anything else
+//! — no cache folder, `--no-cache`, a file that differs, another owner — falls
+//! back to the copy, which needs no file at all (and rewrites a file that differs;
+//! a right file that can't be mapped, on a `noexec` mount say, is left alone).
 
 use std::fs;
 use std::io::{self, Read as _, Write as _};
-use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _, PermissionsExt as _};
+use std::os::fd::AsRawFd as _;
+use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -54,7 +59,8 @@ impl PluginHost {
     /// started than there are cores to run them). With `code_dir` (a folder of
     /// hsm's cache), each plugin's native code is mapped from a file there, written
     /// on first use; without it, or when the file can't be trusted, it is copied
-    /// out of the binary.
+    /// out of the binary. The code is loaded once per process: the first call's
+    /// `code_dir` is the one used.
     pub fn load_bundled_from(&self, code_dir: Option<&Path>) -> Result<Vec<Plugin>, LoadError> {
         use std::sync::atomic::{AtomicUsize, Ordering};
         let all = &BUNDLED;
@@ -95,18 +101,31 @@ impl PluginHost {
     /// A bundled plugin's component, and whether it came precompiled.
     fn bundled_code(&self, b: &'static Bundled, code_dir: Option<&Path>) -> Result<(Component, bool), LoadError> {
         let file = code_dir.map(|dir| dir.join(format!("{}-{}.cwasm", b.name, b.code_digest)));
-        if let Some(path) = file.as_deref().filter(|path| holds_own_code(path, b.cwasm)) {
-            // SAFETY: the file holds exactly this build's own output (compared
-            // byte for byte just now with the code embedded in hsm's binary, which
-            // the build script compiled with this engine's configuration), and
-            // only its owner, this user, can change it or its folder (checked
-            // too). wasmtime maps it read-only and checks that it was compiled for
-            // this engine.
+        if let Some(own) = file.as_deref().and_then(|path| open_own_code(path, b.cwasm)) {
+            // SAFETY: `own` is an open file that holds exactly this build's own
+            // output (compared byte for byte just now, through this descriptor,
+            // with the code embedded in hsm's binary, which the build script
+            // compiled with this engine's configuration), owned by this user and
+            // writable by nobody else. wasmtime opens it again as
+            // `/proc/self/fd/N`, which names this same open file: a link or a
+            // folder swapped in after the check changes nothing. It maps it
+            // read-only and checks that it was compiled for this engine.
             #[allow(unsafe_code)]
-            if let Ok(component) = unsafe { Component::deserialize_file(self.engine(), path) } {
-                return Ok((component, true));
+            let mapped =
+                unsafe { Component::deserialize_file(self.engine(), format!("/proc/self/fd/{}", own.as_raw_fd())) };
+            match mapped {
+                Ok(component) => return Ok((component, true)),
+                // The file is right but can't be mapped to run (a `noexec`
+                // mount, no `/proc`): copy, and leave the file alone.
+                Err(_) => return self.copied_code(b, None),
             }
         }
+        self.copied_code(b, file.as_deref())
+    }
+
+    /// A bundled plugin's component from the code embedded in the binary, written
+    /// to `file` for the next run when there is one.
+    fn copied_code(&self, b: &'static Bundled, file: Option<&Path>) -> Result<(Component, bool), LoadError> {
         // SAFETY: `cwasm` is this build's own output: the build script compiled it
         // from `wasm` with this engine's configuration (`engine_config`), and it is
         // embedded in hsm's binary, which nothing else writes. wasmtime copies it
@@ -118,7 +137,7 @@ impl PluginHost {
             Ok(component) => {
                 if let Some(path) = file {
                     // For the next run; a cache that can't be written is no error.
-                    let _ = write_own_code(&path, b.cwasm);
+                    let _ = write_own_code(path, b.cwasm);
                 }
                 Ok((component, true))
             }
@@ -127,23 +146,21 @@ impl PluginHost {
     }
 }
 
-/// Whether `path` is a file only this user can change, in a folder only this user
-/// can change, holding exactly `code`.
-fn holds_own_code(path: &Path, code: &[u8]) -> bool {
+/// The file at `path`, open, if it is a regular file (not a link) owned by this
+/// user, writable by nobody else, holding exactly `code`. Everything is checked
+/// through the one descriptor returned, so what is checked is what is used.
+fn open_own_code(path: &Path, code: &[u8]) -> Option<fs::File> {
+    let mut file =
+        fs::OpenOptions::new().read(true).custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32).open(path).ok()?;
+    let meta = file.metadata().ok()?;
     let uid = rustix::process::geteuid().as_raw();
-    let private = |m: &fs::Metadata| m.uid() == uid && m.mode() & 0o022 == 0;
-    let Some(dir) = path.parent() else { return false };
-    let folder_ok = fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir() && private(&m));
-    // `symlink_metadata` and no following: a link there is not hsm's file.
-    let file_ok = fs::symlink_metadata(path).is_ok_and(|m| m.is_file() && private(&m) && m.len() == code.len() as u64);
-    folder_ok && file_ok && same_bytes(path, code).unwrap_or(false)
+    let own = meta.is_file() && meta.uid() == uid && meta.mode() & 0o022 == 0 && meta.len() == code.len() as u64;
+    (own && same_bytes(&mut file, code).unwrap_or(false)).then_some(file)
 }
 
-/// Whether the file at `path` holds exactly `code`, read a piece at a time (no
-/// copy of the whole file is made).
-fn same_bytes(path: &Path, code: &[u8]) -> io::Result<bool> {
-    let mut file =
-        fs::OpenOptions::new().read(true).custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32).open(path)?;
+/// Whether `file`, read from where it stands, holds exactly `code`, a piece at a
+/// time (no copy of the whole file is made).
+fn same_bytes(file: &mut fs::File, code: &[u8]) -> io::Result<bool> {
     let mut buf = vec![0u8; 64 << 10];
     let mut at = 0;
     loop {
@@ -160,13 +177,13 @@ fn same_bytes(path: &Path, code: &[u8]) -> io::Result<bool> {
 
 /// Writes `code` to `path` for later runs: through an owner-only temporary file
 /// renamed into place (a run that stops halfway leaves no partial file under the
-/// name), in a folder made owner-only.
+/// name), creating the folder owner-only when it is missing.
 fn write_own_code(path: &Path, code: &[u8]) -> io::Result<()> {
     let dir = path.parent().ok_or_else(|| io::Error::other("no folder"))?;
-    fs::create_dir_all(dir)?;
-    fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
-    let temp: PathBuf =
-        dir.join(format!(".{}.{}.tmp", path.file_name().unwrap_or_default().display(), std::process::id()));
+    fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    let name = path.file_name().unwrap_or_default().display();
+    let temp: PathBuf = dir.join(format!(".{name}.{}-{nanos}.tmp", std::process::id()));
     let written = (|| {
         let mut file = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&temp)?;
         file.write_all(code)?;
@@ -180,7 +197,13 @@ fn write_own_code(path: &Path, code: &[u8]) -> io::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::PermissionsExt as _;
+
     use super::*;
+
+    fn holds_own_code(path: &Path, code: &[u8]) -> bool {
+        open_own_code(path, code).is_some()
+    }
 
     fn code() -> Vec<u8> {
         (0..200_000u32).map(|i| (i % 251) as u8).collect()
@@ -208,10 +231,15 @@ mod tests {
         assert!(!holds_own_code(&path, &code));
         fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
         assert!(holds_own_code(&path, &code));
-        // In a folder others can write to.
-        fs::set_permissions(path.parent().unwrap(), fs::Permissions::from_mode(0o777)).unwrap();
+        // What is checked is what is used: the open file, even if the name is
+        // then given to another.
+        let checked = open_own_code(&path, &code).unwrap();
+        fs::write(path.with_file_name("other"), &other).unwrap();
+        fs::rename(path.with_file_name("other"), &path).unwrap();
+        let mut through_proc = fs::File::open(format!("/proc/self/fd/{}", checked.as_raw_fd())).unwrap();
+        assert!(same_bytes(&mut through_proc, &code).unwrap());
         assert!(!holds_own_code(&path, &code));
-        fs::set_permissions(path.parent().unwrap(), fs::Permissions::from_mode(0o700)).unwrap();
+        write_own_code(&path, &code).unwrap();
         // A link to a file with the right bytes.
         let elsewhere = root.path().join("elsewhere.cwasm");
         fs::write(&elsewhere, &code).unwrap();

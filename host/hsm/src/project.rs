@@ -68,7 +68,8 @@ fn process_env() -> HashMap<String, String> {
 /// The plugin engine and the bundled plugins, made ready on a thread of their own
 /// while the project's files are read: creating the engine and loading the plugins
 /// take milliseconds that need not wait for the YAML. If the files turn out to be
-/// invalid the result is dropped unused (loading has no side effects).
+/// invalid the result is dropped unused (loading changes nothing but hsm's cache, where
+/// the bundled plugins' code is written on first use).
 pub(crate) struct Preload(std::thread::JoinHandle<(PluginHost, Result<Vec<Plugin>, LoadError>)>);
 
 impl Preload {
