@@ -15,9 +15,9 @@ use crate::value::{Map, Value};
 
 /// The key of the merged configuration under which [`Merged::into_value`] keeps
 /// each consumer's own parameters, by consumer ([`consumer_key`]), for
-/// [`PlanRequest::merged_for`] to read back. A plugin that merges with
-/// [`SharedMerge`] should not declare a parameter of this name.
-pub const CONSUMERS: &str = "consumers";
+/// [`PlanRequest::merged_for`] to read back. Parameter names can't hold
+/// parentheses, so it never meets a parameter of the plugin's.
+pub const CONSUMERS: &str = "(consumers)";
 
 /// The key that stands for the project itself among [`CONSUMERS`] (package names
 /// can't hold parentheses).
@@ -175,15 +175,23 @@ impl<'a> SharedMerge<'a> {
         // packages: requesters and values are looked up, not scanned for.
         let mut consumers: Vec<Own<'_>> = Vec::new();
         let mut by_requester: HashMap<&Requester, usize> = HashMap::new();
+        // Every value of a consumer's own key, in the order contributions give them.
+        let mut all: Vec<(String, Value)> = Vec::new();
         for (i, c) in req.contributions.iter().enumerate() {
             let at = *by_requester.entry(&c.from).or_insert_with(|| {
                 consumers.push(Own { from: &c.from, params: Map::new(), set_by: Vec::new() });
                 consumers.len() - 1
             });
             let own = &mut consumers[at];
-            for (key, _) in &self.own {
+            for (key, sharing) in &self.own {
                 let Some(value) = asked[i].get(key) else { continue };
                 match own.set_by.iter().find(|(k, _)| k == key) {
+                    // A package may imply the service twice for two resources (a
+                    // database for its tests, say): both are made, and its
+                    // environment names the first.
+                    Some(_) if *sharing == Sharing::Shareable && own.params.get(key) != Some(value) => {
+                        all.push((key.clone(), value.clone()));
+                    }
                     Some(&(_, j)) if own.params.get(key) != Some(value) => {
                         let message = format!(
                             "{} asks for `{key}` {} and {}",
@@ -198,6 +206,7 @@ impl<'a> SharedMerge<'a> {
                     None => {
                         own.set_by.push((key.clone(), i));
                         own.params.insert(key.as_str(), value.clone());
+                        all.push((key.clone(), value.clone()));
                     }
                 }
             }
@@ -218,6 +227,7 @@ impl<'a> SharedMerge<'a> {
         Ok(Merged {
             config,
             consumers: consumers.into_iter().map(|o| (o.from.clone(), o.params)).collect(),
+            all,
             has_own: !self.own.is_empty(),
         })
     }
@@ -302,6 +312,9 @@ pub struct Merged {
     /// Each requester's own parameters, checked, in the order requesters first
     /// contributed: only those it gave.
     pub consumers: Vec<(Requester, Map)>,
+    /// Every value of a consumer's own key, in the order contributions gave them
+    /// (a consumer may ask for more than one of a shareable key).
+    all: Vec<(String, Value)>,
     has_own: bool,
 }
 
@@ -310,7 +323,7 @@ impl Merged {
     /// order: the databases to create, the folders to make.
     pub fn values(&self, key: &str) -> Vec<Value> {
         let mut seen = HashSet::new();
-        let values = self.consumers.iter().filter_map(|(_, params)| params.get(key));
+        let values = self.all.iter().filter(|(k, _)| k == key).map(|(_, v)| v);
         values.filter(|v| seen.insert(identity(v))).cloned().collect()
     }
 
@@ -493,6 +506,19 @@ mod tests {
             .contribution("web", params([("db", "x".into())]))
             .build();
         assert_eq!(merge().merge(&req).unwrap().values("db"), [Value::from("x")]);
+    }
+
+    #[test]
+    fn one_consumer_may_ask_two_shareable_values_and_both_are_kept() {
+        let req = merge_request("files", "files")
+            .contribution("api", params([("db", "app".into())]))
+            .contribution("api", params([("db", "app_test".into())]))
+            .contribution("web", params([("db", "web".into())]))
+            .build();
+        let merged = merge().merge(&req).unwrap();
+        assert_eq!(merged.values("db"), [Value::from("app"), Value::from("app_test"), Value::from("web")]);
+        // Its environment names the first.
+        assert_eq!(merged.consumers[0].1.get("db"), Some(&Value::from("app")));
     }
 
     #[test]

@@ -249,14 +249,16 @@ impl Checker<'_> {
                 if !is_image_reference(&c.image) {
                     return Err(self.refuse(
                         what,
-                        format!("`{}` is not an image reference", c.image.escape_debug()),
+                        format!("`{}` is not an image reference", crate::convert::plugin_words(&c.image)),
                         None,
                     ));
                 }
                 if let Some(signal) = c.stop_signal.as_deref().filter(|s| !hsm_plan::STOP_SIGNALS.contains(s)) {
                     let signals = hsm_plan::STOP_SIGNALS.join(", ");
-                    let why =
-                        format!("`{}` is not a stop signal hsm passes on (one of {signals})", signal.escape_debug());
+                    let why = format!(
+                        "`{}` is not a stop signal hsm passes on (one of {signals})",
+                        crate::convert::plugin_words(signal)
+                    );
                     return Err(self.refuse(what, why, None));
                 }
                 for port in &c.ports {

@@ -265,6 +265,16 @@ mod tests {
     }
 
     #[test]
+    fn a_package_implying_postgres_twice_gets_both_databases() {
+        let req = merge_request("postgres", "postgres")
+            .defaults(defaults())
+            .contribution("app", db("app"))
+            .contribution("app", db("app_test"))
+            .build();
+        assert_eq!(Postgres::merge(req).unwrap().get_str("db_list"), Some("app,app_test"));
+    }
+
+    #[test]
     fn merge_names_both_sides_of_a_version_conflict() {
         let req = merge_request("postgres", "postgres")
             .defaults(defaults())
