@@ -65,7 +65,7 @@ pub use request::{
     Capability, Consumer, Contribution, MergeError, MergeRequest, Mode, ParamSpec, PlanRequest, PluginInfo, Profile,
     Requester, VariableSpec,
 };
-pub use shared::{CONSUMERS, Merged, PROJECT_KEY, Published, SharedMerge, consumer_key};
+pub use shared::{CONSUMERS, Merged, PROJECT_KEY, Published, SharedMerge, consumer_key, int_in};
 pub use text::{Encoding, Piece, SecretRef, Text};
 pub use value::{Map, Value};
 

@@ -96,7 +96,12 @@ pub struct SharedMerge<'a> {
     known: Vec<String>,
     own: Vec<(String, Sharing)>,
     checks: Vec<(String, Check<'a>)>,
+    defaults: Vec<(String, Default<'a>)>,
 }
+
+/// A consumer's own value of a key it doesn't give, made from its package's name
+/// (`None` for the project).
+type Default<'a> = Box<dyn Fn(Option<&str>) -> Value + 'a>;
 
 impl<'a> SharedMerge<'a> {
     /// A merge for the plugin `info` describes: its name for messages, its
@@ -109,6 +114,7 @@ impl<'a> SharedMerge<'a> {
             known: info.params.iter().map(|p| p.name.clone()).collect(),
             own: Vec::new(),
             checks: Vec::new(),
+            defaults: Vec::new(),
         }
     }
 
@@ -128,6 +134,18 @@ impl<'a> SharedMerge<'a> {
     #[must_use]
     pub fn per_consumer(mut self, key: &str) -> Self {
         self.own.push((key.to_string(), Sharing::Shareable));
+        self
+    }
+
+    /// Gives a consumer that doesn't ask for its own `key` the value `default`
+    /// makes from its package's name (`None` for the project), checked like a
+    /// value it gave, before values are compared: with [`SharedMerge::unique`], a
+    /// package that asks for nothing then can't silently share another's
+    /// resource (`redis` gives it a database of its own, `fileserver` a folder
+    /// named after it), and one that asks for that same value clashes with it.
+    #[must_use]
+    pub fn default_for(mut self, key: &str, default: impl Fn(Option<&str>) -> Value + 'a) -> Self {
+        self.defaults.push((key.to_string(), Box::new(default)));
         self
     }
 
@@ -179,7 +197,7 @@ impl<'a> SharedMerge<'a> {
         let mut all: Vec<(String, Value)> = Vec::new();
         for (i, c) in req.contributions.iter().enumerate() {
             let at = *by_requester.entry(&c.from).or_insert_with(|| {
-                consumers.push(Own { from: &c.from, params: Map::new(), set_by: Vec::new() });
+                consumers.push(Own { from: &c.from, first: i, params: Map::new(), set_by: Vec::new() });
                 consumers.len() - 1
             });
             let own = &mut consumers[at];
@@ -208,6 +226,24 @@ impl<'a> SharedMerge<'a> {
                         own.params.insert(key.as_str(), value.clone());
                         all.push((key.clone(), value.clone()));
                     }
+                }
+            }
+        }
+        for own in &mut consumers {
+            for (key, default) in &self.defaults {
+                if own.params.get(key).is_none() {
+                    let package = match own.from {
+                        Requester::Project => None,
+                        Requester::Package(p) => Some(p.as_str()),
+                    };
+                    let value = default(package);
+                    let value = match self.checks.iter().find(|(k, _)| k == key) {
+                        Some((_, check)) => check(&value).map_err(|m| MergeError::invalid(m, key, Some(own.first)))?,
+                        None => value,
+                    };
+                    own.set_by.push((key.clone(), own.first));
+                    own.params.insert(key.as_str(), value.clone());
+                    all.push((key.clone(), value));
                 }
             }
         }
@@ -264,9 +300,20 @@ impl<'a> SharedMerge<'a> {
     }
 }
 
+/// A check for [`SharedMerge::check`]: a whole number in `range` (`"3"` counts,
+/// kept as `3`), else `message`.
+pub fn int_in(
+    range: std::ops::RangeInclusive<i64>,
+    message: &'static str,
+) -> impl Fn(&Value) -> Result<Value, &'static str> {
+    move |v| v.as_int().filter(|n| range.contains(n)).map(Value::Int).ok_or(message)
+}
+
 /// One requester's own parameters while merging.
 struct Own<'r> {
     from: &'r Requester,
+    /// Its first contribution.
+    first: usize,
     params: Map,
     /// The contribution each key came from.
     set_by: Vec<(String, usize)>,
@@ -506,6 +553,36 @@ mod tests {
             .contribution("web", params([("db", "x".into())]))
             .build();
         assert_eq!(merge().merge(&req).unwrap().values("db"), [Value::from("x")]);
+    }
+
+    #[test]
+    fn a_consumer_that_asks_for_nothing_gets_its_default_and_it_is_unique_too() {
+        let merge = || merge().default_for("path", |package: Option<&str>| Value::from(package.unwrap_or("project")));
+        let req = merge_request("files", "files")
+            .contribution("api", params([("path", "/docs".into())]))
+            .contribution("web", Value::Null)
+            .build();
+        let merged = merge().merge(&req).unwrap();
+        assert_eq!(merged.values("path"), [Value::from("/docs/"), Value::from("/web/")]);
+        // One that asks for another's default clashes with it.
+        let req = merge_request("files", "files")
+            .contribution("api", params([("path", "web".into())]))
+            .contribution("web", Value::Null)
+            .build();
+        let err = merge().merge(&req).unwrap_err();
+        assert!(
+            matches!(&err, MergeError::Conflict { key, contributions, .. } if key == "path" && contributions == &[0, 1]),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn int_in_keeps_whole_numbers_in_range() {
+        let check = int_in(0..=15, "0 to 15");
+        assert_eq!(check(&Value::Int(15)), Ok(Value::Int(15)));
+        assert_eq!(check(&Value::Int(16)), Err("0 to 15"));
+        assert_eq!(check(&Value::from("3")), Ok(Value::Int(3)));
+        assert_eq!(check(&Value::from("three")), Err("0 to 15"));
     }
 
     #[test]

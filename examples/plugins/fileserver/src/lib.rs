@@ -3,8 +3,8 @@
 //! repository would.
 //!
 //! Each package asks for a `path` prefix of its own on one shared server: merge
-//! ([`SharedMerge`]) normalizes it (`docs` is `/docs/`) and refuses two packages
-//! asking for one. Managed: a `python3 -m http.server` container serving a named
+//! ([`SharedMerge`]) normalizes it (`docs` is `/docs/`), gives a package that asks
+//! for none a folder named after it, and refuses two packages asking for one. Managed: a `python3 -m http.server` container serving a named
 //! volume, with an init (python3 as PID 1 ignores SIGTERM, so every stop would wait
 //! Docker's 10 s), each package's folder made, ready when `/` answers over HTTP.
 //! External: the profile's `url`. Each package gets `FILESERVER_URL`, the server's
@@ -29,12 +29,14 @@ impl Backend for FileServer {
     }
 
     fn merge(req: MergeRequest) -> Result<Value, MergeError> {
-        SharedMerge::new(&Self::describe()).unique("path").check("path", prefix).merge(&req).map(Value::from)
+        // A package that asks for no prefix gets one named after it.
+        let named = |package: Option<&str>| Value::from(package.unwrap_or("project"));
+        let merge = SharedMerge::new(&Self::describe()).unique("path").default_for("path", named);
+        merge.check("path", prefix).merge(&req).map(Value::from)
     }
 
     fn plan(req: PlanRequest) -> Result<Plan, PlanError> {
         req.check_settings(&Self::describe())?;
-        // A package that asks for no prefix gets the whole server.
         let paths: Vec<&str> = req.consumers.iter().map(|c| req.merged_for(c).get_str("path").unwrap_or("/")).collect();
         let mut plan = Plan::new();
         let url = match req.profile.mode {

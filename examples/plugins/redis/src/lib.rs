@@ -31,8 +31,9 @@ impl Backend for Redis {
 
     // `image` and `maxmemory` are the server's: packages must agree on them.
     fn merge(req: MergeRequest) -> Result<Value, MergeError> {
-        let db = |v: &Value| v.as_int().filter(|n| (0..16).contains(n)).map(Value::Int).ok_or("`db` must be 0 to 15");
-        SharedMerge::new(&Self::describe()).unique("db").check("db", db).merge(&req).map(Value::from)
+        let merge = SharedMerge::new(&Self::describe()).unique("db").check("db", int_in(0..=15, "`db` is 0 to 15"));
+        // A package that gives no `db` has database 0, so it can't share it unseen.
+        merge.default_for("db", |_| Value::Int(0)).merge(&req).map(Value::from)
     }
 
     fn plan(req: PlanRequest) -> Result<Plan, PlanError> {
@@ -106,7 +107,7 @@ mod tests {
                 .hint("give each package its own `db`")
         );
         let req = merge_request("cache", "redis").contribution("api", db(16)).build();
-        assert_eq!(Redis::merge(req).unwrap_err(), MergeError::invalid("`db` must be 0 to 15", "db", Some(0)));
+        assert_eq!(Redis::merge(req).unwrap_err(), MergeError::invalid("`db` is 0 to 15", "db", Some(0)));
     }
 
     /// The same requests, through the compiled component in hsm's real runtime.
