@@ -2,9 +2,15 @@
 //! from `std::env` here, so tests are hermetic) over the `.env` files. `.env` values
 //! are templates too; they are resolved when a variable is looked up, against the
 //! environment and the keys defined before them.
+//!
+//! Each `.env` value is resolved once and remembered, and what lookups hand out is
+//! counted against [`MAX_HANDED_OUT`]: a value may use earlier ones several times
+//! (`B=${A}${A}`, `C=${B}${B}`, …), which would otherwise take time and memory
+//! exponential in the number of lines.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use hsm_model::{Diagnostic, FileId, Span};
 
@@ -18,13 +24,22 @@ pub struct Environment {
     files: Vec<String>,
     entries: Vec<DotEntry>,
     last: HashMap<String, usize>,
+    /// The bytes of the values lookups have returned so far.
+    handed_out: AtomicUsize,
 }
+
+/// The most bytes of values the lookups of one run may return, all together: far
+/// beyond what a project's variables hold, and a bound on what interpolation
+/// builds from them.
+pub const MAX_HANDED_OUT: usize = 64 << 20;
 
 #[derive(Debug)]
 struct DotEntry {
     file: FileId,
     text: Arc<str>,
     entry: dotenv::Entry,
+    /// Its value, once resolved (it depends only on the entries before it).
+    resolved: OnceLock<Result<Option<String>, Box<Diagnostic>>>,
 }
 
 impl Environment {
@@ -38,7 +53,7 @@ impl Environment {
         self.files.push(display.to_string());
         for entry in entries {
             self.last.insert(entry.key.clone(), self.entries.len());
-            self.entries.push(DotEntry { file, text: text.clone(), entry });
+            self.entries.push(DotEntry { file, text: text.clone(), entry, resolved: OnceLock::new() });
         }
     }
 
@@ -66,15 +81,37 @@ impl Environment {
     }
 
     fn lookup_before(&self, name: &str, before: usize) -> Result<Option<String>, Box<Diagnostic>> {
-        if let Some(v) = self.process.get(name) {
-            return Ok(Some(v.clone()));
-        }
-        let idx = if before == self.entries.len() {
-            self.last.get(name).copied()
-        } else {
-            self.entries[..before].iter().rposition(|e| e.entry.key == name)
+        let (value, entry) = match self.process.get(name) {
+            Some(v) => (Some(v.clone()), None),
+            None => {
+                let idx = if before == self.entries.len() {
+                    self.last.get(name).copied()
+                } else {
+                    self.entries[..before].iter().rposition(|e| e.entry.key == name)
+                };
+                let Some(idx) = idx else { return Ok(None) };
+                let e = &self.entries[idx];
+                (e.resolved.get_or_init(|| self.resolve_entry(idx)).clone()?, Some(e))
+            }
         };
-        let Some(idx) = idx else { return Ok(None) };
+        let len = value.as_ref().map_or(0, String::len);
+        if self.handed_out.fetch_add(len, Ordering::Relaxed).saturating_add(len) > MAX_HANDED_OUT {
+            let mut d = Diagnostic::new(format!(
+                "the values of the variables used add up to more than {} MiB",
+                MAX_HANDED_OUT >> 20
+            ))
+            .hint("a `.env` value that uses another twice is twice as long: `B=${A}${A}` doubles `A`");
+            if let Some(e) = entry {
+                d = d.at(Span::from_range(e.file, &e.text, e.entry.key_start, e.entry.key.len()), "one of them");
+            }
+            return Err(Box::new(d));
+        }
+        Ok(value)
+    }
+
+    /// Resolves the `.env` entry `idx` against the environment and the entries
+    /// before it.
+    fn resolve_entry(&self, idx: usize) -> Result<Option<String>, Box<Diagnostic>> {
         let e = &self.entries[idx];
         let Some(template) = &e.entry.value else { return Ok(None) };
         let scoped = Scoped { env: self, before: idx };
@@ -175,6 +212,30 @@ mod tests {
     fn unused_broken_values_do_not_matter() {
         let (env, _) = env_with(&[], "BROKEN=${NOPE}\nOK=1\n");
         assert_eq!(env.lookup("OK").unwrap().as_deref(), Some("1"));
+    }
+
+    /// Found by fuzzing: each line using the one before twice made a lookup take
+    /// time (and its value memory) exponential in the number of lines.
+    #[test]
+    fn values_that_use_earlier_ones_twice_stay_bounded() {
+        // Fifty lines, each looking the one before up twice: 2^50 lookups unless
+        // each value is resolved once.
+        let mut text = String::from("A=x\n");
+        text.push_str(&"A=${A:+${A}}${A:+}\n".repeat(50));
+        let (done, wait) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let (env, _) = env_with(&[], &text);
+            let _ = done.send(env.lookup("A").unwrap());
+        });
+        let value = wait.recv_timeout(std::time::Duration::from_secs(30)).expect("the lookup ends");
+        assert_eq!(value.as_deref(), Some("x"));
+        // Fifty lines, each doubling the one before: 2^50 bytes unless bounded.
+        let mut text = String::from("A=xxxxxxxx\n");
+        text.push_str(&"A=${A}${A}\n".repeat(50));
+        let (env, sources) = env_with(&[], &text);
+        let d = env.lookup("A").unwrap_err();
+        assert_eq!(d.message, "the values of the variables used add up to more than 64 MiB");
+        assert!(d.render(&sources).contains(".env:"), "{}", d.render(&sources));
     }
 
     #[test]

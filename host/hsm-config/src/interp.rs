@@ -131,7 +131,7 @@ const SYNTAX_HINT: &str = "write `${VAR}`, `${VAR:-default}`, `${VAR-default}`, 
 impl Template {
     /// Parses `s`.
     pub fn parse(s: &str) -> Result<Self, TemplateError> {
-        let mut p = Parser { s, pos: 0 };
+        let mut p = Parser { s, pos: 0, depth: 0 };
         let t = p.template(false)?;
         debug_assert_eq!(p.pos, s.len());
         Ok(t)
@@ -236,7 +236,14 @@ impl Expr {
 struct Parser<'a> {
     s: &'a str,
     pos: usize,
+    /// How many `${…}` the parser is inside.
+    depth: usize,
 }
+
+/// The deepest `${…}` may nest in a default, message or replacement. Real
+/// templates nest two or three deep; the parser and the resolver recurse once per
+/// level, so without a bound a long enough file overflows the stack.
+const MAX_NESTING: usize = 64;
 
 fn is_name_start(c: u8) -> bool {
     c.is_ascii_alphabetic() || c == b'_'
@@ -359,8 +366,19 @@ impl Parser<'_> {
         let arg = if op == Op::Get {
             Template::default()
         } else {
+            if self.depth == MAX_NESTING {
+                return Err(TemplateError {
+                    start,
+                    len: 2,
+                    message: format!("`${{…}}` nested more than {MAX_NESTING} deep"),
+                    hint: "nest fewer defaults, messages or replacements inside each other".into(),
+                });
+            }
             self.pos = op_at + 1;
-            self.template(true)?
+            self.depth += 1;
+            let arg = self.template(true);
+            self.depth -= 1;
+            arg?
         };
         if self.pos >= self.s.len() || (op == Op::Get && self.peek(0) != Some(b'}')) {
             return Err(self.unclosed(start));
@@ -563,6 +581,18 @@ mod tests {
         assert_eq!(e.message, "unsupported interpolation `${VAR:=x}`");
         let e = err("${A:-${B}");
         assert_eq!(e.start, 0);
+    }
+
+    /// Found by fuzzing: each level of nesting was a level of recursion, so a
+    /// file of deeply nested defaults overflowed the stack.
+    #[test]
+    fn nesting_is_bounded() {
+        let nested = |levels: usize| format!("{}x{}", "${A:-".repeat(levels), "}".repeat(levels));
+        assert_eq!(sub(&nested(MAX_NESTING), &env(&[])).unwrap(), "x");
+        let e = Template::parse(&nested(MAX_NESTING + 1)).unwrap_err();
+        assert_eq!((e.start, e.len), (5 * MAX_NESTING, 2));
+        assert_eq!(e.message, "`${…}` nested more than 64 deep");
+        assert!(Template::parse(&nested(100_000)).is_err());
     }
 
     #[test]

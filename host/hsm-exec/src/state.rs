@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions, TryLockError};
-use std::io::{self, Read, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -176,12 +176,14 @@ impl State {
     /// Reads the project's state, or a fresh one when there is none.
     pub fn load(project: &ProjectId) -> Result<Self, StateError> {
         let path = state_path(project);
-        let text = match fs::read_to_string(&path) {
-            Ok(t) => t,
+        // Bytes, not a string: a file damaged into invalid UTF-8 is a damaged state
+        // (with its way out), not a failure to read.
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Self::new(project)),
             Err(e) => return Err(io_err("read", &path)(e)),
         };
-        let mut state: Self = serde_json::from_str(&text)
+        let mut state: Self = serde_json::from_slice(&bytes)
             .map_err(|e| StateError::Invalid { path: path.clone(), message: e.to_string() })?;
         if state.version != STATE_VERSION {
             return Err(StateError::Invalid { path, message: format!("format version {}", state.version) });
@@ -254,22 +256,43 @@ impl Lock {
             .truncate(false)
             .open(&path)
             .map_err(io_err("open", &path))?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => {
-                let mut holder = String::new();
-                let _ = file.read_to_string(&mut holder);
-                let mut words = holder.split_whitespace();
-                let command = words.next().map(str::to_string);
-                let pid = words.next().and_then(|p| p.parse().ok());
-                return Err(StateError::Locked { command, pid });
+        // The holder names itself just after it takes the lock and clears its name
+        // as it lets go: a file without a name is one of those moments, so look
+        // again (or take the lock) shortly rather than refuse without saying who
+        // holds it (found by scripts/soak).
+        let mut tries = 0;
+        loop {
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(TryLockError::WouldBlock) => {
+                    let mut holder = String::new();
+                    let _ = file.seek(SeekFrom::Start(0)).and_then(|_| file.read_to_string(&mut holder));
+                    let mut words = holder.split_whitespace();
+                    let command = words.next().map(str::to_string);
+                    let pid = words.next().and_then(|p| p.parse().ok());
+                    if pid.is_none() && tries < 50 {
+                        tries += 1;
+                        std::thread::sleep(std::time::Duration::from_millis(10));
+                        continue;
+                    }
+                    return Err(StateError::Locked { command, pid });
+                }
+                Err(TryLockError::Error(e)) => return Err(io_err("lock", &path)(e)),
             }
-            Err(TryLockError::Error(e)) => return Err(io_err("lock", &path)(e)),
         }
         // Who holds it, for the message another run prints.
         let _ = file.set_len(0);
+        let _ = file.seek(SeekFrom::Start(0));
         let _ = file.write_all(format!("{command} {}\n", std::process::id()).as_bytes());
         Ok(Self { _file: file })
+    }
+}
+
+impl Drop for Lock {
+    /// Clears the holder's name, so that a run that ends leaves none behind for
+    /// the next refusal to show.
+    fn drop(&mut self) {
+        let _ = self._file.set_len(0);
     }
 }
 
@@ -328,6 +351,28 @@ mod tests {
         Lock::acquire(&p, "down").unwrap();
     }
 
+    /// A second run that looks while the holder has taken the lock but not yet
+    /// written its name waits for the name, instead of refusing without saying
+    /// who holds the lock (found by scripts/soak).
+    #[test]
+    fn a_refusal_names_a_holder_that_is_still_writing_its_name() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = project(tmp.path());
+        let path = ensure_hsm_dir(&p).unwrap().join("lock");
+        let mut holder = OpenOptions::new().write(true).create(true).truncate(true).open(&path).unwrap();
+        holder.try_lock().unwrap();
+        let writer = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            holder.write_all(b"sync 4242\n").unwrap();
+            holder
+        });
+        let err = Lock::acquire(&p, "sync").unwrap_err();
+        assert_eq!(err.to_string(), "another `hsm sync` is running in this project (process 4242)");
+        drop(writer.join().unwrap());
+        drop(Lock::acquire(&p, "down").unwrap());
+        assert_eq!(fs::read_to_string(&path).unwrap(), "", "a lock let go leaves no name");
+    }
+
     #[test]
     fn a_damaged_state_file_is_reported_with_a_way_out() {
         let tmp = tempfile::tempdir().unwrap();
@@ -336,6 +381,19 @@ mod tests {
         fs::write(state_path(&p), "{ not json").unwrap();
         let err = State::load(&p).unwrap_err();
         assert!(err.to_string().contains("not a state file"), "{err}");
+        assert!(err.hint().unwrap().contains("hsm sync"));
+    }
+
+    /// Found by fuzzing: a state file that is not UTF-8 was a read error, without
+    /// the way out a damaged state file gets.
+    #[test]
+    fn a_state_file_that_is_not_utf8_is_reported_as_damaged() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = project(tmp.path());
+        ensure_hsm_dir(&p).unwrap();
+        fs::write(state_path(&p), b"{\"version\": 1, \"project\": \"\xff\"}").unwrap();
+        let err = State::load(&p).unwrap_err();
+        assert!(matches!(err, StateError::Invalid { .. }), "{err:?}");
         assert!(err.hint().unwrap().contains("hsm sync"));
     }
 
