@@ -85,6 +85,72 @@ fn a_fixed_port_held_by_the_projects_own_container_mid_start_is_not_taken() {
     assert!(docker_ok(&["inspect", &name]));
 }
 
+/// A sync killed after it recreated a container on a new fixed port, before it
+/// saved the state, leaves the old port in the state; the container matches the
+/// plan and is kept. The next sync must record the fixed port, or `hsm env` hands
+/// out the old one for good (found by scripts/soak). The kill is simulated
+/// exactly: the state from before the recreating sync is put back.
+#[test]
+fn a_fixed_port_is_recorded_when_a_killed_sync_left_the_old_one_in_the_state() {
+    let p = Project::new("fixedkill");
+    p.setup(&["auth-service"], "");
+    p.sync();
+    let chosen = p.env_values("auth-service")["DB_PORT"].clone();
+    let state_file = p.path().join(".hsm/state.json");
+    let before = std::fs::read(&state_file).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    p.setup(&["auth-service"], &format!("services:\n  postgres:\n    params:\n      port: {port}\n"));
+    p.sync();
+    std::fs::write(&state_file, before).unwrap();
+
+    p.sync();
+    let env = p.env_values("auth-service");
+    assert_eq!(env["DB_PORT"], port.to_string(), "not the port chosen before ({chosen})");
+    assert_eq!(crate::stack::psql(&env["DATABASE_URL"], "select current_database()"), "auth");
+}
+
+/// A sync killed while its setup command runs leaves that command running in the
+/// container; the next sync must let it finish before running it again, or the
+/// two race (two `CREATE DATABASE billing`: one fails on a duplicate key, and the
+/// sync with it). Found by scripts/soak. A lock on `pg_shdepend`, which `CREATE
+/// DATABASE` needs after it has entered the new database's row, holds the killed
+/// run's command in that window for seconds: the race every time.
+#[test]
+fn a_setup_command_a_killed_sync_left_running_is_not_run_beside_it() {
+    let p = Project::new("orphanexec");
+    p.setup(&["auth-service"], "");
+    p.sync();
+    let name = p.container("postgres", "server");
+    let hold = "BEGIN; LOCK TABLE pg_shdepend IN EXCLUSIVE MODE; SELECT pg_sleep(8); COMMIT";
+    let mut lock = Command::new("docker")
+        .args(["exec", &name, "psql", "-U", "postgres", "-qc", hold])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    p.setup(&["auth-service", "billing-service"], "");
+    let mut killed = p.spawn(&["sync", "-v"]);
+    let rx = lines(&mut killed);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let line = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("hsm sync runs the setup command");
+        if line.starts_with("docker: exec in ") {
+            break;
+        }
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    killed.kill().unwrap();
+    killed.wait().unwrap();
+
+    let run = p.hsm(&["sync"]);
+    assert!(lock.wait().unwrap().success(), "the lock was held");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let env = p.env_values("billing-service");
+    assert_eq!(crate::stack::psql(&env["DATABASE_URL"], "select current_database()"), "billing");
+}
+
 #[test]
 fn a_chosen_port_taken_meanwhile_is_chosen_anew() {
     let p = Project::new("movedport");

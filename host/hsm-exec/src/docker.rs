@@ -222,6 +222,43 @@ impl Docker {
         }
     }
 
+    /// Waits, up to `limit`, until `cmd` no longer runs in `container` as an exec
+    /// started earlier: a sync killed while it ran a setup command leaves that
+    /// command running in the container, and running it a second time beside it
+    /// makes both race (two `CREATE DATABASE` of one name: one fails). Other
+    /// commands (a user's shell, a probe) are not waited for. Found by
+    /// scripts/soak.
+    pub(crate) async fn wait_for_same_exec(
+        &self,
+        container: &str,
+        cmd: &[String],
+        limit: std::time::Duration,
+    ) -> Result<(), ExecError> {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let Some(info) = self.inspect(container).await? else { return Ok(()) };
+            let mut same = false;
+            for id in info.exec_ids.unwrap_or_default() {
+                // An exec that ended meanwhile may be gone: not running.
+                let Ok(exec) = self.api.inspect_exec(&id).await else { continue };
+                let running = exec.running == Some(true);
+                let argv = exec.process_config.map(|p| {
+                    let mut argv: Vec<String> = p.entrypoint.into_iter().collect();
+                    argv.extend(p.arguments.unwrap_or_default());
+                    argv
+                });
+                if running && argv.as_deref() == Some(cmd) {
+                    same = true;
+                    break;
+                }
+            }
+            if !same || tokio::time::Instant::now() >= deadline {
+                return Ok(());
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+
     /// Runs a command in a running container; returns its exit code and the end of
     /// its output (stdout and stderr together).
     pub(crate) async fn exec(

@@ -11,6 +11,10 @@ use crate::refs::ServiceRefs;
 use crate::report::{Change, ChangeKind};
 use crate::spec::{self, Exposer};
 
+/// How long a setup command waits for the same command that a killed sync left
+/// running in the container; after that it runs anyway.
+const SAME_EXEC_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
+
 impl Syncer<'_> {
     /// Resolves an exec action of a service with the state as it is now.
     pub(super) fn build_exec(&self, svc: &ServicePlan, e: &hsm_plan::Exec) -> Result<spec::BuiltExec, String> {
@@ -38,6 +42,8 @@ impl Syncer<'_> {
         }
         let name = self.cx.project.container(&svc.name, &e.container);
         let shown = shown_command(&e.command);
+        // The same command left running by a sync that was killed finishes first.
+        self.docker.wait_for_same_exec(&id, &built.cmd, SAME_EXEC_WAIT).await?;
         self.op(Some(&svc.name), &format!("exec in {name}: {shown}"));
         let (code, output) = self.docker.exec(&id, built.cmd, built.env, e.user.clone()).await?;
         if code != 0 {

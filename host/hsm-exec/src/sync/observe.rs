@@ -316,10 +316,19 @@ fn published(summary: &ContainerSummary) -> Vec<(u16, Protocol)> {
         .collect()
 }
 
-/// Records the host ports of an existing container that the state lacks.
+/// Records the host ports of an existing container that the state lacks, and the
+/// fixed ones the plan gives. A run killed after it recreated a container on a new
+/// fixed port, before it saved the state, left the old port there; the container
+/// matches the plan and is kept, so without this `hsm env` would hand out the old
+/// port for good (found by scripts/soak).
 fn adopt(state: &Mutex<State>, svc: &ServicePlan, c: &Container, summary: &ContainerSummary) {
     let mut st = state.lock().expect("state lock");
     let entry = st.container_mut(&svc.name, &c.name);
+    for w in &c.ports {
+        if let Some(fixed) = w.host_port {
+            entry.ports.insert(port_key(w.container_port, w.protocol), fixed);
+        }
+    }
     for p in summary.ports.iter().flatten() {
         let Some(public) = p.public_port else { continue };
         let proto = match p.typ {
