@@ -214,7 +214,7 @@ mod tests {
         assert_eq!(env.lookup("OK").unwrap().as_deref(), Some("1"));
     }
 
-    /// Found by fuzzing: each line using the one before twice made a lookup take
+    /// Found writing the fuzz targets: each line using the one before twice made a lookup take
     /// time (and its value memory) exponential in the number of lines.
     #[test]
     fn values_that_use_earlier_ones_twice_stay_bounded() {

@@ -583,7 +583,7 @@ mod tests {
         assert_eq!(e.start, 0);
     }
 
-    /// Found by fuzzing: each level of nesting was a level of recursion, so a
+    /// Found writing the fuzz targets: each level of nesting was a level of recursion, so a
     /// file of deeply nested defaults overflowed the stack.
     #[test]
     fn nesting_is_bounded() {
