@@ -138,7 +138,8 @@ impl<'a> SharedMerge<'a> {
     }
 
     /// Gives a consumer that doesn't ask for its own `key` the value `default`
-    /// makes from its package's name (`None` for the project), checked like a
+    /// makes from its package's name (`None` for the project, which is a
+    /// consumer only of a service no package implies), checked like a
     /// value it gave, before values are compared: with [`SharedMerge::unique`], a
     /// package that asks for nothing then can't silently share another's
     /// resource (`redis` gives it a database of its own, `fileserver` a folder
@@ -229,7 +230,10 @@ impl<'a> SharedMerge<'a> {
                 }
             }
         }
-        for own in &mut consumers {
+        // The project is a consumer only of a service no package implies; when
+        // packages do, listing it only configures it, and it gets no default.
+        let packages = consumers.iter().any(|o| matches!(o.from, Requester::Package(_)));
+        for own in consumers.iter_mut().filter(|o| !(packages && *o.from == Requester::Project)) {
             for (key, default) in &self.defaults {
                 if own.params.get(key).is_none() {
                     let package = match own.from {
@@ -574,6 +578,23 @@ mod tests {
             matches!(&err, MergeError::Conflict { key, contributions, .. } if key == "path" && contributions == &[0, 1]),
             "{err:?}"
         );
+    }
+
+    /// Listing a service that packages imply only configures it: the project is
+    /// no consumer then and gets no default to clash with theirs (found by
+    /// scripts/soak: a redis `profile` in hsm.yaml clashed on `db` 0). Alone, it
+    /// is the consumer and gets one.
+    #[test]
+    fn the_project_gets_a_default_only_where_it_is_the_consumer() {
+        let merge = || merge().default_for("path", |package: Option<&str>| Value::from(package.unwrap_or("web")));
+        let req = merge_request("files", "files")
+            .project_contribution(params([("db", "x".into())]))
+            .contribution("web", Value::Null)
+            .build();
+        let merged = merge().merge(&req).unwrap();
+        assert_eq!(merged.values("path"), [Value::from("/web/")]);
+        let req = merge_request("files", "files").project_contribution(params([("db", "x".into())])).build();
+        assert_eq!(merge().merge(&req).unwrap().values("path"), [Value::from("/web/")]);
     }
 
     #[test]
