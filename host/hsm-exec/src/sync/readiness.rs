@@ -16,6 +16,10 @@ use crate::refs::ServiceRefs;
 use crate::report::Event;
 use crate::state::State;
 
+/// The shortest and longest time one probe attempt may take.
+const ATTEMPT_MIN: Duration = Duration::from_secs(1);
+const ATTEMPT_MAX: Duration = Duration::from_secs(10);
+
 impl Syncer<'_> {
     pub(super) async fn wait(
         &self,
@@ -52,11 +56,12 @@ impl Syncer<'_> {
             });
         };
         loop {
+            // An attempt gets what is left of the wait, but at least a second: a
+            // `docker exec` on a busy machine takes hundreds of milliseconds, and
+            // a last attempt cut shorter would report its own timeout instead of
+            // what the probe said.
             let left = timeout.saturating_sub(start.elapsed());
-            let failure = match probe
-                .attempt(&self.docker, left.clamp(Duration::from_millis(100), Duration::from_secs(10)))
-                .await
-            {
+            let failure = match probe.attempt(&self.docker, left.clamp(ATTEMPT_MIN, ATTEMPT_MAX)).await {
                 Ok(()) => {
                     finished(true);
                     return Ok(());
