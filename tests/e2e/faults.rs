@@ -151,6 +151,29 @@ fn a_setup_command_a_killed_sync_left_running_is_not_run_beside_it() {
     assert_eq!(crate::stack::psql(&env["DATABASE_URL"], "select current_database()"), "billing");
 }
 
+/// A container that publishes no port (stopped, or left created or mid-start by
+/// a killed sync) and a state that lacks its port (lost, or never saved by the
+/// killed sync): the port it is configured with is adopted, and it is started as
+/// it is, not recreated on a new port (found by scripts/soak, where the recreate
+/// also waited 10 s to stop a container still starting).
+#[test]
+fn a_stopped_container_keeps_its_port_when_the_state_is_lost() {
+    let p = Project::new("lostport");
+    p.setup(&[], "services:\n  chunker: {}\n");
+    p.sync();
+    let url = p.env_values("")["CHUNKER_URL"].clone();
+    let name = p.container("chunker", "server");
+    let id = p.containers()[&name].0.clone();
+    docker(&["stop", &name]);
+    std::fs::remove_file(p.path().join(".hsm/state.json")).unwrap();
+
+    let run = p.hsm(&["sync", "--json"]).expect(0);
+    assert_eq!(run.changes(), vec![format!("started-container {name}")], "{}", run.stdout);
+    assert_eq!(p.containers()[&name].0, id, "the same container");
+    assert_eq!(p.env_values("")["CHUNKER_URL"], url, "on the same port");
+    assert_eq!(http("GET", &format!("{url}/health"), None).0, 200);
+}
+
 #[test]
 fn a_chosen_port_taken_meanwhile_is_chosen_anew() {
     let p = Project::new("movedport");

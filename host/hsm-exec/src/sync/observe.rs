@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
 
-use bollard::models::{ContainerSummary, ContainerSummaryStateEnum};
+use bollard::models::{ContainerInspectResponse, ContainerSummary, ContainerSummaryStateEnum};
 use futures_util::future::join_all;
 use hsm_plan::{Container, Plan, Protocol, ServicePlan};
 
@@ -255,7 +255,7 @@ pub async fn observe(
     for ((svc, c), inspection) in planned.iter().zip(inspections) {
         let inspection = inspection?;
         if adopt_ports && let Some(summary) = by_key.get(&(svc.name.clone(), c.name.clone())) {
-            adopt(state, svc, c, summary);
+            adopt(state, svc, c, summary, inspection.as_ref());
         }
         started.push(inspection.and_then(|i| i.state).and_then(|s| s.started_at));
         wanted.push(Planned {
@@ -316,12 +316,20 @@ fn published(summary: &ContainerSummary) -> Vec<(u16, Protocol)> {
         .collect()
 }
 
-/// Records the host ports of an existing container that the state lacks, and the
-/// fixed ones the plan gives. A run killed after it recreated a container on a new
+/// Records the host ports of an existing container that the state lacks (those it
+/// publishes, else those it is configured with: a stopped container publishes
+/// none, nor does one an interrupted sync created or was starting), and the fixed
+/// ones the plan gives. A run killed after it recreated a container on a new
 /// fixed port, before it saved the state, left the old port there; the container
 /// matches the plan and is kept, so without this `hsm env` would hand out the old
 /// port for good (found by scripts/soak).
-fn adopt(state: &Mutex<State>, svc: &ServicePlan, c: &Container, summary: &ContainerSummary) {
+fn adopt(
+    state: &Mutex<State>,
+    svc: &ServicePlan,
+    c: &Container,
+    summary: &ContainerSummary,
+    inspected: Option<&ContainerInspectResponse>,
+) {
     let mut st = state.lock().expect("state lock");
     let entry = st.container_mut(&svc.name, &c.name);
     for w in &c.ports {
@@ -338,6 +346,21 @@ fn adopt(state: &Mutex<State>, svc: &ServicePlan, c: &Container, summary: &Conta
         let wanted = c.ports.iter().any(|w| w.container_port == p.private_port && w.protocol == proto);
         if wanted {
             entry.ports.entry(port_key(p.private_port, proto)).or_insert(public);
+        }
+    }
+    // The ports it is configured with, for one that publishes none (stopped, or
+    // created or being started by an interrupted sync): without them its hash
+    // can't be computed and it would be recreated on a newly chosen port (found
+    // by scripts/soak).
+    let bindings = inspected.and_then(|i| i.host_config.as_ref()).and_then(|h| h.port_bindings.as_ref());
+    for w in &c.ports {
+        let key = port_key(w.container_port, w.protocol);
+        let configured = bindings
+            .and_then(|b| b.get(&key))
+            .and_then(Option::as_ref)
+            .and_then(|list| list.iter().find_map(|b| b.host_port.as_deref()?.parse::<u16>().ok()));
+        if let Some(port) = configured {
+            entry.ports.entry(key).or_insert(port);
         }
     }
 }
