@@ -401,6 +401,62 @@ mod tests {
         }
     }
 
+    /// The fuzzer's `wire_tree` target reaches this decoder only through a model
+    /// of it (it links no wasmtime): its corpus, and 500,000 seeded mutations of
+    /// it, go through the real one here. Whatever the bytes, a value or an error,
+    /// within the budget; a value decoded is encoded and decoded to itself.
+    #[test]
+    fn the_fuzz_corpus_and_its_mutations_decode_to_a_value_or_an_error() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/wire_tree");
+        let mut corpus: Vec<Vec<u8>> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .map(|entry| std::fs::read(entry.unwrap().path()).unwrap())
+            .collect();
+        assert!(corpus.len() >= 50, "the committed corpus: {}", corpus.len());
+        corpus.sort();
+        let mut handles = Handles::default();
+        handles.handle(SecretId(1), "${S}");
+        let (mut values, mut errors) = (0, 0);
+        // xorshift64: the same mutations on every run.
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            usize::try_from(seed % (1 << 32)).unwrap()
+        };
+        for i in 0..500_000 {
+            let mut bytes = corpus[i % corpus.len()].clone();
+            for _ in 0..=next() % 4 {
+                let at = next() % (bytes.len() + 1);
+                match next() % 4 {
+                    0 if at < bytes.len() => bytes[at] = u8::try_from(next() % 256).unwrap(),
+                    1 => bytes.insert(at, u8::try_from(next() % 256).unwrap()),
+                    2 if at < bytes.len() => drop(bytes.remove(at)),
+                    _ => bytes.truncate(at),
+                }
+            }
+            let mut budget = Budget::new(1 << 16);
+            match decode_tree(&bytes, &handles, &mut budget) {
+                Ok(value) => {
+                    values += 1;
+                    // Compared as bytes: a NaN is not equal to itself.
+                    let encoded = |value: &Value| {
+                        let (mut handles, mut out) = (Handles::default(), Vec::new());
+                        encode(value, &mut handles, &mut out);
+                        (handles, out)
+                    };
+                    let (again, out) = encoded(&value);
+                    let decoded = decode_tree(&out, &again, &mut Budget::new(1 << 20)).unwrap();
+                    assert_eq!(encoded(&decoded).1, out, "{bytes:x?}");
+                }
+                Err(_) => errors += 1,
+            }
+            assert!(budget.used <= budget.limit.saturating_add(1 << 16), "{} of {}", budget.used, budget.limit);
+        }
+        assert!(values > 1000 && errors > 1000, "both outcomes are exercised: {values} values, {errors} errors");
+    }
+
     #[test]
     fn output_beyond_the_budget_is_refused() {
         let mut handles = Handles::default();
