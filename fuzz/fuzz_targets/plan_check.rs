@@ -1,4 +1,4 @@
-//! Fuzzes the host's check of a plugin's plan (hsm-runtime's `check_plan` and
+//! Fuzzes the host's check of a plugin's plan (hsm-check's `check_plan` and
 //! `review_plan`): the step between what a plugin answered, converted to hsm's
 //! types, and anything running. The plan, the plugin's declarations, the user's
 //! grants and the service's context are built from the input with `arbitrary`;
@@ -18,8 +18,8 @@ use arbitrary::Arbitrary;
 use hsm_model::text::Encoding;
 use hsm_model::{Capability, Piece, SecretId, Text};
 use hsm_plan as plan;
-use hsm_runtime::{CheckContext, Grants, PlannedService, PluginInfo, Refusal, Rename, check_plan, review_plan};
-use hsm_runtime::{ParamSpec, VariableSpec};
+use hsm_check::{CheckContext, Grants, PlannedService, PluginInfo, Refusal, Rename, check_plan, review_plan};
+use hsm_check::{ParamSpec, VariableSpec};
 use libfuzzer_sys::fuzz_target;
 
 /// Strings the checks treat specially, picked by index; anything else is `Any`.

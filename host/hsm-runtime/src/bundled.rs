@@ -27,8 +27,8 @@ use std::sync::OnceLock;
 use wasmtime::component::Component;
 
 use crate::host::{LoadError, PluginHost};
-use crate::info::PluginSource;
 use crate::plugin::Plugin;
+use hsm_check::PluginSource;
 
 /// A bundled plugin: its component and the native code precompiled from it.
 pub(crate) struct Bundled {

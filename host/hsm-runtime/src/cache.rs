@@ -20,8 +20,8 @@ use wasmtime::component::Component;
 use hsm_model::Authenticator;
 
 use crate::host::{LoadError, PluginHost};
-use crate::info::PluginSource;
 use crate::plugin::Plugin;
+use hsm_check::PluginSource;
 
 const MAGIC: &[u8; 8] = b"HSMCWSM1";
 const TAG_LEN: usize = 32;

@@ -22,8 +22,8 @@ use hsm_plan as plan;
 
 use crate::bindings::v0_1::hsm::plugin::types as w1;
 use crate::bindings::v0_4::hsm::plugin::types as w;
-use crate::info::{Capability, ParamSpec, PluginInfo};
 use crate::plugin::{CallErrorKind, MergeFailure, PlannedService};
+use hsm_check::{Capability, ParamSpec, PluginInfo};
 
 /// The secrets handed to a plugin in one call, by handle.
 #[derive(Default)]
@@ -69,24 +69,7 @@ impl Budget {
     }
 }
 
-/// A plugin's words, safe to print: control characters (terminal escapes among
-/// them) shown as escapes instead of acted on.
-pub(crate) fn printable(s: &str) -> String {
-    hsm_model::text::printable(s).into_owned()
-}
-
-/// A message or key a plugin wrote, as hsm quotes it: printable, and at most
-/// [`MAX_WORDS`] characters (a message is a line, not a page).
-pub(crate) fn plugin_words(s: &str) -> String {
-    let shown = printable(s);
-    match shown.char_indices().nth(MAX_WORDS) {
-        Some((end, _)) => format!("{}…", &shown[..end]),
-        None => shown,
-    }
-}
-
-/// The longest message of a plugin's that hsm quotes whole.
-const MAX_WORDS: usize = 1000;
+pub(crate) use hsm_check::words::plugin_words;
 
 fn malformed(message: impl Into<String>) -> CallErrorKind {
     CallErrorKind::Malformed(message.into())

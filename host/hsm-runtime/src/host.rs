@@ -12,9 +12,9 @@ use wasmtime::component::{Component, Linker};
 
 use crate::convert;
 use crate::engine_config;
-use crate::info::PluginSource;
 use crate::plugin::{Plugin, Pre, root_message};
 use crate::sandbox::{State, TICK, forbid_waiting};
+use hsm_check::PluginSource;
 
 /// The WIT versions this host loads plugins for.
 pub const WIT_VERSIONS: &[&str] = &["0.1.0", "0.2.0", "0.3.0", "0.4.0"];

@@ -6,7 +6,8 @@
 //! files, no environment, no sockets, a fixed clock and fixed "randomness"), limits
 //! each call's time, memory and output, converts values to and from the WIT types
 //! (secrets become opaque handles that a plugin can place but never read), and checks
-//! every action a plugin returns against the capabilities it declared and was granted.
+//! every action a plugin returns against the capabilities it declared and was granted
+//! (with `hsm-check`, whose items it re-exports).
 //!
 //! The bundled plugins are built for `wasm32-wasip2` by this crate's build script
 //! and precompiled with this engine's configuration, so loading them compiles
@@ -15,21 +16,21 @@
 mod bindings;
 mod bundled;
 mod cache;
-mod check;
 mod convert;
 mod engine_config;
-pub mod env_rules;
 mod host;
-mod info;
 mod output_tail;
 mod plugin;
 mod sandbox;
 
 pub use cache::{CacheOutcome, CompileCache};
-pub use check::{CheckContext, Grants, Refusal, Rename, check_plan, review_plan};
+// The checks of a plugin's answer live apart from the engine (`hsm-check`).
 pub use host::{Limits, LoadError, PluginHost, WIT_VERSIONS};
+pub use hsm_check::{
+    Capability, CheckContext, Grants, ParamSpec, PluginInfo, PluginSource, Refusal, Rename, VariableSpec, check_plan,
+    env_rules, review_plan,
+};
 pub use hsm_model::Authenticator;
-pub use info::{Capability, ParamSpec, PluginInfo, PluginSource, VariableSpec};
 pub use plugin::{
     CallError, CallErrorKind, ConsumerInput, ContributionInput, MergeFailure, MergeInput, PlanFailure, PlanInput,
     PlannedService, Plugin, ProfileInput,

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hsm_model::Value;
-use hsm_plan::{Action, Consumer, ConsumerEnv, Mode};
+use hsm_plan::{Consumer, Mode};
 use wasmtime::component::InstancePre;
 use wasmtime::{Store, Trap};
 
@@ -19,9 +19,9 @@ use crate::bindings::{v0_1, v0_2, v0_3, v0_4};
 use crate::convert::v0_4::upgrade;
 use crate::convert::{self, Budget, Handles};
 use crate::host::{HostInner, Limits, LoadError, compatible};
-use crate::info::{PluginInfo, PluginSource};
 use crate::output_tail::OutputTail;
 use crate::sandbox::{State, fresh_store};
+use hsm_check::{PluginInfo, PluginSource};
 
 /// How much of what a plugin prints (stdout and stderr together) is kept: the
 /// end of it, which explains a crash.
@@ -180,15 +180,7 @@ pub struct PlanInput<'a> {
     pub host_address: &'a str,
 }
 
-/// What a plugin planned for a service, converted but not yet checked (see
-/// [`crate::check_plan`]).
-#[derive(Clone, Debug, PartialEq)]
-pub struct PlannedService {
-    /// The actions, in order.
-    pub actions: Vec<Action>,
-    /// The environment per consumer.
-    pub env: Vec<ConsumerEnv>,
-}
+pub use hsm_check::PlannedService;
 
 /// Why planning failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -5,8 +5,8 @@
 use super::{Budget, info_from_wit};
 use crate::bindings::v0_3::exports::hsm::plugin::backend as b3;
 use crate::bindings::v0_4::hsm::plugin::types as w;
-use crate::env_rules;
-use crate::info::{PluginInfo, VariableSpec};
+use hsm_check::env_rules;
+use hsm_check::{PluginInfo, VariableSpec};
 
 /// The most variables a plugin may declare.
 const MAX_VARIABLES: usize = 256;

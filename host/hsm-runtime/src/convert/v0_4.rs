@@ -8,7 +8,7 @@ use super::Budget;
 use crate::bindings::v0_1::hsm::plugin::types as old;
 use crate::bindings::v0_4::exports::hsm::plugin::backend as b4;
 use crate::bindings::v0_4::hsm::plugin::types as w;
-use crate::info::PluginInfo;
+use hsm_check::PluginInfo;
 
 /// A 0.4.0 plugin's self-description, as 0.3.0's: its `plugin-info` and the
 /// variables it declares.

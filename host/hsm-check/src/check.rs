@@ -11,8 +11,8 @@ use std::path::{Component, Path};
 use hsm_model::{Piece, Text};
 use hsm_plan::{Action, Consumer, Endpoint, Mount, Probe, PythonPackage};
 
+use crate::PlannedService;
 use crate::info::{Capability, PluginInfo};
-use crate::plugin::PlannedService;
 
 mod consumer;
 
@@ -191,8 +191,8 @@ impl Checker<'_> {
         Refusal {
             plugin: self.info.name.clone(),
             service: self.ctx.service.to_string(),
-            action: crate::convert::printable(&action.into()),
-            reason: crate::convert::printable(&reason.into()),
+            action: crate::words::printable(&action.into()),
+            reason: crate::words::printable(&reason.into()),
             missing,
             missing_variable: None,
             unreviewed: false,
@@ -249,7 +249,7 @@ impl Checker<'_> {
                 if !is_image_reference(&c.image) {
                     return Err(self.refuse(
                         what,
-                        format!("`{}` is not an image reference", crate::convert::plugin_words(&c.image)),
+                        format!("`{}` is not an image reference", crate::words::plugin_words(&c.image)),
                         None,
                     ));
                 }
@@ -257,7 +257,7 @@ impl Checker<'_> {
                     let signals = hsm_plan::STOP_SIGNALS.join(", ");
                     let why = format!(
                         "`{}` is not a stop signal hsm passes on (one of {signals})",
-                        crate::convert::plugin_words(signal)
+                        crate::words::plugin_words(signal)
                     );
                     return Err(self.refuse(what, why, None));
                 }
