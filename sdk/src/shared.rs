@@ -196,7 +196,22 @@ impl<'a> SharedMerge<'a> {
         let mut by_requester: HashMap<&Requester, usize> = HashMap::new();
         // Every value of a consumer's own key, in the order contributions give them.
         let mut all: Vec<(String, Value)> = Vec::new();
+        // The project is a consumer only of a service no package implies; when
+        // packages do, listing it only configures it: it gets no default, and a
+        // unique value of its own would serve nobody.
+        let packages = req.contributions.iter().any(|c| matches!(c.from, Requester::Package(_)));
         for (i, c) in req.contributions.iter().enumerate() {
+            if packages && c.from == Requester::Project {
+                let mut unique = self.own.iter().filter(|(_, s)| *s == Sharing::Unique);
+                if let Some((key, _)) = unique.find(|(k, _)| asked[i].get(k).is_some()) {
+                    let service = &req.service;
+                    let message = format!(
+                        "`{key}` is each package's own, and packages use `{service}`: the project's would serve nobody"
+                    );
+                    let hint = format!("set `{key}` where a package implies `{service}`, or remove it here");
+                    return Err(MergeError::invalid(message, key.as_str(), Some(i)).hint(hint));
+                }
+            }
             let at = *by_requester.entry(&c.from).or_insert_with(|| {
                 consumers.push(Own { from: &c.from, first: i, params: Map::new(), set_by: Vec::new() });
                 consumers.len() - 1
@@ -230,9 +245,6 @@ impl<'a> SharedMerge<'a> {
                 }
             }
         }
-        // The project is a consumer only of a service no package implies; when
-        // packages do, listing it only configures it, and it gets no default.
-        let packages = consumers.iter().any(|o| matches!(o.from, Requester::Package(_)));
         for own in consumers.iter_mut().filter(|o| !(packages && *o.from == Requester::Project)) {
             for (key, default) in &self.defaults {
                 if own.params.get(key).is_none() {
@@ -595,6 +607,21 @@ mod tests {
         assert_eq!(merged.values("path"), [Value::from("/web/")]);
         let req = merge_request("files", "files").project_contribution(params([("db", "x".into())])).build();
         assert_eq!(merge().merge(&req).unwrap().values("path"), [Value::from("/web/")]);
+        // A unique value of its own, beside packages, would serve nobody: refused
+        // at the project's contribution, not compared with the packages' values.
+        let req = merge_request("files", "files")
+            .project_contribution(params([("path", "/web".into())]))
+            .contribution("web", Value::Null)
+            .build();
+        assert_eq!(
+            merge().merge(&req).unwrap_err(),
+            MergeError::invalid(
+                "`path` is each package's own, and packages use `files`: the project's would serve nobody",
+                "path",
+                Some(0)
+            )
+            .hint("set `path` where a package implies `files`, or remove it here")
+        );
     }
 
     #[test]
