@@ -358,7 +358,7 @@ fn adopt(
         let configured = bindings
             .and_then(|b| b.get(&key))
             .and_then(Option::as_ref)
-            .and_then(|list| list.iter().find_map(|b| b.host_port.as_deref()?.parse::<u16>().ok()));
+            .and_then(|list| list.iter().find_map(|b| b.host_port.as_deref()?.parse::<u16>().ok().filter(|p| *p != 0)));
         if let Some(port) = configured {
             entry.ports.entry(key).or_insert(port);
         }
