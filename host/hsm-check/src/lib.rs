@@ -8,6 +8,7 @@
 pub mod check;
 pub mod env_rules;
 pub mod info;
+#[doc(hidden)] // For hsm-runtime, which quotes plugins' words the same way.
 pub mod words;
 
 use hsm_plan::{Action, ConsumerEnv};

@@ -416,7 +416,9 @@ mod tests {
         corpus.sort();
         let mut handles = Handles::default();
         handles.handle(SecretId(1), "${S}");
-        let (mut values, mut errors) = (0, 0);
+        let (mut values, mut errors, mut too_large) = (0, 0, 0);
+        // Small enough that the larger trees of the corpus run out of it.
+        let limit = 1024;
         // xorshift64: the same mutations on every run.
         let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
         let mut next = move || {
@@ -436,7 +438,7 @@ mod tests {
                     _ => bytes.truncate(at),
                 }
             }
-            let mut budget = Budget::new(1 << 16);
+            let mut budget = Budget::new(limit);
             match decode_tree(&bytes, &handles, &mut budget) {
                 Ok(value) => {
                     values += 1;
@@ -450,11 +452,17 @@ mod tests {
                     let decoded = decode_tree(&out, &again, &mut Budget::new(1 << 20)).unwrap();
                     assert_eq!(encoded(&decoded).1, out, "{bytes:x?}");
                 }
+                Err(CallErrorKind::TooLarge(_)) => too_large += 1,
                 Err(_) => errors += 1,
             }
-            assert!(budget.used <= budget.limit.saturating_add(1 << 16), "{} of {}", budget.used, budget.limit);
+            // Reading stops at the first charge past the limit: a string of the
+            // input and its overhead at most.
+            assert!(budget.used <= limit + bytes.len() + OVERHEAD, "{} of {limit}: {bytes:x?}", budget.used);
         }
-        assert!(values > 1000 && errors > 1000, "both outcomes are exercised: {values} values, {errors} errors");
+        assert!(
+            values > 1000 && errors > 1000 && too_large > 100,
+            "every outcome is exercised: {values} values, {errors} errors, {too_large} over the budget"
+        );
     }
 
     #[test]
