@@ -101,14 +101,44 @@ fn is_hex(s: &str, lens: &[usize]) -> bool {
     lens.contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
-/// A YAML double-quoted scalar (JSON's string syntax, which YAML 1.2 reads).
+/// A YAML double-quoted scalar. Every character YAML may not hold as it is (the
+/// controls, C1 ones included, and U+FEFF, U+FFFE, U+FFFF) is written as a `\u`
+/// escape: JSON's quoting left C1 controls raw, and the file did not read back
+/// (found by fuzzing the `lock` target).
 fn quote(s: &str) -> String {
-    serde_json::to_string(s).expect("a string serializes")
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() || matches!(c, '\u{feff}' | '\u{fffe}' | '\u{ffff}') => {
+                out.push_str(&format!("\\u{:04X}", u32::from(c)));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Names with characters YAML can't hold raw (a tab, C1 controls, a BOM) and
+    /// with quotes and backslashes read back as they were written.
+    #[test]
+    fn any_name_reads_back() {
+        let mut lock = LockFile { version: 1, registries: BTreeMap::new() };
+        let name = "git.$\t+https://exam\u{82}ple.com\u{85}\u{7f}\u{feff}\u{fffe}\"q\"\\ \u{1b}[31m\u{a0}é";
+        let files = BTreeMap::from([("a\nb\u{9f}.yaml".to_string(), "a".repeat(64))]);
+        lock.registries.insert(name.into(), LockEntry { commit: "c".repeat(40), files });
+        let text = lock.render();
+        assert!(!text.contains('\u{82}') && !text.contains('\u{1b}'), "{text}");
+        let back: LockFile = serde_saphyr::from_str(&text).unwrap();
+        assert_eq!(back, lock);
+    }
 
     #[test]
     fn renders_sorted_and_reads_back() {
