@@ -81,17 +81,39 @@ impl Syncer<'_> {
         Ok(all_free)
     }
 
+    /// A free host port that no other container of this run was given and that the
+    /// state doesn't record for a container (a stopped one holds none, and the OS
+    /// could hand its port out again).
     pub(super) fn choose_port(&self, host_ip: &str, protocol: Protocol) -> Result<u16, ExecError> {
+        let recorded: BTreeSet<u16> = {
+            let state = self.state.lock().expect("state lock");
+            state
+                .services
+                .values()
+                .flat_map(|s| s.containers.values())
+                .flat_map(|c| c.ports.values().copied())
+                .collect()
+        };
         let mut chosen = self.chosen.lock().expect("chosen lock");
-        for _ in 0..20 {
-            let port = free_port(host_ip, protocol)
-                .map_err(|e| ExecError::Unsupported(format!("cannot find a free port on {host_ip}: {e}")))?;
-            if chosen.insert(port) {
-                return Ok(port);
-            }
-        }
-        Err(ExecError::Unsupported(format!("cannot find a free port on {host_ip}")))
+        choose(&mut chosen, &recorded, || free_port(host_ip, protocol))
+            .map_err(|e| ExecError::Unsupported(format!("cannot find a free port on {host_ip}: {e}")))
     }
+}
+
+/// Draws ports until one is neither `chosen` nor `recorded` (20 draws at most), and
+/// adds it to `chosen`.
+fn choose(
+    chosen: &mut BTreeSet<u16>,
+    recorded: &BTreeSet<u16>,
+    mut draw: impl FnMut() -> std::io::Result<u16>,
+) -> std::io::Result<u16> {
+    for _ in 0..20 {
+        let port = draw()?;
+        if !recorded.contains(&port) && chosen.insert(port) {
+            return Ok(port);
+        }
+    }
+    Err(std::io::Error::other("every port drawn was already given to a container"))
 }
 
 /// A Docker error on start that means a host port is taken becomes
@@ -147,6 +169,20 @@ fn free_port(host_ip: &str, protocol: Protocol) -> std::io::Result<u16> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_port_given_or_recorded_is_never_chosen_again() {
+        let mut chosen = BTreeSet::from([40001]);
+        let recorded = BTreeSet::from([40002]);
+        let mut draws = [40001, 40002, 40003, 40003].into_iter();
+        let mut draw = || Ok(draws.next().expect("a draw"));
+        assert_eq!(choose(&mut chosen, &recorded, &mut draw).unwrap(), 40003);
+        // 40003 is given now: the next draw of it is refused, and so is every later one.
+        let mut again = || Ok(40003);
+        let err = choose(&mut chosen, &recorded, &mut again).unwrap_err();
+        assert!(err.to_string().contains("already given"), "{err}");
+        assert_eq!(chosen, BTreeSet::from([40001, 40003]));
+    }
 
     #[test]
     fn the_taken_port_is_read_from_dockers_message() {
