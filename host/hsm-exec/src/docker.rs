@@ -191,12 +191,11 @@ impl Docker {
     /// before Docker lists them.
     pub(crate) async fn configured_ports(&self, id: &str) -> Vec<(u16, hsm_plan::Protocol)> {
         let Ok(Some(inspect)) = self.inspect(id).await else { return Vec::new() };
-        let bindings = inspect.host_config.and_then(|h| h.port_bindings).unwrap_or_default();
-        bindings
-            .iter()
-            .flat_map(|(key, list)| {
+        port_bindings(&inspect)
+            .into_iter()
+            .map(|(key, port)| {
                 let protocol = if key.ends_with("/udp") { hsm_plan::Protocol::Udp } else { hsm_plan::Protocol::Tcp };
-                list.iter().flatten().filter_map(move |b| Some((b.host_port.as_deref()?.parse().ok()?, protocol)))
+                (port, protocol)
             })
             .collect()
     }
@@ -382,6 +381,21 @@ impl Docker {
     }
 }
 
+/// The host ports a container is configured to publish, with the container port
+/// each is for (`5432/tcp`), from its inspection; port 0 (any) is left out.
+pub(crate) fn port_bindings(inspected: &ContainerInspectResponse) -> Vec<(&str, u16)> {
+    let Some(bindings) = inspected.host_config.as_ref().and_then(|h| h.port_bindings.as_ref()) else {
+        return Vec::new();
+    };
+    bindings
+        .iter()
+        .flat_map(|(key, list)| {
+            let host_ports = list.iter().flatten().filter_map(|b| b.host_port.as_deref()?.parse::<u16>().ok());
+            host_ports.filter(|p| *p != 0).map(move |p| (key.as_str(), p))
+        })
+        .collect()
+}
+
 /// `repo` and `tag` of an image reference (`postgres:16` → `postgres`, `16`;
 /// `x@sha256:…` → `x`, `sha256:…`; no tag → `latest`). Pulling with an empty tag
 /// would pull every tag.
@@ -428,6 +442,28 @@ fn short_error(e: &BollardError) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn configured_port_bindings_are_read_by_container_port() {
+        use bollard::models::{HostConfig, PortBinding};
+        let binding = |port: &str| PortBinding { host_ip: Some("127.0.0.1".into()), host_port: Some(port.into()) };
+        let inspected = ContainerInspectResponse {
+            host_config: Some(HostConfig {
+                port_bindings: Some(HashMap::from([
+                    ("5432/tcp".to_string(), Some(vec![binding("40001")])),
+                    ("53/udp".to_string(), Some(vec![binding("0"), binding("40002")])),
+                    ("80/tcp".to_string(), None),
+                    ("81/tcp".to_string(), Some(vec![binding("not a port")])),
+                ])),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let mut ports = port_bindings(&inspected);
+        ports.sort();
+        assert_eq!(ports, [("53/udp", 40002), ("5432/tcp", 40001)]);
+        assert!(port_bindings(&ContainerInspectResponse::default()).is_empty());
+    }
 
     #[test]
     fn references_split_into_repo_and_tag() {

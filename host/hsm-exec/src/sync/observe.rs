@@ -13,7 +13,7 @@ use hsm_plan::{Container, Plan, Protocol, ServicePlan};
 
 use super::files::file_hashes;
 use super::{Context, containers_of, plugin_name};
-use crate::docker::{Docker, Network};
+use crate::docker::{Docker, Network, port_bindings};
 use crate::error::ExecError;
 use crate::names::{LABEL_CONFIG_HASH, LABEL_CONTAINER, LABEL_PROJECT_DIR, LABEL_SERVICE, ProjectId};
 use crate::refs::ServiceRefs;
@@ -352,14 +352,10 @@ fn adopt(
     // created or being started by an interrupted sync): without them its hash
     // can't be computed and it would be recreated on a newly chosen port (found
     // by scripts/soak).
-    let bindings = inspected.and_then(|i| i.host_config.as_ref()).and_then(|h| h.port_bindings.as_ref());
+    let configured = inspected.map(port_bindings).unwrap_or_default();
     for w in &c.ports {
         let key = port_key(w.container_port, w.protocol);
-        let configured = bindings
-            .and_then(|b| b.get(&key))
-            .and_then(Option::as_ref)
-            .and_then(|list| list.iter().find_map(|b| b.host_port.as_deref()?.parse::<u16>().ok().filter(|p| *p != 0)));
-        if let Some(port) = configured {
+        if let Some(&(_, port)) = configured.iter().find(|(k, _)| *k == key) {
             entry.ports.entry(key).or_insert(port);
         }
     }
