@@ -6,7 +6,7 @@
 //!
 //! The key is 32 random bytes in `secret.key` under hsm's data folder
 //! (`$HSM_DATA_DIR`, else `$XDG_DATA_HOME/hsm`, else `~/.local/share/hsm`),
-//! readable by its owner only. It never leaves that file, and only hashes of it do.
+//! owned and readable by the user only. It never leaves that file, and only hashes of it do.
 //!
 //! Its own crate because both the plugin runtime (whose compile cache it
 //! authenticates, through [`hsm_model::Authenticator`]) and execution (generated
@@ -14,7 +14,7 @@
 
 use std::fs::{self, OpenOptions};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use hmac::{Hmac, KeyInit, Mac};
@@ -75,7 +75,7 @@ impl hsm_model::Explain for KeyError {
                 Some("set `HSM_DATA_DIR` (or `HOME`) to a folder where hsm may keep its key".into())
             }
             io::ErrorKind::PermissionDenied => {
-                Some("hsm keeps `secret.key` in its data folder (`HSM_DATA_DIR`, else `~/.local/share/hsm`), readable by you alone".into())
+                Some("hsm keeps `secret.key` in its data folder (`HSM_DATA_DIR`, else `~/.local/share/hsm`), yours and readable by you alone".into())
             }
             _ => None,
         }
@@ -142,7 +142,20 @@ impl UserKey {
 
     fn read(path: &Path) -> io::Result<Self> {
         let mut file = fs::File::open(path)?;
-        let mode = file.metadata()?.permissions().mode();
+        let meta = file.metadata()?;
+        // Someone else's key (root reads any file) would let them derive every
+        // generated password: refused, as ssh refuses someone else's key.
+        let (owner, me) = (meta.uid(), rustix::process::geteuid().as_raw());
+        if owner != me {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!(
+                    "{} belongs to user {owner}, not to you (user {me}); hsm reads only a key of your own",
+                    path.display()
+                ),
+            ));
+        }
+        let mode = meta.permissions().mode();
         if mode & 0o077 != 0 {
             return Err(io::Error::new(
                 io::ErrorKind::PermissionDenied,
@@ -275,6 +288,24 @@ mod tests {
         fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
         let err = UserKey::load_or_create(&path).unwrap_err();
         assert!(err.to_string().contains("run `chmod 600`"), "{err}");
+    }
+
+    #[test]
+    fn someone_elses_key_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secret.key");
+        UserKey::load_or_create(&path).unwrap();
+        // Giving a file away takes root (CI's tests run as root); elsewhere the
+        // file stays the user's and is read.
+        let me = rustix::process::geteuid().as_raw();
+        if std::os::unix::fs::chown(&path, Some(me.wrapping_add(1)), None).is_err() {
+            assert_ne!(me, 0, "root can give a file away");
+            UserKey::load_or_create(&path).unwrap();
+            return;
+        }
+        let err = UserKey::load_or_create(&path).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::PermissionDenied);
+        assert!(err.to_string().contains("not to you"), "{err}");
     }
 
     #[test]
