@@ -7,7 +7,7 @@ use std::net::{TcpListener, UdpSocket};
 
 use hsm_plan::{Container, Protocol, ServicePlan};
 
-use super::Syncer;
+use super::{Syncer, containers_of};
 use crate::error::ExecError;
 use crate::report::{Change, ChangeKind};
 use crate::spec;
@@ -81,11 +81,12 @@ impl Syncer<'_> {
         Ok(all_free)
     }
 
-    /// A free host port that no other container of this run was given and that the
+    /// A free host port that no other container of this run was given, that the
     /// state doesn't record for a container (a stopped one holds none, and the OS
-    /// could hand its port out again).
+    /// could hand its port out again) and that the plan doesn't fix for one (a
+    /// service not started yet doesn't hold it either).
     pub(super) fn choose_port(&self, host_ip: &str, protocol: Protocol) -> Result<u16, ExecError> {
-        let recorded: BTreeSet<u16> = {
+        let mut reserved: BTreeSet<u16> = {
             let state = self.state.lock().expect("state lock");
             state
                 .services
@@ -94,22 +95,24 @@ impl Syncer<'_> {
                 .flat_map(|c| c.ports.values().copied())
                 .collect()
         };
+        let fixed = self.plan.services.iter().flat_map(containers_of).flat_map(|c| &c.ports);
+        reserved.extend(fixed.filter_map(|p| p.host_port));
         let mut chosen = self.chosen.lock().expect("chosen lock");
-        choose(&mut chosen, &recorded, || free_port(host_ip, protocol))
+        choose(&mut chosen, &reserved, || free_port(host_ip, protocol))
             .map_err(|e| ExecError::Unsupported(format!("cannot find a free port on {host_ip}: {e}")))
     }
 }
 
-/// Draws ports until one is neither `chosen` nor `recorded` (20 draws at most), and
+/// Draws ports until one is neither `chosen` nor `reserved` (20 draws at most), and
 /// adds it to `chosen`.
 fn choose(
     chosen: &mut BTreeSet<u16>,
-    recorded: &BTreeSet<u16>,
+    reserved: &BTreeSet<u16>,
     mut draw: impl FnMut() -> std::io::Result<u16>,
 ) -> std::io::Result<u16> {
     for _ in 0..20 {
         let port = draw()?;
-        if !recorded.contains(&port) && chosen.insert(port) {
+        if !reserved.contains(&port) && chosen.insert(port) {
             return Ok(port);
         }
     }
@@ -171,15 +174,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_port_given_or_recorded_is_never_chosen_again() {
+    fn a_port_given_or_reserved_is_never_chosen_again() {
         let mut chosen = BTreeSet::from([40001]);
-        let recorded = BTreeSet::from([40002]);
+        let reserved = BTreeSet::from([40002]);
         let mut draws = [40001, 40002, 40003, 40003].into_iter();
         let mut draw = || Ok(draws.next().expect("a draw"));
-        assert_eq!(choose(&mut chosen, &recorded, &mut draw).unwrap(), 40003);
+        assert_eq!(choose(&mut chosen, &reserved, &mut draw).unwrap(), 40003);
         // 40003 is given now: the next draw of it is refused, and so is every later one.
         let mut again = || Ok(40003);
-        let err = choose(&mut chosen, &recorded, &mut again).unwrap_err();
+        let err = choose(&mut chosen, &reserved, &mut again).unwrap_err();
         assert!(err.to_string().contains("already given"), "{err}");
         assert_eq!(chosen, BTreeSet::from([40001, 40003]));
     }
