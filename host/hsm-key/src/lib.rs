@@ -143,18 +143,7 @@ impl UserKey {
     fn read(path: &Path) -> io::Result<Self> {
         let mut file = fs::File::open(path)?;
         let meta = file.metadata()?;
-        // Someone else's key (root reads any file) would let them derive every
-        // generated password: refused, as ssh refuses someone else's key.
-        let (owner, me) = (meta.uid(), rustix::process::geteuid().as_raw());
-        if owner != me {
-            return Err(io::Error::new(
-                io::ErrorKind::PermissionDenied,
-                format!(
-                    "{} belongs to user {owner}, not to you (user {me}); hsm reads only a key of your own",
-                    path.display()
-                ),
-            ));
-        }
+        owned_by_me(path, meta.uid(), rustix::process::geteuid().as_raw())?;
         let mode = meta.permissions().mode();
         if mode & 0o077 != 0 {
             return Err(io::Error::new(
@@ -238,6 +227,22 @@ impl UserKey {
     }
 }
 
+/// Refuses someone else's key: whoever has it can derive every generated password,
+/// and root, who can read any file, would otherwise use the key of the user whose
+/// `HOME` it was given (`sudo -E hsm`), as ssh refuses someone else's private key.
+fn owned_by_me(path: &Path, owner: u32, me: u32) -> io::Result<()> {
+    if owner == me {
+        return Ok(());
+    }
+    Err(io::Error::new(
+        io::ErrorKind::PermissionDenied,
+        format!(
+            "{} belongs to user {owner}, not to you (user {me}); hsm reads only a key of your own: run hsm as its owner (to reach Docker without sudo, join the `docker` group) rather than giving it another key, since generated passwords change with the key",
+            path.display()
+        ),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -292,20 +297,21 @@ mod tests {
 
     #[test]
     fn someone_elses_key_is_refused() {
+        let path = Path::new("/data/secret.key");
+        assert!(owned_by_me(path, 1000, 1000).is_ok());
+        let err = owned_by_me(path, 1000, 0).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::PermissionDenied);
+        assert!(err.to_string().contains("belongs to user 1000, not to you (user 0)"), "{err}");
+
+        // And through a real file, where the user may give it away (root can).
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("secret.key");
         UserKey::load_or_create(&path).unwrap();
-        // Giving a file away takes root (CI's tests run as root); elsewhere the
-        // file stays the user's and is read.
         let me = rustix::process::geteuid().as_raw();
-        if std::os::unix::fs::chown(&path, Some(me.wrapping_add(1)), None).is_err() {
-            assert_ne!(me, 0, "root can give a file away");
-            UserKey::load_or_create(&path).unwrap();
-            return;
+        if std::os::unix::fs::chown(&path, Some(me.wrapping_add(1)), None).is_ok() {
+            let err = UserKey::load_or_create(&path).unwrap_err();
+            assert!(err.to_string().contains("not to you"), "{err}");
         }
-        let err = UserKey::load_or_create(&path).unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::PermissionDenied);
-        assert!(err.to_string().contains("not to you"), "{err}");
     }
 
     #[test]
