@@ -53,14 +53,14 @@ impl LockFile {
         }
         s.push_str("registries:\n");
         for (name, entry) in &self.registries {
-            s.push_str(&format!("  {}:\n    commit: {}\n", quote(name), entry.commit));
+            s.push_str(&format!("{}\n    commit: {}\n", key(name, "  "), entry.commit));
             if entry.files.is_empty() {
                 s.push_str("    files: {}\n");
                 continue;
             }
             s.push_str("    files:\n");
             for (path, digest) in &entry.files {
-                s.push_str(&format!("      {}: {digest}\n", quote(path)));
+                s.push_str(&format!("{} {digest}\n", key(path, "      ")));
             }
         }
         s
@@ -99,6 +99,16 @@ pub fn write_if_changed(path: &Path, text: &str) -> std::io::Result<bool> {
 
 fn is_hex(s: &str, lens: &[usize]) -> bool {
     lens.contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// `name` as a mapping key at `indent`, up to its `:`. YAML allows an implicit key
+/// (`"…":`) 1,024 characters at most: a longer one (a long name, or one its escapes
+/// made long) is written as an explicit key, `? "…"` with the `:` on the next line
+/// (found by fuzzing the `lock` target: such a lock did not read back).
+fn key(name: &str, indent: &str) -> String {
+    let quoted = quote(name);
+    // Bytes, so at least the characters: a margin under the limit.
+    if quoted.len() <= 1000 { format!("{indent}{quoted}:") } else { format!("{indent}? {quoted}\n{indent}:") }
 }
 
 /// A YAML double-quoted scalar. Every character YAML may not hold as it is (the
@@ -153,5 +163,21 @@ mod tests {
         let back: LockFile = serde_saphyr::from_str(&text).unwrap();
         assert_eq!(back, lock);
         assert_eq!(back.check(), Ok(()));
+    }
+
+    /// Names whose quoted form passes YAML's 1,024 characters for an implicit key
+    /// (long, or made long by escapes) read back too, beside short ones.
+    #[test]
+    fn long_names_read_back() {
+        let long = |n: usize| "\u{feff}".repeat(n / 6) + &"l".repeat(n);
+        let mut lock = LockFile { version: 1, registries: BTreeMap::new() };
+        for n in [10, 990, 1030, 5000] {
+            let files = BTreeMap::from([(long(n), "b".repeat(64)), ("short.yaml".to_string(), "c".repeat(64))]);
+            lock.registries.insert(long(n), LockEntry { commit: "a".repeat(40), files });
+        }
+        let text = lock.render();
+        assert!(text.contains("  ? \"\\uFEFF"), "{text}");
+        let back: LockFile = serde_saphyr::from_str(&text).unwrap();
+        assert_eq!(back, lock);
     }
 }
