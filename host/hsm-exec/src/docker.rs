@@ -22,6 +22,10 @@ use crate::report::{Event, Reporter};
 /// How much of a command's output hsm keeps for error messages.
 const OUTPUT_KEEP: usize = 4096;
 
+/// How long a container name held by nothing visible (a create still in flight
+/// in the engine) is waited for before it is an error.
+const NAME_HELD_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// A network that exists.
 #[derive(Clone, Debug)]
 pub(crate) struct Network {
@@ -162,17 +166,39 @@ impl Docker {
         Ok(())
     }
 
-    /// Creates a container; returns its id.
-    pub(crate) async fn create(&self, name: &str, body: ContainerCreateBody) -> Result<String, ExecError> {
+    /// Creates a container of `project`; returns its id.
+    ///
+    /// The name can be held by what the caller did not see when it looked: an
+    /// interrupted run's create, which the engine finishes after that run is gone.
+    /// The engine reserves the name before it lists (or inspects) the container, so
+    /// a name held by nothing visible is waited for, a few seconds at most; a
+    /// container of this project that holds it is that run's and is replaced. One
+    /// of anyone else's is never touched: that is an error naming its owner.
+    pub(crate) async fn create(
+        &self,
+        project: &ProjectId,
+        name: &str,
+        body: ContainerCreateBody,
+    ) -> Result<String, ExecError> {
         let options = CreateContainerOptionsBuilder::default().name(name).build();
-        match self.api.create_container(Some(options), body).await {
-            Ok(r) => Ok(r.id),
-            Err(BollardError::DockerResponseServerError { status_code: 409, .. }) => {
-                // The name is taken by a container that is not ours (ours were removed first).
-                let owner = self.inspect(name).await?.and_then(|c| crate::names::owner(c.config?.labels.as_ref()));
-                Err(ExecError::Foreign { kind: "container", name: name.to_string(), owner })
+        let deadline = std::time::Instant::now() + NAME_HELD_WAIT;
+        loop {
+            match self.api.create_container(Some(options.clone()), body.clone()).await {
+                Ok(r) => return Ok(r.id),
+                Err(BollardError::DockerResponseServerError { status_code: 409, .. }) => {}
+                Err(e) => return Err(self.error(format!("create container `{name}`"), e)),
             }
-            Err(e) => Err(self.error(format!("create container `{name}`"), e)),
+            let found = self.inspect(name).await?;
+            let labels = found.as_ref().and_then(|c| c.config.as_ref()?.labels.as_ref());
+            let ours = found.is_some() && project.owns(labels);
+            if std::time::Instant::now() >= deadline || (found.is_some() && !ours) {
+                let owner = crate::names::owner(labels);
+                return Err(ExecError::Foreign { kind: "container", name: name.to_string(), owner });
+            }
+            match found.and_then(|c| c.id) {
+                Some(id) if ours => self.remove(&id).await?,
+                _ => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+            }
         }
     }
 
@@ -472,5 +498,58 @@ mod tests {
         assert_eq!(split_reference("localhost:5000/x/y"), ("localhost:5000/x/y", "latest"));
         assert_eq!(split_reference("localhost:5000/x/y:1.2"), ("localhost:5000/x/y", "1.2"));
         assert_eq!(split_reference("quay.io/a/b@sha256:abc"), ("quay.io/a/b", "sha256:abc"));
+    }
+
+    /// The base test image's tag (`tests/images/build.sh` builds it).
+    fn base_image() -> String {
+        let env_file = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/images/images.env");
+        let text = std::fs::read_to_string(env_file).expect("tests/images/images.env");
+        std::env::var("HSM_TEST_IMAGE_BASE").ok().filter(|v| !v.is_empty()).unwrap_or_else(|| {
+            text.lines().find_map(|l| l.strip_prefix("HSM_TEST_IMAGE_BASE=").map(str::to_string)).expect("the image")
+        })
+    }
+
+    /// A name held by what the caller did not see (an interrupted run's create,
+    /// finished by the engine after the run was gone; found by CI): the project's
+    /// own container is replaced, anyone else's never touched.
+    #[tokio::test]
+    async fn a_name_held_by_the_projects_own_container_is_taken_back_and_anyone_elses_never() {
+        let docker = Docker::connect().await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let project = ProjectId::new(format!("hsm-unit-create-{}", std::process::id()), dir.path());
+        let name = project.container("svc", "main");
+        let body = |labels: HashMap<String, String>| ContainerCreateBody {
+            image: Some(base_image()),
+            cmd: Some(vec!["sleep".into(), "60".into()]),
+            labels: Some(labels),
+            ..Default::default()
+        };
+        /// Removes the container whatever the test's outcome.
+        struct Cleanup(String);
+        impl Drop for Cleanup {
+            fn drop(&mut self) {
+                let _ = std::process::Command::new("docker").args(["rm", "-f", &self.0]).output();
+            }
+        }
+        let _cleanup = Cleanup(name.clone());
+
+        let left = docker.create(&project, &name, body(project.labels())).await.unwrap();
+        let made = docker.create(&project, &name, body(project.labels())).await.unwrap();
+        assert_ne!(left, made);
+        assert!(docker.inspect(&left).await.unwrap().is_none(), "the leftover is gone");
+        docker.remove(&made).await.unwrap();
+
+        let other = ProjectId::new(project.name.clone(), &dir.path().join("elsewhere"));
+        let theirs = docker.create(&other, &name, body(other.labels())).await.unwrap();
+        let refused = docker.create(&project, &name, body(project.labels())).await;
+        let kept = docker.inspect(&theirs).await.unwrap().is_some();
+        docker.remove(&theirs).await.unwrap();
+        match refused {
+            Err(ExecError::Foreign { owner: Some((name, dir)), .. }) => {
+                assert_eq!((name, dir), (other.name.clone(), other.dir_label()));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(kept, "another project's container is never touched");
     }
 }

@@ -118,7 +118,7 @@ impl Syncer<'_> {
             }
         }
         self.op(Some(&svc.name), &format!("create container {name} from {}", c.image));
-        let id = self.docker.create(name, built.body).await?;
+        let id = self.docker.create(&self.cx.project, name, built.body).await?;
         self.op(Some(&svc.name), &format!("start container {name}"));
         let ports = self.recorded_ports(svc, c);
         self.docker.start(&id).await.map_err(|e| port_error(e, svc, c, &ports))?;
