@@ -122,13 +122,20 @@ fn parse_yaml<T: DeserializeOwned>(text: &str) -> Result<T, serde_saphyr::Error>
 }
 
 /// Parses and checks a registry's files, on a thread per core when there are
-/// several: parsing YAML is most of a large registry's load (a registry of 10,000
-/// packages in ten files parses in ~350 ms on one core). The results come back in
-/// the files' order, so the definitions and their diagnostics are those one thread
-/// gives.
+/// several and enough YAML: parsing is most of a large registry's load (a registry
+/// of 10,000 packages in ten files parses in ~350 ms on one core), while a small
+/// one (the bundled registry's 2.5 KB) parses in less time than threads take to
+/// start, and on a machine whose cores are loading plugins meanwhile. The results
+/// come back in the files' order, so the definitions and their diagnostics are
+/// those one thread gives.
 fn parse_all(files: &[RegistryText]) -> Vec<FileDefs> {
-    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    if files.len() < 2 || cores < 2 {
+    let bytes: usize = files.iter().map(|f| f.text.len()).sum();
+    let cores = if files.len() < 2 || bytes < PARALLEL_PARSE_BYTES {
+        1
+    } else {
+        std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+    };
+    if cores < 2 {
         return files.iter().map(registry_defs).collect();
     }
     let chunk = files.len().div_ceil(cores);
@@ -140,6 +147,10 @@ fn parse_all(files: &[RegistryText]) -> Vec<FileDefs> {
         parts.into_iter().flat_map(|p| p.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
     })
 }
+
+/// How much registry YAML makes parsing it on several threads worth their start
+/// (about 6 ms of parsing on one core).
+const PARALLEL_PARSE_BYTES: usize = 64 << 10;
 
 /// The most nodes (scalars, lists and maps) serde-saphyr reads in one file.
 const MAX_NODES: usize = 5_000_000;
