@@ -159,3 +159,18 @@ fn the_folder_itself_can_be_the_python_project_and_names_are_listed_once() {
     let validate = hsm_in(&dir, &["validate"]);
     assert_eq!(validate.code, 0, "{}", validate.stderr);
 }
+
+/// A folder whose name holds a character YAML can't hold raw (a C1 control): the
+/// path is written escaped, and the file reads back.
+#[test]
+fn a_folder_name_yaml_cant_hold_raw_is_written_escaped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("odd");
+    write(&dir, &[("a\u{81}b/pyproject.toml", "[project]\nname = \"ab\"\n")]);
+    let init = hsm_in(&dir, &["init"]);
+    assert_eq!(init.code, 0, "{}", init.stderr);
+    let written = std::fs::read_to_string(dir.join("hsm.yaml")).unwrap();
+    assert!(written.contains("  - { name: ab, editable: \"./a\\u0081b\" }\n"), "{written}");
+    let validate = hsm_in(&dir, &["validate"]);
+    assert_eq!(validate.code, 0, "{}", validate.stderr);
+}

@@ -111,11 +111,11 @@ fn key(name: &str, indent: &str) -> String {
     if quoted.len() <= 1000 { format!("{indent}{quoted}:") } else { format!("{indent}? {quoted}\n{indent}:") }
 }
 
-/// A YAML double-quoted scalar. Every character YAML may not hold as it is (the
-/// controls, C1 ones included, and U+FEFF, U+FFFE, U+FFFF) is written as a `\u`
-/// escape: JSON's quoting left C1 controls raw, and the file did not read back
-/// (found by fuzzing the `lock` target).
-fn quote(s: &str) -> String {
+/// `s` as a YAML double-quoted scalar, for the files hsm writes. Every character
+/// YAML may not hold as it is (the controls, C1 ones included, and U+FEFF, U+FFFE,
+/// U+FFFF) is written as a `\u` escape: JSON's quoting left C1 controls raw, and
+/// the file did not read back (found by fuzzing the `lock` target).
+pub fn quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {

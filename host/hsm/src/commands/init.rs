@@ -197,12 +197,13 @@ fn render(project: &str, found: &[Found]) -> String {
 }
 
 /// `s` as a YAML scalar in a flow mapping: plain when it can only read as that
-/// string, else double-quoted (JSON's quoting, which YAML reads the same).
+/// string, else double-quoted (with every character YAML can't hold raw, such as
+/// a C1 control in a folder's name, escaped).
 fn scalar(s: &str) -> String {
     let plain = s.starts_with(|c: char| c.is_ascii_alphabetic() || c == '.')
         && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/'))
         && !matches!(s.to_ascii_lowercase().as_str(), "true" | "false" | "null");
-    if plain { s.to_string() } else { serde_json::Value::from(s).to_string() }
+    if plain { s.to_string() } else { hsm_config::lock::quote(s) }
 }
 
 /// Says what was written, and what to run next.
@@ -281,5 +282,6 @@ mod tests {
         assert_eq!(scalar("123"), "\"123\"");
         assert_eq!(scalar("True"), "\"True\"");
         assert_eq!(scalar("./My App, v2"), "\"./My App, v2\"");
+        assert_eq!(scalar("./a\u{85}b\"c\\"), "\"./a\\u0085b\\\"c\\\\\"");
     }
 }
