@@ -85,6 +85,48 @@ fn a_fixed_port_held_by_the_projects_own_container_mid_start_is_not_taken() {
     assert!(docker_ok(&["inspect", &name]));
 }
 
+/// Docker engines before 25 let two networks share a name: a sync killed while it
+/// created the project's network, whose create the engine finished after the next
+/// sync had looked, leaves two, and every lookup of the name is then ambiguous.
+/// The next sync keeps one (the one containers are on) and removes the others.
+#[test]
+fn a_second_network_of_the_projects_name_is_removed() {
+    let p = Project::new("netdup");
+    p.setup(&[], "services:\n  chunker: {}\n");
+    let network = format!("{}-hsm", p.name);
+    // Through the API: the CLI asks the engine to refuse a duplicate name.
+    let request = json!({
+        "Name": network,
+        "CheckDuplicate": false,
+        "Labels": { "dev.hsm.project": p.name, "dev.hsm.project-dir": p.path().display().to_string() },
+    });
+    let create = || {
+        let out = Command::new("curl")
+            .args(["-sf", "--unix-socket", "/var/run/docker.sock", "-H", "Content-Type: application/json"])
+            .args(["-d", &request.to_string(), "http://localhost/networks/create"])
+            .output()
+            .expect("curl runs");
+        out.status.success()
+    };
+    let named = || {
+        let label = format!("label=dev.hsm.project-dir={}", p.path().display());
+        let names = docker(&["network", "ls", "--filter", &label, "--format", "{{.Name}}"]);
+        names.lines().filter(|n| *n == network).count()
+    };
+    // Before the first sync, and again once containers are on one of them.
+    assert!(create());
+    if !create() {
+        return; // an engine that refuses a second network of one name: nothing to repair
+    }
+    assert_eq!(named(), 2);
+    p.sync();
+    assert_eq!(named(), 1);
+    assert!(create());
+    p.sync();
+    assert_eq!(named(), 1);
+    assert!(p.hsm(&["status", "--json"]).expect(0).json()["in_sync"].as_bool().unwrap());
+}
+
 /// A sync killed after it recreated a container on a new fixed port, before it
 /// saved the state, leaves the old port in the state; the container matches the
 /// plan and is kept. The next sync must record the fixed port, or `hsm env` hands

@@ -365,26 +365,49 @@ impl Docker {
         }
     }
 
-    /// The networks (name and labels) whose labels match all of `labels`.
-    pub(crate) async fn networks_labelled(
-        &self,
-        labels: &[(&str, &str)],
-    ) -> Result<Vec<(String, Option<HashMap<String, String>>)>, ExecError> {
+    /// The networks (name, id and labels) whose labels match all of `labels`.
+    pub(crate) async fn networks_labelled(&self, labels: &[(&str, &str)]) -> Result<Vec<(String, Network)>, ExecError> {
         let filters: HashMap<&str, Vec<String>> =
             HashMap::from([("label", labels.iter().map(|(k, v)| format!("{k}={v}")).collect())]);
-        let options = ListNetworksOptionsBuilder::default().filters(&filters).build();
-        let list = self.api.list_networks(Some(options)).await.map_err(|e| self.error("list networks", e))?;
-        Ok(list.into_iter().filter_map(|n| Some((n.name?, n.labels))).collect())
+        self.networks(&filters).await
     }
 
-    /// A network's id and labels, or `None` when there is no such network.
+    /// The network of this name (its id and labels), or `None` when there is none.
+    /// Of several (see [`Docker::networks_named`]), the one that counts.
     pub(crate) async fn network(&self, name: &str) -> Result<Option<Network>, ExecError> {
-        match self.api.inspect_network(name, None).await {
-            // Inspecting by name also matches id prefixes: check the name.
-            Ok(n) if n.name.as_deref() == Some(name) => Ok(Some(Network { id: n.id, labels: n.labels })),
-            Ok(_) | Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => Ok(None),
-            Err(e) => Err(self.error(format!("inspect network `{name}`"), e)),
+        Ok(self.networks_named(name).await?.into_iter().next())
+    }
+
+    /// Every network of this name. Engines before Docker 25 let networks share a
+    /// name (a create an interrupted run sent, finished by the engine after the
+    /// next run looked, makes a second), and then every use of the name is
+    /// ambiguous. Of several, the one with the most containers on it (then the
+    /// smallest id) comes first: it is the network, the others are to remove.
+    pub(crate) async fn networks_named(&self, name: &str) -> Result<Vec<Network>, ExecError> {
+        let filters = HashMap::from([("name", vec![name.to_string()])]);
+        // The filter matches parts of names too.
+        let mut found: Vec<Network> =
+            self.networks(&filters).await?.into_iter().filter(|(n, _)| n == name).map(|(_, n)| n).collect();
+        if found.len() > 1 {
+            let mut attached = Vec::with_capacity(found.len());
+            for n in &found {
+                let id = n.id.as_deref().unwrap_or_default();
+                let inspected = self.api.inspect_network(id, None).await;
+                let containers = inspected.map_err(|e| self.error(format!("inspect network `{id}`"), e))?.containers;
+                attached.push(containers.map_or(0, |c| c.len()));
+            }
+            let mut ranked: Vec<(usize, Network)> = attached.into_iter().zip(found).collect();
+            ranked.sort_by(|(a, x), (b, y)| b.cmp(a).then_with(|| x.id.cmp(&y.id)));
+            found = ranked.into_iter().map(|(_, n)| n).collect();
         }
+        Ok(found)
+    }
+
+    /// The networks matching `filters`, by name.
+    async fn networks(&self, filters: &HashMap<&str, Vec<String>>) -> Result<Vec<(String, Network)>, ExecError> {
+        let options = ListNetworksOptionsBuilder::default().filters(filters).build();
+        let list = self.api.list_networks(Some(options)).await.map_err(|e| self.error("list networks", e))?;
+        Ok(list.into_iter().filter_map(|n| Some((n.name?, Network { id: n.id, labels: n.labels }))).collect())
     }
 
     /// Creates a bridge network with these labels.
@@ -398,9 +421,10 @@ impl Docker {
         self.api.create_network(request).await.map(drop).map_err(|e| self.error(format!("create network `{name}`"), e))
     }
 
-    /// Removes a network (gone already is fine).
-    pub(crate) async fn remove_network(&self, name: &str) -> Result<(), ExecError> {
-        match self.api.remove_network(name).await {
+    /// Removes the network `name`, by its id when known (the name may be shared,
+    /// see [`Docker::networks_named`]); gone already is fine.
+    pub(crate) async fn remove_network(&self, name: &str, id: Option<&str>) -> Result<(), ExecError> {
+        match self.api.remove_network(id.unwrap_or(name)).await {
             Ok(()) | Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => Ok(()),
             Err(e) => Err(self.error(format!("remove network `{name}`"), e)),
         }

@@ -42,9 +42,9 @@ pub async fn down(
         result?;
         record(Change { service, action: ChangeKind::RemovedContainer, subject: name, reason: None });
     }
-    for (name, _) in docker.networks_labelled(&filter).await? {
+    for (name, network) in docker.networks_labelled(&filter).await? {
         reporter.event(Event::Operation { service: None, what: &format!("remove network {name}") });
-        docker.remove_network(&name).await?;
+        docker.remove_network(&name, network.id.as_deref()).await?;
         record(Change { service: None, action: ChangeKind::RemovedNetwork, subject: name, reason: None });
     }
     if volumes {

@@ -13,10 +13,10 @@ impl Syncer<'_> {
     pub(super) async fn remove_old_networks(&self) -> Result<(), ExecError> {
         let project = &self.cx.project;
         let dir = project.dir_label();
-        for (name, _) in self.docker.networks_labelled(&[(LABEL_PROJECT_DIR, &dir)]).await? {
+        for (name, network) in self.docker.networks_labelled(&[(LABEL_PROJECT_DIR, &dir)]).await? {
             if name != project.network() {
                 self.op(None, &format!("remove network {name}"));
-                self.docker.remove_network(&name).await?;
+                self.docker.remove_network(&name, network.id.as_deref()).await?;
                 self.report(Change {
                     service: None,
                     action: ChangeKind::RemovedNetwork,
@@ -30,37 +30,30 @@ impl Syncer<'_> {
 
     /// Makes sure the project's network exists when `needed` (containers will run
     /// on it), or removes it when not. A network of that name that is not this
-    /// project's is refused.
+    /// project's is refused; a second one of this project's (see
+    /// [`crate::docker::Docker::networks_named`]) is removed.
     pub(super) async fn ensure_network(&self, needed: bool) -> Result<(), ExecError> {
         let project = &self.cx.project;
         let network = project.network();
-        if needed {
-            match self.docker.network(&network).await? {
-                Some(found) if project.owns(found.labels.as_ref()) => {}
-                Some(found) => {
-                    return Err(ExecError::Foreign {
-                        kind: "network",
-                        name: network,
-                        owner: crate::names::owner(found.labels.as_ref()),
-                    });
-                }
-                None => {
-                    self.op(None, &format!("create network {network}"));
-                    self.docker.create_network(&network, project.labels()).await?;
-                    self.report(Change {
-                        service: None,
-                        action: ChangeKind::CreatedNetwork,
-                        subject: network.clone(),
-                        reason: None,
-                    });
-                }
+        let found = self.docker.networks_named(&network).await?;
+        if let Some(other) = found.iter().find(|n| !project.owns(n.labels.as_ref())) {
+            if !needed {
+                return Ok(());
             }
-        } else if let Some(found) = self.docker.network(&network).await?
-            && project.owns(found.labels.as_ref())
-        {
+            let owner = crate::names::owner(other.labels.as_ref());
+            return Err(ExecError::Foreign { kind: "network", name: network, owner });
+        }
+        let extra = if needed { found.get(1..).unwrap_or_default() } else { &found[..] };
+        for n in extra {
             self.op(None, &format!("remove network {network}"));
-            self.docker.remove_network(&network).await?;
-            self.report(Change { service: None, action: ChangeKind::RemovedNetwork, subject: network, reason: None });
+            self.docker.remove_network(&network, n.id.as_deref()).await?;
+            let reason = needed.then(|| "a second network of this name".to_string());
+            self.report(Change { service: None, action: ChangeKind::RemovedNetwork, subject: network.clone(), reason });
+        }
+        if needed && found.is_empty() {
+            self.op(None, &format!("create network {network}"));
+            self.docker.create_network(&network, project.labels()).await?;
+            self.report(Change { service: None, action: ChangeKind::CreatedNetwork, subject: network, reason: None });
         }
         Ok(())
     }
