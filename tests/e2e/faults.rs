@@ -216,6 +216,35 @@ fn a_stopped_container_keeps_its_port_when_the_state_is_lost() {
     assert_eq!(http("GET", &format!("{url}/health"), None).0, 200);
 }
 
+/// An older hsm could choose one port for two containers and record it for both;
+/// stopped, neither holds it, so both passed the port check and the second start
+/// failed ("port taken"). The container that comes first (by service, then
+/// container) keeps the port and the other moves, in one sync.
+#[test]
+fn a_port_the_state_records_twice_is_kept_by_one_container_and_moved_for_the_other() {
+    let p = Project::new("dupport");
+    p.setup(&[], "services:\n  chunker: {}\n  vector-db: {}\n");
+    p.sync();
+    let chunker_url = p.env_values("")["CHUNKER_URL"].clone();
+    let port: u16 = chunker_url.rsplit(':').next().unwrap().parse().unwrap();
+    let (chunker, qdrant) = (p.container("chunker", "server"), p.container("vector-db", "server"));
+    docker(&["stop", "-t", "1", &chunker]);
+    docker(&["rm", "-f", &qdrant]);
+    let state_file = p.path().join(".hsm/state.json");
+    let mut state: serde_json::Value = serde_json::from_slice(&std::fs::read(&state_file).unwrap()).unwrap();
+    state["services"]["vector-db"]["containers"]["server"]["ports"]["6333/tcp"] = json!(port);
+    std::fs::write(&state_file, serde_json::to_vec(&state).unwrap()).unwrap();
+
+    let run = p.hsm(&["sync", "--json"]).expect(0);
+    let changes = run.json()["changes"].clone();
+    assert!(changes.as_array().unwrap().iter().any(|c| c["action"] == "moved-port"), "{changes}");
+    let env = p.env_values("");
+    assert_eq!(env["CHUNKER_URL"], chunker_url, "the first keeps its port");
+    assert_ne!(env["QDRANT_URL"], format!("http://127.0.0.1:{port}"), "the second moved");
+    assert_eq!(http("GET", &format!("{}/health", env["CHUNKER_URL"]), None).0, 200);
+    assert_eq!(http("GET", &format!("{}/collections", env["QDRANT_URL"]), None).0, 200);
+}
+
 #[test]
 fn a_chosen_port_taken_meanwhile_is_chosen_anew() {
     let p = Project::new("movedport");

@@ -49,8 +49,9 @@ impl Syncer<'_> {
                 .expect("state lock")
                 .container(&svc.name, &c.name)
                 .and_then(|s| s.ports.get(&key).copied());
+            let first = current.and_then(|p| self.recorded_before(&svc.name, &c.name, p, port.protocol));
             match current {
-                Some(p) if free(&port.host_ip, p, port.protocol) => {}
+                Some(p) if first.is_none() && free(&port.host_ip, p, port.protocol) => {}
                 Some(p) => {
                     all_free = false;
                     if create {
@@ -65,7 +66,10 @@ impl Syncer<'_> {
                             service: Some(svc.name.clone()),
                             action: ChangeKind::MovedPort,
                             subject: format!("{}:{} {p} → {new}", c.name, port.container_port),
-                            reason: Some(format!("port {p} was taken by another program")),
+                            reason: Some(match &first {
+                                Some(other) => format!("port {p} was recorded for {other} too"),
+                                None => format!("port {p} was taken by another program"),
+                            }),
                         });
                     }
                 }
@@ -79,6 +83,26 @@ impl Syncer<'_> {
             }
         }
         Ok(all_free)
+    }
+
+    /// The container (`server` of service `chunker`) that comes before this one,
+    /// by service and then container name, and that the state records `port` for
+    /// too (same protocol). An older hsm could choose one port for two containers: stopped, neither
+    /// holds it, so both would pass the check and the second start fail. The
+    /// first keeps the port; the others move.
+    fn recorded_before(&self, service: &str, container: &str, port: u16, protocol: Protocol) -> Option<String> {
+        let suffix = match protocol {
+            Protocol::Tcp => "/tcp",
+            Protocol::Udp => "/udp",
+        };
+        let state = self.state.lock().expect("state lock");
+        state
+            .services
+            .iter()
+            .flat_map(|(s, svc)| svc.containers.iter().map(move |(c, state)| ((s.as_str(), c.as_str()), state)))
+            .take_while(|(at, _)| *at < (service, container))
+            .find(|(_, state)| state.ports.iter().any(|(key, &p)| p == port && key.ends_with(suffix)))
+            .map(|((s, c), _)| format!("`{c}` of service `{s}`"))
     }
 
     /// A free host port that no other container of this run was given, that the
