@@ -94,6 +94,9 @@ pub enum ExecError {
         container: String,
         /// The port.
         port: u16,
+        /// Whether the plan fixes it (`port:` in the service's params); else hsm
+        /// chose it.
+        fixed: bool,
     },
     /// A service did not become ready in time.
     #[error("service `{service}` did not become ready within {}: {failure}", seconds(*timeout_ms))]
@@ -276,8 +279,11 @@ impl Explain for ExecError {
             Self::SameNameElsewhere { other_dir, .. } => Some(format!(
                 "if the project moved here, remove what the old folder left with `hsm down --from-folder '{other_dir}'` (its volumes stay unless you add `--volumes`; this folder can't reuse them), then sync again; or give this project another name in `hsm.yaml`"
             )),
-            Self::PortTaken { port, .. } => Some(format!(
+            Self::PortTaken { port, fixed: true, .. } => Some(format!(
                 "free port {port} (`ss -ltnp 'sport = :{port}'` shows who holds it), or choose another `port` for the service, or remove `port` to let hsm choose a free one"
+            )),
+            Self::PortTaken { port, fixed: false, .. } => Some(format!(
+                "hsm chose port {port} and another program took it as the container started: run `hsm sync` again, and hsm chooses another"
             )),
             Self::NotReady { service, container: Some(_), .. } | Self::Exited { service, .. } => {
                 Some(format!("see the whole log with `hsm logs {service}`"))

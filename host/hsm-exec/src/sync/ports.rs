@@ -37,6 +37,7 @@ impl Syncer<'_> {
                         service: svc.name.clone(),
                         container: c.name.clone(),
                         port: fixed,
+                        fixed: true,
                     });
                 }
                 // Recorded too, so that `hsm env` finds every port in one place.
@@ -158,7 +159,12 @@ pub(super) fn port_error(e: ExecError, svc: &ServicePlan, c: &Container, ports: 
                 .collect();
             let only = (host_ports.len() == 1).then(|| host_ports.first().copied()).flatten();
             match taken_port(message).or(only) {
-                Some(port) => ExecError::PortTaken { service: svc.name.clone(), container: c.name.clone(), port },
+                Some(port) => ExecError::PortTaken {
+                    service: svc.name.clone(),
+                    container: c.name.clone(),
+                    port,
+                    fixed: c.ports.iter().any(|p| p.host_port == Some(port)),
+                },
                 None => e,
             }
         }
@@ -209,6 +215,36 @@ mod tests {
         let err = choose(&mut chosen, &reserved, &mut again).unwrap_err();
         assert!(err.to_string().contains("already given"), "{err}");
         assert_eq!(chosen, BTreeSet::from([40001, 40003]));
+    }
+
+    /// A port taken as the container starts: a fixed one's hint is to free or change
+    /// it, a chosen one's to sync again (hsm then chooses another).
+    #[test]
+    fn a_taken_port_says_whether_it_was_fixed_or_chosen() {
+        use hsm_model::Explain as _;
+        let hsm_plan::Action::EnsureContainer(mut c) = crate::sync::testing::bare_container("server") else {
+            unreachable!()
+        };
+        let port = |host_port| hsm_plan::Port {
+            container_port: 5432,
+            protocol: Protocol::Tcp,
+            host_port,
+            host_ip: "127.0.0.1".into(),
+        };
+        let svc = crate::sync::testing::service("db", hsm_plan::Mode::Managed, Vec::new());
+        let taken = || ExecError::Docker {
+            operation: "start container `p-db-server`".into(),
+            message: "Bind for 127.0.0.1:40123 failed: port is already allocated".into(),
+        };
+        let chosen = spec::HostPorts::from([("5432/tcp".to_string(), 40123)]);
+        c.ports = vec![port(None)];
+        let e = port_error(taken(), &svc, &c, &chosen);
+        assert!(matches!(e, ExecError::PortTaken { port: 40123, fixed: false, .. }), "{e:?}");
+        assert!(e.hint().unwrap().contains("run `hsm sync` again"), "{:?}", e.hint());
+        c.ports = vec![port(Some(40123))];
+        let e = port_error(taken(), &svc, &c, &spec::HostPorts::new());
+        assert!(matches!(e, ExecError::PortTaken { port: 40123, fixed: true, .. }), "{e:?}");
+        assert!(e.hint().unwrap().contains("choose another `port`"), "{:?}", e.hint());
     }
 
     #[test]
