@@ -100,9 +100,11 @@ fn a_second_network_of_the_projects_name_is_removed() {
         "CheckDuplicate": false,
         "Labels": { "dev.hsm.project": p.name, "dev.hsm.project-dir": p.path().display().to_string() },
     });
+    let host = std::env::var("DOCKER_HOST").unwrap_or_default();
+    let socket = host.strip_prefix("unix://").unwrap_or("/var/run/docker.sock").to_string();
     let create = || {
         let out = Command::new("curl")
-            .args(["-sf", "--unix-socket", "/var/run/docker.sock", "-H", "Content-Type: application/json"])
+            .args(["-sf", "--unix-socket", &socket, "-H", "Content-Type: application/json"])
             .args(["-d", &request.to_string(), "http://localhost/networks/create"])
             .output()
             .expect("curl runs");
@@ -116,7 +118,8 @@ fn a_second_network_of_the_projects_name_is_removed() {
     // Before the first sync, and again once containers are on one of them.
     assert!(create());
     if !create() {
-        return; // an engine that refuses a second network of one name: nothing to repair
+        eprintln!("skipped: this Docker engine refuses a second network of one name (nothing to repair)");
+        return;
     }
     assert_eq!(named(), 2);
     p.sync();

@@ -34,6 +34,9 @@ pub(crate) struct Network {
     pub id: Option<String>,
     /// Its labels.
     pub labels: Option<HashMap<String, String>>,
+    /// How many running containers are on it, when it was asked (only of
+    /// networks that share a name, see [`Docker::networks_named`]).
+    pub containers: Option<usize>,
 }
 
 /// A connection to the Docker engine.
@@ -190,15 +193,23 @@ impl Docker {
             }
             let found = self.inspect(name).await?;
             let labels = found.as_ref().and_then(|c| c.config.as_ref()?.labels.as_ref());
-            let ours = found.is_some() && project.owns(labels);
-            if std::time::Instant::now() >= deadline || (found.is_some() && !ours) {
+            if found.is_some() && !project.owns(labels) {
                 let owner = crate::names::owner(labels);
                 return Err(ExecError::Foreign { kind: "container", name: name.to_string(), owner });
             }
-            match found.and_then(|c| c.id) {
-                Some(id) if ours => self.remove(&id).await?,
-                _ => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+            if std::time::Instant::now() >= deadline {
+                return Err(ExecError::Docker {
+                    operation: format!("create container `{name}`"),
+                    message: format!(
+                        "the name is still held after {}s, by a container the engine has not finished creating or removing; run `hsm sync` again",
+                        NAME_HELD_WAIT.as_secs()
+                    ),
+                });
             }
+            if let Some(id) = found.and_then(|c| c.id) {
+                self.remove(&id).await?;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
     }
 
@@ -381,24 +392,28 @@ impl Docker {
     /// Every network of this name. Engines before Docker 25 let networks share a
     /// name (a create an interrupted run sent, finished by the engine after the
     /// next run looked, makes a second), and then every use of the name is
-    /// ambiguous. Of several, the one with the most containers on it (then the
-    /// smallest id) comes first: it is the network, the others are to remove.
+    /// ambiguous. Of several, the one with the most running containers on it (then
+    /// the smallest id) comes first: it is the network, the others are to remove
+    /// once no container is on them.
     pub(crate) async fn networks_named(&self, name: &str) -> Result<Vec<Network>, ExecError> {
         let filters = HashMap::from([("name", vec![name.to_string()])]);
         // The filter matches parts of names too.
         let mut found: Vec<Network> =
             self.networks(&filters).await?.into_iter().filter(|(n, _)| n == name).map(|(_, n)| n).collect();
         if found.len() > 1 {
-            let mut attached = Vec::with_capacity(found.len());
-            for n in &found {
-                let id = n.id.as_deref().unwrap_or_default();
-                let inspected = self.api.inspect_network(id, None).await;
-                let containers = inspected.map_err(|e| self.error(format!("inspect network `{id}`"), e))?.containers;
-                attached.push(containers.map_or(0, |c| c.len()));
+            let mut inspected = Vec::with_capacity(found.len());
+            for mut n in found {
+                let id = n.id.clone().unwrap_or_default();
+                match self.api.inspect_network(&id, None).await {
+                    Ok(i) => n.containers = Some(i.containers.map_or(0, |c| c.len())),
+                    // Removed since it was listed.
+                    Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => continue,
+                    Err(e) => return Err(self.error(format!("inspect network `{name}` ({id})"), e)),
+                }
+                inspected.push(n);
             }
-            let mut ranked: Vec<(usize, Network)> = attached.into_iter().zip(found).collect();
-            ranked.sort_by(|(a, x), (b, y)| b.cmp(a).then_with(|| x.id.cmp(&y.id)));
-            found = ranked.into_iter().map(|(_, n)| n).collect();
+            inspected.sort_by(|x, y| y.containers.cmp(&x.containers).then_with(|| x.id.cmp(&y.id)));
+            found = inspected;
         }
         Ok(found)
     }
@@ -407,7 +422,10 @@ impl Docker {
     async fn networks(&self, filters: &HashMap<&str, Vec<String>>) -> Result<Vec<(String, Network)>, ExecError> {
         let options = ListNetworksOptionsBuilder::default().filters(filters).build();
         let list = self.api.list_networks(Some(options)).await.map_err(|e| self.error("list networks", e))?;
-        Ok(list.into_iter().filter_map(|n| Some((n.name?, Network { id: n.id, labels: n.labels }))).collect())
+        Ok(list
+            .into_iter()
+            .filter_map(|n| Some((n.name?, Network { id: n.id, labels: n.labels, containers: None })))
+            .collect())
     }
 
     /// Creates a bridge network with these labels.

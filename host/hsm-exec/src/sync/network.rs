@@ -30,27 +30,27 @@ impl Syncer<'_> {
 
     /// Makes sure the project's network exists when `needed` (containers will run
     /// on it), or removes it when not. A network of that name that is not this
-    /// project's is refused; a second one of this project's (see
-    /// [`crate::docker::Docker::networks_named`]) is removed.
+    /// project's is refused when needed and left alone otherwise; a second one of
+    /// this project's (see [`crate::docker::Docker::networks_named`]) is removed
+    /// once no running container is on it (its containers are recreated on the
+    /// network, and a later sync removes it).
     pub(super) async fn ensure_network(&self, needed: bool) -> Result<(), ExecError> {
         let project = &self.cx.project;
         let network = project.network();
         let found = self.docker.networks_named(&network).await?;
-        if let Some(other) = found.iter().find(|n| !project.owns(n.labels.as_ref())) {
-            if !needed {
-                return Ok(());
-            }
+        let (ours, theirs): (Vec<_>, Vec<_>) = found.into_iter().partition(|n| project.owns(n.labels.as_ref()));
+        if needed && let Some(other) = theirs.first() {
             let owner = crate::names::owner(other.labels.as_ref());
             return Err(ExecError::Foreign { kind: "network", name: network, owner });
         }
-        let extra = if needed { found.get(1..).unwrap_or_default() } else { &found[..] };
-        for n in extra {
+        let extra = if needed { ours.get(1..).unwrap_or_default() } else { &ours[..] };
+        for n in extra.iter().filter(|n| n.containers.unwrap_or(0) == 0) {
             self.op(None, &format!("remove network {network}"));
             self.docker.remove_network(&network, n.id.as_deref()).await?;
             let reason = needed.then(|| "a second network of this name".to_string());
             self.report(Change { service: None, action: ChangeKind::RemovedNetwork, subject: network.clone(), reason });
         }
-        if needed && found.is_empty() {
+        if needed && ours.is_empty() {
             self.op(None, &format!("create network {network}"));
             self.docker.create_network(&network, project.labels()).await?;
             self.report(Change { service: None, action: ChangeKind::CreatedNetwork, subject: network, reason: None });

@@ -407,7 +407,7 @@ mod tests {
             }),
             ..Default::default()
         };
-        let live = |id: &str| Network { id: Some(id.into()), labels: None };
+        let live = |id: &str| Network { id: Some(id.into()), labels: None, containers: None };
         let c = on(&[("p-hsm", "n1")]);
         assert_eq!(off_network(&c, "p-hsm", Some(&live("n1"))), None);
         assert_eq!(off_network(&c, "p-hsm", None).as_deref(), Some("network `p-hsm` was removed"));
@@ -424,7 +424,7 @@ mod tests {
         // a network whose id is not given.
         assert_eq!(off_network(&on(&[("p-hsm", "")]), "p-hsm", None), None);
         assert_eq!(off_network(&ContainerSummary::default(), "p-hsm", Some(&live("n1"))), None);
-        assert_eq!(off_network(&c, "p-hsm", Some(&Network { id: None, labels: None })), None);
+        assert_eq!(off_network(&c, "p-hsm", Some(&Network { id: None, labels: None, containers: None })), None);
     }
 
     /// The project of the decision's tests.
@@ -434,7 +434,7 @@ mod tests {
 
     /// The project's network as it is now.
     fn live() -> Network {
-        Network { id: Some("n1".into()), labels: None }
+        Network { id: Some("n1".into()), labels: None, containers: None }
     }
 
     /// Container `container` of service `db` as the engine lists it: it carries
@@ -535,7 +535,7 @@ mod tests {
             decide_server(std::slice::from_ref(&running), None),
             Decision::Recreate("network `p-hsm` was removed".into())
         );
-        let recreated = Network { id: Some("n2".into()), labels: None };
+        let recreated = Network { id: Some("n2".into()), labels: None, containers: None };
         assert_eq!(
             decide_server(std::slice::from_ref(&running), Some(&recreated)),
             Decision::Recreate("network `p-hsm` was removed and created again".into())

@@ -11,7 +11,7 @@ use super::{Syncer, containers_of};
 use crate::error::ExecError;
 use crate::report::{Change, ChangeKind};
 use crate::spec;
-use crate::state::port_key;
+use crate::state::{State, port_key};
 
 impl Syncer<'_> {
     /// Checks that the container's host ports are free. A port hsm chose that is now
@@ -50,9 +50,24 @@ impl Syncer<'_> {
                 .expect("state lock")
                 .container(&svc.name, &c.name)
                 .and_then(|s| s.ports.get(&key).copied());
-            let first = current.and_then(|p| self.recorded_before(&svc.name, &c.name, p, port.protocol));
+            let claims = current.map(|p| {
+                let state = self.state.lock().expect("state lock");
+                claims(&state, &self.plan.services, (&svc.name, &c.name), p, port.protocol)
+            });
+            let first = claims.as_ref().and_then(|c| c.first.clone());
+            // A port recorded for another container too may be held by that one:
+            // only the OS can tell, whatever this container held.
+            let shared = claims.as_ref().is_some_and(|c| c.shared);
+            let kept = |p: u16| {
+                first.is_none()
+                    && if shared {
+                        is_free(&port.host_ip, p, port.protocol)
+                    } else {
+                        free(&port.host_ip, p, port.protocol)
+                    }
+            };
             match current {
-                Some(p) if first.is_none() && free(&port.host_ip, p, port.protocol) => {}
+                Some(p) if kept(p) => {}
                 Some(p) => {
                     all_free = false;
                     if create {
@@ -68,7 +83,10 @@ impl Syncer<'_> {
                             action: ChangeKind::MovedPort,
                             subject: format!("{}:{} {p} → {new}", c.name, port.container_port),
                             reason: Some(match &first {
-                                Some(other) => format!("port {p} was recorded for {other} too"),
+                                Some(other) => format!("port {p} is {other}'s"),
+                                None if shared => {
+                                    format!("port {p} was recorded for another container too, which holds it")
+                                }
                                 None => format!("port {p} was taken by another program"),
                             }),
                         });
@@ -84,26 +102,6 @@ impl Syncer<'_> {
             }
         }
         Ok(all_free)
-    }
-
-    /// The container (`server` of service `chunker`) that comes before this one,
-    /// by service and then container name, and that the state records `port` for
-    /// too (same protocol). An older hsm could choose one port for two containers: stopped, neither
-    /// holds it, so both would pass the check and the second start fail. The
-    /// first keeps the port; the others move.
-    fn recorded_before(&self, service: &str, container: &str, port: u16, protocol: Protocol) -> Option<String> {
-        let suffix = match protocol {
-            Protocol::Tcp => "/tcp",
-            Protocol::Udp => "/udp",
-        };
-        let state = self.state.lock().expect("state lock");
-        state
-            .services
-            .iter()
-            .flat_map(|(s, svc)| svc.containers.iter().map(move |(c, state)| ((s.as_str(), c.as_str()), state)))
-            .take_while(|(at, _)| *at < (service, container))
-            .find(|(_, state)| state.ports.iter().any(|(key, &p)| p == port && key.ends_with(suffix)))
-            .map(|((s, c), _)| format!("`{c}` of service `{s}`"))
     }
 
     /// A free host port that no other container of this run was given, that the
@@ -126,6 +124,43 @@ impl Syncer<'_> {
         choose(&mut chosen, &reserved, || free_port(host_ip, protocol))
             .map_err(|e| ExecError::Unsupported(format!("cannot find a free port on {host_ip}: {e}")))
     }
+}
+
+/// Who else claims a host port a container of `service` was given (its `at`).
+#[derive(Debug, PartialEq, Eq)]
+struct Claims {
+    /// The container that has the port before this one, if any: one the plan fixes
+    /// it for, or, recorded for it in the state, one before this one (by service,
+    /// then container name). An older hsm could choose one port for two
+    /// containers: stopped, neither holds it, so both passed the port check and
+    /// the second start failed. The first keeps the port; the others move.
+    first: Option<String>,
+    /// Whether the state records it for another container too (that one may be
+    /// running on it).
+    shared: bool,
+}
+
+fn claims(state: &State, plan: &[ServicePlan], at: (&str, &str), port: u16, protocol: Protocol) -> Claims {
+    let name = |(s, c): (&str, &str)| format!("`{c}` of service `{s}`");
+    let suffix = match protocol {
+        Protocol::Tcp => "/tcp",
+        Protocol::Udp => "/udp",
+    };
+    let fixed = plan.iter().find_map(|s| {
+        containers_of(s)
+            .filter(|c| (s.name.as_str(), c.name.as_str()) != at)
+            .find(|c| c.ports.iter().any(|p| p.host_port == Some(port) && p.protocol == protocol))
+            .map(|c| name((&s.name, &c.name)))
+    });
+    let recorded: Vec<(&str, &str)> = state
+        .services
+        .iter()
+        .flat_map(|(s, svc)| svc.containers.iter().map(move |(c, state)| ((s.as_str(), c.as_str()), state)))
+        .filter(|(other, state)| *other != at && state.ports.iter().any(|(key, &p)| p == port && key.ends_with(suffix)))
+        .map(|(other, _)| other)
+        .collect();
+    let before = recorded.iter().find(|other| **other < at).map(|other| name(*other));
+    Claims { first: fixed.or(before), shared: !recorded.is_empty() }
 }
 
 /// Draws ports until one is neither `chosen` nor `reserved` (20 draws at most), and
@@ -215,6 +250,43 @@ mod tests {
         let err = choose(&mut chosen, &reserved, &mut again).unwrap_err();
         assert!(err.to_string().contains("already given"), "{err}");
         assert_eq!(chosen, BTreeSet::from([40001, 40003]));
+    }
+
+    #[test]
+    fn a_port_claimed_twice_belongs_to_the_fixed_then_the_first_container() {
+        let mut state = State::default();
+        let mut record = |s: &str, c: &str, key: &str, port: u16| {
+            state.container_mut(s, c).ports.insert(key.to_string(), port);
+        };
+        record("a", "server", "80/tcp", 40001);
+        record("b", "server", "80/tcp", 40001);
+        record("b", "server", "53/udp", 40002);
+        record("c", "server", "80/tcp", 40003);
+        let none: &[ServicePlan] = &[];
+        let tcp = Protocol::Tcp;
+        let of_a = Some("`server` of service `a`".to_string());
+        assert_eq!(claims(&state, none, ("a", "server"), 40001, tcp), Claims { first: None, shared: true });
+        assert_eq!(claims(&state, none, ("b", "server"), 40001, tcp), Claims { first: of_a, shared: true });
+        assert_eq!(claims(&state, none, ("c", "server"), 40003, tcp), Claims { first: None, shared: false });
+        // Another protocol's port of that number is no claim.
+        assert_eq!(claims(&state, none, ("c", "server"), 40002, tcp), Claims { first: None, shared: false });
+        // A port the plan fixes for another container is that one's, whatever the order.
+        let hsm_plan::Action::EnsureContainer(mut fixed) = crate::sync::testing::bare_container("main") else {
+            unreachable!()
+        };
+        fixed.ports = vec![hsm_plan::Port {
+            container_port: 80,
+            protocol: tcp,
+            host_port: Some(40003),
+            host_ip: "127.0.0.1".into(),
+        }];
+        let plan = [crate::sync::testing::service(
+            "z",
+            hsm_plan::Mode::Managed,
+            vec![hsm_plan::Action::EnsureContainer(fixed)],
+        )];
+        let of_z = Some("`main` of service `z`".to_string());
+        assert_eq!(claims(&state, &plan, ("c", "server"), 40003, tcp), Claims { first: of_z, shared: false });
     }
 
     /// A port taken as the container starts: a fixed one's hint is to free or change
