@@ -22,11 +22,15 @@ use crate::config::{
 };
 use crate::dotenv;
 use crate::env::Environment;
-use crate::file::{EnvFiles, PackageEntry, ProjectFile, RegistryFile};
+use crate::file::{EnvFiles, PackageEntry, ProjectFile};
 use crate::git::GitSpec;
 use crate::git_registry::{GitOptions, GitRegistries};
 use crate::spanned::Spanned;
 use crate::yaml_error::{self, FileKind};
+
+mod parse;
+
+use parse::{RegistryText, has_content, parse_all, parse_yaml};
 
 /// The registry compiled into hsm: `(file name, text)`, read in this order.
 pub const BUNDLED: &[(&str, &str)] = &[
@@ -93,95 +97,6 @@ struct Loader<'a> {
     /// The git registries and `hsm.lock`, when a git registry is listed or the
     /// lock may be written.
     git: Option<GitRegistries>,
-}
-
-/// A registry file read but not parsed yet.
-struct RegistryText {
-    id: FileId,
-    display: String,
-    text: Arc<str>,
-    /// The file (`None` for the bundled registry).
-    path: Option<PathBuf>,
-    /// The folder paths in the file are relative to (`None` for the bundled registry).
-    base: Option<PathBuf>,
-}
-
-/// Reads a file with serde-saphyr, in YAML 1.2's core schema: only `true` and
-/// `false` are booleans, so `country: NO` or `debug: on` in params stay the strings
-/// they look like. We render snippets ourselves.
-fn parse_yaml<T: DeserializeOwned>(text: &str) -> Result<T, serde_saphyr::Error> {
-    let options = serde_saphyr::options! {
-        with_snippet: false,
-        strict_booleans: true,
-        // serde-saphyr's default budget (250,000 nodes) refused a registry of 10,000
-        // packages in one file (3.6 MB). Files are the user's own, so the limits are
-        // a bound on work, not on size: about 150,000 packages in one file.
-        budget: serde_saphyr::budget! { max_nodes: MAX_NODES, max_events: 3 * MAX_NODES },
-    };
-    serde_saphyr::from_str_with_options(text, options)
-}
-
-/// Parses and checks a registry's files, on a thread per core when there are
-/// several and enough YAML: parsing is most of a large registry's load (a registry
-/// of 10,000 packages in ten files parses in ~350 ms on one core), while a small
-/// one (the bundled registry's 2.5 KB) parses in less time than threads take to
-/// start, and on a machine whose cores are loading plugins meanwhile. The results
-/// come back in the files' order, so the definitions and their diagnostics are
-/// those one thread gives.
-fn parse_all(files: &[RegistryText]) -> Vec<FileDefs> {
-    let bytes: usize = files.iter().map(|f| f.text.len()).sum();
-    let cores = if files.len() < 2 || bytes < PARALLEL_PARSE_BYTES {
-        1
-    } else {
-        std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
-    };
-    if cores < 2 {
-        return files.iter().map(registry_defs).collect();
-    }
-    let chunk = files.len().div_ceil(cores);
-    std::thread::scope(|scope| {
-        let parts: Vec<_> = files
-            .chunks(chunk)
-            .map(|part| scope.spawn(|| part.iter().map(registry_defs).collect::<Vec<_>>()))
-            .collect();
-        parts.into_iter().flat_map(|p| p.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
-    })
-}
-
-/// How much registry YAML makes parsing it on several threads worth their start
-/// (about 6 ms of parsing on one core).
-const PARALLEL_PARSE_BYTES: usize = 64 << 10;
-
-/// The most nodes (scalars, lists and maps) serde-saphyr reads in one file.
-const MAX_NODES: usize = 5_000_000;
-
-/// What one registry file defines, checked, with the problems found in it.
-struct FileDefs {
-    packages: Vec<PackageDef>,
-    services: Vec<ServiceDef>,
-    profiles: Vec<ProfileDef>,
-    plugins: Vec<PluginDef>,
-    diags: Vec<Diagnostic>,
-    incomplete: bool,
-}
-
-/// Parses and checks one registry file.
-fn registry_defs(f: &RegistryText) -> FileDefs {
-    let mut cx = FileCtx::new(f.id, &f.text, f.base.as_deref());
-    // A registry file with nothing in it (yet) defines nothing.
-    let (packages, services, profiles, plugins) = if !has_content(&f.text) {
-        Default::default()
-    } else {
-        match parse_yaml::<RegistryFile>(&f.text) {
-            Ok(reg) => cx.registry_file(reg, &f.display),
-            Err(e) => {
-                cx.diags.push(yaml_error::diagnostic(&e, f.id, &f.text, FileKind::Registry));
-                cx.incomplete = true;
-                Default::default()
-            }
-        }
-    };
-    FileDefs { packages, services, profiles, plugins, diags: cx.diags, incomplete: cx.incomplete }
 }
 
 /// The definitions of one registry, before they are merged with the others.
@@ -565,11 +480,6 @@ macro_rules! has_name {
 }
 
 has_name!(PackageDef, ServiceDef, ProfileDef, PluginDef);
-
-/// Whether a YAML text holds anything but blank lines, comments and `---`.
-fn has_content(text: &str) -> bool {
-    text.lines().map(str::trim).any(|l| !l.is_empty() && !l.starts_with('#') && l != "---")
-}
 
 /// Removes `.` and resolves `..` without touching the file system.
 pub fn normalize(path: &Path) -> PathBuf {
