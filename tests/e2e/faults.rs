@@ -108,7 +108,8 @@ fn a_second_network_of_the_projects_name_is_removed() {
             .args(["-d", &request.to_string(), "http://localhost/networks/create"])
             .output()
             .expect("curl runs");
-        out.status.success()
+        let created: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        created["Id"].as_str().map(str::to_string)
     };
     let named = || {
         let label = format!("label=dev.hsm.project-dir={}", p.path().display());
@@ -116,8 +117,8 @@ fn a_second_network_of_the_projects_name_is_removed() {
         names.lines().filter(|n| *n == network).count()
     };
     // Before the first sync, and again once containers are on one of them.
-    assert!(create());
-    if !create() {
+    assert!(create().is_some());
+    if create().is_none() {
         #[allow(clippy::print_stderr, reason = "a test that can't apply says so")]
         {
             eprintln!("skipped: this Docker engine refuses a second network of one name (nothing to repair)");
@@ -127,10 +128,24 @@ fn a_second_network_of_the_projects_name_is_removed() {
     assert_eq!(named(), 2);
     p.sync();
     assert_eq!(named(), 1);
-    assert!(create());
+    assert!(create().is_some());
     p.sync();
     assert_eq!(named(), 1);
     assert!(p.hsm(&["status", "--json"]).expect(0).json()["in_sync"].as_bool().unwrap());
+
+    // Containers running on both: nothing is touched, and the error says how to
+    // start clean.
+    let second = create().unwrap();
+    let chunker = p.container("chunker", "server");
+    let before = p.containers();
+    docker(&["network", "connect", &second, &chunker]);
+    let run = p.hsm(&["sync"]).expect(1);
+    assert!(run.stderr.contains("containers run on more than one of them"), "{}", run.stderr);
+    assert!(run.stderr.contains("hint: run `hsm down`"), "{}", run.stderr);
+    assert_eq!((named(), p.containers()), (2, before), "nothing was touched");
+    p.hsm(&["down"]).expect(0);
+    p.sync();
+    assert_eq!(named(), 1);
 }
 
 /// A sync killed after it recreated a container on a new fixed port, before it

@@ -189,6 +189,17 @@ pub enum ExecError {
         /// Its last output lines (or why it could not start).
         tail: Vec<String>,
     },
+    /// Two networks carry the project's network name (Docker Engine before 25
+    /// allows it) and containers run on more than one of them.
+    #[error(
+        "{count} networks are named `{name}` and containers run on more than one of them: hsm can't tell which to keep"
+    )]
+    NetworkTwice {
+        /// The network's name.
+        name: String,
+        /// How many networks carry it.
+        count: usize,
+    },
     /// A service named on the command line has no container.
     #[error("service `{service}` has no container")]
     NoContainer {
@@ -279,6 +290,10 @@ impl Explain for ExecError {
             Self::SameNameElsewhere { other_dir, .. } => Some(format!(
                 "if the project moved here, remove what the old folder left with `hsm down --from-folder '{other_dir}'` (its volumes stay unless you add `--volumes`; this folder can't reuse them), then sync again; or give this project another name in `hsm.yaml`"
             )),
+            Self::NetworkTwice { .. } => Some(
+                "run `hsm down` (it removes this project's containers and networks, and keeps its volumes), then `hsm sync`"
+                    .into(),
+            ),
             Self::PortTaken { port, fixed: true, .. } => Some(format!(
                 "free port {port} (`ss -ltnp 'sport = :{port}'` shows who holds it), or choose another `port` for the service, or remove `port` to let hsm choose a free one"
             )),

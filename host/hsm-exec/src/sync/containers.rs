@@ -77,7 +77,7 @@ impl Syncer<'_> {
                 // container an interrupted run was starting holds them already.
                 let id = observed.id.clone().expect("a stopped container exists");
                 let own = self.docker.configured_ports(&id).await;
-                if self.ports_free(svc, c, false, &own)? {
+                if self.ports_free(svc, c, false, &observed.published, &own)? {
                     // Docker resolves bind sources on every start: check them again.
                     self.check_binds(&plugin, c)?;
                     self.op(Some(&svc.name), &format!("start container {name}"));
@@ -98,22 +98,22 @@ impl Syncer<'_> {
         // container is removed, so that a failure leaves it running: host ports
         // (those it holds itself are free once it is gone), volumes, bind sources and
         // the description with every reference resolved.
-        let mut held = observed.published.clone();
-        if let Some(old) = &observed.id {
-            held.extend(self.docker.configured_ports(old).await);
-        }
-        let held = held.as_slice();
-        self.ports_free(svc, c, true, held)?;
+        let configured = match &observed.id {
+            Some(old) => self.docker.configured_ports(old).await,
+            None => Vec::new(),
+        };
+        let held = !observed.published.is_empty() || !configured.is_empty();
+        self.ports_free(svc, c, true, &observed.published, &configured)?;
         self.ensure_volumes(svc, c).await?;
         self.check_binds(&plugin, c)?;
         let mut built = self.build_spec(svc, c, &plugin, files)?;
         if let Some(old) = &observed.id {
             self.op(Some(&svc.name), &format!("remove container {name}"));
             self.docker.remove(old).await?;
-            if !held.is_empty() {
+            if held {
                 // The ports it held are free now; one taken meanwhile is chosen anew
                 // (or, fixed, is an error).
-                self.ports_free(svc, c, true, &[])?;
+                self.ports_free(svc, c, true, &[], &[])?;
                 built = self.build_spec(svc, c, &plugin, files)?;
             }
         }

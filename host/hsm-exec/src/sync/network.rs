@@ -31,9 +31,8 @@ impl Syncer<'_> {
     /// Makes sure the project's network exists when `needed` (containers will run
     /// on it), or removes it when not. A network of that name that is not this
     /// project's is refused when needed and left alone otherwise; a second one of
-    /// this project's (see [`crate::docker::Docker::networks_named`]) is removed
-    /// once no running container is on it (its containers are recreated on the
-    /// network, and a later sync removes it).
+    /// this project's (see [`crate::docker::Docker::networks_named`]) is removed,
+    /// or, when containers run on it too, is an error that says how to start clean.
     pub(super) async fn ensure_network(&self, needed: bool) -> Result<(), ExecError> {
         let project = &self.cx.project;
         let network = project.network();
@@ -44,7 +43,13 @@ impl Syncer<'_> {
             return Err(ExecError::Foreign { kind: "network", name: network, owner });
         }
         let extra = if needed { ours.get(1..).unwrap_or_default() } else { &ours[..] };
-        for n in extra.iter().filter(|n| n.containers.unwrap_or(0) == 0) {
+        // Running containers on a second one would have to be recreated on the
+        // network kept, and a container can't be created on a name two networks
+        // share: nothing is touched, and the user is told how to start clean.
+        if needed && extra.iter().any(|n| n.containers.unwrap_or(0) > 0) {
+            return Err(ExecError::NetworkTwice { name: network, count: ours.len() });
+        }
+        for n in extra {
             self.op(None, &format!("remove network {network}"));
             self.docker.remove_network(&network, n.id.as_deref()).await?;
             let reason = needed.then(|| "a second network of this name".to_string());

@@ -17,17 +17,22 @@ impl Syncer<'_> {
     /// Checks that the container's host ports are free. A port hsm chose that is now
     /// taken is chosen anew (reported; returns `false` so that the container is
     /// recreated with it); a fixed port that is taken is an error. With `create`,
-    /// ports still unchosen are chosen. Ports in `held` (published by the container
-    /// about to be replaced, which frees them) count as free.
+    /// ports still unchosen are chosen. The container's own ports count as free:
+    /// `published`, those it holds now (running), and `configured`, those it is
+    /// set to publish (an interrupted run may be starting it), except a chosen
+    /// port the state records for another container too, which that one may hold.
     pub(super) fn ports_free(
         &self,
         svc: &ServicePlan,
         c: &Container,
         create: bool,
-        held: &[(u16, Protocol)],
+        published: &[(u16, Protocol)],
+        configured: &[(u16, Protocol)],
     ) -> Result<bool, ExecError> {
-        let free =
-            |ip: &str, port: u16, protocol: Protocol| held.contains(&(port, protocol)) || is_free(ip, port, protocol);
+        let own = |port: u16, protocol: Protocol, shared: bool| {
+            published.contains(&(port, protocol)) || (!shared && configured.contains(&(port, protocol)))
+        };
+        let free = |ip: &str, port: u16, protocol: Protocol| own(port, protocol, false) || is_free(ip, port, protocol);
         let mut all_free = true;
         for port in &c.ports {
             let key = port_key(port.container_port, port.protocol);
@@ -56,16 +61,10 @@ impl Syncer<'_> {
             });
             let first = claims.as_ref().and_then(|c| c.first.clone());
             // A port recorded for another container too may be held by that one:
-            // only the OS can tell, whatever this container held.
+            // only this container's live bindings, or the OS, can tell.
             let shared = claims.as_ref().is_some_and(|c| c.shared);
-            let kept = |p: u16| {
-                first.is_none()
-                    && if shared {
-                        is_free(&port.host_ip, p, port.protocol)
-                    } else {
-                        free(&port.host_ip, p, port.protocol)
-                    }
-            };
+            let kept =
+                |p: u16| first.is_none() && (own(p, port.protocol, shared) || is_free(&port.host_ip, p, port.protocol));
             match current {
                 Some(p) if kept(p) => {}
                 Some(p) => {
