@@ -166,7 +166,7 @@ impl<'a> Syncer<'a> {
         self.remove_orphans(&observation.orphans).await?;
         self.forget_unplanned();
         // The network, when anything runs.
-        self.ensure_network(!observation.containers.is_empty()).await?;
+        self.ensure_network(!observation.containers.is_empty(), observation.network.as_deref()).await?;
 
         // The services, concurrently; actions within one in order.
         // Past pre-flight, things were touched: no failure is "bad input, nothing

@@ -33,11 +33,18 @@ impl Syncer<'_> {
     /// project's is refused when needed and left alone otherwise; a second one of
     /// this project's (see [`crate::docker::Docker::networks_named`]) is removed,
     /// or, when containers run on it too, is an error that says how to start clean.
-    pub(super) async fn ensure_network(&self, needed: bool) -> Result<(), ExecError> {
+    ///
+    /// `observed` is the id of the network the containers' decisions were made
+    /// against: of several, that one is kept.
+    pub(super) async fn ensure_network(&self, needed: bool, observed: Option<&str>) -> Result<(), ExecError> {
         let project = &self.cx.project;
         let network = project.network();
         let found = self.docker.networks_named(&network).await?;
-        let (ours, theirs): (Vec<_>, Vec<_>) = found.into_iter().partition(|n| project.owns(n.labels.as_ref()));
+        let (mut ours, theirs): (Vec<_>, Vec<_>) = found.into_iter().partition(|n| project.owns(n.labels.as_ref()));
+        if let Some(at) = ours.iter().position(|n| n.id.is_some() && n.id.as_deref() == observed) {
+            let kept = ours.remove(at);
+            ours.insert(0, kept);
+        }
         if needed && let Some(other) = theirs.first() {
             let owner = crate::names::owner(other.labels.as_ref());
             return Err(ExecError::Foreign { kind: "network", name: network, owner });

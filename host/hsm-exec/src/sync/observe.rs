@@ -77,6 +77,9 @@ pub struct Observation {
     pub containers: Vec<Observed>,
     /// Containers to remove.
     pub orphans: Vec<Orphan>,
+    /// The id of the project's network the decisions were made against (of
+    /// several sharing its name, the one that counts), when one exists.
+    pub network: Option<String>,
 }
 
 /// A planned container as the decision sees it.
@@ -267,6 +270,7 @@ pub async fn observe(
         });
     }
     let decisions = decide(project, &wanted, &ours, live_network.as_ref());
+    let network = live_network.and_then(|n| n.id);
     let containers = wanted
         .iter()
         .zip(decisions.containers)
@@ -287,7 +291,7 @@ pub async fn observe(
             }
         })
         .collect();
-    Ok(Observation { containers, orphans: decisions.orphans })
+    Ok(Observation { containers, orphans: decisions.orphans, network })
 }
 
 /// The config hash a planned container must carry, with the host ports the state

@@ -267,8 +267,10 @@ mod tests {
         assert_eq!(claims(&state, none, ("a", "server"), 40001, tcp), Claims { first: None, shared: true });
         assert_eq!(claims(&state, none, ("b", "server"), 40001, tcp), Claims { first: of_a, shared: true });
         assert_eq!(claims(&state, none, ("c", "server"), 40003, tcp), Claims { first: None, shared: false });
-        // Another protocol's port of that number is no claim.
+        // Another protocol's port of that number is no claim; the same protocol's is.
         assert_eq!(claims(&state, none, ("c", "server"), 40002, tcp), Claims { first: None, shared: false });
+        let of_b = Some("`server` of service `b`".to_string());
+        assert_eq!(claims(&state, none, ("c", "server"), 40002, Protocol::Udp), Claims { first: of_b, shared: true });
         // A port the plan fixes for another container is that one's, whatever the order.
         let hsm_plan::Action::EnsureContainer(mut fixed) = crate::sync::testing::bare_container("main") else {
             unreachable!()
