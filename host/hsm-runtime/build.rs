@@ -15,12 +15,14 @@ use sha2::{Digest, Sha256};
 #[allow(dead_code)]
 mod engine_config;
 
-/// The bundled plugins: (crate folder under `plugins/`, crate name).
-const PLUGINS: &[(&str, &str)] = &[
-    ("postgres", "hsm_plugin_postgres"),
-    ("qdrant", "hsm_plugin_qdrant"),
-    ("chunker", "hsm_plugin_chunker"),
-    ("uv-package", "hsm_plugin_uv_package"),
+/// The bundled plugins: (crate folder under `plugins/`, crate name, the kinds it
+/// serves). The kinds are known here so that hsm loads only the plugins a project
+/// uses; loading a plugin checks that its `describe` says the same.
+const PLUGINS: &[(&str, &str, &[&str])] = &[
+    ("postgres", "hsm_plugin_postgres", &["postgres"]),
+    ("qdrant", "hsm_plugin_qdrant", &["qdrant"]),
+    ("chunker", "hsm_plugin_chunker", &["chunker"]),
+    ("uv-package", "hsm_plugin_uv_package", &["uv-package"]),
 ];
 
 fn main() {
@@ -50,7 +52,7 @@ fn main() {
         "/// The bundled plugins, built for wasm32-wasip2 and precompiled.\npub(crate) static BUNDLED: [Bundled; {}] = [",
         PLUGINS.len()
     );
-    for (folder, krate) in PLUGINS {
+    for (folder, krate, kinds) in PLUGINS {
         let wasm_path = target_dir.join("wasm32-wasip2/plugin").join(format!("{krate}.wasm"));
         let wasm = std::fs::read(&wasm_path).unwrap_or_else(|e| panic!("reading {}: {e}", wasm_path.display()));
         let cwasm =
@@ -63,7 +65,7 @@ fn main() {
         let code_digest = hex::encode(&Sha256::digest(&cwasm)[..12]);
         let _ = writeln!(
             generated,
-            "    Bundled {{ name: {folder:?}, wasm: include_bytes!({wasm:?}), cwasm: include_bytes!({cwasm:?}), sha256: {digest:?}, code_digest: {code_digest:?}, code: OnceLock::new() }},",
+            "    Bundled {{ name: {folder:?}, kinds: &{kinds:?}, wasm: include_bytes!({wasm:?}), cwasm: include_bytes!({cwasm:?}), sha256: {digest:?}, code_digest: {code_digest:?}, code: OnceLock::new() }},",
             wasm = wasm_copy.display().to_string(),
             cwasm = cwasm_path.display().to_string(),
         );
@@ -88,7 +90,7 @@ fn build_plugins(root: &Path, target_dir: &Path) {
     cmd.current_dir(root)
         .args(["build", "--locked", "--profile", "plugin", "--target", "wasm32-wasip2", "--target-dir"])
         .arg(target_dir);
-    for (folder, _) in PLUGINS {
+    for (folder, _, _) in PLUGINS {
         cmd.args(["-p", &format!("hsm-plugin-{folder}")]);
     }
     // The outer cargo's settings are for the host build: a clippy wrapper, host

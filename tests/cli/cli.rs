@@ -299,3 +299,46 @@ profiles:
     assert!(run.stderr.contains("error: `a.b` can't be referenced"), "{}", run.stderr);
     assert!(run.stderr.contains("--> reg.yaml:10:20"), "{}", run.stderr);
 }
+
+/// `hsm run PKG` and `hsm env PKG` plan only the services the package uses, and
+/// load only the bundled plugins those need; `hsm plan` plans (and loads) them all.
+#[test]
+fn run_and_env_of_a_package_plan_only_what_it_uses() {
+    let dir = project(&[(
+        "hsm.yaml",
+        "version: 1\nproject: app\nprofile: managed-dev\npackages: [auth-service, rag-api]\n\
+         services:\n  postgres:\n    profile: external-corp\n",
+    )]);
+    let data = tempfile::tempdir().unwrap();
+    let data_dir = data.path().display().to_string();
+    let env = [("HSM_DATA_DIR", data_dir.as_str()), ("CORP_DB_PASSWORD", "s3cret"), ("PATH", "/usr/bin:/bin")];
+    let plugins = |stderr: &str| -> Vec<String> {
+        let mut loaded: Vec<String> =
+            stderr.lines().filter_map(|l| l.strip_prefix("plugin ")?.split('@').next().map(str::to_string)).collect();
+        loaded.sort();
+        loaded
+    };
+
+    let run = run_in(dir.path(), &["-v", "run", "auth-service", "--", "sh", "-c", "echo \"$DB_HOST $DB_NAME\""], &env);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stdout, "10.0.0.50 auth\n");
+    assert_eq!(plugins(&run.stderr), ["postgres"], "{}", run.stderr);
+    assert!(run.stderr.contains("plugins planned 1 service(s)"), "{}", run.stderr);
+
+    let run = run_in(dir.path(), &["-v", "env", "rag-api"], &env);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(plugins(&run.stderr), ["chunker", "qdrant"], "{}", run.stderr);
+    assert!(!run.stdout.contains("DB_HOST"), "{}", run.stdout);
+
+    // The whole project: every service, the Python packages' one too.
+    let run = run_in(dir.path(), &["-v", "plan"], &env);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(plugins(&run.stderr), ["chunker", "postgres", "qdrant", "uv-package"], "{}", run.stderr);
+    assert!(run.stderr.contains("plugins planned 4 service(s)"), "{}", run.stderr);
+
+    // A package the project does not have: nothing is loaded, and the error names it.
+    let run = run_in(dir.path(), &["-v", "run", "auth-servce", "--", "true"], &env);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("did you mean `auth-service`?"), "{}", run.stderr);
+    assert_eq!(plugins(&run.stderr), Vec::<String>::new(), "{}", run.stderr);
+}

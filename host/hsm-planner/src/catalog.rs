@@ -5,10 +5,11 @@
 //! twice is refused.
 
 use std::collections::BTreeSet;
+use std::path::Path;
 
 use hsm_config::{Config, PluginGrant};
 use hsm_model::{Diagnostic, Diagnostics};
-use hsm_runtime::{CacheOutcome, CompileCache, Grants, LoadError, Plugin, PluginHost, PluginSource};
+use hsm_runtime::{BundledPlugin, CacheOutcome, CompileCache, Grants, LoadError, Plugin, PluginHost, PluginSource};
 use sha2::Digest as _;
 
 /// A plugin and what it may do.
@@ -20,56 +21,66 @@ pub struct LoadedPlugin {
     pub grants: Grants,
 }
 
-/// The loaded plugins.
+/// The plugins a project can use. The bundled ones are known by name and kinds
+/// from the start and loaded when asked for ([`Catalog::load_bundled`]): a
+/// project loads only the ones serving the kinds it uses.
 #[derive(Debug, Default)]
 pub struct Catalog {
+    /// The loaded plugins.
     plugins: Vec<LoadedPlugin>,
+    /// The bundled plugins not loaded yet.
+    unloaded: Vec<BundledPlugin>,
     /// What was granted to no use (a capability a plugin does not declare, say).
     warnings: Vec<Diagnostic>,
 }
 
 impl Catalog {
-    /// The plugins compiled into hsm, each granted what it declares.
+    /// Every plugin compiled into hsm, loaded, each granted what it declares.
     pub fn bundled(host: &PluginHost) -> Result<Self, LoadError> {
-        Ok(Self::of_bundled(host.load_bundled()?))
+        let mut catalog = Self { unloaded: hsm_runtime::bundled_plugins().collect(), ..Self::default() };
+        catalog.load_bundled(host, None, &|_| true)?;
+        Ok(catalog)
     }
 
-    /// A catalog of the bundled plugins `host.load_bundled()` returned.
-    fn of_bundled(bundled: Vec<Plugin>) -> Self {
-        let mut catalog = Self::default();
-        for plugin in bundled {
-            let grants = Grants::declared(plugin.info());
-            catalog.add(plugin, grants).expect("bundled plugins serve distinct kinds");
+    /// Loads the bundled plugins not loaded yet that `wanted` picks by the kinds
+    /// they serve, each granted what it declares. With `code_dir`, their native
+    /// code is mapped from files there (see [`PluginHost::load_bundled_from`]).
+    pub fn load_bundled(
+        &mut self,
+        host: &PluginHost,
+        code_dir: Option<&Path>,
+        wanted: &dyn Fn(&str) -> bool,
+    ) -> Result<(), LoadError> {
+        let (load, keep): (Vec<BundledPlugin>, Vec<BundledPlugin>) =
+            self.unloaded.iter().partition(|b| b.kinds.iter().any(|k| wanted(k)));
+        if load.is_empty() {
+            return Ok(());
         }
-        catalog
+        let loaded = host.load_bundled_from(code_dir, &|name| load.iter().any(|b| b.name == name))?;
+        self.unloaded = keep;
+        for plugin in loaded {
+            let grants = Grants::declared(plugin.info());
+            self.plugins.push(LoadedPlugin { plugin, grants });
+        }
+        // The bundled ones first, in the order they are bundled in, then the
+        // third-party ones in the order they were declared.
+        let rank = |p: &LoadedPlugin| hsm_runtime::bundled_plugins().position(|b| b.name == p.plugin.name());
+        self.plugins.sort_by_key(|p| rank(p).unwrap_or(usize::MAX));
+        Ok(())
     }
 
-    /// The bundled plugins and every third-party plugin the configuration declares,
-    /// with the grants `hsm.yaml` gives them. Nothing runs when a digest doesn't
-    /// match, a component is invalid, a name or kind clashes or a grant is stale:
-    /// every such problem is a diagnostic at the line that declares it.
+    /// The bundled plugins (not loaded until [`Catalog::load_bundled`] asks for
+    /// them) and every third-party plugin the configuration declares, loaded, with
+    /// the grants `hsm.yaml` gives them. Nothing runs when a digest doesn't match, a
+    /// component is invalid, a name or kind clashes or a grant is stale: every such
+    /// problem is a diagnostic at the line that declares it.
     pub fn load(
         host: &PluginHost,
         config: &Config,
         cache: Option<&CompileCache<'_>>,
         report: &dyn Fn(&str),
     ) -> Result<Self, Diagnostics> {
-        Self::load_with_bundled(host, host.load_bundled(), config, cache, report)
-    }
-
-    /// Like [`Catalog::load`], with the bundled plugins already loaded (on another
-    /// thread, say, while the configuration was read): `bundled` is what
-    /// `host.load_bundled()` returned.
-    pub fn load_with_bundled(
-        host: &PluginHost,
-        bundled: Result<Vec<Plugin>, LoadError>,
-        config: &Config,
-        cache: Option<&CompileCache<'_>>,
-        report: &dyn Fn(&str),
-    ) -> Result<Self, Diagnostics> {
-        let mut catalog = Self::of_bundled(
-            bundled.map_err(|e| Diagnostics::from(Diagnostic::new(format!("cannot load the bundled plugins: {e}"))))?,
-        );
+        let mut catalog = Self { unloaded: hsm_runtime::bundled_plugins().collect(), ..Self::default() };
         let mut diags = Diagnostics::default();
         for def in &config.plugins {
             let bytes = match std::fs::read(&def.path) {
@@ -117,7 +128,7 @@ impl Catalog {
                     continue;
                 }
             };
-            if catalog.plugins.iter().any(|p| p.plugin.name() == plugin.name()) {
+            if catalog.is_bundled(plugin.name()) {
                 diags.push(
                     Diagnostic::new(format!("plugin `{}` has the name of a plugin hsm bundles", def.name.name))
                         .at(def.name.span, "")
@@ -177,8 +188,7 @@ impl Catalog {
             if config.plugins.iter().any(|d| d.name.name == g.name.name) {
                 continue;
             }
-            let bundled = catalog.plugins.iter().any(|p| p.plugin.name() == g.name.name);
-            let d = if bundled {
+            let d = if catalog.is_bundled(&g.name.name) {
                 Diagnostic::new(format!("plugin `{}` is bundled with hsm and needs no grant", g.name.name))
                     .at(g.name.span, "")
                     .hint("remove this entry")
@@ -201,6 +211,9 @@ impl Catalog {
     /// kind and the plugin that serves it).
     pub fn add(&mut self, plugin: Plugin, grants: Grants) -> Result<(), (String, String)> {
         for kind in &plugin.info().kinds {
+            if let Some(existing) = self.unloaded.iter().find(|b| b.kinds.contains(&kind.as_str())) {
+                return Err((kind.clone(), existing.name.to_string()));
+            }
             if let Some(existing) = self.for_kind(kind) {
                 return Err((kind.clone(), existing.plugin.name().to_string()));
             }
@@ -209,17 +222,23 @@ impl Catalog {
         Ok(())
     }
 
-    /// The plugin serving a kind.
+    /// Whether hsm bundles a plugin of this name (loaded or not).
+    fn is_bundled(&self, name: &str) -> bool {
+        hsm_runtime::bundled_plugins().any(|b| b.name == name)
+    }
+
+    /// The loaded plugin serving a kind.
     pub fn for_kind(&self, kind: &str) -> Option<&LoadedPlugin> {
         self.plugins.iter().find(|p| p.plugin.info().kinds.iter().any(|k| k == kind))
     }
 
-    /// Every kind served.
+    /// Every kind served, by the plugins loaded and the bundled ones not loaded yet.
     pub fn kinds(&self) -> BTreeSet<String> {
-        self.plugins.iter().flat_map(|p| p.plugin.info().kinds.iter().cloned()).collect()
+        let loaded = self.plugins.iter().flat_map(|p| p.plugin.info().kinds.iter().cloned());
+        loaded.chain(self.unloaded.iter().flat_map(|b| b.kinds.iter().map(|k| k.to_string()))).collect()
     }
 
-    /// The plugins, in the order loaded.
+    /// The loaded plugins, in the order loaded.
     pub fn plugins(&self) -> &[LoadedPlugin] {
         &self.plugins
     }
@@ -282,4 +301,38 @@ fn grants(plugin: &Plugin, g: &PluginGrant, warnings: &mut Vec<Diagnostic>) -> R
         variables: g.env.iter().map(|(v, _)| v.clone()).collect(),
         reviewed: true,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(catalog: &Catalog) -> Vec<&str> {
+        catalog.plugins().iter().map(|p| p.plugin.name()).collect()
+    }
+
+    /// The bundled plugins count for their kinds before they load, and load only
+    /// when a kind they serve is asked for, once each.
+    #[test]
+    fn bundled_plugins_load_when_their_kinds_are_asked_for() {
+        let host = PluginHost::default();
+        let mut catalog = Catalog { unloaded: hsm_runtime::bundled_plugins().collect(), ..Catalog::default() };
+        let all: BTreeSet<String> = ["chunker", "postgres", "qdrant", "uv-package"].map(String::from).into();
+        assert_eq!(catalog.kinds(), all);
+        assert!(catalog.plugins().is_empty());
+
+        catalog.load_bundled(&host, None, &|kind| kind == "qdrant").unwrap();
+        assert_eq!(names(&catalog), ["qdrant"]);
+        assert!(catalog.for_kind("postgres").is_none());
+        assert_eq!(catalog.for_kind("qdrant").map(|p| p.plugin.name()), Some("qdrant"));
+        assert_eq!(catalog.kinds(), all);
+
+        // Nothing wanted, nothing loaded; then the rest, in the order hsm bundles them.
+        catalog.load_bundled(&host, None, &|_| false).unwrap();
+        assert_eq!(names(&catalog), ["qdrant"]);
+        catalog.load_bundled(&host, None, &|_| true).unwrap();
+        assert_eq!(names(&catalog), ["postgres", "qdrant", "chunker", "uv-package"]);
+        assert_eq!(catalog.kinds(), all);
+        assert_eq!(Catalog::bundled(&host).map(|c| names(&c).join(" ")).unwrap(), "postgres qdrant chunker uv-package");
+    }
 }

@@ -12,6 +12,7 @@ mod catalog;
 mod tasks;
 
 use std::borrow::Cow;
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use hsm_model::{Diagnostic, Diagnostics, Origin, Sources, Span, Value};
@@ -77,6 +78,42 @@ impl Reach {
     }
 }
 
+/// Which services a plan covers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scope<'a> {
+    /// Every service, and the service that installs the Python packages.
+    All,
+    /// Only the services this package uses: what its environment needs (`hsm run
+    /// PKG`), and nothing else is asked of the plugins.
+    UsedBy(&'a str),
+}
+
+impl Scope<'_> {
+    fn covers(self, service: &ServiceInstance) -> bool {
+        match self {
+            Self::All => true,
+            Self::UsedBy(package) => service.consumers.iter().any(|c| c == package),
+        }
+    }
+
+    /// Whether the Python packages' service is planned (when there are packages).
+    fn covers_python(self) -> bool {
+        self == Self::All
+    }
+}
+
+/// The kinds planning `resolution` within `scope` asks plugins about: its services'
+/// kinds, and the Python packages' kind when it installs any. The bundled plugins
+/// serving them must be loaded ([`Catalog::load_bundled`]) before it is planned.
+pub fn kinds_used<'r>(resolution: &'r Resolution, scope: Scope<'_>) -> BTreeSet<&'r str> {
+    let services = resolution.services.iter().filter(|s| scope.covers(s));
+    let mut kinds: BTreeSet<&str> = services.map(|s| s.kind.as_str()).collect();
+    if scope.covers_python() && resolution.packages.iter().any(|p| p.source.is_some()) {
+        kinds.insert(PYTHON_KIND);
+    }
+    kinds
+}
+
 /// Plans every service of a resolved project for this machine. Independent problems
 /// in several services are reported together.
 pub fn plan(resolution: &Resolution, catalog: &Catalog, sources: &Sources) -> Result<Plan, PlanningError> {
@@ -91,11 +128,23 @@ pub fn plan_for(
     sources: &Sources,
     reach: Reach,
 ) -> Result<Plan, PlanningError> {
+    plan_scoped(resolution, catalog, sources, reach, Scope::All)
+}
+
+/// Plans the services of a resolved project that `scope` covers, their consumers
+/// reaching them as `reach` says.
+pub fn plan_scoped(
+    resolution: &Resolution,
+    catalog: &Catalog,
+    sources: &Sources,
+    reach: Reach,
+    scope: Scope<'_>,
+) -> Result<Plan, PlanningError> {
     let packages = python_packages(resolution);
     let mut services = Vec::new();
     let mut diags = Diagnostics::default();
-    let mut jobs: Vec<Job<'_>> = resolution.services.iter().map(Job::Service).collect();
-    if !packages.is_empty() {
+    let mut jobs: Vec<Job<'_>> = resolution.services.iter().filter(|s| scope.covers(s)).map(Job::Service).collect();
+    if scope.covers_python() && !packages.is_empty() {
         jobs.push(Job::Python);
     }
     let results =
@@ -258,7 +307,10 @@ fn plan_service(
         Job::Python => (PYTHON_SERVICE, PYTHON_KIND),
     };
     let loaded = catalog.for_kind(kind).ok_or_else(|| {
-        PlanningError::Input(Diagnostic::new(format!("no plugin serves kind `{kind}` of service `{name}`")).into())
+        // Resolving checked the kinds; a bundled plugin may not have been loaded.
+        let why =
+            if catalog.kinds().contains(kind) { " (its bundled plugin was not loaded: a bug in hsm)" } else { "" };
+        PlanningError::Input(Diagnostic::new(format!("no plugin serves kind `{kind}` of service `{name}`{why}")).into())
     })?;
     let plugin = &loaded.plugin;
     let Answer { merged, actions, env } = match job {

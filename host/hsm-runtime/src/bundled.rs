@@ -33,6 +33,9 @@ use hsm_check::PluginSource;
 /// A bundled plugin: its component and the native code precompiled from it.
 pub(crate) struct Bundled {
     pub(crate) name: &'static str,
+    /// The kinds it serves, as the build script declares them (its `describe`
+    /// must say the same).
+    pub(crate) kinds: &'static [&'static str],
     pub(crate) wasm: &'static [u8],
     pub(crate) cwasm: &'static [u8],
     /// The sha256 of `wasm`, hex.
@@ -47,35 +50,55 @@ pub(crate) struct Bundled {
 
 include!(concat!(env!("OUT_DIR"), "/bundled.rs"));
 
+/// A plugin compiled into hsm, known without loading it: a project loads only
+/// the ones serving the kinds it uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BundledPlugin {
+    /// Its name.
+    pub name: &'static str,
+    /// The kinds it serves.
+    pub kinds: &'static [&'static str],
+}
+
+/// The plugins compiled into hsm, in the order they are bundled in.
+pub fn bundled_plugins() -> impl Iterator<Item = BundledPlugin> {
+    BUNDLED.iter().map(|b| BundledPlugin { name: b.name, kinds: b.kinds })
+}
+
 impl PluginHost {
-    /// Loads the plugins compiled into hsm from the native code embedded in the
+    /// Loads every plugin compiled into hsm from the native code embedded in the
     /// binary (see [`PluginHost::load_bundled_from`]).
     pub fn load_bundled(&self) -> Result<Vec<Plugin>, LoadError> {
-        self.load_bundled_from(None)
+        self.load_bundled_from(None, &|_| true)
     }
 
-    /// Loads the plugins compiled into hsm, in parallel (the calling thread and one
-    /// more per further core take the next plugin in turn, so no more threads are
-    /// started than there are cores to run them). With `code_dir` (a folder of
-    /// hsm's cache), each plugin's native code is mapped from a file there, written
-    /// on first use; without it, or when the file can't be trusted, it is copied
-    /// out of the binary. The code is loaded once per process: the first call's
+    /// Loads the plugins compiled into hsm that `wanted` picks (by name), in
+    /// parallel (the calling thread and one more per further core take the next
+    /// plugin in turn, so no more threads are started than there are cores to run
+    /// them), in the order they are bundled in. With `code_dir` (a folder of hsm's
+    /// cache), each plugin's native code is mapped from a file there, written on
+    /// first use; without it, or when the file can't be trusted, it is copied out
+    /// of the binary. A plugin's code is loaded once per process: the first call's
     /// `code_dir` is the one used.
-    pub fn load_bundled_from(&self, code_dir: Option<&Path>) -> Result<Vec<Plugin>, LoadError> {
+    pub fn load_bundled_from(
+        &self,
+        code_dir: Option<&Path>,
+        wanted: &dyn Fn(&str) -> bool,
+    ) -> Result<Vec<Plugin>, LoadError> {
         use std::sync::atomic::{AtomicUsize, Ordering};
-        let all = &BUNDLED;
+        let picked: Vec<&'static Bundled> = BUNDLED.iter().filter(|b| wanted(b.name)).collect();
         let next = AtomicUsize::new(0);
         let work = || {
             let mut done = Vec::new();
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(b) = all.get(i) else { return done };
+                let Some(b) = picked.get(i) else { return done };
                 done.push((i, self.load_one_bundled(b, code_dir)));
             }
         };
         let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
         let mut loaded: Vec<(usize, Result<Plugin, LoadError>)> = std::thread::scope(|scope| {
-            let helpers: Vec<_> = (1..cores.min(all.len())).map(|_| scope.spawn(work)).collect();
+            let helpers: Vec<_> = (1..cores.min(picked.len())).map(|_| scope.spawn(work)).collect();
             let mut loaded = work();
             for helper in helpers {
                 loaded.extend(helper.join().expect("loading a bundled plugin panicked"));
@@ -92,6 +115,17 @@ impl PluginHost {
         // for the first serves every later load.
         let (component, precompiled) = b.code.get_or_init(|| self.bundled_code(b, code_dir)).clone()?;
         let mut plugin = self.finish_load(component, PluginSource::Bundled, b.sha256.to_string(), b.name)?;
+        // hsm chose which plugins to load by the kinds the build declared.
+        if plugin.info().kinds != b.kinds {
+            return Err(LoadError::Invalid {
+                source_name: b.name.to_string(),
+                message: format!(
+                    "it serves the kinds {:?}, but hsm was built to expect {:?} (fix `PLUGINS` in hsm-runtime's build script)",
+                    plugin.info().kinds,
+                    b.kinds
+                ),
+            });
+        }
         if precompiled {
             plugin.set_precompiled();
         }

@@ -72,6 +72,19 @@ fn engine() -> &'static Engine {
     })
 }
 
+/// The process's one linker: the WASI interfaces a Rust `wasm32-wasip2` component
+/// imports (the context each call gets, see `fresh_store`, makes them grant
+/// nothing), with a clock that cannot be waited on.
+fn linker() -> &'static Linker<State> {
+    static LINKER: OnceLock<Linker<State>> = OnceLock::new();
+    LINKER.get_or_init(|| {
+        let mut linker = Linker::new(engine());
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).expect("WASI links into a fresh linker");
+        forbid_waiting(&mut linker).expect("the clock's subscriptions can be replaced");
+        linker
+    })
+}
+
 /// Limits applied to every call into a plugin.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
@@ -163,7 +176,7 @@ pub struct PluginHost {
 /// What a host's plugins share with it.
 pub(crate) struct HostInner {
     pub(crate) engine: Engine,
-    pub(crate) linker: Linker<State>,
+    pub(crate) linker: &'static Linker<State>,
     pub(crate) limits: Limits,
 }
 
@@ -176,13 +189,18 @@ impl Default for PluginHost {
 impl PluginHost {
     /// A host whose calls run under `limits`.
     pub fn new(limits: Limits) -> Self {
-        let engine = engine().clone();
-        let mut linker = Linker::new(&engine);
-        // The WASI interfaces a Rust `wasm32-wasip2` component imports; the context
-        // each call gets (see `fresh_store`) makes them grant nothing.
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).expect("WASI links into a fresh linker");
-        forbid_waiting(&mut linker).expect("the clock's subscriptions can be replaced");
-        Self { inner: Arc::new(HostInner { engine, linker, limits }) }
+        Self { inner: Arc::new(HostInner { engine: engine().clone(), linker: linker(), limits }) }
+    }
+
+    /// Starts creating the process's engine and linker on a thread of their own,
+    /// so that the first host made ([`PluginHost::new`]) finds them ready, or
+    /// waits only for the rest. Creating them takes about a millisecond, which a
+    /// command spends reading its arguments and the project's files meanwhile.
+    pub fn prepare_in_background() {
+        // Nothing to wait for: a host made later blocks until they are ready.
+        let _ = std::thread::Builder::new().name("hsm-plugin-engine".into()).spawn(|| {
+            linker();
+        });
     }
 
     /// The engine (one per process).

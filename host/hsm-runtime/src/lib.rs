@@ -23,6 +23,7 @@ mod output_tail;
 mod plugin;
 mod sandbox;
 
+pub use bundled::{BundledPlugin, bundled_plugins};
 pub use cache::{CacheOutcome, CompileCache};
 // The checks of a plugin's answer live apart from the engine (`hsm-check`).
 pub use host::{Limits, LoadError, PluginHost, WIT_VERSIONS};

@@ -30,6 +30,9 @@ pub(crate) enum Failure {
 fn main() -> ExitCode {
     // A dynamic completion script asking for candidates: answered, and exits.
     commands::completions::answer_if_asked();
+    // Most commands plan the project, which needs the plugin engine: it is made
+    // while the arguments and files are read.
+    hsm_runtime::PluginHost::prepare_in_background();
     let mut cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

@@ -9,9 +9,9 @@ use hsm_config::{Config, GitOptions, LoadOptions};
 use hsm_key::UserKey;
 use hsm_model::{Diagnostic, Diagnostics, Sources};
 use hsm_plan::Plan;
-use hsm_planner::{Catalog, PlanningError};
+use hsm_planner::{Catalog, PlanningError, Scope};
 use hsm_resolve::{Resolution, ResolveOptions};
-use hsm_runtime::{CompileCache, LoadError, Plugin, PluginHost};
+use hsm_runtime::{CompileCache, PluginHost};
 
 use crate::Failure;
 use crate::cli::GlobalArgs;
@@ -26,7 +26,7 @@ pub(crate) struct Planned {
 }
 
 /// The compile cache of third-party plugins (`<cache>/plugins`, which also holds
-/// the bundled plugins' code, see [`Preload::start`]), and the user's key
+/// the bundled plugins' code, see [`load_bundled`]), and the user's key
 /// that authenticates its entries, read at most once per run. The key is never
 /// created to read entries (none can verify without it), only after a run that
 /// planned a project with third-party plugins, so that the runs after it use the
@@ -65,49 +65,43 @@ fn process_env() -> HashMap<String, String> {
     std::env::vars_os().map(|(k, v)| (k.to_string_lossy().into_owned(), v.to_string_lossy().into_owned())).collect()
 }
 
-/// The plugin engine and the bundled plugins, made ready on a thread of their own
-/// while the project's files are read: creating the engine and loading the plugins
-/// take milliseconds that need not wait for the YAML. If the files turn out to be
-/// invalid the result is dropped unused (loading changes nothing but hsm's cache, where
-/// the bundled plugins' code is written on first use).
-pub(crate) struct Preload(std::thread::JoinHandle<(PluginHost, Result<Vec<Plugin>, LoadError>)>);
-
-impl Preload {
-    /// Starts loading, mapping the bundled plugins' code from files in `cache`
-    /// when it has a folder (`<cache>/plugins/bundled`).
-    pub(crate) fn start(cache: &PluginCache) -> Self {
-        let code_dir = cache.dir.as_ref().map(|d| d.join("bundled"));
-        Self(std::thread::spawn(move || {
-            let host = PluginHost::default();
-            let bundled = host.load_bundled_from(code_dir.as_deref());
-            (host, bundled)
-        }))
-    }
-
-    fn finish(self) -> (PluginHost, Result<Vec<Plugin>, LoadError>) {
-        self.0.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-    }
-}
-
-/// Loads the plugins the project can use: the bundled ones and the third-party ones
-/// its files declare, with the grants `hsm.yaml` gives them. Compiled third-party
-/// plugins are cached (`<cache>/plugins`), authenticated with the user's key.
+/// The plugins the project can use: the bundled ones (not loaded yet, see
+/// [`load_bundled`]) and the third-party ones its files declare, loaded, with the
+/// grants `hsm.yaml` gives them. Compiled third-party plugins are cached
+/// (`<cache>/plugins`), authenticated with the user's key.
 pub(crate) fn catalog(
-    preload: Preload,
     config: &Config,
     sources: Sources,
     out: &Output,
     plugin_cache: &PluginCache,
-) -> Result<(Sources, Catalog), Failure> {
-    let (host, bundled) = preload.finish();
+) -> Result<(Sources, PluginHost, Catalog), Failure> {
+    // `main` started creating the engine (`PluginHost::prepare_in_background`).
+    let host = PluginHost::default();
     // The key is not created here: the project may still turn out invalid (a run
     // that plans creates it, and the runs after it use the compile cache).
     let cache = if config.plugins.is_empty() { None } else { plugin_cache.for_host(&host) };
-    let catalog = match Catalog::load_with_bundled(&host, bundled, config, cache.as_ref(), &|line| out.verbose(line)) {
+    let catalog = match Catalog::load(&host, config, cache.as_ref(), &|line| out.verbose(line)) {
         Ok(c) => c,
         Err(diags) => return Err(Failure::Input(sources, diags)),
     };
     out.warnings(&sources, catalog.warnings());
+    Ok((sources, host, catalog))
+}
+
+/// Loads the bundled plugins serving the kinds `wanted` picks, mapping their code
+/// from files in the cache (`<cache>/plugins/bundled`) when there is one, and says
+/// which plugins serve the project.
+pub(crate) fn load_bundled(
+    host: &PluginHost,
+    catalog: &mut Catalog,
+    plugin_cache: &PluginCache,
+    wanted: &dyn Fn(&str) -> bool,
+    out: &Output,
+) -> Result<(), Failure> {
+    let code_dir = plugin_cache.dir.as_ref().map(|d| d.join("bundled"));
+    catalog
+        .load_bundled(host, code_dir.as_deref(), wanted)
+        .map_err(|e| Failure::Job(format!("cannot load the bundled plugins: {e}")))?;
     for p in catalog.plugins() {
         out.verbose(&format!(
             "plugin {}@{} ({}) serves {}",
@@ -117,7 +111,7 @@ pub(crate) fn catalog(
             p.plugin.info().kinds.join(", ")
         ));
     }
-    Ok((sources, catalog))
+    Ok(())
 }
 
 /// Loads, resolves and plans the project named by the global options: the plugin of
@@ -128,7 +122,17 @@ pub(crate) fn plan(global: &GlobalArgs, out: &Output) -> Result<Planned, Failure
 
 /// [`plan`], its consumers reaching the services as `reach` says.
 pub(crate) fn plan_for(global: &GlobalArgs, out: &Output, reach: hsm_planner::Reach) -> Result<Planned, Failure> {
-    match review(global, out, reach)? {
+    plan_scoped(global, out, reach, Scope::All)
+}
+
+/// [`plan_for`], of the services `scope` covers only.
+pub(crate) fn plan_scoped(
+    global: &GlobalArgs,
+    out: &Output,
+    reach: hsm_planner::Reach,
+    scope: Scope<'_>,
+) -> Result<Planned, Failure> {
+    match review(global, out, reach, scope)? {
         (planned, None) => Ok(planned),
         (_, Some((sources, diags))) => Err(Failure::Input(sources, diags)),
     }
@@ -141,14 +145,16 @@ pub(crate) fn review(
     global: &GlobalArgs,
     out: &Output,
     reach: hsm_planner::Reach,
+    scope: Scope<'_>,
 ) -> Result<(Planned, Option<(Sources, Diagnostics)>), Failure> {
     let cache = PluginCache::new(global);
-    let preload = Preload::start(&cache);
     let (sources, config) = load(global, out)?;
-    let (sources, catalog) = catalog(preload, &config, sources, out, &cache)?;
+    let (sources, host, mut catalog) = catalog(&config, sources, out, &cache)?;
     let third_party = !config.plugins.is_empty();
     let (sources, resolution) = resolve(config, sources, &catalog)?;
-    match hsm_planner::plan_for(&resolution, &catalog, &sources, reach) {
+    let kinds = hsm_planner::kinds_used(&resolution, scope);
+    load_bundled(&host, &mut catalog, &cache, &|kind| kinds.contains(kind), out)?;
+    match hsm_planner::plan_scoped(&resolution, &catalog, &sources, reach, scope) {
         Ok(plan) => {
             out.verbose(&format!("plugins planned {} service(s)", plan.services.len()));
             // The project's input was valid: a key is worth creating for the

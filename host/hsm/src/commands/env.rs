@@ -37,7 +37,9 @@ pub(crate) fn consumer(planned: &Planned, package: Option<&str>) -> Result<Consu
 
 /// Runs `hsm env`.
 pub(crate) fn run(global: &GlobalArgs, args: &EnvArgs, out: &Output) -> Result<(), Failure> {
-    let planned = project::plan(global, out)?;
+    // A package's environment needs only the services it uses planned.
+    let scope = args.package.as_deref().map_or(hsm_planner::Scope::All, hsm_planner::Scope::UsedBy);
+    let planned = project::plan_scoped(global, out, hsm_planner::Reach::Local, scope)?;
     let consumer = consumer(&planned, args.package.as_deref())?;
     let project = engine::project_id(&planned.resolution);
     let state = State::load(&project).map_err(|e| engine::failure(out, &e))?;

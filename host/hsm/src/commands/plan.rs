@@ -21,7 +21,7 @@ use crate::project;
 pub(crate) fn run(global: &GlobalArgs, args: &PlanArgs, out: &Output) -> Result<(), Failure> {
     // What the plugins would do is shown even before the project grants them what
     // they need; what is missing follows, and the exit code is 2.
-    let (planned, needs) = project::review(global, out, hsm_planner::Reach::Local)?;
+    let (planned, needs) = project::review(global, out, hsm_planner::Reach::Local, hsm_planner::Scope::All)?;
     let shown = show(&planned, args, out);
     match needs {
         Some((sources, diags)) => {

@@ -287,9 +287,9 @@ struct Listed<'a> {
 
 fn list(global: &GlobalArgs, args: &PluginListArgs, out: &Output) -> Result<(), Failure> {
     let cache = project::PluginCache::new(global);
-    let preload = project::Preload::start(&cache);
     let (sources, loaded) = project::load(global, out)?;
-    let (_, catalog) = project::catalog(preload, &loaded, sources, out, &cache)?;
+    let (_, host, mut catalog) = project::catalog(&loaded, sources, out, &cache)?;
+    project::load_bundled(&host, &mut catalog, &cache, &|_| true, out)?;
     let listed: Vec<Listed<'_>> = catalog
         .plugins()
         .iter()

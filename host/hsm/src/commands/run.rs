@@ -18,7 +18,9 @@ use crate::project;
 
 /// Runs `hsm run`.
 pub(crate) fn run(global: &GlobalArgs, args: &RunArgs, out: &Output) -> Result<(), Failure> {
-    let planned = project::plan(global, out)?;
+    // Only what the package's environment needs is planned.
+    let scope = hsm_planner::Scope::UsedBy(&args.package);
+    let planned = project::plan_scoped(global, out, hsm_planner::Reach::Local, scope)?;
     let consumer = consumer(&planned, Some(&args.package))?;
     let project = engine::project_id(&planned.resolution);
     let state = State::load(&project).map_err(|e| engine::failure(out, &e))?;
