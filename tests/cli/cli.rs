@@ -80,7 +80,9 @@ fn verbose_lists_the_files_read() {
     let dir = project(&[("hsm.yaml", SECRET_PROJECT), ("reg.yaml", SECRET_REGISTRY), (".env", "DB_PASSWORD=x\n")]);
     let run = run_in(dir.path(), &["-v", "validate"], &[]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    let plugins = "plugin postgres@0.1.0 (bundled) serves postgres\nplugin qdrant@0.1.0 (bundled) serves qdrant\nplugin chunker@0.1.0 (bundled) serves chunker\nplugin uv-package@0.1.0 (bundled) serves uv-package\n";
+    // Only the plugins of the kinds the project uses are loaded: the chunker kind
+    // of `db`, and the Python packages' one.
+    let plugins = "plugin chunker@0.1.0 (bundled) serves chunker\nplugin uv-package@0.1.0 (bundled) serves uv-package\n";
     assert_eq!(
         run.stderr,
         format!(
