@@ -82,7 +82,8 @@ fn verbose_lists_the_files_read() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     // Only the plugins of the kinds the project uses are loaded: the chunker kind
     // of `db`, and the Python packages' one.
-    let plugins = "plugin chunker@0.1.0 (bundled) serves chunker\nplugin uv-package@0.1.0 (bundled) serves uv-package\n";
+    let plugins =
+        "plugin chunker@0.1.0 (bundled) serves chunker\nplugin uv-package@0.1.0 (bundled) serves uv-package\n";
     assert_eq!(
         run.stderr,
         format!(

@@ -21,6 +21,7 @@ pub mod names;
 pub mod schema;
 pub mod spanned;
 mod yaml_error;
+pub mod yaml_out;
 
 pub use config::{
     Config, Implies, NameRef, PackageDef, PackageRequest, ParamNode, Params, PluginGrant, ProfileDef, ProfileSettings,

@@ -7,6 +7,8 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+use crate::yaml_out::quote;
+
 /// The name of the lock file, next to `hsm.yaml`.
 pub const LOCK_FILE: &str = "hsm.lock";
 
@@ -109,27 +111,6 @@ fn key(name: &str, indent: &str) -> String {
     let quoted = quote(name);
     // Bytes, so at least the characters: a margin under the limit.
     if quoted.len() <= 1000 { format!("{indent}{quoted}:") } else { format!("{indent}? {quoted}\n{indent}:") }
-}
-
-/// `s` as a YAML double-quoted scalar, for the files hsm writes. Every character
-/// YAML may not hold as it is (the controls, C1 ones included, and U+FEFF, U+FFFE,
-/// U+FFFF) is written as a `\u` escape: JSON's quoting left C1 controls raw, and
-/// the file did not read back (found by fuzzing the `lock` target).
-pub fn quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if c.is_control() || matches!(c, '\u{feff}' | '\u{fffe}' | '\u{ffff}') => {
-                out.push_str(&format!("\\u{:04X}", u32::from(c)));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 #[cfg(test)]

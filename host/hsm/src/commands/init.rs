@@ -203,7 +203,7 @@ fn scalar(s: &str) -> String {
     let plain = s.starts_with(|c: char| c.is_ascii_alphabetic() || c == '.')
         && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/'))
         && !matches!(s.to_ascii_lowercase().as_str(), "true" | "false" | "null");
-    if plain { s.to_string() } else { hsm_config::lock::quote(s) }
+    if plain { s.to_string() } else { hsm_config::yaml_out::quote(s) }
 }
 
 /// Says what was written, and what to run next.
