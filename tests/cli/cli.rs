@@ -331,13 +331,33 @@ fn run_and_env_of_a_package_plan_only_what_it_uses() {
     let run = run_in(dir.path(), &["-v", "env", "rag-api"], &env);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(plugins(&run.stderr), ["chunker", "qdrant"], "{}", run.stderr);
-    assert!(!run.stdout.contains("DB_HOST"), "{}", run.stdout);
+    let names: Vec<&str> = run.stdout.lines().filter_map(|l| l.split_once('=')).map(|(k, _)| k).collect();
+    assert_eq!(names, ["CHUNKER_URL", "QDRANT_URL", "QDRANT_COLLECTION"], "{}", run.stdout);
+    assert!(run.stdout.contains("QDRANT_COLLECTION=documents\n"), "{}", run.stdout);
 
     // The whole project: every service, the Python packages' one too.
     let run = run_in(dir.path(), &["-v", "plan"], &env);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(plugins(&run.stderr), ["chunker", "postgres", "qdrant", "uv-package"], "{}", run.stderr);
     assert!(run.stderr.contains("plugins planned 4 service(s)"), "{}", run.stderr);
+
+    // Each package's environment is the one the whole plan gives it.
+    let plan: serde_json::Value = serde_json::from_str(&run_in(dir.path(), &["plan", "--json"], &env).stdout).unwrap();
+    for package in ["auth-service", "rag-api", "rag-ingest"] {
+        let mut whole = serde_json::Map::new();
+        for service in plan["services"].as_array().unwrap() {
+            for e in service["env"].as_array().unwrap().iter().filter(|e| e["consumer"]["name"] == package) {
+                whole.extend(e["vars"].as_object().unwrap().clone());
+            }
+        }
+        let scoped = run_in(dir.path(), &["env", package, "--format", "json"], &env);
+        assert_eq!(scoped.code, 0, "{}", scoped.stderr);
+        assert!(!whole.is_empty(), "{package}");
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&scoped.stdout).unwrap(),
+            serde_json::Value::Object(whole)
+        );
+    }
 
     // A package the project does not have: nothing is loaded, and the error names it.
     let run = run_in(dir.path(), &["-v", "run", "auth-servce", "--", "true"], &env);

@@ -228,13 +228,7 @@ impl Docker {
     /// before Docker lists them.
     pub(crate) async fn configured_ports(&self, id: &str) -> Vec<(u16, hsm_plan::Protocol)> {
         let Ok(Some(inspect)) = self.inspect(id).await else { return Vec::new() };
-        port_bindings(&inspect)
-            .into_iter()
-            .map(|(key, port)| {
-                let protocol = if key.ends_with("/udp") { hsm_plan::Protocol::Udp } else { hsm_plan::Protocol::Tcp };
-                (port, protocol)
-            })
-            .collect()
+        port_bindings(&inspect).into_iter().map(|(key, port)| (port, crate::state::key_protocol(key))).collect()
     }
 
     /// Stops (briefly) and removes a container, with its anonymous volumes. A

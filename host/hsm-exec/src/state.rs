@@ -107,6 +107,12 @@ pub fn port_key(port: u16, protocol: hsm_plan::Protocol) -> String {
     }
 }
 
+/// The protocol of a port's key (as [`port_key`] and Docker write it: `5432/tcp`,
+/// `53/udp`); a key without one is TCP, as Docker takes it.
+pub fn key_protocol(key: &str) -> hsm_plan::Protocol {
+    if key.ends_with("/udp") { hsm_plan::Protocol::Udp } else { hsm_plan::Protocol::Tcp }
+}
+
 /// Why the state could not be read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -304,6 +310,14 @@ mod tests {
 
     fn project(dir: &Path) -> ProjectId {
         ProjectId::new("demo", dir)
+    }
+
+    #[test]
+    fn a_ports_key_gives_back_its_protocol() {
+        for protocol in [hsm_plan::Protocol::Tcp, hsm_plan::Protocol::Udp] {
+            assert_eq!(key_protocol(&port_key(5432, protocol)), protocol);
+        }
+        assert_eq!(key_protocol("5432"), hsm_plan::Protocol::Tcp);
     }
 
     #[test]

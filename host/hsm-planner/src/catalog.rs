@@ -238,7 +238,8 @@ impl Catalog {
         loaded.chain(self.unloaded.iter().flat_map(|b| b.kinds.iter().map(|k| k.to_string()))).collect()
     }
 
-    /// The loaded plugins, in the order loaded.
+    /// The loaded plugins: the bundled ones in the order hsm bundles them, then the
+    /// third-party ones in the order they were declared.
     pub fn plugins(&self) -> &[LoadedPlugin] {
         &self.plugins
     }

@@ -115,7 +115,8 @@ pub fn kinds_used<'r>(resolution: &'r Resolution, scope: Scope<'_>) -> BTreeSet<
 }
 
 /// Plans every service of a resolved project for this machine. Independent problems
-/// in several services are reported together.
+/// in several services are reported together. The bundled plugins of the kinds it
+/// uses must have been loaded ([`kinds_used`], [`Catalog::load_bundled`]).
 pub fn plan(resolution: &Resolution, catalog: &Catalog, sources: &Sources) -> Result<Plan, PlanningError> {
     plan_for(resolution, catalog, sources, Reach::Local)
 }
@@ -132,7 +133,8 @@ pub fn plan_for(
 }
 
 /// Plans the services of a resolved project that `scope` covers, their consumers
-/// reaching them as `reach` says.
+/// reaching them as `reach` says. The bundled plugins of the kinds this asks about
+/// must have been loaded ([`kinds_used`], [`Catalog::load_bundled`]).
 pub fn plan_scoped(
     resolution: &Resolution,
     catalog: &Catalog,

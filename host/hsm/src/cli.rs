@@ -302,7 +302,8 @@ pub(crate) enum PluginCommand {
     /// declares (kinds, parameters, capabilities) and its sha256, to pin it with.
     Check(PluginCheckArgs),
 
-    /// List the plugins the project would load, where from, and what each is granted.
+    /// List the plugins the project can use (bundled and declared), where from, and
+    /// what each is granted.
     List(PluginListArgs),
 
     /// Re-pin a rebuilt plugin: write its new sha256 wherever the project pins the

@@ -27,12 +27,25 @@ pub(crate) enum Failure {
     Exit(u8),
 }
 
+/// Whether a command line may ask for a command that plans the project (most do),
+/// guessed from its words before they are parsed: help, the version and the
+/// commands that plan nothing don't need the plugin engine. A wrong guess only
+/// costs or saves a fraction of a millisecond: a host waits for the engine it needs.
+fn may_plan(args: impl Iterator<Item = std::ffi::OsString>) -> bool {
+    const PLAN_NOTHING: &[&str] =
+        &["-h", "--help", "help", "-V", "--version", "init", "schema", "man", "completions", "down", "lock"];
+    let mut words = args.take_while(|a| a != "--");
+    !words.any(|a| PLAN_NOTHING.iter().any(|w| a == *w))
+}
+
 fn main() -> ExitCode {
     // A dynamic completion script asking for candidates: answered, and exits.
     commands::completions::answer_if_asked();
     // Most commands plan the project, which needs the plugin engine: it is made
     // while the arguments and files are read.
-    hsm_runtime::PluginHost::prepare_in_background();
+    if may_plan(std::env::args_os().skip(1)) {
+        hsm_runtime::PluginHost::prepare_in_background();
+    }
     let mut cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -81,5 +94,24 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
         Err(Failure::Exit(code)) => ExitCode::from(code),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::may_plan;
+
+    fn words(line: &str) -> impl Iterator<Item = std::ffi::OsString> {
+        line.split_whitespace().map(std::ffi::OsString::from).collect::<Vec<_>>().into_iter()
+    }
+
+    #[test]
+    fn the_engine_is_made_early_for_the_commands_that_plan() {
+        for line in ["plan", "-C dir -q sync", "run app -- man ls", "env app", "plugin list", "status"] {
+            assert!(may_plan(words(line)), "{line}");
+        }
+        for line in ["--version", "-C dir init", "help plan", "down", "lock --update", "schema", "plan --help"] {
+            assert!(!may_plan(words(line)), "{line}");
+        }
     }
 }

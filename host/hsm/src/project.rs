@@ -85,7 +85,20 @@ pub(crate) fn catalog(
         Err(diags) => return Err(Failure::Input(sources, diags)),
     };
     out.warnings(&sources, catalog.warnings());
+    // Only the third-party ones are loaded yet.
+    catalog.plugins().iter().for_each(|p| say_loaded(p, out));
     Ok((sources, host, catalog))
+}
+
+/// Says (with `-v`) which plugin serves which kinds.
+fn say_loaded(p: &hsm_planner::LoadedPlugin, out: &Output) {
+    out.verbose(&format!(
+        "plugin {}@{} ({}) serves {}",
+        p.plugin.name(),
+        p.plugin.info().version,
+        p.plugin.source(),
+        p.plugin.info().kinds.join(", ")
+    ));
 }
 
 /// Loads the bundled plugins serving the kinds `wanted` picks, mapping their code
@@ -102,15 +115,8 @@ pub(crate) fn load_bundled(
     catalog
         .load_bundled(host, code_dir.as_deref(), wanted)
         .map_err(|e| Failure::Job(format!("cannot load the bundled plugins: {e}")))?;
-    for p in catalog.plugins() {
-        out.verbose(&format!(
-            "plugin {}@{} ({}) serves {}",
-            p.plugin.name(),
-            p.plugin.info().version,
-            p.plugin.source(),
-            p.plugin.info().kinds.join(", ")
-        ));
-    }
+    let bundled = catalog.plugins().iter().filter(|p| *p.plugin.source() == hsm_runtime::PluginSource::Bundled);
+    bundled.for_each(|p| say_loaded(p, out));
     Ok(())
 }
 
@@ -138,7 +144,7 @@ pub(crate) fn plan_scoped(
     }
 }
 
-/// [`plan_for`], but when plugins plan what the project has not granted or
+/// [`plan_scoped`], but when plugins plan what the project has not granted or
 /// reviewed yet, the plan is returned too, with every grant or review missing:
 /// what `hsm plan` shows before the user grants anything.
 pub(crate) fn review(

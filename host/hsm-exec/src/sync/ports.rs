@@ -11,7 +11,7 @@ use super::{Syncer, containers_of};
 use crate::error::ExecError;
 use crate::report::{Change, ChangeKind};
 use crate::spec;
-use crate::state::{State, port_key};
+use crate::state::{State, key_protocol, port_key};
 
 impl Syncer<'_> {
     /// Checks that the container's host ports are free. A port hsm chose that is now
@@ -141,10 +141,6 @@ struct Claims {
 
 fn claims(state: &State, plan: &[ServicePlan], at: (&str, &str), port: u16, protocol: Protocol) -> Claims {
     let name = |(s, c): (&str, &str)| format!("`{c}` of service `{s}`");
-    let suffix = match protocol {
-        Protocol::Tcp => "/tcp",
-        Protocol::Udp => "/udp",
-    };
     let fixed = plan.iter().find_map(|s| {
         containers_of(s)
             .filter(|c| (s.name.as_str(), c.name.as_str()) != at)
@@ -155,7 +151,9 @@ fn claims(state: &State, plan: &[ServicePlan], at: (&str, &str), port: u16, prot
         .services
         .iter()
         .flat_map(|(s, svc)| svc.containers.iter().map(move |(c, state)| ((s.as_str(), c.as_str()), state)))
-        .filter(|(other, state)| *other != at && state.ports.iter().any(|(key, &p)| p == port && key.ends_with(suffix)))
+        .filter(|(other, state)| {
+            *other != at && state.ports.iter().any(|(key, &p)| p == port && key_protocol(key) == protocol)
+        })
         .map(|(other, _)| other)
         .collect();
     let before = recorded.iter().find(|other| **other < at).map(|other| name(*other));
