@@ -35,9 +35,14 @@ pub struct Catalog {
 }
 
 impl Catalog {
+    /// The plugins compiled into hsm, none loaded yet.
+    fn with_bundled_unloaded() -> Self {
+        Self { unloaded: hsm_runtime::bundled_plugins().collect(), ..Self::default() }
+    }
+
     /// Every plugin compiled into hsm, loaded, each granted what it declares.
     pub fn bundled(host: &PluginHost) -> Result<Self, LoadError> {
-        let mut catalog = Self { unloaded: hsm_runtime::bundled_plugins().collect(), ..Self::default() };
+        let mut catalog = Self::with_bundled_unloaded();
         catalog.load_bundled(host, None, &|_| true)?;
         Ok(catalog)
     }
@@ -80,7 +85,7 @@ impl Catalog {
         cache: Option<&CompileCache<'_>>,
         report: &dyn Fn(&str),
     ) -> Result<Self, Diagnostics> {
-        let mut catalog = Self { unloaded: hsm_runtime::bundled_plugins().collect(), ..Self::default() };
+        let mut catalog = Self::with_bundled_unloaded();
         let mut diags = Diagnostics::default();
         for def in &config.plugins {
             let bytes = match std::fs::read(&def.path) {
@@ -317,7 +322,7 @@ mod tests {
     #[test]
     fn bundled_plugins_load_when_their_kinds_are_asked_for() {
         let host = PluginHost::default();
-        let mut catalog = Catalog { unloaded: hsm_runtime::bundled_plugins().collect(), ..Catalog::default() };
+        let mut catalog = Catalog::with_bundled_unloaded();
         let all: BTreeSet<String> = ["chunker", "postgres", "qdrant", "uv-package"].map(String::from).into();
         assert_eq!(catalog.kinds(), all);
         assert!(catalog.plugins().is_empty());
