@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use hsm_model::{Diagnostic, FileId};
+use rayon::prelude::*;
 use serde::de::DeserializeOwned;
 
 use crate::check::FileCtx;
@@ -38,31 +39,21 @@ pub(super) fn parse_yaml<T: DeserializeOwned>(text: &str) -> Result<T, serde_sap
     serde_saphyr::from_str_with_options(text, options)
 }
 
-/// Parses and checks a registry's files, on a thread per core when there are
-/// several and enough YAML: parsing is most of a large registry's load (a registry
-/// of 10,000 packages in ten files parses in ~350 ms on one core), while a small
-/// one (the bundled registry's 2.5 KB) parses in less time than threads take to
-/// start, and on a machine whose cores are loading plugins meanwhile. The results
-/// come back in the files' order, so the definitions and their diagnostics are
-/// those one thread gives.
+/// Parses and checks a registry's files, on every core when there are several and
+/// enough YAML: parsing is most of a large registry's load (a registry of 10,000
+/// packages in ten files parses in ~260 ms on one core), while a small one (the
+/// bundled registry's 2.5 KB) parses in less time than threads take to start, and
+/// on a machine whose cores are loading plugins meanwhile. Files are taken one at
+/// a time by whichever thread is free (rayon, which wasmtime already brings), so a
+/// thread with the bigger files does not hold up the rest; the results come back
+/// in the files' order, so the definitions and their diagnostics are those one
+/// thread gives.
 pub(super) fn parse_all(files: &[RegistryText]) -> Vec<FileDefs> {
     let bytes: usize = files.iter().map(|f| f.text.len()).sum();
-    let cores = if files.len() < 2 || bytes < PARALLEL_PARSE_BYTES {
-        1
-    } else {
-        std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
-    };
-    if cores < 2 {
+    if files.len() < 2 || bytes < PARALLEL_PARSE_BYTES {
         return files.iter().map(registry_defs).collect();
     }
-    let chunk = files.len().div_ceil(cores);
-    std::thread::scope(|scope| {
-        let parts: Vec<_> = files
-            .chunks(chunk)
-            .map(|part| scope.spawn(|| part.iter().map(registry_defs).collect::<Vec<_>>()))
-            .collect();
-        parts.into_iter().flat_map(|p| p.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
-    })
+    files.par_iter().with_max_len(1).map(registry_defs).collect()
 }
 
 /// How much registry YAML makes parsing it on several threads worth their start
