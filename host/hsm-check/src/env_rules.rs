@@ -266,7 +266,11 @@ pub const FAMILIES: &[Family] = &[
 
 /// The family a variable name belongs to, if any.
 pub fn family_of(name: &str) -> Option<&'static Family> {
-    let upper = name.to_ascii_uppercase();
+    // Names are nearly always upper case already: no copy then.
+    let upper = match name.bytes().any(|b| b.is_ascii_lowercase()) {
+        true => std::borrow::Cow::Owned(name.to_ascii_uppercase()),
+        false => std::borrow::Cow::Borrowed(name),
+    };
     FAMILIES.iter().find(|f| f.has(&upper))
 }
 
@@ -329,7 +333,11 @@ pub fn points_into_hsm(value: &Text) -> bool {
 /// it is.
 fn percent_decode(s: &str) -> String {
     let mut current = s.to_string();
+    // Only a text with a `%` left can change.
     for _ in 0..4 {
+        if !current.contains('%') {
+            break;
+        }
         let bytes = current.as_bytes();
         let mut out = Vec::with_capacity(bytes.len());
         let mut i = 0;

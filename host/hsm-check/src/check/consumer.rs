@@ -2,7 +2,7 @@
 //! declared (or was granted), of no refused family, from a reviewed plugin;
 //! values of one visible line that don't point into `.hsm/`.
 
-use hsm_model::Text;
+use hsm_model::{Piece, Text};
 use hsm_plan::Consumer;
 
 use super::{Checker, Refusal};
@@ -46,7 +46,12 @@ impl Checker<'_> {
                 None,
             ));
         }
-        self.text(value, &what())
+        // Described only when there is a reference to check: plans give hundreds
+        // of thousands of variables.
+        if value.pieces().iter().any(|p| matches!(p, Piece::HostPort { .. })) {
+            self.text(value, &what())?;
+        }
+        Ok(())
     }
 
     /// Whether the plugin may give `consumer` a variable of that name: a name hsm
