@@ -179,10 +179,10 @@ const PARALLEL_SERVICES: usize = 6;
 
 /// Runs `plan` on every service, on every core when there are enough of them
 /// (rayon), and returns the results in the services' order. Each plugin call has
-/// an instance of its own, so services are independent. They are taken one at a
-/// time, biggest first (the Python packages' service can be as much work as
-/// hundreds of others), so no thread is left with a long tail while the others
-/// idle. Plugin calls are most of a plan's work: on a project of 200 packages and
+/// an instance of its own, so services are independent. They are split service by
+/// service, biggest first (the Python packages' service can be as much work as
+/// hundreds of others, and the first thread starts with it), and a thread that is
+/// done takes work from the others. Plugin calls are most of a plan's work: on a project of 200 packages and
 /// 20 services, two cores take a tenth to a fifth off `hsm plan` (17-18 ms against
 /// 19-21 ms). A few services plan in less time than threads take to start (tens
 /// of microseconds each, as a plugin call is): `hsm run` of a two-service project

@@ -43,9 +43,10 @@ pub(super) fn parse_yaml<T: DeserializeOwned>(text: &str) -> Result<T, serde_sap
 /// enough YAML: parsing is most of a large registry's load (a registry of 10,000
 /// packages in ten files parses in ~260 ms on one core), while a small one (the
 /// bundled registry's 2.5 KB) parses in less time than threads take to start, and
-/// on a machine whose cores are loading plugins meanwhile. Files are taken one at
-/// a time by whichever thread is free (rayon, which wasmtime already brings), so a
-/// thread with the bigger files does not hold up the rest; the results come back
+/// on a machine whose cores are loading plugins meanwhile. Files are split file by
+/// file (rayon, which wasmtime already brings) and a thread that is done takes
+/// work from the others, so a thread with the bigger files does not hold up the
+/// rest; the results come back
 /// in the files' order, so the definitions and their diagnostics are those one
 /// thread gives.
 pub(super) fn parse_all(files: &[RegistryText]) -> Vec<FileDefs> {
